@@ -1,0 +1,34 @@
+"""Installs erlrestore: learned image restoration (ERL-Net, pix2pix-style GANs) on TF 2 / Keras 3."""
+import setuptools
+
+setuptools.setup(
+    name="erlrestore",
+    version="0.1.0",
+    description=(
+        "Learned image restoration for physics-based vision (de-raining, "
+        "de-hazing, de-noising): ERL-Net and generative restoration models "
+        "on TensorFlow 2 / Keras 3, with literature-exact Y-channel metrics."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["erlrestore", "erlrestore.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "numpy",
+        "opencv-python-headless",
+        "absl-py",
+    ],
+    extras_require={
+        # scikit-image is used only by the tests, as an independent SSIM reference.
+        "test": ["pytest", "scikit-image", "hypothesis"],
+    },
+    entry_points={
+        "console_scripts": [
+            "erlrestore-metrics=erlrestore.cli.metrics:run",
+            "erlrestore-synth=erlrestore.cli.synth:run",
+            "erlrestore-tfrecords=erlrestore.cli.tfrecords:run",
+        ],
+    },
+)
