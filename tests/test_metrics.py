@@ -1,0 +1,192 @@
+"""Metrics: golden values worked out by hand, and independent cross-checks."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from skimage.metrics import structural_similarity
+
+from erlrestore import color, metrics
+
+
+def gray(value, size=(32, 32)):
+    return np.full(size + (3,), value, dtype=np.float64)
+
+
+def random_pair(seed, size=(40, 48), noise=0.05):
+    rng = np.random.default_rng(seed)
+    clean = rng.random(size + (3,))
+    noisy = np.clip(clean + noise * rng.standard_normal(clean.shape), 0.0, 1.0)
+    return clean, noisy
+
+
+# --- Y conversion -------------------------------------------------------------
+
+
+def test_y_of_black_white_and_primaries():
+    # Y = 16 + 65.481 R + 128.553 G + 24.966 B
+    assert color.rgb_to_y([0.0, 0.0, 0.0]) == pytest.approx(16.0)
+    assert color.rgb_to_y([1.0, 1.0, 1.0]) == pytest.approx(235.0)
+    assert color.rgb_to_y([1.0, 0.0, 0.0]) == pytest.approx(81.481)
+    assert color.rgb_to_y([0.0, 1.0, 0.0]) == pytest.approx(144.553)
+    assert color.rgb_to_y([0.0, 0.0, 1.0]) == pytest.approx(40.966)
+
+
+def test_y_is_studio_range_not_tf_full_range():
+    # tf.image.rgb_to_yuv is full range (white -> 255); the literature's Y puts white at 235.
+    white = np.array([1.0, 1.0, 1.0])
+    full_range = 255.0 * float(tf.image.rgb_to_yuv(tf.constant(white[None], tf.float64))[0, 0])
+    assert full_range == pytest.approx(255.0)
+    assert color.rgb_to_y(white) == pytest.approx(235.0)
+
+
+def test_tf_y_matches_numpy_y():
+    rgb = np.random.default_rng(0).random((5, 7, 3))
+    np.testing.assert_allclose(color.rgb_to_y_tf(tf.constant(rgb)).numpy(), color.rgb_to_y(rgb), rtol=1e-12)
+
+
+# --- PSNR golden values ---------------------------------------------------------
+
+
+def test_psnr_of_identical_images_is_inf():
+    a, _ = random_pair(1)
+    assert metrics.psnr_y(a, a) == math.inf
+    assert metrics.psnr(a, a, y_channel=False) == math.inf
+
+
+def test_psnr_constant_offset_of_one_y_level():
+    # Grey levels differing by 1/219 in every channel differ by exactly 1 in Y
+    # (65.481 + 128.553 + 24.966 = 219), so MSE = 1 and PSNR = 20 log10(255).
+    a, b = gray(0.5), gray(0.5 + 1.0 / 219.0)
+    assert metrics.psnr_y(a, b) == pytest.approx(20 * math.log10(255.0), abs=1e-9)
+    assert metrics.psnr_y(a, b) == pytest.approx(48.1308036087, abs=1e-9)
+
+
+def test_psnr_red_only_offset_uses_red_weight():
+    a = gray(0.25)
+    b = a.copy()
+    b[..., 0] += 0.1  # Y changes by 6.5481 everywhere
+    assert metrics.psnr_y(a, b) == pytest.approx(10 * math.log10(255.0**2 / 6.5481**2), abs=1e-9)
+    # RGB PSNR: one channel of three off by 25.5 -> MSE = 25.5^2 / 3.
+    assert metrics.psnr(a, b, y_channel=False) == pytest.approx(10 * math.log10(255.0**2 * 3 / 25.5**2), abs=1e-9)
+
+
+def test_uint8_and_float_inputs_agree():
+    a, b = random_pair(2)
+    a8, b8 = np.round(a * 255).astype(np.uint8), np.round(b * 255).astype(np.uint8)
+    assert metrics.psnr_y(a8, b8) == pytest.approx(metrics.psnr_y(a8 / 255.0, b8 / 255.0), abs=1e-12)
+    assert metrics.ssim_y(a8, b8) == pytest.approx(metrics.ssim_y(a8 / 255.0, b8 / 255.0), abs=1e-12)
+
+
+def test_uint16_is_scaled_to_255():
+    a = np.full((16, 16, 3), 65535, np.uint16)
+    b = np.zeros((16, 16, 3), np.uint16)
+    # white vs black: Y differs by 219 everywhere
+    assert metrics.psnr_y(a, b) == pytest.approx(20 * math.log10(255.0 / 219.0), abs=1e-9)
+
+
+def test_crop_border_ignores_differences_in_the_border():
+    a = gray(0.5)
+    b = a.copy()
+    b[:4] = 0.0
+    b[:, -4:] = 1.0
+    assert metrics.psnr_y(a, b, crop_border=4) == math.inf
+    assert metrics.ssim_y(a, b, crop_border=4) == pytest.approx(1.0)
+    assert metrics.psnr_y(a, b, crop_border=3) < 40
+
+
+def test_0_255_floats_are_refused():
+    with pytest.raises(ValueError, match="0-255 data"):
+        metrics.psnr_y(gray(200.0), gray(100.0))
+
+
+def test_shape_mismatch_and_bad_crop_are_refused():
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.psnr_y(gray(0.5, (16, 16)), gray(0.5, (16, 17)))
+    with pytest.raises(ValueError, match="leaves nothing"):
+        metrics.psnr_y(gray(0.5, (16, 16)), gray(0.4, (16, 16)), crop_border=8)
+    with pytest.raises(ValueError, match="at least 11x11"):
+        metrics.ssim_y(gray(0.5, (10, 30)), gray(0.4, (10, 30)))
+
+
+# --- SSIM golden values and cross-checks ----------------------------------------
+
+
+def test_gaussian_window_matches_formula():
+    g = metrics.gaussian_window()
+    assert g.shape == (11,)
+    assert g.sum() == pytest.approx(1.0)
+    assert g[5] / g[6] == pytest.approx(math.exp(1 / (2 * 1.5**2)))
+
+
+def test_ssim_of_identical_images_is_one():
+    a, _ = random_pair(3)
+    assert metrics.ssim_y(a, a) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ssim_of_two_flat_images_by_hand():
+    # Flat images: sigma = 0, so SSIM = (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1)
+    # with Y = 16 (black) and 235 (white) and C1 = (0.01 * 255)^2 = 6.5025.
+    c1 = 6.5025
+    expected = (2 * 16 * 235 + c1) / (16**2 + 235**2 + c1)
+    assert metrics.ssim_y(gray(0.0), gray(1.0)) == pytest.approx(expected, abs=1e-12)
+    assert expected == pytest.approx(7526.5025 / 55487.5025, abs=1e-12)  # ~0.135643
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ssim_y_matches_scikit_image(seed):
+    a, b = random_pair(seed, noise=0.1)
+    ya, yb = color.rgb_to_y(a), color.rgb_to_y(b)
+    reference = structural_similarity(
+        ya, yb, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
+    assert metrics.ssim_y(a, b) == pytest.approx(reference, abs=1e-7)
+
+
+def test_ssim_rgb_is_mean_of_channels_like_scikit_image():
+    a, b = random_pair(4, noise=0.1)
+    reference = structural_similarity(
+        a * 255, b * 255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1
+    )
+    assert metrics.ssim(a, b, y_channel=False) == pytest.approx(reference, abs=1e-7)
+
+
+def test_psnr_matches_scikit_image_on_y():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    a, b = random_pair(5)
+    reference = peak_signal_noise_ratio(color.rgb_to_y(a), color.rgb_to_y(b), data_range=255)
+    assert metrics.psnr_y(a, b) == pytest.approx(reference, abs=1e-9)
+
+
+# --- TensorFlow twin ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("crop_border", [0, 3])
+def test_tf_metrics_agree_with_numpy_in_float32(crop_border):
+    pairs = [random_pair(seed, size=(48, 40), noise=noise) for seed, noise in [(10, 0.02), (11, 0.1), (12, 0.3)]]
+    a = tf.constant(np.stack([p[0] for p in pairs]), tf.float32)
+    b = tf.constant(np.stack([p[1] for p in pairs]), tf.float32)
+    psnr_tf = metrics.psnr_y_tf(a, b, crop_border=crop_border).numpy()
+    ssim_tf = metrics.ssim_y_tf(a, b, crop_border=crop_border).numpy()
+    for i, (x, y) in enumerate(pairs):
+        # Compare on the float32 values the TF side saw.
+        x32, y32 = x.astype(np.float32), y.astype(np.float32)
+        assert psnr_tf[i] == pytest.approx(metrics.psnr_y(x32, y32, crop_border), abs=1e-3)
+        assert ssim_tf[i] == pytest.approx(metrics.ssim_y(x32, y32, crop_border), abs=1e-4)
+
+
+def test_tf_ssim_precise_on_bright_flat_content():
+    # Bright, nearly flat images are where float32 cancellation would hurt.
+    rng = np.random.default_rng(7)
+    a = np.clip(0.9 + 0.01 * rng.standard_normal((1, 32, 32, 3)), 0, 1).astype(np.float32)
+    b = np.clip(a + 0.005 * rng.standard_normal(a.shape), 0, 1).astype(np.float32)
+    assert float(metrics.ssim_y_tf(a, b)[0]) == pytest.approx(metrics.ssim_y(a[0], b[0]), abs=1e-4)
+
+
+def test_tf_psnr_identical_is_inf_and_accepts_single_images():
+    a, _ = random_pair(6)
+    a = tf.constant(a, tf.float32)
+    assert np.isinf(metrics.psnr_y_tf(a, a).numpy()).all()
+    assert metrics.ssim_y_tf(a, a).shape == (1,)
