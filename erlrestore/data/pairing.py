@@ -1,0 +1,440 @@
+"""Pairing degraded (input) and clean (target) images of the public benchmarks.
+
+:func:`find_pairs` turns one or two folders into a sorted list of
+:class:`Pair` records, and :func:`load_pair` decodes one record into two
+aligned float32 arrays. Layouts (``layout=``):
+
+``folders``
+    Two folders. Files pair by identical stem (the extension may differ);
+    otherwise by name with the tokens that mark a folder's role removed, e.g.
+    ``rain/rain-001.png`` <-> ``norain/norain-001.png``. Given ONE folder,
+    it looks for a known pair of sub-folders inside it (``rain``/``norain``,
+    ``input``/``target``, ``hazy``/``gt``, ... see ``INPUT_FOLDER_NAMES`` and
+    ``TARGET_FOLDER_NAMES``, any case).
+``one_folder``
+    Degraded and clean images in one folder, told apart by a role word in
+    the name: ``rain-001`` / ``norain-001``, PolyU ``X_real`` / ``X_mean``,
+    SIDD ``0001_NOISY_SRGB_010`` / ``0001_GT_SRGB_010``, ``*_input`` /
+    ``*_target``, ``*_lq`` / ``*_gt`` ... (``INPUT_WORDS`` / ``TARGET_WORDS``).
+``reside``
+    RESIDE hazy ``1400_3.png`` (ITS/SOTS: id_index) or ``0001_0.8_0.2.jpg``
+    (OTS: id_A_beta) <-> clean ``1400.png`` / ``0001.png``; several hazy
+    images may share one clean image. ``target_border=10`` records the
+    SOTS-indoor convention (clean 640x480 cropped to the hazy 620x460).
+``side_by_side``
+    One folder of images that each hold input and target as left/right
+    halves (Rain800, DID-MDN). Never auto-detected: pass ``pair_order``.
+
+Name matching splits a file stem into letter runs and digit runs (``rain-001``
+-> ``rain``, ``1``); letters compare case-insensitively and numbers by value,
+so ``rain-1`` pairs with ``norain-001``. When the stems differ, a token
+present in every file of one side and in no file of the other side is taken
+to mark the side's role and is ignored.
+
+``layout="auto"`` resolves as follows. Two different folders: ``reside`` when
+every input stem looks like ``\\d+(_[\\d.]+)+`` and every target stem is a
+bare number, else ``folders``. One folder: a recognised sub-folder pair if
+there is exactly one (more than one is an error listing them); else
+``reside`` if its images split into RESIDE hazy names and bare ids; else
+``one_folder``. Anything ambiguous raises a DataError naming the ``layout=``
+to pass.
+"""
+
+import collections
+import dataclasses
+import os
+import re
+
+import numpy as np
+from absl import logging
+
+from erlrestore.data.io import DataError, list_images, read_image
+
+LAYOUTS = ("auto", "folders", "one_folder", "reside", "side_by_side")
+PAIR_ORDERS = ("input_left", "target_left")
+
+# Sub-folder names (compared in lower case) recognised by find_pairs(one_folder).
+INPUT_FOLDER_NAMES = (
+    "rain", "rainy", "input", "inputs", "hazy", "noisy", "lq", "degraded", "data",
+)
+TARGET_FOLDER_NAMES = (
+    "norain", "clean", "target", "targets", "gt", "clear", "groundtruth", "ground_truth",
+    "ground-truth", "label", "labels",
+)
+# Role words (whole tokens, any case) that mark files in a one_folder layout.
+INPUT_WORDS = ("rain", "rainy", "input", "hazy", "noisy", "lq", "degraded", "real")
+TARGET_WORDS = ("norain", "clean", "target", "gt", "clear", "groundtruth", "mean", "label")
+
+RESIDE_BORDER = 10
+_RESIDE_HAZY = re.compile(r"^\d+(_[\d.]+)+$")
+_BARE_ID = re.compile(r"^\d+$")
+_TOKEN = re.compile(r"[A-Za-z]+|\d+")
+_MAX_LISTED = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """One degraded/clean pair of files.
+
+    Attributes:
+      input_path: the degraded image.
+      target_path: the clean image (the same file for side-by-side images).
+      side_by_side: "" for two files, or "input_left" / "target_left" when one
+        file holds both halves.
+      target_border: crop this many pixels from every side of the target when,
+        and only when, it is exactly ``2 * target_border`` larger than the
+        input in both height and width (RESIDE SOTS-indoor).
+    """
+
+    input_path: str
+    target_path: str
+    side_by_side: str = ""
+    target_border: int = 0
+
+    @property
+    def name(self) -> str:
+        """A short display key: the input file's name (unique within a pair list)."""
+        return os.path.basename(self.input_path)
+
+
+def _listing(paths):
+    """``a.png, b.png, ... (and N more)`` for error messages."""
+    names = [os.path.basename(p) for p in paths]
+    text = ", ".join(names[:_MAX_LISTED])
+    if len(names) > _MAX_LISTED:
+        text += f", ... (and {len(names) - _MAX_LISTED} more)"
+    return text
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _tokens(stem):
+    """Letter runs (lower case) and digit runs (as numbers) of a file stem."""
+    return tuple(
+        str(int(t)) if t.isdigit() else t.lower() for t in _TOKEN.findall(stem)
+    )
+
+
+def _same_folder(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
+
+
+def _warn_unused_targets(targets, used, where):
+    unused = sorted(set(targets) - set(used))
+    if unused:
+        logging.warning(
+            "%d clean image(s) in %s have no degraded partner and are not used: %s",
+            len(unused), where, _listing(unused),
+        )
+
+
+def _check_assignment(assignment, unmatched, input_where, target_where, shared_targets=False):
+    """Validates {input: target}; returns sorted Pairs' (input, target) tuples."""
+    if unmatched:
+        raise DataError(
+            f"{len(unmatched)} degraded image(s) in {input_where} have no clean partner in "
+            f"{target_where}: {_listing(sorted(unmatched))}. If the files follow another naming "
+            f"convention, pass layout= (one of {', '.join(LAYOUTS[1:])})"
+        )
+    if not shared_targets:
+        claims = collections.defaultdict(list)
+        for inp, tgt in assignment.items():
+            claims[tgt].append(inp)
+        for tgt, inputs in sorted(claims.items()):
+            if len(inputs) > 1:
+                raise DataError(
+                    f"clean image {tgt} is claimed by {len(inputs)} degraded images: "
+                    f"{_listing(sorted(inputs))}"
+                )
+    return sorted(assignment.items())
+
+
+def _match_by_name(inputs, targets, input_where, target_where):
+    """Pairs two lists of files by stem, or by stem minus role tokens."""
+    by_stem = collections.defaultdict(list)
+    for t in targets:
+        by_stem[_stem(t)].append(t)
+    if all(_stem(i) in by_stem for i in inputs):
+        keyed, key_of = by_stem, _stem
+    else:
+        in_tokens = {i: _tokens(_stem(i)) for i in inputs}
+        tg_tokens = {t: _tokens(_stem(t)) for t in targets}
+        in_all = set.intersection(*(set(v) for v in in_tokens.values()))
+        tg_all = set.intersection(*(set(v) for v in tg_tokens.values()))
+        in_any = set().union(*(set(v) for v in in_tokens.values()))
+        tg_any = set().union(*(set(v) for v in tg_tokens.values()))
+        in_strip, tg_strip = in_all - tg_any, tg_all - in_any
+        keyed = collections.defaultdict(list)
+        for t, toks in tg_tokens.items():
+            keyed[tuple(x for x in toks if x not in tg_strip)].append(t)
+
+        def key_of(path):
+            return tuple(x for x in in_tokens[path] if x not in in_strip)
+
+    assignment, unmatched = {}, []
+    for i in inputs:
+        candidates = keyed.get(key_of(i), [])
+        if not candidates:
+            unmatched.append(i)
+        elif len(candidates) > 1:
+            raise DataError(
+                f"degraded image {i} matches several clean images: {_listing(sorted(candidates))}"
+            )
+        else:
+            assignment[i] = candidates[0]
+    pairs = _check_assignment(assignment, unmatched, input_where, target_where)
+    _warn_unused_targets(targets, assignment.values(), target_where)
+    return [Pair(i, t) for i, t in pairs]
+
+
+def _looks_reside(inputs, targets):
+    return bool(inputs) and bool(targets) and all(
+        _RESIDE_HAZY.match(_stem(i)) for i in inputs
+    ) and all(_BARE_ID.match(_stem(t)) for t in targets)
+
+
+def _match_reside(inputs, targets, input_where, target_where):
+    """RESIDE: hazy ``<id>_<...>`` pairs with clean ``<id>`` (shared targets allowed)."""
+    bad = [i for i in inputs if not _RESIDE_HAZY.match(_stem(i))]
+    if bad:
+        raise DataError(
+            f"{len(bad)} image(s) in {input_where} do not look like RESIDE hazy names "
+            f"(id_index or id_A_beta, e.g. 1400_3.png, 0001_0.8_0.2.jpg): {_listing(bad)}"
+        )
+    by_id = collections.defaultdict(list)
+    for t in targets:
+        if _BARE_ID.match(_stem(t)):
+            by_id[int(_stem(t))].append(t)
+    assignment, unmatched = {}, []
+    for i in inputs:
+        candidates = by_id.get(int(_stem(i).split("_")[0]), [])
+        if not candidates:
+            unmatched.append(i)
+        elif len(candidates) > 1:
+            raise DataError(
+                f"hazy image {i} matches several clean images: {_listing(sorted(candidates))}"
+            )
+        else:
+            assignment[i] = candidates[0]
+    pairs = _check_assignment(assignment, unmatched, input_where, target_where,
+                              shared_targets=True)
+    _warn_unused_targets(targets, assignment.values(), target_where)
+    return [Pair(i, t, target_border=RESIDE_BORDER) for i, t in pairs]
+
+
+def _subfolder_pairs(folder):
+    """All (input_dir, target_dir) combinations of recognised sub-folders."""
+    inputs, targets = [], []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.startswith(".") or not os.path.isdir(path):
+            continue
+        if name.lower() in INPUT_FOLDER_NAMES:
+            inputs.append(path)
+        elif name.lower() in TARGET_FOLDER_NAMES:
+            targets.append(path)
+    return [(i, t) for i in inputs for t in targets]
+
+
+def _split_by_role(folder, images):
+    """Splits one folder's images into (inputs, targets) by a role word."""
+    tokens = {p: set(_tokens(_stem(p))) for p in images}
+    partitions = {}  # (inputs, targets) -> [(input word, target word)]
+    partial = []  # (number left over, word pair, left over files)
+    for a in INPUT_WORDS:
+        for b in TARGET_WORDS:
+            ins = tuple(p for p in images if a in tokens[p] and b not in tokens[p])
+            tgs = tuple(p for p in images if b in tokens[p] and a not in tokens[p])
+            if not ins or not tgs or any(a in tokens[p] and b in tokens[p] for p in images):
+                continue
+            rest = [p for p in images if a not in tokens[p] and b not in tokens[p]]
+            if rest:
+                partial.append((len(rest), (a, b), rest))
+            else:
+                partitions.setdefault((ins, tgs), []).append((a, b))
+    if len(partitions) == 1:
+        return next(iter(partitions))
+    if len(partitions) > 1:
+        words = "; ".join(
+            " or ".join(f"{a!r}/{b!r}" for a, b in pairs) for pairs in partitions.values()
+        )
+        raise DataError(
+            f"cannot tell degraded from clean images in {folder}: the names fit several "
+            f"conventions ({words}). Pass target_dir, or put the images in two folders"
+        )
+    if partial:
+        _, (a, b), rest = min(partial, key=lambda item: item[0])
+        raise DataError(
+            f"{len(rest)} image(s) in {folder} are marked neither {a!r} (degraded) nor {b!r} "
+            f"(clean): {_listing(rest)}"
+        )
+    raise DataError(
+        f"cannot tell degraded from clean images in {folder}: expected names like "
+        "rain-001.png / norain-001.png, X_real.JPG / X_mean.JPG, 0001_NOISY_SRGB_010.PNG / "
+        "0001_GT_SRGB_010.PNG, X_input / X_target or X_lq / X_gt, or sub-folders such as "
+        "rain/ + norain/. Pass target_dir for two folders, or layout='side_by_side' with "
+        "pair_order='input_left' or 'target_left' when each image holds both halves"
+    )
+
+
+def _pairs_in_one_folder(folder, layout):
+    if not os.path.isdir(folder):
+        list_images(folder)  # raises the "does not exist" / "not a folder" DataError
+    if layout in ("auto", "folders", "reside"):
+        subs = _subfolder_pairs(folder)
+        if len(subs) > 1:
+            listed = ", ".join(
+                f"{os.path.basename(i)}/ + {os.path.basename(t)}/" for i, t in subs
+            )
+            raise DataError(
+                f"{folder} holds several degraded/clean sub-folder pairs ({listed}); pass "
+                "input_dir and target_dir explicitly"
+            )
+        if subs:
+            return _pairs_in_two_folders(subs[0][0], subs[0][1], layout)
+        if layout == "folders":
+            raise DataError(
+                f"{folder} holds no degraded/clean sub-folder pair (looked for one of "
+                f"{', '.join(INPUT_FOLDER_NAMES)} with one of {', '.join(TARGET_FOLDER_NAMES)}); "
+                "pass target_dir"
+            )
+    try:
+        images = list_images(folder)
+    except DataError as exc:
+        if layout != "auto":
+            raise
+        raise DataError(
+            f"{exc}, and no degraded/clean sub-folder pair (such as rain/ + norain/)"
+        ) from None
+    hazy = [p for p in images if _RESIDE_HAZY.match(_stem(p))]
+    clean = [p for p in images if _BARE_ID.match(_stem(p))]
+    if layout == "reside" or (
+        layout == "auto" and hazy and clean and len(hazy) + len(clean) == len(images)
+    ):
+        if not hazy:
+            raise DataError(
+                f"{folder} holds no RESIDE hazy images (names like 1400_3.png or 0001_0.8_0.2.jpg)"
+            )
+        hazy_set = set(hazy)
+        rest = [p for p in images if p not in hazy_set]
+        return _match_reside(hazy, rest, folder, folder)
+    inputs, targets = _split_by_role(folder, images)
+    return _match_by_name(list(inputs), list(targets), folder, folder)
+
+
+def _pairs_in_two_folders(input_dir, target_dir, layout):
+    inputs = list_images(input_dir)
+    targets = list_images(target_dir)
+    if layout == "reside" or (layout == "auto" and _looks_reside(inputs, targets)):
+        return _match_reside(inputs, targets, input_dir, target_dir)
+    return _match_by_name(inputs, targets, input_dir, target_dir)
+
+
+def find_pairs(input_dir, target_dir=None, *, layout="auto", pair_order=""):
+    """Finds the (degraded, clean) image pairs of a benchmark folder layout.
+
+    Args:
+      input_dir: folder of degraded images; or, alone, a folder holding a
+        sub-folder pair, both kinds of images, or side-by-side images.
+      target_dir: folder of clean images; None (or ``input_dir`` itself) for
+        the one-folder layouts.
+      layout: one of LAYOUTS (see the module docstring); "auto" picks one only
+        when the names leave no doubt.
+      pair_order: "input_left" or "target_left", which half of a side-by-side
+        image is the degraded one. Required by ``layout="side_by_side"``;
+        given with ``layout="auto"`` it selects side_by_side (an explicit
+        choice, not a guess).
+
+    Returns:
+      Pairs sorted by input path. Clean images without a degraded partner are
+      allowed (benchmarks ship extras) and logged as a warning.
+
+    Raises:
+      DataError: unknown layout or pair order, missing/empty folders, degraded
+        images without a partner, a clean image claimed by two degraded ones
+        (outside RESIDE), or names that fit no convention or several.
+    """
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
+    if pair_order not in ("",) + PAIR_ORDERS:
+        raise DataError(f"unknown pair_order {pair_order!r}: choose one of {', '.join(PAIR_ORDERS)}")
+    if pair_order and layout == "auto":
+        layout = "side_by_side"
+    if pair_order and layout != "side_by_side":
+        raise DataError(
+            f"pair_order={pair_order!r} only applies to layout='side_by_side', not {layout!r}"
+        )
+    input_dir = os.fspath(input_dir)
+    target_dir = None if target_dir is None else os.fspath(target_dir)
+    # The same folder twice is one-folder pairing, unless layout="folders" asks
+    # to pair every image with itself (measuring a set against itself).
+    single = target_dir is None or (layout != "folders" and _same_folder(input_dir, target_dir))
+
+    if layout == "side_by_side":
+        if not pair_order:
+            raise DataError(
+                "layout='side_by_side' needs pair_order='input_left' or 'target_left' (which half "
+                f"of each image in {input_dir} is the degraded input)"
+            )
+        if not single:
+            raise DataError(
+                f"layout='side_by_side' reads one folder; got input_dir={input_dir} and "
+                f"target_dir={target_dir}"
+            )
+        pairs = [Pair(p, p, side_by_side=pair_order) for p in list_images(input_dir)]
+    elif single:
+        pairs = _pairs_in_one_folder(input_dir, layout)
+    elif layout == "one_folder":
+        raise DataError(
+            f"layout='one_folder' reads one folder; got input_dir={input_dir} and "
+            f"target_dir={target_dir} (use layout='folders')"
+        )
+    else:
+        pairs = _pairs_in_two_folders(input_dir, target_dir, layout)
+    return sorted(pairs, key=lambda p: p.input_path)
+
+
+def load_pair(pair):
+    """Decodes ``pair`` into (input, target) float32 RGB arrays of equal size.
+
+    Side-by-side images are split into halves (an odd width is a DataError
+    naming the file). A target exactly ``2 * pair.target_border`` larger than
+    the input in height and width is cropped by that border on every side
+    (RESIDE SOTS-indoor); any other size difference is a DataError naming both
+    files and both sizes.
+    """
+    if pair.side_by_side:
+        if pair.side_by_side not in PAIR_ORDERS:
+            raise DataError(
+                f"{pair.input_path}: unknown side_by_side order {pair.side_by_side!r} "
+                f"(choose one of {', '.join(PAIR_ORDERS)})"
+            )
+        image = read_image(pair.input_path)
+        height, width = image.shape[:2]
+        if width % 2:
+            raise DataError(
+                f"side-by-side image {pair.input_path} has odd width {width} "
+                f"({width}x{height}); cannot split it into two equal halves"
+            )
+        left, right = image[:, : width // 2], image[:, width // 2 :]
+        if pair.side_by_side == "input_left":
+            return np.ascontiguousarray(left), np.ascontiguousarray(right)
+        return np.ascontiguousarray(right), np.ascontiguousarray(left)
+
+    inp = read_image(pair.input_path)
+    tgt = read_image(pair.target_path)
+    (ih, iw), (th, tw) = inp.shape[:2], tgt.shape[:2]
+    b = pair.target_border
+    if b and (th, tw) == (ih + 2 * b, iw + 2 * b):
+        tgt = np.ascontiguousarray(tgt[b : th - b, b : tw - b])
+    elif (th, tw) != (ih, iw):
+        raise DataError(
+            f"size mismatch: input {pair.input_path} is {iw}x{ih} but target {pair.target_path} "
+            f"is {tw}x{th} (width x height)"
+        )
+    return inp, tgt

@@ -1,0 +1,398 @@
+"""Tests for erlrestore.data.pairing on small generated layouts and the real samples."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from erlrestore.data.io import DataError
+from erlrestore.data.pairing import LAYOUTS, RESIDE_BORDER, Pair, find_pairs, load_pair
+
+
+def _write(path, value, size=(8, 8)):
+    """Writes a flat grey image of 0-255 ``value``; returns it as float [0, 1]."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    cv2.imwrite(str(path), np.full(size + (3,), value, np.uint8))
+    return value / 255.0
+
+
+def _names(pairs):
+    return [(os.path.basename(p.input_path), os.path.basename(p.target_path)) for p in pairs]
+
+
+def _check_values(pairs, expected):
+    """Each pair decodes to the (input, target) grey values in ``expected``."""
+    for pair, (vi, vt) in zip(pairs, expected):
+        inp, tgt = load_pair(pair)
+        assert inp[0, 0, 0] == np.float32(vi / 255) and tgt[0, 0, 0] == np.float32(vt / 255)
+
+
+# ---------------------------------------------------------------- folders
+
+def test_folders_identical_stems_with_other_extension(tmp_path):
+    for i in (1, 2, 3):
+        _write(tmp_path / "in" / f"img{i}.jpg", 10 * i)
+        _write(tmp_path / "gt_dir" / f"img{i}.png", 10 * i + 100)
+    pairs = find_pairs(tmp_path / "in", tmp_path / "gt_dir")
+    assert _names(pairs) == [("img1.jpg", "img1.png"), ("img2.jpg", "img2.png"),
+                             ("img3.jpg", "img3.png")]
+    assert all(p.target_border == 0 and p.side_by_side == "" for p in pairs)
+    assert pairs[0].name == "img1.jpg"
+    assert isinstance(pairs[0].input_path, str)
+
+
+def test_folders_common_prefix_stripped(tmp_path):
+    # norain has an extra clean image; rain-2 must still find norain-002.
+    for i in (3, 1, 2):
+        _write(tmp_path / "X" / "rain" / f"rain-{i:03d}.png", i)
+    for i in (1, 2, 3, 4):
+        _write(tmp_path / "X" / "norain" / f"norain-{i:03d}.png", 100 + i)
+    explicit = find_pairs(tmp_path / "X" / "rain", tmp_path / "X" / "norain")
+    assert _names(explicit) == [(f"rain-00{i}.png", f"norain-00{i}.png") for i in (1, 2, 3)]
+    _check_values(explicit, [(1, 101), (2, 102), (3, 103)])
+    assert find_pairs(tmp_path / "X") == explicit
+    assert find_pairs(tmp_path / "X", layout="folders") == explicit
+
+
+def test_folders_suffix_and_unpadded_numbers(tmp_path):
+    _write(tmp_path / "a" / "1_in_x.png", 1)
+    _write(tmp_path / "a" / "2_in_x.png", 2)
+    _write(tmp_path / "b" / "001_clean_x.png", 101)
+    _write(tmp_path / "b" / "002_clean_x.png", 102)
+    pairs = find_pairs(tmp_path / "a", tmp_path / "b")
+    assert _names(pairs) == [("1_in_x.png", "001_clean_x.png"), ("2_in_x.png", "002_clean_x.png")]
+
+
+def test_folders_scene_name_is_not_stripped_with_one_input(tmp_path):
+    # One degraded image: its scene name is "common to every input" but also
+    # appears among the targets, so it must stay part of the key.
+    _write(tmp_path / "noisy" / "desk_4_real.png", 1)
+    _write(tmp_path / "clean" / "chair_4_mean.png", 2)
+    _write(tmp_path / "clean" / "desk_4_mean.png", 3)
+    pairs = find_pairs(tmp_path / "noisy", tmp_path / "clean")
+    assert _names(pairs) == [("desk_4_real.png", "desk_4_mean.png")]
+
+
+def test_subfolder_detection_is_case_insensitive(tmp_path):
+    _write(tmp_path / "Input" / "a.png", 1)
+    _write(tmp_path / "GT" / "a.png", 2)
+    (tmp_path / "notes").mkdir()
+    assert _names(find_pairs(tmp_path)) == [("a.png", "a.png")]
+
+
+def test_several_subfolder_pairs_rejected(tmp_path):
+    for sub in ("rain", "norain", "input", "target"):
+        _write(tmp_path / sub / "a.png", 1)
+    with pytest.raises(DataError, match=r"holds several degraded/clean sub-folder pairs "
+                                         r"\(input/ \+ norain/, input/ \+ target/, rain/ \+ norain/, "
+                                         r"rain/ \+ target/\); pass input_dir and target_dir"):
+        find_pairs(tmp_path)
+
+
+def test_folders_layout_needs_subfolders(tmp_path):
+    _write(tmp_path / "rain-001.png", 1)
+    _write(tmp_path / "norain-001.png", 2)
+    with pytest.raises(DataError, match=r"holds no degraded/clean sub-folder pair .*pass target_dir"):
+        find_pairs(tmp_path, layout="folders")
+
+
+# ---------------------------------------------------------------- one folder
+
+@pytest.mark.parametrize("inp, tgt", [
+    ("rain-{}.png", "norain-{}.png"),
+    ("Canon5D2_5_160_3200_chair_{}_real.JPG", "Canon5D2_5_160_3200_chair_{}_mean.JPG"),
+    ("00{}_NOISY_SRGB_010.PNG", "00{}_GT_SRGB_010.PNG"),
+    ("scene{}_input.png", "scene{}_target.png"),
+    ("x_{}_lq.bmp", "x_{}_gt.png"),
+])
+def test_one_folder_conventions(tmp_path, inp, tgt):
+    for i in (1, 2):
+        _write(tmp_path / inp.format(i), i)
+        _write(tmp_path / tgt.format(i), 100 + i)
+    pairs = find_pairs(tmp_path)
+    assert _names(pairs) == [(inp.format(i), tgt.format(i)) for i in (1, 2)]
+    _check_values(pairs, [(1, 101), (2, 102)])
+    assert find_pairs(tmp_path, tmp_path) == pairs
+    assert find_pairs(tmp_path, layout="one_folder") == pairs
+
+
+def test_one_folder_word_also_in_scene_name(tmp_path):
+    # "rain" is part of every name but only input/target mark the roles.
+    for i in (1, 2):
+        _write(tmp_path / f"rain{i}_input.png", i)
+        _write(tmp_path / f"rain{i}_target.png", 100 + i)
+    assert _names(find_pairs(tmp_path)) == [("rain1_input.png", "rain1_target.png"),
+                                            ("rain2_input.png", "rain2_target.png")]
+
+
+def test_one_folder_unknown_convention(tmp_path):
+    _write(tmp_path / "kodim01.png", 1)
+    _write(tmp_path / "kodim02.png", 2)
+    with pytest.raises(DataError, match=r"cannot tell degraded from clean images in .*expected "
+                                         r"names like rain-001\.png.*layout='side_by_side'"):
+        find_pairs(tmp_path)
+
+
+def test_one_folder_ambiguous_convention(tmp_path):
+    _write(tmp_path / "a_rain_gt.png", 1)
+    _write(tmp_path / "a_noisy_clean.png", 2)
+    with pytest.raises(DataError, match=r"the names fit several conventions \('rain'/'clean'; "
+                                         r"'noisy'/'gt'\)"):
+        find_pairs(tmp_path)
+
+
+def test_one_folder_stray_image(tmp_path):
+    _write(tmp_path / "rain-001.png", 1)
+    _write(tmp_path / "norain-001.png", 2)
+    _write(tmp_path / "preview.png", 3)
+    with pytest.raises(DataError, match=r"1 image\(s\) in .* are marked neither 'rain' \(degraded\) "
+                                         r"nor 'norain' \(clean\): preview\.png"):
+        find_pairs(tmp_path)
+
+
+def test_one_folder_with_two_different_folders_rejected(tmp_path):
+    _write(tmp_path / "a" / "x.png", 1)
+    _write(tmp_path / "b" / "x.png", 1)
+    with pytest.raises(DataError, match=r"layout='one_folder' reads one folder.*use layout='folders'"):
+        find_pairs(tmp_path / "a", tmp_path / "b", layout="one_folder")
+
+
+# ---------------------------------------------------------------- RESIDE
+
+def _reside_its(root):
+    """Two scenes, three hazy images; clean images 20 px larger (SOTS-indoor)."""
+    rng = np.random.default_rng(0)
+    clean = {}
+    for scene in (1400, 1401):
+        img = rng.integers(0, 256, (24, 28, 3), dtype=np.uint8)
+        os.makedirs(root / "gt", exist_ok=True)
+        cv2.imwrite(str(root / "gt" / f"{scene}.png"), img)
+        clean[scene] = img
+    os.makedirs(root / "hazy", exist_ok=True)
+    for name in ("1400_1", "1400_7", "1401_2"):
+        cv2.imwrite(str(root / "hazy" / f"{name}.png"), np.zeros((4, 8, 3), np.uint8))
+    return clean
+
+
+def test_reside_its_auto_and_border_crop(tmp_path):
+    clean = _reside_its(tmp_path)
+    pairs = find_pairs(tmp_path)
+    assert _names(pairs) == [("1400_1.png", "1400.png"), ("1400_7.png", "1400.png"),
+                             ("1401_2.png", "1401.png")]
+    assert all(p.target_border == RESIDE_BORDER == 10 for p in pairs)
+    assert find_pairs(tmp_path / "hazy", tmp_path / "gt") == pairs
+    assert find_pairs(tmp_path, layout="reside") == pairs
+    inp, tgt = load_pair(pairs[2])
+    assert inp.shape == tgt.shape == (4, 8, 3)
+    expected = clean[1401][10:14, 10:18, ::-1] / np.float32(255)
+    np.testing.assert_array_equal(tgt, expected)
+
+
+def test_reside_ots_names_same_size_not_cropped(tmp_path):
+    _write(tmp_path / "hazy" / "0001_0.8_0.2.jpg", 1, size=(30, 30))
+    _write(tmp_path / "hazy" / "0001_0.9_0.16.jpg", 2, size=(30, 30))
+    _write(tmp_path / "hazy" / "0002_1_0.2.jpg", 3, size=(30, 30))
+    _write(tmp_path / "clear" / "0001.png", 101, size=(30, 30))
+    _write(tmp_path / "clear" / "0002.png", 102, size=(30, 30))
+    pairs = find_pairs(tmp_path / "hazy", tmp_path / "clear")
+    assert _names(pairs) == [("0001_0.8_0.2.jpg", "0001.png"), ("0001_0.9_0.16.jpg", "0001.png"),
+                             ("0002_1_0.2.jpg", "0002.png")]
+    inp, tgt = load_pair(pairs[0])
+    assert inp.shape == tgt.shape == (30, 30, 3)
+    assert tgt[0, 0, 0] == np.float32(101 / 255)
+
+
+def test_reside_in_one_folder(tmp_path):
+    _write(tmp_path / "5_1.png", 1)
+    _write(tmp_path / "5.png", 2)
+    assert _names(find_pairs(tmp_path)) == [("5_1.png", "5.png")]
+
+
+def test_reside_layout_rejects_other_names(tmp_path):
+    _write(tmp_path / "hazy" / "1400_1.png", 1)
+    _write(tmp_path / "hazy" / "foggy_street.png", 1)
+    _write(tmp_path / "gt" / "1400.png", 1)
+    with pytest.raises(DataError, match=r"1 image\(s\) in .*hazy do not look like RESIDE hazy names "
+                                         r".*: foggy_street\.png"):
+        find_pairs(tmp_path, layout="reside")
+
+
+def test_reside_missing_clean_image(tmp_path):
+    _write(tmp_path / "hazy" / "7_1.png", 1)
+    _write(tmp_path / "hazy" / "8_1.png", 1)
+    _write(tmp_path / "gt" / "7.png", 1)
+    with pytest.raises(DataError, match=r"1 degraded image\(s\) in .*hazy have no clean partner in "
+                                         r".*gt: 8_1\.png"):
+        find_pairs(tmp_path)
+
+
+def test_reside_border_only_when_exact(tmp_path):
+    _write(tmp_path / "h.png", 1, size=(10, 10))
+    _write(tmp_path / "c.png", 1, size=(30, 31))
+    pair = Pair(str(tmp_path / "h.png"), str(tmp_path / "c.png"), target_border=10)
+    with pytest.raises(DataError, match=r"size mismatch: input .*h\.png is 10x10 but target "
+                                         r".*c\.png is 31x30"):
+        load_pair(pair)
+
+
+# ---------------------------------------------------------------- side by side
+
+def _side_by_side(path, left_value, right_value, h=6, w=5):
+    img = np.concatenate([np.full((h, w, 3), left_value, np.uint8),
+                          np.full((h, w, 3), right_value, np.uint8)], axis=1)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    cv2.imwrite(str(path), img)
+
+
+@pytest.mark.parametrize("order, expected", [("input_left", (10, 200)), ("target_left", (200, 10))])
+def test_side_by_side(tmp_path, order, expected):
+    _side_by_side(tmp_path / "2.png", 10, 200)
+    _side_by_side(tmp_path / "1.png", 10, 200)
+    pairs = find_pairs(tmp_path, layout="side_by_side", pair_order=order)
+    assert [p.name for p in pairs] == ["1.png", "2.png"]
+    assert pairs[0].input_path == pairs[0].target_path and pairs[0].side_by_side == order
+    inp, tgt = load_pair(pairs[0])
+    assert inp.shape == tgt.shape == (6, 5, 3)
+    assert np.all(inp == np.float32(expected[0] / 255)) and np.all(tgt == np.float32(expected[1] / 255))
+    assert find_pairs(tmp_path, pair_order=order) == pairs  # pair_order alone selects side_by_side
+
+
+def test_side_by_side_needs_pair_order(tmp_path):
+    _side_by_side(tmp_path / "1.png", 10, 200)
+    with pytest.raises(DataError, match=r"layout='side_by_side' needs pair_order='input_left' or "
+                                         r"'target_left'"):
+        find_pairs(tmp_path, layout="side_by_side")
+
+
+def test_side_by_side_never_auto_detected(tmp_path):
+    _side_by_side(tmp_path / "1.png", 10, 200)
+    with pytest.raises(DataError, match=r"cannot tell degraded from clean.*layout='side_by_side'"):
+        find_pairs(tmp_path)
+
+
+def test_side_by_side_odd_width(tmp_path):
+    _write(tmp_path / "odd.png", 1, size=(4, 9))
+    pairs = find_pairs(tmp_path, layout="side_by_side", pair_order="input_left")
+    with pytest.raises(DataError, match=r"side-by-side image .*odd\.png has odd width 9 \(9x4\)"):
+        load_pair(pairs[0])
+
+
+def test_bad_pair_orders(tmp_path):
+    _write(tmp_path / "a.png", 1)
+    with pytest.raises(DataError, match=r"unknown pair_order 'left': choose one of input_left, "
+                                         r"target_left"):
+        find_pairs(tmp_path, layout="side_by_side", pair_order="left")
+    with pytest.raises(DataError, match=r"pair_order='input_left' only applies to "
+                                         r"layout='side_by_side', not 'folders'"):
+        find_pairs(tmp_path, layout="folders", pair_order="input_left")
+
+
+# ---------------------------------------------------------------- errors
+
+def test_unknown_layout(tmp_path):
+    with pytest.raises(DataError, match=r"unknown layout 'rainy': choose one of auto, folders, "
+                                         r"one_folder, reside, side_by_side"):
+        find_pairs(tmp_path, layout="rainy")
+    assert LAYOUTS == ("auto", "folders", "one_folder", "reside", "side_by_side")
+
+
+def test_unmatched_inputs_listed_with_count(tmp_path):
+    for i in range(1, 26):
+        _write(tmp_path / "rain" / f"rain-{i:03d}.png", i)
+    _write(tmp_path / "norain" / "norain-001.png", 1)
+    _write(tmp_path / "norain" / "norain-002.png", 1)
+    with pytest.raises(DataError) as info:
+        find_pairs(tmp_path)
+    message = str(info.value)
+    assert message.startswith("23 degraded image(s) in ")
+    assert "have no clean partner in " in message and "norain" in message
+    listed = ", ".join(f"rain-{i:03d}.png" for i in range(3, 23))
+    assert f": {listed}, ... (and 3 more)." in message
+    assert "rain-023.png" not in message and "pass layout=" in message
+
+
+def test_target_claimed_by_two_inputs(tmp_path):
+    _write(tmp_path / "in" / "a.png", 1)
+    _write(tmp_path / "in" / "a.jpg", 1)
+    _write(tmp_path / "out" / "a.png", 1)
+    with pytest.raises(DataError, match=r"clean image .*out.a\.png is claimed by 2 degraded images: "
+                                         r"a\.jpg, a\.png"):
+        find_pairs(tmp_path / "in", tmp_path / "out")
+
+
+def test_input_matching_several_targets(tmp_path):
+    _write(tmp_path / "in" / "a.png", 1)
+    _write(tmp_path / "out" / "a.png", 1)
+    _write(tmp_path / "out" / "a.bmp", 1)
+    with pytest.raises(DataError, match=r"degraded image .*a\.png matches several clean images: "
+                                         r"a\.bmp, a\.png"):
+        find_pairs(tmp_path / "in", tmp_path / "out")
+
+
+def test_empty_folders(tmp_path):
+    (tmp_path / "rain").mkdir()
+    _write(tmp_path / "norain" / "a.png", 1)
+    with pytest.raises(DataError, match=r"rain contains no images \(looked for \.png"):
+        find_pairs(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty contains no images .*, and no degraded/clean "
+                                         r"sub-folder pair"):
+        find_pairs(tmp_path / "empty")
+    with pytest.raises(DataError, match=r"image folder .*missing does not exist"):
+        find_pairs(tmp_path / "missing")
+
+
+def test_size_mismatch(tmp_path):
+    _write(tmp_path / "in" / "a.png", 1, size=(8, 8))
+    _write(tmp_path / "out" / "a.png", 1, size=(8, 10))
+    (pair,) = find_pairs(tmp_path / "in", tmp_path / "out")
+    with pytest.raises(DataError, match=r"size mismatch: input .*in.a\.png is 8x8 but target "
+                                         r".*out.a\.png is 10x8"):
+        load_pair(pair)
+
+
+def test_unused_targets_warned(tmp_path, caplog):
+    _write(tmp_path / "in" / "a.png", 1)
+    for name in ("a", "b", "c"):
+        _write(tmp_path / "out" / f"{name}.png", 1)
+    with caplog.at_level("WARNING"):
+        pairs = find_pairs(tmp_path / "in", tmp_path / "out")
+    assert len(pairs) == 1
+    assert "2 clean image(s) in " in caplog.text
+    assert "have no degraded partner and are not used: b.png, c.png" in caplog.text
+
+
+def test_pairs_sorted_by_input_path(tmp_path):
+    for name in ("c", "a", "b"):
+        _write(tmp_path / f"{name}_input.png", 1)
+        _write(tmp_path / f"{name}_target.png", 1)
+    pairs = find_pairs(tmp_path)
+    assert [p.input_path for p in pairs] == sorted(p.input_path for p in pairs)
+    assert [p.name for p in pairs] == ["a_input.png", "b_input.png", "c_input.png"]
+
+
+# ---------------------------------------------------------------- real samples
+
+def test_rain12(shared_data):
+    pairs = find_pairs(shared_data / "rain12")
+    assert len(pairs) == 12
+    assert find_pairs(shared_data / "rain12" / "rain", shared_data / "rain12" / "norain") == pairs
+    assert _names(pairs)[0] == ("rain-001.png", "norain-001.png")
+    assert _names(pairs)[-1] == ("rain-012.png", "norain-012.png")
+
+
+def test_sots_indoor(shared_data):
+    pairs = find_pairs(shared_data / "sots-indoor-10")
+    assert len(pairs) == 10
+    assert all(p.target_border == 10 for p in pairs)
+    assert _names(pairs)[0] == ("1400_1.png", "1400.png")
+    inp, tgt = load_pair(pairs[0])
+    assert inp.shape == tgt.shape == (460, 620, 3)
+
+
+def test_polyu(shared_data):
+    pairs = find_pairs(shared_data / "polyu-20")
+    assert len(pairs) == 20
+    for inp, tgt in _names(pairs):
+        assert inp.endswith("_real.JPG") and tgt == inp.replace("_real", "_mean")
