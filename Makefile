@@ -1,0 +1,31 @@
+# The two commands a fresh machine needs (Python 3.10+ as python3):
+#   make demo   create .venv, install erlrestore, run the main job
+#   make test   create .venv, install erlrestore with test extras, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo_output
+PYTEST_ARGS ?= -q
+
+.PHONY: demo test install bench clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest $(PYTEST_ARGS) tests
+
+demo: $(VENV)/.installed
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) tools/demo.py --output_dir=$(DEMO_DIR)
+
+bench: $(VENV)/.installed
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) tools/bench_data.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,56 @@
+"""erlrestore-metrics: Y-channel PSNR/SSIM between paired folders of images.
+
+    erlrestore-metrics --input_dir=results --target_dir=clean [--crop_border=N] [--csv=out.csv]
+    erlrestore-metrics --input_dir=rain12            # a folder holding rain/ and norain/
+
+Files are paired by the benchmark layouts of ``erlrestore.data.pairing``.
+The last line on stdout is always ``n=<N> psnr_y=<x.xxxx> ssim_y=<x.xxxxx>``.
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+from erlrestore import evaluation
+from erlrestore.data import io, pairing
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("input_dir", None, "Degraded or restored images (or one folder holding both sets).")
+    flags.DEFINE_string("target_dir", None, "Clean reference images; omit when --input_dir holds both sets.")
+    flags.DEFINE_enum("layout", "auto", pairing.LAYOUTS, "How files are paired; 'auto' detects it.")
+    flags.DEFINE_enum("pair_order", "", ["", "input_left", "target_left"], "Half order for side_by_side images.")
+    flags.DEFINE_integer("crop_border", 0, "Pixels removed from every side before measuring.", lower_bound=0)
+    flags.DEFINE_string("csv", None, "Write per-image values to this CSV file.")
+    flags.DEFINE_integer("workers", 0, "Decoding threads (0: one per CPU, at most 8).", lower_bound=0)
+    flags.mark_flag_as_required("input_dir")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        pairs = pairing.find_pairs(
+            FLAGS.input_dir, FLAGS.target_dir, layout=FLAGS.layout, pair_order=FLAGS.pair_order
+        )
+        scores, summary = evaluation.measure_pairs(pairs, FLAGS.crop_border, workers=FLAGS.workers or None)
+    except (io.DataError, ValueError) as error:
+        logging.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if FLAGS.csv:
+        evaluation.write_csv(FLAGS.csv, scores)
+        logging.info("wrote %d rows to %s", len(scores), FLAGS.csv)
+    print(summary.line())
+    return 0
+
+
+def run():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,118 @@
+"""erlrestore-metrics end to end: pairing, CSV, the summary line, errors."""
+
+import csv
+import math
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from erlrestore import metrics
+
+SUMMARY = re.compile(r"^n=(\d+) psnr_y=(inf|\d+\.\d{4}) ssim_y=(\d\.\d{5})$")
+
+
+def run_metrics(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "erlrestore.cli.metrics", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def last_line(result):
+    lines = result.stdout.strip().splitlines()
+    assert lines, f"no stdout; stderr:\n{result.stderr[-3000:]}"
+    return lines[-1]
+
+
+def write_set(folder, prefix, images):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images, start=1):
+        cv2.imwrite(str(folder / f"{prefix}{i:03d}.png"), image[..., ::-1])  # RGB -> BGR
+
+
+@pytest.fixture
+def rain_set(tmp_path):
+    rng = np.random.default_rng(0)
+    clean = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(3)]
+    rainy = [np.clip(c.astype(int) + rng.integers(-20, 21, c.shape), 0, 255).astype(np.uint8) for c in clean]
+    write_set(tmp_path / "set" / "rain", "rain-", rainy)
+    write_set(tmp_path / "set" / "norain", "norain-", clean)
+    return tmp_path / "set", rainy, clean
+
+
+def test_summary_line_csv_and_values(rain_set, tmp_path):
+    folder, rainy, clean = rain_set
+    out_csv = tmp_path / "out" / "scores.csv"
+    result = run_metrics(f"--input_dir={folder / 'rain'}", f"--target_dir={folder / 'norain'}", f"--csv={out_csv}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    match = SUMMARY.match(last_line(result))
+    assert match, last_line(result)
+    expected_psnr = np.mean([metrics.psnr_y(r, c) for r, c in zip(rainy, clean)])
+    expected_ssim = np.mean([metrics.ssim_y(r, c) for r, c in zip(rainy, clean)])
+    assert int(match.group(1)) == 3
+    assert float(match.group(2)) == pytest.approx(expected_psnr, abs=5e-5)
+    assert float(match.group(3)) == pytest.approx(expected_ssim, abs=5e-6)
+    with open(out_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == ["rain-001.png", "rain-002.png", "rain-003.png"]
+    assert float(rows[1]["psnr_y"]) == pytest.approx(metrics.psnr_y(rainy[1], clean[1]), abs=1e-5)
+
+
+def test_one_folder_argument_and_crop_border(rain_set):
+    folder, rainy, clean = rain_set
+    result = run_metrics(f"--input_dir={folder}", "--crop_border=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = np.mean([metrics.psnr_y(r, c, crop_border=2) for r, c in zip(rainy, clean)])
+    assert float(SUMMARY.match(last_line(result)).group(2)) == pytest.approx(expected, abs=5e-5)
+
+
+def test_identical_sets_report_inf(rain_set):
+    folder, _, _ = rain_set
+    result = run_metrics(f"--input_dir={folder / 'norain'}", f"--target_dir={folder / 'norain'}", "--layout=folders")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line(result) == "n=3 psnr_y=inf ssim_y=1.00000"
+
+
+def test_unpaired_input_is_a_clear_error(rain_set):
+    folder, rainy, _ = rain_set
+    cv2.imwrite(str(folder / "rain" / "rain-004.png"), rainy[0])
+    result = run_metrics(f"--input_dir={folder / 'rain'}", f"--target_dir={folder / 'norain'}")
+    assert result.returncode != 0
+    assert "rain-004.png" in result.stderr
+    assert not SUMMARY.match(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
+
+
+def test_bad_flag_values_are_usage_errors(rain_set):
+    folder, _, _ = rain_set
+    result = run_metrics(f"--input_dir={folder}", "--crop_border=-1")
+    assert result.returncode != 0
+    assert "crop_border" in result.stderr
+    result = run_metrics("--target_dir=x")
+    assert result.returncode != 0
+    assert "input_dir" in result.stderr
+
+
+# Input PSNRs quoted in ../shared/data/README.md, to the precision it quotes them.
+QUOTED_INPUT_PSNR = [
+    ("rain12", [], 30.1, 0.05),
+    ("rain100l-10", [], 29.7, 0.05),
+    ("sots-indoor-10", [], 14.37, 0.005),
+    ("polyu-20", [], 37.04, 0.005),
+]
+
+
+@pytest.mark.parametrize("name,extra,quoted,tolerance", QUOTED_INPUT_PSNR)
+def test_reproduces_quoted_input_psnr_of_shared_samples(shared_data, name, extra, quoted, tolerance):
+    result = run_metrics(f"--input_dir={shared_data / name}", *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    match = SUMMARY.match(last_line(result))
+    assert match, last_line(result)
+    psnr = float(match.group(2))
+    assert math.isfinite(psnr)
+    assert psnr == pytest.approx(quoted, abs=tolerance)
