@@ -1,0 +1,805 @@
+"""Synthetic degradations (rain, heavy rain, haze, noise) in TensorFlow.
+
+One implementation serves tests, demos, the ``erlrestore-synth`` tool and
+training on your own clean photos (``pipeline.synthetic_source``): every
+degradation is a pure TensorFlow function ::
+
+    degraded = add_rain(clean, seed, density=0.05, ...)
+
+* ``clean``: float32 ``[H, W, 3]`` or ``[B, H, W, 3]`` in [0, 1] (the rank
+  must be known when the function is traced; height and width may be
+  dynamic, as in a ``tf.data`` pipeline of decoded files).
+* ``seed``: a shape-[2] integer tensor, list or array, the seed of
+  TensorFlow's *stateless* random ops. The same ``(clean, seed, params)``
+  always gives the same result, and the functions keep no Python state, so
+  they run eagerly, under ``tf.function`` and inside ``tf.data.Dataset.map``.
+  A single image and a batch of one with the same seed give the same result.
+* The result has the input's shape, is float32 and is clipped to [0, 1].
+
+Parameters are Python numbers or ``(low, high)`` pairs. A pair is sampled
+uniformly from the seed: *per image* for photometric quantities (density,
+brightness, beta, airlight, sigma, peak) and *per call* for the streak
+geometry (length, angle, width), so all images of one batch share a rain
+direction, as one scene does. In a ``tf.data`` pipeline each element is its
+own call, so every image gets its own geometry.
+
+Models (the details each function's docstring gives):
+
+* rain: linear additive ``O = B + S`` with one achromatic streak layer ``S``.
+* haze: atmospheric scattering ``I = J t + A (1 - t)``, ``t = exp(-beta d)``
+  with a depth proxy ``d`` (we have no depth maps).
+* heavy rain (Li, Cheong and Tan, CVPR 2019):
+  ``I = T (J + sum_i S_i) + (1 - T) A`` with several streak layers.
+* Gaussian noise, sigma on the 0-255 scale (the denoising literature's
+  convention); Poisson-Gaussian noise (shot noise + read noise, Foi et al.).
+
+``procedural_images`` draws clean-looking synthetic photos for demos and tests,
+and ``synthesize_folder`` (behind the ``erlrestore-synth`` console script)
+writes a paired ``input/`` + ``target/`` folder set.
+"""
+
+import inspect
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from erlrestore.data import io as data_io
+from erlrestore.data.io import DataError
+from erlrestore.progress import progress
+
+__all__ = [
+    "add_rain",
+    "add_haze",
+    "add_heavy_rain",
+    "add_gaussian_noise",
+    "add_poisson_gaussian_noise",
+    "DEGRADATIONS",
+    "make_degradation",
+    "procedural_images",
+    "derive_seed",
+    "synthesize_folder",
+]
+
+# Relative depth of the nearest scene point in the built-in depth proxies
+# (the farthest is 1). Keeping it above 0 means even the foreground is seen
+# through some air, so a very large beta drives the whole image to the airlight.
+NEAR_DEPTH = 0.1
+
+# Side of the low-resolution noise grid that is upsampled into the smooth
+# random depth variation.
+_DEPTH_NOISE_GRID = 4
+
+# Streak drops have a random intensity in [_MIN_DROP_INTENSITY, 1] (drops at
+# different distances and sizes are not equally bright).
+_MIN_DROP_INTENSITY = 0.5
+
+# synthesize_folder: copy k of image i uses the seed (seed, i * MAX_COPIES + k).
+MAX_COPIES = 10_000
+
+
+# ---------------------------------------------------------------------------
+# Argument handling
+# ---------------------------------------------------------------------------
+
+
+def _as_batch(clean, fn_name):
+    """Converts ``clean`` to a float32 [B, H, W, 3] tensor; returns it and the input rank."""
+    x = tf.convert_to_tensor(clean)
+    if not x.dtype.is_floating:
+        raise ValueError(
+            f"{fn_name} expects float images in [0, 1], got dtype {x.dtype.name}; convert "
+            "integer images first (e.g. tf.image.convert_image_dtype)"
+        )
+    x = tf.cast(x, tf.float32)
+    rank = x.shape.rank
+    if rank not in (3, 4):
+        raise ValueError(
+            f"{fn_name} expects an [H, W, 3] image or a [B, H, W, 3] batch, got shape {x.shape}"
+        )
+    if x.shape[-1] is not None and x.shape[-1] != 3:
+        raise ValueError(f"{fn_name} expects 3 (RGB) channels last, got shape {x.shape}")
+    if rank == 3:
+        x = x[tf.newaxis]
+    return x, rank
+
+
+def _restore_rank(batch, rank):
+    out = tf.clip_by_value(batch, 0.0, 1.0)
+    return out[0] if rank == 3 else out
+
+
+def _as_seed(seed, fn_name):
+    """The stateless seed as a shape-[2] int64 tensor."""
+    s = tf.convert_to_tensor(seed)
+    if not s.dtype.is_integer:
+        raise ValueError(f"{fn_name}: seed must be a shape-[2] integer tensor, got dtype {s.dtype.name}")
+    if s.shape.rank is not None and s.shape.as_list() not in ([2], [None]):
+        raise ValueError(f"{fn_name}: seed must have shape [2], got {s.shape}")
+    return tf.cast(s, tf.int64)
+
+
+def _split(seed, count):
+    """``count`` independent shape-[2] seeds derived from ``seed`` (rows of a [count, 2] tensor)."""
+    return tf.random.experimental.stateless_split(seed, num=count)
+
+
+def _as_range(name, value, low=None, high=None, low_open=False):
+    """Validates a number or (low, high) pair; returns (low, high) floats."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a number or a (low, high) pair, got {value!r}")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        lo = hi = float(value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in value
+    ):
+        lo, hi = float(value[0]), float(value[1])
+        if lo > hi:
+            raise ValueError(f"{name} range must be (low, high) with low <= high, got {value!r}")
+    else:
+        raise ValueError(f"{name} must be a number or a (low, high) pair of numbers, got {value!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+        if lo < low or (low_open and lo <= low):
+            raise ValueError(f"{name} must be {bounds[-1]}, got {value!r}")
+    if high is not None and hi > high:
+        raise ValueError(f"{name} must be <= {high:g}, got {value!r}")
+    return lo, hi
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _sample(bounds, seed, shape):
+    """A float32 tensor of ``shape``: the constant ``low`` or uniform in [low, high)."""
+    lo, hi = bounds
+    if lo == hi:
+        return tf.fill(shape, tf.constant(lo, tf.float32))
+    return tf.random.stateless_uniform(shape, seed, minval=lo, maxval=hi, dtype=tf.float32)
+
+
+def _per_image(value, shape_batch):
+    return tf.reshape(value, [shape_batch, 1, 1, 1])
+
+
+# ---------------------------------------------------------------------------
+# Rain streaks
+# ---------------------------------------------------------------------------
+
+
+def _gaussian_1d(sigma):
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    r = np.arange(-radius, radius + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (r / sigma) ** 2)
+    return (g / g.sum()).astype(np.float32), radius
+
+
+def _line_kernels(lengths, angles_deg, widths, radius, blur):
+    """Anti-aliased line (motion-blur) kernels, one per streak layer.
+
+    Returns a ``[k, k, n]`` float32 tensor, ``k = 2 * radius + 1``. Kernel
+    ``i`` holds, for every pixel centre, how much of it a segment of length
+    ``lengths[i]`` and width ``widths[i]`` through the kernel centre covers:
+    ``clip((width + 1) / 2 - distance_to_the_axis_segment, 0, 1)``. The axis
+    segment is ``length - 1`` long, so a vertical kernel of length L and width
+    1 sums to exactly L. The direction is ``angles_deg[i]`` degrees from
+    vertical, positive turning the lower end to the right (+x). With
+    ``blur > 0`` the kernel is convolved with a Gaussian of that sigma
+    (pixels), which softens the streak edges (defocus) and keeps its sum.
+    """
+    r = tf.range(-radius, radius + 1, dtype=tf.float32)
+    yy, xx = tf.meshgrid(r, r, indexing="ij")
+    yy, xx = yy[..., tf.newaxis], xx[..., tf.newaxis]
+    theta = angles_deg * (math.pi / 180.0)
+    dx, dy = tf.sin(theta), tf.cos(theta)
+    half = tf.maximum(lengths - 1.0, 0.0) / 2.0
+    along = tf.clip_by_value(xx * dx + yy * dy, -half, half)
+    dist = tf.sqrt(tf.square(xx - along * dx) + tf.square(yy - along * dy))
+    kernels = tf.clip_by_value((widths + 1.0) / 2.0 - dist, 0.0, 1.0)
+    if blur > 0:
+        g, _ = _gaussian_1d(blur)
+        n = tf.shape(kernels)[-1]
+        k4 = kernels[tf.newaxis]
+        gy = tf.tile(tf.reshape(g, [-1, 1, 1, 1]), [1, 1, n, 1])
+        gx = tf.tile(tf.reshape(g, [1, -1, 1, 1]), [1, 1, n, 1])
+        k4 = tf.nn.depthwise_conv2d(k4, gy, [1, 1, 1, 1], "SAME")
+        k4 = tf.nn.depthwise_conv2d(k4, gx, [1, 1, 1, 1], "SAME")
+        kernels = k4[0]
+    return kernels
+
+
+def _streak_layers(batch, height, width, seed, *, layers, density, length, angle, streak_width,
+                   brightness, blur):
+    """``layers`` achromatic rain-streak layers, a ``[B, H, W, layers]`` tensor in [0, brightness].
+
+    Each layer: Bernoulli "drops" with a random intensity in [0.5, 1] on a
+    canvas padded by the kernel radius, smeared by the layer's line kernel
+    (a depthwise convolution: one kernel per layer), saturated at 1 where
+    streaks overlap, scaled by ``brightness``. The canvas padding plus a
+    'VALID' convolution keeps streaks as dense at the borders as in the middle.
+
+    ``density`` is the fraction of pixels the layer covers. For a kernel of
+    area ``a`` (the sum of its coverage values) a drop probability
+    ``p = 1 - (1 - density) ** (1 / a)`` makes a pixel's chance of lying on
+    no streak ``(1 - p) ** a = 1 - density``.
+    """
+    seeds = _split(seed, 7)
+    max_len, max_width = length[1], streak_width[1]
+    blur_radius = _gaussian_1d(blur)[1] if blur > 0 else 0
+    radius = int(math.ceil((max_len + max_width) / 2.0)) + 1 + blur_radius
+    lengths = _sample(length, seeds[0], [layers])
+    angles = _sample(angle, seeds[1], [layers])
+    widths = _sample(streak_width, seeds[2], [layers])
+    kernels = _line_kernels(lengths, angles, widths, radius, blur)  # [k, k, n]
+    area = tf.reduce_sum(kernels, axis=[0, 1])  # [n]
+
+    dens = _sample(density, seeds[3], [batch, layers])
+    # 1 - (1 - d) ** (1 / a), written with log1p/expm1 for small densities.
+    prob = -tf.math.expm1(tf.math.log1p(-tf.minimum(dens, 1.0 - 1e-7)) / area)
+    prob = tf.where(dens >= 1.0, tf.ones_like(prob), prob)
+    prob = prob[:, tf.newaxis, tf.newaxis, :]
+    canvas = [batch, height + 2 * radius, width + 2 * radius, layers]
+    u = tf.random.stateless_uniform(canvas, seeds[4], dtype=tf.float32)
+    intensity = tf.random.stateless_uniform(canvas, seeds[5], minval=_MIN_DROP_INTENSITY, maxval=1.0)
+    drops = tf.where(u < prob, intensity, tf.zeros_like(u))
+    streaks = tf.nn.depthwise_conv2d(drops, kernels[..., tf.newaxis], [1, 1, 1, 1], "VALID")
+    streaks = tf.clip_by_value(streaks, 0.0, 1.0)
+    bright = _sample(brightness, seeds[6], [batch, layers])[:, tf.newaxis, tf.newaxis, :]
+    return streaks * bright
+
+
+def _rain_ranges(density, length, angle, width, brightness, blur, layers=1):
+    return dict(
+        density=_PARAM_CHECKS["density"](density),
+        length=_PARAM_CHECKS["length"](length),
+        angle=_PARAM_CHECKS["angle"](angle),
+        streak_width=_PARAM_CHECKS["width"](width),
+        brightness=_PARAM_CHECKS["brightness"](brightness),
+        blur=_check_blur(blur),
+        layers=_check_int("layers", layers, 1),
+    )
+
+
+def _check_blur(blur):
+    lo, hi = _as_range("blur", blur, 0.0)
+    if lo != hi:
+        raise ValueError(f"blur must be a single number, got {blur!r}")
+    return lo
+
+
+def add_rain(clean, seed, *, density=0.05, length=20, angle=-10, width=1, brightness=0.8, blur=0.5):
+    """Adds rain streaks with the linear additive model ``O = B + S``.
+
+    ``B`` is the clean background and ``S`` one streak layer, the same on all
+    three channels (rain is achromatic: streaks are bright, colourless light).
+    ``S`` is built from sparse random drops smeared by a line (motion-blur)
+    kernel in a depthwise convolution, saturated at 1 where streaks overlap
+    and scaled by ``brightness``; see ``_streak_layers``. The result is
+    clipped to [0, 1], so ``O >= B`` everywhere.
+
+    Args:
+      clean: float32 ``[H, W, 3]`` or ``[B, H, W, 3]`` in [0, 1].
+      seed: shape-[2] integer stateless seed.
+      density: fraction of pixels covered by streaks, in [0, 1] (the drop
+        probability is derived from it and the kernel's area).
+      length: streak length in pixels (>= 1).
+      angle: streak direction in degrees from vertical, in [-90, 90];
+        positive turns the lower end to the right, so the default -10 is
+        rain blown slightly to the left.
+      width: streak width in pixels (> 0).
+      brightness: peak streak intensity added to the background (>= 0).
+      blur: sigma in pixels of a Gaussian defocus of the streaks (>= 0, a
+        single number; 0 gives hard anti-aliased lines).
+
+    Any of density/length/angle/width/brightness may be a (low, high) pair
+    sampled from ``seed`` (see the module docstring).
+    """
+    x, rank = _as_batch(clean, "add_rain")
+    seed = _as_seed(seed, "add_rain")
+    ranges = _rain_ranges(density, length, angle, width, brightness, blur)
+    shape = tf.shape(x)
+    streaks = _streak_layers(shape[0], shape[1], shape[2], seed, **ranges)
+    return _restore_rank(x + streaks, rank)
+
+
+# ---------------------------------------------------------------------------
+# Haze
+# ---------------------------------------------------------------------------
+
+DEPTH_PROXIES = ("gradient", "brightness", "uniform")
+
+
+def _check_depth(depth, variation):
+    if isinstance(depth, str) and depth not in DEPTH_PROXIES or isinstance(depth, (int, float)):
+        raise ValueError(
+            f"depth must be one of {', '.join(DEPTH_PROXIES)} or a depth map array, got {depth!r}"
+        )
+    _as_range("depth_variation", variation, 0.0)
+
+
+def _depth_map(x, depth, variation, seed):
+    """A relative depth map ``[B, H, W, 1]`` for the scattering model.
+
+    Proxies (we have no depth):
+
+    * ``"gradient"``: far at the top, near at the bottom, linearly from 1 on
+      the top row to ``NEAR_DEPTH`` on the bottom row (outdoor photos
+      usually show sky or distant scenery above the ground), plus smooth
+      random variation: uniform noise in [-1, 1] on a 4 x 4 grid, upsampled
+      bilinearly to the image size, times ``variation``.
+    * ``"brightness"``: brighter regions are farther (sky and distant,
+      already hazy-looking scenery are bright); the luma downsampled to
+      16 x 16 (area average) and upsampled back, mapped to [NEAR_DEPTH, 1],
+      plus the same smooth random variation.
+    * ``"uniform"``: depth 1 everywhere (homogeneous haze, ``t = exp(-beta)``),
+      no random variation.
+
+    The built-in proxies are clipped to [NEAR_DEPTH, 1]. A tensor/array
+    depth map (``[H, W]``, ``[H, W, 1]``, ``[B, H, W]`` or ``[B, H, W, 1]``,
+    non-negative, in units of your choice: beta is per unit of it) is used
+    as given.
+    """
+    shape = tf.shape(x)
+    batch, height, width = shape[0], shape[1], shape[2]
+    if not isinstance(depth, str):
+        d = tf.cast(tf.convert_to_tensor(depth), tf.float32)
+        if d.shape.rank == 2 or (d.shape.rank == 3 and d.shape[-1] != 1):
+            d = d[..., tf.newaxis]
+        if d.shape.rank == 3:
+            d = d[tf.newaxis]
+        if d.shape.rank != 4:
+            raise ValueError(f"a depth map must be [H, W], [H, W, 1], [B, H, W] or [B, H, W, 1], got {d.shape}")
+        return tf.broadcast_to(d, [batch, height, width, 1])
+    if depth == "uniform":
+        return tf.ones([batch, height, width, 1], tf.float32)
+    if depth == "gradient":
+        rows = (tf.range(height, dtype=tf.float32) + 0.5) / tf.cast(height, tf.float32)
+        base = 1.0 - (1.0 - NEAR_DEPTH) * rows  # top row ~1, bottom row ~NEAR_DEPTH
+        base = tf.broadcast_to(base[tf.newaxis, :, tf.newaxis, tf.newaxis], [batch, height, width, 1])
+    else:  # brightness
+        luma = tf.reduce_sum(x * tf.constant([0.299, 0.587, 0.114], tf.float32), axis=-1, keepdims=True)
+        small = tf.image.resize(luma, [16, 16], method="area")
+        smooth = tf.image.resize(small, [height, width], method="bilinear")
+        base = NEAR_DEPTH + (1.0 - NEAR_DEPTH) * smooth
+    lo, hi = _as_range("depth_variation", variation, 0.0)
+    seeds = _split(seed, 2)
+    amount = _per_image(_sample((lo, hi), seeds[0], [batch]), batch)
+    grid = tf.random.stateless_uniform(
+        [batch, _DEPTH_NOISE_GRID, _DEPTH_NOISE_GRID, 1], seeds[1], minval=-1.0, maxval=1.0
+    )
+    noise = tf.image.resize(grid, [height, width], method="bilinear")
+    return tf.clip_by_value(base + amount * noise, NEAR_DEPTH, 1.0)
+
+
+def _transmission(x, seed, beta, depth, depth_variation):
+    batch = tf.shape(x)[0]
+    seeds = _split(seed, 2)
+    b = _per_image(_sample(beta, seeds[0], [batch]), batch)
+    d = _depth_map(x, depth, depth_variation, seeds[1])
+    return tf.exp(-b * d)
+
+
+def add_haze(clean, seed, *, beta=1.0, airlight=0.8, depth="gradient", depth_variation=0.2):
+    """Adds haze with the atmospheric scattering model ``I = J t + A (1 - t)``.
+
+    ``J`` is the clean scene, ``A`` the (grey) airlight and
+    ``t = exp(-beta d)`` the transmission through scattering coefficient
+    ``beta`` over relative depth ``d`` (see ``_depth_map`` for the proxies).
+    ``beta = 0`` returns the input unchanged; a very large beta drives the
+    image to ``A`` (the built-in proxies keep ``d >= NEAR_DEPTH``).
+
+    Args:
+      clean: float32 ``[H, W, 3]`` or ``[B, H, W, 3]`` in [0, 1].
+      seed: shape-[2] integer stateless seed.
+      beta: scattering coefficient per unit of relative depth (>= 0); 1 gives
+        a transmission from about 0.9 at the bottom to 0.37 at the top with
+        the gradient proxy.
+      airlight: atmospheric light A in [0, 1], the same on all channels
+        (RESIDE's convention; a colour cast is not modelled).
+      depth: "gradient" (default), "brightness", "uniform", or a depth map.
+      depth_variation: amplitude of the smooth random depth variation (>= 0;
+        unused for "uniform" and explicit depth maps).
+
+    ``beta``, ``airlight`` and ``depth_variation`` may be (low, high) pairs,
+    sampled per image from ``seed``.
+    """
+    x, rank = _as_batch(clean, "add_haze")
+    seed = _as_seed(seed, "add_haze")
+    beta = _PARAM_CHECKS["beta"](beta)
+    airlight = _PARAM_CHECKS["airlight"](airlight)
+    _check_depth(depth, depth_variation)
+    seeds = _split(seed, 2)
+    t = _transmission(x, seeds[0], beta, depth, depth_variation)
+    a = _per_image(_sample(airlight, seeds[1], [tf.shape(x)[0]]), tf.shape(x)[0])
+    return _restore_rank(x * t + a * (1.0 - t), rank)
+
+
+def add_heavy_rain(clean, seed, *, layers=3, density=0.03, length=(15, 35), angle=(-20, 0),
+                   width=(1, 2), brightness=(0.5, 0.9), blur=0.7, beta=(0.8, 1.6),
+                   airlight=(0.7, 0.9), depth="gradient", depth_variation=0.2):
+    """Adds heavy rain: streaks plus the rain veil (Li, Cheong and Tan, CVPR 2019).
+
+    The model of "Heavy Rain Image Restoration: Integrating Physics Model and
+    Conditional Adversarial Learning"::
+
+        I = T * (J + sum_i S_i) + (1 - T) * A
+
+    ``S_i`` are ``layers`` independent streak layers (as in :func:`add_rain`;
+    each layer draws its own length, angle and width from the ranges, so
+    layers differ in direction and scale), ``T = exp(-beta d)`` the
+    transmission of the rain-accumulation veil with the depth proxies of
+    :func:`add_haze`, and ``A`` the grey atmospheric light. Streaks are
+    attenuated by ``T`` with the scene. ``J + sum S_i`` is not clipped before
+    attenuation (the model is linear in radiance); only the result is.
+
+    Args:
+      layers: number of streak layers (>= 1).
+      density, length, angle, width, brightness, blur: per layer, as in
+        :func:`add_rain` (density is each layer's coverage).
+      beta, airlight, depth, depth_variation: as in :func:`add_haze`.
+
+    The defaults (ranges) give a different storm for every seed.
+    """
+    x, rank = _as_batch(clean, "add_heavy_rain")
+    seed = _as_seed(seed, "add_heavy_rain")
+    ranges = _rain_ranges(density, length, angle, width, brightness, blur, layers)
+    beta = _PARAM_CHECKS["beta"](beta)
+    airlight = _PARAM_CHECKS["airlight"](airlight)
+    _check_depth(depth, depth_variation)
+    seeds = _split(seed, 3)
+    shape = tf.shape(x)
+    streaks = _streak_layers(shape[0], shape[1], shape[2], seeds[0], **ranges)
+    total = tf.reduce_sum(streaks, axis=-1, keepdims=True)
+    t = _transmission(x, seeds[1], beta, depth, depth_variation)
+    a = _per_image(_sample(airlight, seeds[2], [shape[0]]), shape[0])
+    return _restore_rank(t * (x + total) + (1.0 - t) * a, rank)
+
+
+# ---------------------------------------------------------------------------
+# Noise
+# ---------------------------------------------------------------------------
+
+
+def add_gaussian_noise(clean, seed, *, sigma=25.0):
+    """Adds white Gaussian noise, independent per pixel and channel.
+
+    Args:
+      clean: float32 ``[H, W, 3]`` or ``[B, H, W, 3]`` in [0, 1].
+      seed: shape-[2] integer stateless seed.
+      sigma: standard deviation on the 0-255 scale (>= 0), the denoising
+        literature's convention (sigma = 15, 25, 50); the noise added to
+        [0, 1] images has std ``sigma / 255``. A (low, high) pair is sampled
+        per image (blind denoising).
+
+    The result is clipped to [0, 1], which lowers the effective std near
+    black and white.
+    """
+    x, rank = _as_batch(clean, "add_gaussian_noise")
+    seed = _as_seed(seed, "add_gaussian_noise")
+    sigma = _as_range("sigma", sigma, 0.0)
+    seeds = _split(seed, 2)
+    batch = tf.shape(x)[0]
+    std = _per_image(_sample(sigma, seeds[0], [batch]), batch) / 255.0
+    noise = tf.random.stateless_normal(tf.shape(x), seeds[1], dtype=tf.float32)
+    return _restore_rank(x + std * noise, rank)
+
+
+def add_poisson_gaussian_noise(clean, seed, *, peak=50.0, sigma=5.0):
+    """Adds signal-dependent Poisson-Gaussian noise (shot noise + read noise).
+
+    The sensor model of Foi et al. (2008)::
+
+        y = Poisson(peak * x) / peak + N(0, (sigma / 255)^2)
+
+    ``peak`` is the expected photon count of a white pixel (smaller is
+    darker light and noisier); the shot noise has variance ``x / peak``. The
+    Poisson counts are *sampled exactly* with ``tf.random.stateless_poisson``
+    (no Gaussian approximation), independently per pixel and channel, then
+    Gaussian read noise with std ``sigma / 255`` is added. Result clipped.
+
+    Args:
+      clean: float32 ``[H, W, 3]`` or ``[B, H, W, 3]`` in [0, 1].
+      seed: shape-[2] integer stateless seed.
+      peak: photons at white (> 0); a (low, high) pair is sampled per image.
+      sigma: read-noise std on the 0-255 scale (>= 0); may be a pair.
+    """
+    x, rank = _as_batch(clean, "add_poisson_gaussian_noise")
+    seed = _as_seed(seed, "add_poisson_gaussian_noise")
+    peak = _as_range("peak", peak, 0.0, low_open=True)
+    sigma = _as_range("sigma", sigma, 0.0)
+    seeds = _split(seed, 4)
+    batch = tf.shape(x)[0]
+    photons = _per_image(_sample(peak, seeds[0], [batch]), batch)
+    std = _per_image(_sample(sigma, seeds[1], [batch]), batch) / 255.0
+    lam = tf.maximum(x, 0.0) * photons
+    counts = tf.random.stateless_poisson(tf.shape(x), seeds[2], lam, dtype=tf.float32)
+    read = tf.random.stateless_normal(tf.shape(x), seeds[3], dtype=tf.float32)
+    return _restore_rank(counts / photons + std * read, rank)
+
+
+# ---------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------
+
+# One validator per parameter name; a name means the same in every degradation.
+_PARAM_CHECKS = {
+    "density": lambda v: _as_range("density", v, 0.0, 1.0),
+    "length": lambda v: _as_range("length", v, 1.0),
+    "angle": lambda v: _as_range("angle", v, -90.0, 90.0),
+    "width": lambda v: _as_range("width", v, 0.0, low_open=True),
+    "brightness": lambda v: _as_range("brightness", v, 0.0),
+    "blur": lambda v: _check_blur(v),
+    "layers": lambda v: _check_int("layers", v, 1),
+    "beta": lambda v: _as_range("beta", v, 0.0),
+    "airlight": lambda v: _as_range("airlight", v, 0.0, 1.0),
+    "depth": lambda v: _check_depth(v, 0.0),
+    "depth_variation": lambda v: _as_range("depth_variation", v, 0.0),
+    "sigma": lambda v: _as_range("sigma", v, 0.0),
+    "peak": lambda v: _as_range("peak", v, 0.0, low_open=True),
+}
+
+DEGRADATIONS = {
+    "rain": add_rain,
+    "heavy_rain": add_heavy_rain,
+    "haze": add_haze,
+    "gaussian_noise": add_gaussian_noise,
+    "poisson_gaussian_noise": add_poisson_gaussian_noise,
+}
+
+
+def degradation_params(name):
+    """The keyword parameters of degradation ``name`` and their defaults, as a dict."""
+    fn = _lookup(name)
+    return {
+        p.name: p.default
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def _lookup(name):
+    if name not in DEGRADATIONS:
+        raise ValueError(f"unknown degradation {name!r}; valid names: {', '.join(DEGRADATIONS)}")
+    return DEGRADATIONS[name]
+
+
+def make_degradation(name, **params):
+    """``degrade(clean, seed)`` applying degradation ``name`` with ``params``.
+
+    Unknown names and parameters raise ValueError listing the valid ones;
+    parameter values are checked here too, so mistakes surface before a
+    pipeline starts.
+    """
+    fn = _lookup(name)
+    valid = degradation_params(name)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)} for degradation {name!r}; "
+            f"valid parameters: {', '.join(valid)}"
+        )
+    for key, value in params.items():  # check values now, not at the first batch
+        _PARAM_CHECKS[key](value)
+
+    def degrade(clean, seed):
+        return fn(clean, seed, **params)
+
+    degrade.__name__ = f"{name}_degradation"
+    degrade.__doc__ = f"{fn.__name__}(clean, seed, **{params!r})"
+    degrade.name = name
+    degrade.params = dict(params)
+    return degrade
+
+
+# ---------------------------------------------------------------------------
+# Procedural clean images
+# ---------------------------------------------------------------------------
+
+
+def _procedural_image(seed, index, height, width):
+    """One synthetic "photo"; depends only on (seed, index, height, width)."""
+    rng = np.random.default_rng([seed, index])
+    scale = float(max(height, width))
+    yy, xx = np.meshgrid(
+        (np.arange(height) + 0.5) / scale, (np.arange(width) + 0.5) / scale, indexing="ij"
+    )
+    # Background: a two-colour gradient along a random direction ...
+    c0, c1 = rng.uniform(0.1, 0.9, size=(2, 3))
+    phi = rng.uniform(0, 2 * np.pi)
+    s = xx * np.cos(phi) + yy * np.sin(phi)
+    s = (s - s.min()) / max(s.max() - s.min(), 1e-9)
+    image = c0 * (1 - s[..., None]) + c1 * s[..., None]
+    # ... with soft low-frequency shading.
+    for _ in range(2):
+        f = rng.uniform(0.5, 2.0, size=2) * 2 * np.pi
+        image += rng.uniform(0.03, 0.08) * np.sin(f[0] * xx + f[1] * yy + rng.uniform(0, 6.3))[..., None]
+
+    # Shapes with anti-aliased edges: alpha = clip(0.5 - signed distance in pixels, 0, 1).
+    for _ in range(int(rng.integers(3, 7))):
+        kind = rng.choice(["disk", "ellipse", "rectangle"])
+        cx, cy = rng.uniform(0.05, 0.95, size=2) * np.array([width, height]) / scale
+        size = rng.uniform(0.08, 0.3)
+        rot = rng.uniform(0, np.pi)
+        qx = (xx - cx) * np.cos(rot) + (yy - cy) * np.sin(rot)
+        qy = -(xx - cx) * np.sin(rot) + (yy - cy) * np.cos(rot)
+        if kind == "disk":
+            sd = np.hypot(qx, qy) - size
+        elif kind == "ellipse":
+            a, b = size, size * rng.uniform(0.3, 0.9)
+            sd = (np.hypot(qx / a, qy / b) - 1.0) * b
+        else:
+            a, b = size, size * rng.uniform(0.3, 1.0)
+            sd = np.maximum(np.abs(qx) - a, np.abs(qy) - b)
+        alpha = np.clip(0.5 - sd * scale, 0.0, 1.0)[..., None]
+        colour = rng.uniform(0.05, 0.95, size=3)
+        shade = 1.0 + 0.25 * np.clip(qy / size, -1, 1)[..., None]  # lit from one side
+        fill = colour * shade
+        texture = rng.choice(["flat", "stripes", "checker"])
+        period = rng.uniform(3.0, 10.0) / scale  # pixels -> normalised units
+        if texture == "stripes":
+            fill = fill * (1.0 + 0.2 * np.sin(2 * np.pi * qx / period))[..., None]
+        elif texture == "checker":
+            check = (np.floor(qx / period) + np.floor(qy / period)) % 2
+            fill = fill * (0.85 + 0.3 * check)[..., None]
+        image = image * (1 - alpha) + fill * alpha
+    # Fine, low-amplitude texture (paper/film grain look), smooth enough to stay "clean".
+    grain = rng.normal(0.0, 1.0, size=(height, width, 1))
+    grain = 0.25 * (grain + np.roll(grain, 1, 0) + np.roll(grain, 1, 1) + np.roll(grain, (1, 1), (0, 1)))
+    image += 0.01 * grain
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def procedural_images(count, height, width, seed=0):
+    """``count`` clean-looking synthetic photos, ``[count, height, width, 3]`` float32 in [0, 1].
+
+    Each has a two-colour background gradient with soft shading, 3-6 shapes
+    (disks, ellipses, rotated rectangles) with anti-aliased edges, side
+    shading and stripe/checker textures, and faint smoothed grain. NumPy,
+    deterministic: image ``i`` depends only on ``(seed, i, height, width)``,
+    so ``procedural_images(5, ...)[:2]`` equals ``procedural_images(2, ...)``.
+    ``seed`` is a non-negative integer.
+    """
+    count = _check_int("count", count, 0)
+    height = _check_int("height", height, 1)
+    width = _check_int("width", width, 1)
+    seed = _check_int("seed", seed, 0)
+    out = np.empty((count, height, width, 3), np.float32)
+    for i in range(count):
+        out[i] = _procedural_image(seed, i, height, width)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Paired folder synthesis (erlrestore-synth)
+# ---------------------------------------------------------------------------
+
+
+def derive_seed(seed, index, copy=0):
+    """The stateless seed ``[seed, index * MAX_COPIES + copy]`` of copy ``copy`` of image ``index``.
+
+    A given image and copy gets the same degradation whatever the number of
+    copies requested, so a run with more copies extends a smaller one.
+    """
+    if not 0 <= copy < MAX_COPIES:
+        raise ValueError(f"copy must be in [0, {MAX_COPIES}), got {copy}")
+    return np.array([seed, index * MAX_COPIES + copy], dtype=np.int64)
+
+
+def _check_output_dir(output_dir, overwrite):
+    if os.path.exists(output_dir):
+        if not os.path.isdir(output_dir):
+            raise DataError(f"output folder {output_dir} exists and is not a folder")
+        entries = os.listdir(output_dir)
+        if entries and not overwrite:
+            raise DataError(
+                f"output folder {output_dir} is not empty ({len(entries)} entries); choose an empty "
+                "folder or pass overwrite=True (--overwrite) to write into it"
+            )
+
+
+def _clean_sources(clean_dir, procedural, size, seed):
+    """(names, loader) where loader(i) returns clean image i."""
+    if (clean_dir is None) == (not procedural):
+        raise ValueError("give exactly one of clean_dir and procedural (a number of images > 0)")
+    if clean_dir is not None:
+        paths = data_io.list_images(clean_dir)
+        stems = {}
+        for path in paths:
+            stem = os.path.splitext(os.path.basename(path))[0]
+            if stem in stems:
+                raise DataError(
+                    f"{stems[stem]} and {path} have the same name stem {stem!r}; both would be "
+                    f"written as {stem}.png"
+                )
+            stems[stem] = path
+        return list(stems), lambda i: data_io.read_image(paths[i])
+    count = _check_int("procedural", procedural, 1)
+    height, width = size
+    _check_int("height", height, 1)
+    _check_int("width", width, 1)
+    digits = max(4, len(str(count - 1)))
+    names = [f"procedural_{i:0{digits}d}" for i in range(count)]
+    return names, lambda i: _procedural_image(seed, i, height, width)
+
+
+def synthesize_folder(output_dir, degradation, *, clean_dir=None, procedural=0, size=(256, 256),
+                      params=None, seed=0, copies=1, overwrite=False, bit_depth=8,
+                      show_progress=True):
+    """Writes a paired data set in the ``folders`` layout and returns its pairs.
+
+    For every clean image (the images of ``clean_dir``, or ``procedural``
+    generated ones of ``size = (height, width)``) and every copy ``k`` it
+    writes ``output_dir/target/<name>.png`` (the clean image) and
+    ``output_dir/input/<name>.png`` (the degraded one), where ``<name>`` is
+    the clean file's stem, or ``<stem>_<k>`` (k zero-padded, from 0) when
+    ``copies > 1``. Copy ``k`` of image ``i`` (in sorted file order) uses
+    the seed :func:`derive_seed` ``(seed, i, k)``; procedural image ``i`` is
+    ``procedural_images(..., seed)[i]``.
+
+    Args:
+      output_dir: destination folder; created if missing. A non-empty folder
+        raises DataError unless ``overwrite`` (then files with the same names
+        are replaced and other files are left alone).
+      degradation: a name in DEGRADATIONS.
+      clean_dir / procedural: the clean source (exactly one).
+      size: (height, width) of procedural images.
+      params: degradation parameters (see make_degradation).
+      seed: non-negative integer base seed.
+      copies: degraded variants per clean image (1 to MAX_COPIES).
+      bit_depth: 8 or 16 bits per channel in the PNGs.
+      show_progress: draw a progress bar on stderr.
+
+    Returns:
+      The list of ``(input_path, target_path)`` written, in order.
+
+    Raises:
+      ValueError for bad arguments (unknown degradation or parameter), and
+      DataError (naming the file or folder) for unreadable clean images,
+      clashing names or a non-empty output folder.
+    """
+    output_dir = os.fspath(output_dir)
+    seed = _check_int("seed", seed, 0)
+    copies = _check_int("copies", copies, 1)
+    if copies > MAX_COPIES:
+        raise ValueError(f"copies must be <= {MAX_COPIES}, got {copies}")
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    degrade = make_degradation(degradation, **(params or {}))
+    names, load = _clean_sources(clean_dir, procedural, size, seed)
+    _check_output_dir(output_dir, overwrite)
+
+    # One trace for all image sizes; the seed is a tensor so it never retraces.
+    graph_fn = tf.function(
+        degrade,
+        input_signature=[
+            tf.TensorSpec([None, None, 3], tf.float32),
+            tf.TensorSpec([2], tf.int64),
+        ],
+    )
+    input_dir = os.path.join(output_dir, "input")
+    target_dir = os.path.join(output_dir, "target")
+    os.makedirs(input_dir, exist_ok=True)
+    os.makedirs(target_dir, exist_ok=True)
+    digits = len(str(copies - 1))
+    written = []
+    items = range(len(names))
+    if show_progress:
+        items = progress(items, total=len(names), desc=f"synth {degradation}")
+    for i in items:
+        clean = load(i)
+        for k in range(copies):
+            name = names[i] if copies == 1 else f"{names[i]}_{k:0{digits}d}"
+            degraded = graph_fn(tf.constant(clean), tf.constant(derive_seed(seed, i, k))).numpy()
+            input_path = os.path.join(input_dir, name + ".png")
+            target_path = os.path.join(target_dir, name + ".png")
+            data_io.write_image(target_path, clean, bit_depth)
+            data_io.write_image(input_path, degraded, bit_depth)
+            written.append((input_path, target_path))
+    return written
