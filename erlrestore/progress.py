@@ -3,14 +3,15 @@
 It writes to stderr, so a tool's stdout stays machine-readable (the metrics
 tool's last stdout line is its summary). On a terminal the bar redraws in
 place; when stderr is not a terminal (CI logs, pipes) it prints a plain line
-about every 10% so logs stay short.
+about every 10%, and only for sets of ``log_min_items`` or more, so logs stay
+short.
 """
 
 import sys
 import time
 
 
-def progress(iterable, total=None, desc="", stream=None, min_items=2):
+def progress(iterable, total=None, desc="", stream=None, min_items=2, log_min_items=100):
     """Yields from ``iterable`` while drawing a progress bar on ``stream``.
 
     Sets shorter than ``min_items`` draw nothing.
@@ -25,8 +26,11 @@ def progress(iterable, total=None, desc="", stream=None, min_items=2):
         yield from iterable
         return
     interactive = hasattr(stream, "isatty") and stream.isatty()
+    if not interactive and (total is None or total < log_min_items):
+        yield from iterable
+        return
     start = time.monotonic()
-    last_decile = -1
+    last_decile = 0
     done = 0
     for item in iterable:
         yield item
@@ -43,7 +47,7 @@ def progress(iterable, total=None, desc="", stream=None, min_items=2):
             elif int(10 * fraction) > last_decile:
                 last_decile = int(10 * fraction)
                 stream.write(f"{desc} {done}/{total} ({100 * fraction:.0f}%) {elapsed:.1f}s\n")
-        elif interactive:
+        else:
             stream.write(f"\r{desc} {done} {elapsed:.1f}s")
             stream.flush()
     if interactive:
