@@ -1,0 +1,297 @@
+"""Custom Keras layers shared by the restoration models.
+
+Every layer here is a serializable ``keras.layers.Layer`` (registered under the
+``erlrestore`` package, constructor arguments returned by ``get_config``), works
+channels-last on float32 tensors and accepts dynamic spatial sizes
+(``(batch, None, None, channels)``).
+
+- :class:`DenseBlock` -- DenseNet-style block, the stage of the ERL-Net MEMD.
+- :class:`FeatureFusion` -- ERL-Net's feature-fusion layer FUS (Fig. 2(c)).
+- :class:`PadToMultiple` / :class:`CropToMatch` -- pad an image of any size to
+  a multiple of ``2**depth`` before a U-Net and crop the result back.
+
+Plain Keras layers are used wherever they suffice (e.g. ``keras.layers.Add``
+for the ERL-Net feature entanglement).
+"""
+
+import keras
+import tensorflow as tf
+
+_PACKAGE = "erlrestore"
+
+_NORMS = ("none", "instance", "batch")
+_PAD_MODES = ("REFLECT", "SYMMETRIC", "EDGE")
+
+
+def _check_positive_int(value, what, owner):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: {what} must be a positive integer, got {value!r}")
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DenseBlock(keras.layers.Layer):
+    """DenseNet-style block (Huang et al., CVPR 2017) with 3x3 convolutions.
+
+    Layer ``i`` (0-based) sees the concatenation of the block input and the
+    outputs of layers ``0..i-1`` and computes ``[norm] -> activation ->
+    Conv3x3(growth_rate)`` (pre-activation, "same" padding). The block output
+    is the concatenation of the input and all layer outputs, so it has
+    ``C_in + num_layers * growth_rate`` channels.
+
+    ERL-Net stacks such blocks in a U-Net but gives no block sizes; the
+    defaults of the models that use this layer are our choice.
+
+    Args:
+        num_layers: number of composite layers (``L``).
+        growth_rate: channels added by each layer (``k``).
+        norm: ``"none"`` (default), ``"instance"`` (``GroupNormalization`` with
+            one group per channel) or ``"batch"``. The default is ``"none"``
+            because the ERL-Net paper trains with batch size 1, where batch
+            statistics are those of a single crop.
+        activation: any name or object accepted by ``keras.activations.get``.
+        **kwargs: standard layer arguments (``name``, ``dtype``, ...).
+    """
+
+    def __init__(self, num_layers, growth_rate, norm="none", activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int(num_layers, "num_layers", "DenseBlock")
+        _check_positive_int(growth_rate, "growth_rate", "DenseBlock")
+        if norm not in _NORMS:
+            raise ValueError(f"DenseBlock: norm must be one of {_NORMS}, got {norm!r}")
+        self.num_layers = num_layers
+        self.growth_rate = growth_rate
+        self.norm = norm
+        self.activation = keras.activations.get(activation)
+
+        self.norm_layers = []
+        self.conv_layers = []
+        for i in range(num_layers):
+            if norm == "instance":
+                self.norm_layers.append(
+                    keras.layers.GroupNormalization(groups=-1, dtype=self.dtype_policy, name=f"norm_{i}")
+                )
+            elif norm == "batch":
+                self.norm_layers.append(keras.layers.BatchNormalization(dtype=self.dtype_policy, name=f"norm_{i}"))
+            self.conv_layers.append(
+                keras.layers.Conv2D(growth_rate, 3, padding="same", dtype=self.dtype_policy, name=f"conv_{i}")
+            )
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(f"DenseBlock {self.name!r}: the channel dimension of the input must be known, got {input_shape}")
+        for i in range(self.num_layers):
+            shape = tuple(input_shape[:-1]) + (channels + i * self.growth_rate,)
+            if self.norm_layers:
+                self.norm_layers[i].build(shape)
+            self.conv_layers[i].build(shape)
+
+    def call(self, inputs, training=None):
+        features = [inputs]
+        for i in range(self.num_layers):
+            h = features[0] if i == 0 else keras.ops.concatenate(features, axis=-1)
+            if self.norm_layers:
+                h = self.norm_layers[i](h, training=training)
+            h = self.activation(h)
+            features.append(self.conv_layers[i](h))
+        return keras.ops.concatenate(features, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (input_shape[-1] + self.num_layers * self.growth_rate,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_layers": self.num_layers,
+                "growth_rate": self.growth_rate,
+                "norm": self.norm,
+                "activation": keras.activations.serialize(self.activation),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FeatureFusion(keras.layers.Layer):
+    """ERL-Net's feature-fusion layer FUS (Sec. 3.2, Fig. 2(c)).
+
+    Called on a list ``[skip, decoder]`` of equally sized feature maps, right
+    after a U-Net skip connection. With ``x = concat([skip, decoder])`` (``C``
+    channels) it computes
+
+    1. channel recalibration, squeeze-and-excitation style:
+       ``s = sigmoid(Dense_C(relu(Dense_{C/r}(GlobalAvgPool(x)))))`` and
+       ``x' = x * s``;
+    2. a residual-guided combination: ``out = decoder + Conv1x1_filters(x')``.
+
+    The paper describes FUS only as "feature map recalibration and residual
+    guided layers combination"; these exact internals (SE recalibration of the
+    concatenation, a 1x1 convolution, the decoder feature as the residual
+    path) are our reading of its figure. With a zero 1x1 convolution FUS
+    passes the decoder feature through unchanged.
+
+    Args:
+        filters: output channels; the decoder feature (second input) must have
+            exactly this many channels.
+        reduction: squeeze ratio ``r`` of the SE bottleneck (hidden units
+            ``max(1, C // r)``).
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, filters, reduction=4, **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int(filters, "filters", "FeatureFusion")
+        _check_positive_int(reduction, "reduction", "FeatureFusion")
+        self.filters = filters
+        self.reduction = reduction
+        self.combine = keras.layers.Conv2D(filters, 1, dtype=self.dtype_policy, name="combine")
+
+    def _split_shapes(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2 or not isinstance(
+            input_shape[0], (list, tuple)
+        ):
+            raise ValueError(
+                f"FeatureFusion {self.name!r} expects a list of two inputs [skip, decoder], got shape {input_shape}"
+            )
+        return tuple(input_shape[0]), tuple(input_shape[1])
+
+    def build(self, input_shape):
+        skip_shape, decoder_shape = self._split_shapes(input_shape)
+        if skip_shape[-1] is None or decoder_shape[-1] is None:
+            raise ValueError(f"FeatureFusion {self.name!r}: channel dimensions must be known, got {input_shape}")
+        if decoder_shape[-1] != self.filters:
+            raise ValueError(
+                f"FeatureFusion {self.name!r} (filters={self.filters}) needs the decoder feature (second input) "
+                f"to have {self.filters} channels, got {decoder_shape[-1]}"
+            )
+        channels = skip_shape[-1] + decoder_shape[-1]
+        self.squeeze = keras.layers.Dense(
+            max(1, channels // self.reduction), activation="relu", dtype=self.dtype_policy, name="squeeze"
+        )
+        self.excite = keras.layers.Dense(channels, activation="sigmoid", dtype=self.dtype_policy, name="excite")
+        self.squeeze.build((None, channels))
+        self.excite.build((None, max(1, channels // self.reduction)))
+        self.combine.build(decoder_shape[:-1] + (channels,))
+
+    def call(self, inputs):
+        skip, decoder = inputs
+        x = keras.ops.concatenate([skip, decoder], axis=-1)
+        pooled = keras.ops.mean(x, axis=(1, 2))
+        scale = self.excite(self.squeeze(pooled))
+        x = x * scale[:, None, None, :]
+        return decoder + self.combine(x)
+
+    def compute_output_shape(self, input_shape):
+        _, decoder_shape = self._split_shapes(input_shape)
+        return decoder_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "reduction": self.reduction})
+        return config
+
+
+def _pad_indices(size, pad, mode):
+    """Gather indices that extend ``range(size)`` by ``pad`` entries at the end.
+
+    ``REFLECT`` mirrors without repeating the edge (needs ``pad <= size - 1``),
+    ``SYMMETRIC`` mirrors repeating it (needs ``pad <= size``), ``EDGE``
+    repeats the last entry. When the requested mode needs a larger ``size``,
+    the next mode in that list that fits is used.
+    """
+    positions = tf.range(size + pad)
+    reflect = 2 * (size - 1) - positions
+    symmetric = 2 * size - 1 - positions
+    edge = tf.fill(tf.shape(positions), size - 1)
+    if mode == "REFLECT":
+        fill = tf.where(pad <= size - 1, reflect, tf.where(pad <= size, symmetric, edge))
+    elif mode == "SYMMETRIC":
+        fill = tf.where(pad <= size, symmetric, edge)
+    else:
+        fill = edge
+    return tf.where(positions < size, positions, fill)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PadToMultiple(keras.layers.Layer):
+    """Pads height and width at the bottom/right up to a multiple of ``multiple``.
+
+    A U-Net with ``d`` 2x down-sampling levels needs sizes divisible by
+    ``2**d``; pad with this layer, run the network, and crop back with
+    :class:`CropToMatch`. Works with dynamic spatial sizes.
+
+    Args:
+        multiple: positive integer.
+        mode: ``"REFLECT"`` (default; mirror without repeating the border
+            row/column), ``"SYMMETRIC"`` (mirror repeating it) or ``"EDGE"``
+            (repeat the border). A mirror needs the image to be large enough:
+            per axis, ``REFLECT`` falls back to ``SYMMETRIC`` when the pad
+            equals the size and to ``EDGE`` when it exceeds it; ``SYMMETRIC``
+            falls back to ``EDGE`` when the pad exceeds the size. (This only
+            happens for images smaller than ``multiple``.)
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, multiple, mode="REFLECT", **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int(multiple, "multiple", "PadToMultiple")
+        if not isinstance(mode, str) or mode.upper() not in _PAD_MODES:
+            raise ValueError(f"PadToMultiple: mode must be one of {_PAD_MODES}, got {mode!r}")
+        self.multiple = multiple
+        self.mode = mode.upper()
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"PadToMultiple {self.name!r} expects (batch, height, width, channels), got {input_shape}")
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        x = inputs
+        for axis in (1, 2):
+            size = shape[axis]
+            pad = (-size) % self.multiple
+            x = tf.gather(x, _pad_indices(size, pad, self.mode), axis=axis)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        def padded(n):
+            return None if n is None else -(-n // self.multiple) * self.multiple
+
+        return (input_shape[0], padded(input_shape[1]), padded(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"multiple": self.multiple, "mode": self.mode})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CropToMatch(keras.layers.Layer):
+    """Crops ``x`` to the height and width of ``reference``: call on ``[x, reference]``.
+
+    Keeps the top-left ``H_ref x W_ref`` window of ``x`` (the inverse of
+    :class:`PadToMultiple`, which pads at the bottom/right). ``x`` keeps its
+    channels. Works with dynamic spatial sizes.
+    """
+
+    def _split_shapes(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2 or not isinstance(
+            input_shape[0], (list, tuple)
+        ):
+            raise ValueError(f"CropToMatch {self.name!r} expects a list [x, reference], got shape {input_shape}")
+        return tuple(input_shape[0]), tuple(input_shape[1])
+
+    def build(self, input_shape):
+        x_shape, ref_shape = self._split_shapes(input_shape)
+        if len(x_shape) != 4 or len(ref_shape) != 4:
+            raise ValueError(f"CropToMatch {self.name!r} expects two 4-D (batch, H, W, C) inputs, got {input_shape}")
+
+    def call(self, inputs):
+        x, reference = inputs
+        ref_shape = tf.shape(reference)
+        return x[:, : ref_shape[1], : ref_shape[2], :]
+
+    def compute_output_shape(self, input_shape):
+        x_shape, ref_shape = self._split_shapes(input_shape)
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])

@@ -1,0 +1,49 @@
+"""Restoration networks.
+
+- :mod:`erlrestore.models.memd`: ERL-Net's MEMD baseline (MEN encoder, MDE
+  decoder) and its Table 2 variants, :class:`MEMDConfig`.
+- :mod:`erlrestore.models.erlnet`: ERL-Net (REN entangling MEN's embeddings,
+  CLGD / MLGD), stitching a REN onto a trained MEMD, the clean-to-clean network
+  and the feature outputs of the feature loss.
+
+All builders return functional ``keras.Model`` objects on channels-last float32
+images of any size.
+"""
+
+from erlrestore.models.erlnet import (
+    ENTANGLEMENTS,
+    build_clean_to_clean,
+    build_erlnet,
+    encoder_feature_model,
+    entangled_levels,
+    erlnet_feature_model,
+    erlnet_from_memd,
+)
+from erlrestore.models.memd import (
+    VARIANTS,
+    MEMDConfig,
+    build_decoder,
+    build_encoder,
+    build_memd,
+    config_from_model,
+    count_params,
+    memd_config,
+)
+
+__all__ = [
+    "ENTANGLEMENTS",
+    "VARIANTS",
+    "MEMDConfig",
+    "build_clean_to_clean",
+    "build_decoder",
+    "build_encoder",
+    "build_erlnet",
+    "build_memd",
+    "config_from_model",
+    "count_params",
+    "encoder_feature_model",
+    "entangled_levels",
+    "erlnet_feature_model",
+    "erlnet_from_memd",
+    "memd_config",
+]
