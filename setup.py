@@ -19,6 +19,8 @@ setuptools.setup(
         "numpy",
         "opencv-python-headless",
         "absl-py",
+        # TensorFlow 2.21 no longer pulls it in; training logs scalars and images to it.
+        "tensorboard",
     ],
     extras_require={
         # scikit-image is used only by the tests, as an independent SSIM reference.
@@ -29,6 +31,7 @@ setuptools.setup(
             "erlrestore-metrics=erlrestore.cli.metrics:run",
             "erlrestore-synth=erlrestore.cli.synth:run",
             "erlrestore-tfrecords=erlrestore.cli.tfrecords:run",
+            "erlrestore-train=erlrestore.cli.train:run",
         ],
     },
 )

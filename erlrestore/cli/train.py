@@ -1,0 +1,124 @@
+"""erlrestore-train: train a restoration model from absl flags (or a flagfile).
+
+    erlrestore-train --flagfile=flags/erlnet_ma_d_mlgd.flags --train_input_dir=Rain100H/train \
+        --val_input_dir=Rain100H/test --model_dir=runs/erlnet_ma_d_mlgd
+
+Run it again with the same flags to resume an interrupted run: finished
+stages are skipped and the current one continues from its last checkpoint.
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+from erlrestore.data import io, pairing, synthetic
+from erlrestore.models import erlnet
+from erlrestore.training import erl, inputs, stages
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    # What to train.
+    flags.DEFINE_enum("model", "ERLNet", erl.MODELS, "Network: the MEMD baselines (Table 2) or ERL-Net.")
+    flags.DEFINE_enum("entanglement", "MLGD", erlnet.ENTANGLEMENTS, "ERL-Net entanglement: bottleneck only or every level.")
+    flags.DEFINE_enum("strategy", "", [""] + list(stages.STRATEGIES),
+                      "Training strategy (Table 1); default MA_D for ERLNet, MEMD for the baselines.")
+    flags.DEFINE_integer("depth", 4, "U-Net levels (down-samplings).", lower_bound=1)
+    flags.DEFINE_integer("base_filters", 32, "Embedding width of the first level (doubles per level).", lower_bound=1)
+    flags.DEFINE_integer("dense_layers", 4, "Layers per dense block.", lower_bound=1)
+    flags.DEFINE_integer("growth_rate", 16, "Dense block growth rate.", lower_bound=1)
+    flags.DEFINE_enum("norm", "none", ["none", "instance", "batch"], "Normalisation inside dense blocks.")
+    flags.DEFINE_boolean("global_residual", True, "Restoration nets predict a correction added to the input.")
+    # Data.
+    flags.DEFINE_string("train_input_dir", "", "Degraded training images (or a folder holding both sets).")
+    flags.DEFINE_string("train_target_dir", "", "Clean training images, when not inside --train_input_dir.")
+    flags.DEFINE_enum("layout", "auto", pairing.LAYOUTS, "How files pair (see erlrestore.data.pairing).")
+    flags.DEFINE_enum("pair_order", "", ["", "input_left", "target_left"], "Half order of side_by_side images.")
+    flags.DEFINE_string("train_tfrecords", "", "TFRecord shards (folder or glob) written by erlrestore-tfrecords.")
+    flags.DEFINE_string("synthetic_clean_dir", "", "Clean photos degraded on the fly by --degradation.")
+    flags.DEFINE_integer("procedural", 0, "Generate this many clean images and degrade them on the fly.", lower_bound=0)
+    flags.DEFINE_enum("degradation", "rain", sorted(synthetic.DEGRADATIONS), "Synthetic degradation.")
+    flags.DEFINE_string("val_input_dir", "", "Validation images (full size), measured with Y-PSNR/SSIM.")
+    flags.DEFINE_string("val_target_dir", "", "Clean validation images, when not inside --val_input_dir.")
+    flags.DEFINE_integer("val_max_images", 0, "Validate on at most this many pairs (0: all).", lower_bound=0)
+    flags.DEFINE_integer("val_every", 1, "Validate every N checkpoint intervals.", lower_bound=1)
+    flags.DEFINE_integer("crop_size", 320, "Random crop side (paper: 320).", lower_bound=8)
+    flags.DEFINE_integer("batch_size", 1, "Batch size (paper: 1).", lower_bound=1)
+    flags.DEFINE_boolean("augment", False, "Random flips / 90-degree rotations (paper: none).")
+    flags.DEFINE_boolean("cache", False, "Keep decoded images in memory.")
+    flags.DEFINE_boolean("pad_small", False, "Reflect-pad images smaller than the crop instead of failing.")
+    flags.DEFINE_integer("seed", 0, "Random seed (weights, crops, synthetic degradations).", lower_bound=0)
+    flags.DEFINE_boolean("deterministic", False, "Deterministic ops and data order (slower).")
+    # Schedule.
+    flags.DEFINE_list("stage_steps", [], "Optimizer steps per stage: one value for all stages or one per stage.")
+    flags.DEFINE_list("stage_epochs", [], "Passes over the training images per stage (paper: 400 in all).")
+    flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints (one Keras epoch).", lower_bound=1)
+    flags.DEFINE_float("learning_rate", 4e-4, "Adam learning rate at the start of each stage (paper: 4e-4).", lower_bound=0)
+    flags.DEFINE_float("fre_weight", 0.01, "lambda of L_ERL = L_pre + lambda L_fre (paper: 0.01).", lower_bound=0)
+    flags.DEFINE_integer("plateau_patience", 10, "Divide the learning rate after this many checkpoint intervals "
+                         "without a lower loss (0: never).", lower_bound=0)
+    flags.DEFINE_float("plateau_factor", 0.1, "Factor applied on a plateau (paper: 1/10).", lower_bound=0)
+    flags.DEFINE_string("model_dir", None, "Checkpoints, logs, run_config.json and final.keras go here.")
+    flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"], "Keras progress output.")
+    flags.mark_flag_as_required("model_dir")
+
+
+def _numbers(name, values, kind):
+    try:
+        return tuple(kind(v) for v in values)
+    except ValueError:
+        raise app.UsageError(f"--{name} takes comma-separated {kind.__name__}s, got {','.join(values)}") from None
+
+
+def settings_from_flags():
+    data = inputs.DataSettings(
+        train_input_dir=FLAGS.train_input_dir, train_target_dir=FLAGS.train_target_dir, layout=FLAGS.layout,
+        pair_order=FLAGS.pair_order, train_tfrecords=FLAGS.train_tfrecords,
+        synthetic_clean_dir=FLAGS.synthetic_clean_dir, procedural=FLAGS.procedural, degradation=FLAGS.degradation,
+        val_input_dir=FLAGS.val_input_dir, val_target_dir=FLAGS.val_target_dir, val_max_images=FLAGS.val_max_images,
+        crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size, augment=FLAGS.augment, cache=FLAGS.cache,
+        pad_small=FLAGS.pad_small, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
+    )
+    verbose = FLAGS.verbose if FLAGS.verbose == "auto" else int(FLAGS.verbose)
+    return erl.ERLSettings(
+        model_dir=FLAGS.model_dir, model=FLAGS.model, entanglement=FLAGS.entanglement, strategy=FLAGS.strategy,
+        depth=FLAGS.depth, base_filters=FLAGS.base_filters, dense_layers=FLAGS.dense_layers,
+        growth_rate=FLAGS.growth_rate, norm=FLAGS.norm, global_residual=FLAGS.global_residual,
+        stage_steps=_numbers("stage_steps", FLAGS.stage_steps, int),
+        stage_epochs=_numbers("stage_epochs", FLAGS.stage_epochs, float),
+        checkpoint_every=FLAGS.checkpoint_every, learning_rate=FLAGS.learning_rate, fre_weight=FLAGS.fre_weight,
+        plateau_patience=FLAGS.plateau_patience, plateau_factor=FLAGS.plateau_factor, val_every=FLAGS.val_every,
+        verbose=verbose, data=data,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    settings = settings_from_flags()
+    try:
+        erl.check_settings(settings)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    try:
+        final = erl.train(settings)
+    except (io.DataError, ValueError, FloatingPointError) as error:
+        logging.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted; run the same command again to resume from the last checkpoint in {settings.model_dir}",
+              file=sys.stderr)
+        return 130
+    print(f"model: {final}")
+    return 0
+
+
+def run():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,120 @@
+"""Training and validation data from plain settings (the train command's data flags).
+
+Exactly one training source:
+
+* paired files: ``train_input_dir`` (+ ``train_target_dir``), any layout of
+  ``erlrestore.data.pairing``;
+* TFRecord shards: ``train_tfrecords`` (a folder or glob);
+* synthetic pairs made on the fly: clean images from ``synthetic_clean_dir``
+  (or ``procedural`` generated ones) degraded by ``degradation``.
+
+An "epoch" of the data is one pass over its images at the batch size, which
+turns ``--stage_epochs`` into steps.
+"""
+
+import dataclasses
+import glob
+import math
+import os
+
+import tensorflow as tf
+
+from erlrestore.data import io, pairing, pipeline, synthetic, tfrecord
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    train_input_dir: str = ""
+    train_target_dir: str = ""
+    layout: str = "auto"
+    pair_order: str = ""
+    train_tfrecords: str = ""
+    synthetic_clean_dir: str = ""
+    procedural: int = 0
+    degradation: str = "rain"
+    val_input_dir: str = ""
+    val_target_dir: str = ""
+    val_max_images: int = 0
+    crop_size: int = 320
+    batch_size: int = 1
+    augment: bool = False
+    cache: bool = False
+    pad_small: bool = False
+    seed: int = 0
+    deterministic: bool = False
+
+
+def _sources_given(settings):
+    return [name for name, given in (
+        ("train_input_dir", settings.train_input_dir),
+        ("train_tfrecords", settings.train_tfrecords),
+        ("synthetic_clean_dir/procedural", settings.synthetic_clean_dir or settings.procedural),
+    ) if given]
+
+
+def _procedural_folder(settings, cache_dir):
+    """Writes ``procedural`` generated clean images once, for the synthetic source."""
+    folder = os.path.join(cache_dir, f"procedural_{settings.procedural}_{settings.seed}")
+    if len(glob.glob(os.path.join(folder, "clean_*.png"))) != settings.procedural:
+        size = max(settings.crop_size, 64)
+        images = synthetic.procedural_images(settings.procedural, size, size, seed=settings.seed)
+        for i, image in enumerate(images):
+            io.write_image(os.path.join(folder, f"clean_{i:05d}.png"), image)
+    return folder
+
+
+def training_data(settings, cache_dir):
+    """Returns (dataset of batched aligned crops, images per epoch)."""
+    given = _sources_given(settings)
+    if len(given) != 1:
+        raise ValueError(
+            "give exactly one training source: --train_input_dir, --train_tfrecords, or "
+            f"--synthetic_clean_dir / --procedural (got {', '.join(given) or 'none'})"
+        )
+    common = dict(
+        crop_size=settings.crop_size,
+        batch_size=settings.batch_size,
+        augment=settings.augment,
+        seed=settings.seed,
+        deterministic=settings.deterministic,
+        cache=settings.cache,
+        pad_small=settings.pad_small,
+    )
+    if settings.train_input_dir:
+        pairs = pairing.find_pairs(
+            settings.train_input_dir, settings.train_target_dir or None,
+            layout=settings.layout, pair_order=settings.pair_order,
+        )
+        return pipeline.train_dataset(pairs, **common), len(pairs)
+    if settings.train_tfrecords:
+        pattern = settings.train_tfrecords
+        files = sorted(glob.glob(os.path.join(pattern, "*.tfrecord")) if os.path.isdir(pattern) else glob.glob(pattern))
+        if not files:
+            raise io.DataError(f"no TFRecord shards found at {pattern}")
+        count = sum(1 for _ in tf.data.TFRecordDataset(files))
+        source = pipeline.tfrecord_source(files if len(files) > 1 else files[0])
+        return pipeline.train_dataset(source, **common), count
+    clean_dir = settings.synthetic_clean_dir or _procedural_folder(settings, cache_dir)
+    paths = io.list_images(clean_dir)
+    degrade = synthetic.make_degradation(settings.degradation)
+    source = pipeline.synthetic_source(paths, degrade, seed=settings.seed, cache=settings.cache)
+    return pipeline.train_dataset(source, **{**common, "cache": False}), len(paths)
+
+
+def validation_data(settings):
+    """Full-size (input, target) batches of one image, or None without a validation set."""
+    if not settings.val_input_dir:
+        return None, []
+    pairs = pairing.find_pairs(
+        settings.val_input_dir, settings.val_target_dir or None,
+        layout=settings.layout, pair_order=settings.pair_order,
+    )
+    if settings.val_max_images:
+        pairs = pairs[: settings.val_max_images]
+    dataset = pipeline.eval_dataset(pairs).map(lambda x, y, name: (x, y))
+    return dataset.cache(), pairs
+
+
+def steps_for(epochs, images, batch_size):
+    """Optimizer steps in ``epochs`` passes over ``images`` images."""
+    return max(1, math.ceil(epochs * images / batch_size))
