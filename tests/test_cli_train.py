@@ -1,0 +1,124 @@
+"""erlrestore-train end to end on tiny generated data, and every flagfile."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+FLAGFILES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags").rglob("*.flags")
+                   if not p.name.startswith(("pix2pix", "unet", "endec")))
+
+
+def run_train(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "erlrestore.cli.train", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO,
+    )
+
+
+PARSE_ALL = """
+import sys
+from absl import flags
+from erlrestore.cli import train
+from erlrestore.training import erl
+train.define_flags()
+for flagfile in sys.argv[1:]:
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["erlrestore-train", "--flagfile=" + flagfile, "--model_dir=unused"])
+    settings = train.settings_from_flags()
+    stage_list = erl.check_settings(settings)
+    print(flagfile, settings.model, settings.resolved_strategy(), settings.entanglement, len(stage_list),
+          settings.depth, settings.data.crop_size, settings.stage_epochs, settings.stage_steps)
+"""
+
+
+def test_every_flagfile_parses_into_valid_settings():
+    assert len(FLAGFILES) >= 26  # 3 MEMD baselines + 10 ERL-Net rows, each with a tiny variant
+    result = subprocess.run([sys.executable, "-c", PARSE_ALL, *FLAGFILES], capture_output=True, text=True,
+                            cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    assert rows["flags/erlnet_ma_d_mlgd.flags"][:4] == ["ERLNet", "MA_D", "MLGD", "3"]
+    assert rows["flags/erlnet_dt_clgd.flags"][:4] == ["ERLNet", "DT", "CLGD", "2"]
+    assert rows["flags/memd_minus_minus.flags"][:2] == ["MEMD--", "MEMD"]
+    # Paper settings: 320 crops, 400 epochs a stage; tiny variants: 2 steps.
+    assert rows["flags/memd.flags"][5:] == ["320", "(400.0,)", "()"]
+    assert rows["flags/tiny/memd.flags"][4:] == ["2", "32", "()", "(2,)"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("run") / "erlnet"
+    result = run_train("--flagfile=flags/tiny/erlnet_ma_d_mlgd.flags", f"--model_dir={model_dir}", "--verbose=0")
+    return model_dir, result
+
+
+def test_tiny_erlnet_run_writes_models_checkpoints_and_logs(trained_run):
+    model_dir, result = trained_run
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.strip().splitlines()[-1] == f"model: {model_dir / 'final.keras'}"
+    assert (model_dir / "final.keras").is_file() and (model_dir / "c2c.keras").is_file()
+    assert json.loads((model_dir / "run_config.json").read_text())["strategy"] == "MA_D"
+    assert (model_dir / "checkpoints" / "checkpoint").is_file()
+    logs = sorted(p.name for p in (model_dir / "logs").iterdir())
+    assert logs == ["stage1_I", "stage2_II", "stage3_III"]
+
+    import keras
+
+    import erlrestore.layers  # noqa: F401  (registers the custom layers)
+
+    model = keras.models.load_model(model_dir / "final.keras")
+    assert {layer.name for layer in model.layers} >= {"men", "ren", "mde"}
+    out = model(np.random.default_rng(0).random((1, 21, 35, 3)).astype("float32"))
+    assert out.shape == (1, 21, 35, 3)
+
+
+def test_finished_run_is_not_repeated_and_changed_settings_are_refused(trained_run):
+    model_dir, first = trained_run
+    assert first.returncode == 0, first.stderr[-4000:]
+    stamp = (model_dir / "checkpoints" / "checkpoint").read_text()
+    again = run_train("--flagfile=flags/tiny/erlnet_ma_d_mlgd.flags", f"--model_dir={model_dir}", "--verbose=0")
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "all 3 stages already finished" in again.stderr
+    assert (model_dir / "checkpoints" / "checkpoint").read_text() == stamp
+
+    changed = run_train("--flagfile=flags/tiny/erlnet_ma_c_mlgd.flags", f"--model_dir={model_dir}", "--verbose=0")
+    assert changed.returncode == 1
+    assert "holds a run with other settings" in changed.stderr and "'MA_D' -> 'MA_C'" in changed.stderr
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model=MEMD", "--strategy=MA_A", "--stage_steps=1", "--procedural=2"], "needs --model=ERLNet"),
+        (["--model=MEMD", "--procedural=2"], "exactly one of --stage_steps or --stage_epochs"),
+        (["--model=MEMD", "--stage_steps=1,2", "--procedural=2"], "give 1 or 1 stage lengths"),
+        (["--model=MEMD", "--stage_steps=x", "--procedural=2"], "--stage_steps takes comma-separated ints"),
+        (["--model=MEMD", "--stage_steps=1"], "give exactly one training source"),
+        (["--model=MEMD", "--stage_steps=1", "--crop_size=2", "--procedural=2"], "crop_size"),
+    ],
+)
+def test_bad_flags_are_clear_errors(tmp_path, args, message):
+    result = run_train(*args, f"--model_dir={tmp_path / 'run'}", "--verbose=0", timeout=300)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
+
+
+def test_unpaired_training_data_names_the_file(tmp_path):
+    import cv2
+
+    (tmp_path / "rain").mkdir()
+    (tmp_path / "norain").mkdir()
+    image = np.zeros((40, 40, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "rain" / "rain-1.png"), image)
+    cv2.imwrite(str(tmp_path / "rain" / "rain-2.png"), image)
+    cv2.imwrite(str(tmp_path / "norain" / "norain-1.png"), image)
+    result = run_train("--model=MEMD", "--stage_steps=1", f"--train_input_dir={tmp_path}",
+                       f"--model_dir={tmp_path / 'run'}", "--verbose=0", timeout=300)
+    assert result.returncode == 1
+    assert "rain-2.png" in result.stderr
