@@ -197,3 +197,145 @@ def ssim_y_tf(a, b, crop_border=0):
     c2 = tf.cast((SSIM_K2 * PEAK) ** 2, dtype)
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return tf.reduce_mean(ssim_map, axis=[1, 2, 3])
+
+
+# --------------------------------------------------------------------------
+# mIoR / mIoB: where a new model beats a baseline (ERL-Net, ICCV 2019, Eq. 6-8).
+# --------------------------------------------------------------------------
+
+
+def _y_planes(images, names, crop_border=0):
+    """Y (H, W) float64 on 0-255 of each RGB image, all of one shape, cropped."""
+    if crop_border < 0:
+        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+    arrays = [np.asarray(image) for image in images]
+    shape = arrays[0].shape
+    for name, array in zip(names, arrays):
+        if array.ndim != 3 or array.shape[-1] != 3:
+            raise ValueError(f"expected RGB images of shape (H, W, 3); {name} has shape {array.shape}")
+        if array.shape != shape:
+            raise ValueError(
+                "images differ in shape: "
+                + ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays))
+            )
+    if crop_border and min(shape[:2]) <= 2 * crop_border:
+        raise ValueError(f"crop_border={crop_border} leaves nothing of a {shape[0]}x{shape[1]} image")
+    planes = []
+    for array in arrays:
+        y = color.rgb_to_y(to_255(array) / PEAK)
+        if crop_border:
+            y = y[crop_border:-crop_border, crop_border:-crop_border]
+        planes.append(y)
+    return planes
+
+
+def result_indicator_map(new, baseline, clean, crop_border=0):
+    """ERL-Net's result indicator map (RIM, Eq. 6) on the BT.601 Y channel.
+
+    True (the paper's 1) where ``new`` is strictly closer to ``clean`` than
+    ``baseline`` is, ``|Y(new) - Y(clean)| < |Y(baseline) - Y(clean)|``;
+    False (0) otherwise, ties included (Eq. 6 puts ``>=`` on the 0 side).
+
+    Args:
+      new, baseline, clean: RGB images (H, W, 3) of one shape; float in
+        [0, 1], uint8 or uint16 as for :func:`psnr`.
+      crop_border: pixels removed from every side first.
+
+    Returns:
+      A boolean (H, W) array (smaller by ``2 * crop_border`` when cropping).
+    """
+    y_new, y_base, y_clean = _y_planes((new, baseline, clean), ("new", "baseline", "clean"), crop_border)
+    return np.abs(y_new - y_clean) < np.abs(y_base - y_clean)
+
+
+def rain_maps(degraded, clean, crop_border=0, threshold=None):
+    """Binary maps of rain (BMR) and background (BMB) pixels, ERL-Net Sec. 4.3.
+
+    ``d = |Y(degraded) - Y(clean)|`` on the 0-255 Y scale. A pixel is rain
+    where ``d > threshold`` and background otherwise, so BMB is exactly
+    ``~BMR``. ``threshold=None`` uses the mean of ``d`` over the (cropped)
+    image, the paper's choice; a number gives a fixed threshold on the same
+    scale (AGAN, Qian et al. 2018, used 30).
+
+    Tie rule (our choice; the paper is silent): a pixel whose difference
+    equals the threshold is background. The case that matters in practice is
+    a degraded image equal to its clean image: every ``d`` is 0, so is the
+    mean, there is no rain pixel and the whole image is background.
+
+    Returns:
+      ``(bmr, bmb)``, two boolean (H, W) arrays.
+    """
+    y_degraded, y_clean = _y_planes((degraded, clean), ("degraded", "clean"), crop_border)
+    diff = np.abs(y_degraded - y_clean)
+    limit = float(np.mean(diff)) if threshold is None else float(threshold)
+    bmr = diff > limit
+    return bmr, ~bmr
+
+
+def iou_rain_background(new, baseline, degraded, clean, crop_border=0, threshold=None, rain_mask=None):
+    """One image's IoR and IoB (ERL-Net Eq. 7).
+
+    ``IoR = sum(BMR & RIM) / sum(BMR)`` and ``IoB = sum(BMB & RIM) / sum(BMB)``:
+    the share of rain (background) pixels that ``new`` restores better than
+    ``baseline`` (see :func:`result_indicator_map` and :func:`rain_maps`).
+
+    An empty region (no rain pixel, e.g. when ``degraded`` equals ``clean``;
+    or no background pixel) has no share: its value is ``nan``, never 0 or 1,
+    and :func:`miou` leaves it out of the mean.
+
+    Args:
+      new, baseline: the two restorations of ``degraded`` (new model, baseline).
+      degraded, clean: the degraded input and its clean image; ``degraded``
+        is only used for the rain map and may be None with ``rain_mask``.
+      crop_border: pixels removed from every side of every image (and mask).
+      threshold: rain threshold for :func:`rain_maps` (None: the mean).
+      rain_mask: optional (H, W) array, non-zero on rain pixels, used instead
+        of thresholding (the paper does this for Rain100H, whose authors
+        publish rain masks).
+
+    Returns:
+      ``(ior, iob)`` as Python floats in [0, 1] or nan.
+    """
+    rim = result_indicator_map(new, baseline, clean, crop_border)
+    if rain_mask is None:
+        if degraded is None:
+            raise ValueError("iou_rain_background needs the degraded image or a rain_mask")
+        bmr, bmb = rain_maps(degraded, clean, crop_border, threshold)
+    else:
+        mask = np.asarray(rain_mask)
+        if mask.ndim == 3 and mask.shape[-1] == 1:
+            mask = mask[..., 0]
+        expected = np.asarray(clean).shape[:2]
+        if mask.shape != expected:
+            raise ValueError(f"rain_mask has shape {mask.shape}, expected {expected} (the images' height, width)")
+        if crop_border:
+            mask = mask[crop_border:-crop_border, crop_border:-crop_border]
+        bmr = mask != 0
+        bmb = ~bmr
+
+    def share(region):
+        size = int(np.count_nonzero(region))
+        return math.nan if size == 0 else int(np.count_nonzero(region & rim)) / size
+
+    return share(bmr), share(bmb)
+
+
+def miou(values):
+    """Data-set mIoR and mIoB (ERL-Net Eq. 8) from per-image ``(IoR, IoB)`` pairs.
+
+    Each is the mean over the images; images whose value is nan (an empty
+    region, see :func:`iou_rain_background`) are left out of that mean, and
+    the result is nan when every image's value is nan. Raises ValueError for
+    no images.
+    """
+    values = [tuple(v) for v in values]
+    if not values:
+        raise ValueError("miou needs at least one image's (IoR, IoB)")
+    if any(len(v) != 2 for v in values):
+        raise ValueError("miou expects (IoR, IoB) pairs")
+
+    def nan_mean(column):
+        kept = [float(x) for x in column if not math.isnan(x)]
+        return math.fsum(kept) / len(kept) if kept else math.nan
+
+    return nan_mean(v[0] for v in values), nan_mean(v[1] for v in values)
