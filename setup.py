@@ -28,6 +28,7 @@ setuptools.setup(
     },
     entry_points={
         "console_scripts": [
+            "erlrestore-evaluate=erlrestore.cli.evaluate:run",
             "erlrestore-metrics=erlrestore.cli.metrics:run",
             "erlrestore-synth=erlrestore.cli.synth:run",
             "erlrestore-tfrecords=erlrestore.cli.tfrecords:run",

@@ -1,19 +1,49 @@
-"""Measuring a set of image pairs with the literature's Y-channel metrics.
+"""Measuring image pairs, and evaluating restoration models on them.
 
-``measure_pairs`` is the one loop that turns pairs of files into per-image
-PSNR/SSIM rows and a summary; the metrics tool and, later, model evaluation
-use it. Decoding runs in a small thread pool (OpenCV and NumPy release the
-GIL), results keep the pairs' order.
+``measure_pairs`` turns pairs of files into per-image Y-channel PSNR/SSIM
+rows and a summary (the metrics tool). ``evaluate_model`` first runs a Keras
+restoration model on each degraded image and scores the restored image
+against the clean one; ``compare_models`` does that for a model and a
+baseline together and adds the ERL-Net paper's analyses (Sec. 4.3): the share
+of images the model improves over the baseline, overall and on the hard /
+easy halves (Fig. 3, :func:`compare_to_baseline`), and mIoR / mIoB (Eq. 6-8,
+:mod:`erlrestore.metrics`).
+
+Choices where the papers are silent:
+
+* ``quantize=True`` (the default) rounds every restored image to 8 bits
+  before it is scored, exactly as writing it to a PNG and measuring the file
+  would (the way published numbers are made: results are saved, then
+  measured). The written PNGs therefore give the same numbers with
+  ``erlrestore-metrics``. ``quantize=False`` scores the float32 output.
+* mIoR / mIoB are computed on the same (quantized or not) images that are
+  scored. Rounding makes exact ties between the two models more frequent;
+  ties count as "not better" (Eq. 6).
+* Restored images are written as PNG named after the input's stem. The
+  output folder may not be a folder that holds input or clean images, so
+  evaluation never overwrites its data.
+
+Decoding, scoring and writing run in a small thread pool (OpenCV and NumPy
+release the GIL) while the model runs on the calling thread; at most a few
+images are in flight, so memory stays flat on large sets. Results keep the
+pairs' order.
 """
 
+import collections
 import concurrent.futures
 import csv
 import dataclasses
 import math
 import os
+import weakref
 
+import keras
+import numpy as np
+import tensorflow as tf
+
+import erlrestore.layers  # noqa: F401  (registers the custom layers that saved models name)
 from erlrestore import metrics
-from erlrestore.data import pairing
+from erlrestore.data import io, pairing
 from erlrestore.progress import progress
 
 
@@ -71,14 +101,374 @@ def summarize(scores):
     )
 
 
-def write_csv(path, scores):
-    """Per-image rows (name, input, target, psnr_y, ssim_y), written atomically."""
+def write_csv(path, scores, extra_columns=None):
+    """Per-image rows (name, input, target, psnr_y, ssim_y), written atomically.
+
+    ``extra_columns`` (optional) maps further column names to one value per
+    row; floats are written with 6 decimals, anything else as ``str``.
+    """
+    extra_columns = dict(extra_columns or {})
+    for column, values in extra_columns.items():
+        if len(values) != len(scores):
+            raise ValueError(f"column {column!r} has {len(values)} values for {len(scores)} rows")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["name", "input", "target", "psnr_y", "ssim_y"])
-        for s in scores:
-            writer.writerow([s.name, s.input_path, s.target_path, f"{s.psnr_y:.6f}", f"{s.ssim_y:.7f}"])
+        writer.writerow(["name", "input", "target", "psnr_y", "ssim_y", *extra_columns])
+        for i, s in enumerate(scores):
+            extra = [_csv_value(values[i]) for values in extra_columns.values()]
+            writer.writerow([s.name, s.input_path, s.target_path, f"{s.psnr_y:.6f}", f"{s.ssim_y:.7f}", *extra])
     os.replace(tmp, path)
+
+
+def _csv_value(value):
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return str(value)
+
+
+# --------------------------------------------------------------------------
+# Evaluating restoration models.
+# --------------------------------------------------------------------------
+
+
+def load_model(path):
+    """Loads a Keras restoration model (a ``.keras`` or ``.h5`` file) for inference.
+
+    erlrestore's custom layers are registered first; the model is loaded
+    without its training configuration (``compile=False``), which evaluation
+    does not need and which may reference losses unknown here.
+
+    Raises:
+      DataError naming ``path`` when the file is missing or cannot be loaded.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise io.DataError(f"model file {path} does not exist")
+    if not os.path.isfile(path):
+        raise io.DataError(f"model path {path} is not a file (expected a .keras model file)")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types (ValueError, OSError, zipfile errors...).
+        raise io.DataError(f"could not load model {path}: {type(error).__name__}: {error}") from error
+    if not isinstance(model, keras.Model):
+        raise io.DataError(f"{path} holds a {type(model).__name__}, not a Keras model")
+    return model
+
+
+# model -> its inference function (traced once for any image size). The
+# function reaches the model through a weak reference, so that the cache
+# does not keep models alive.
+_RESTORE_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _restore_function(model):
+    try:
+        return _RESTORE_FUNCTIONS[model]
+    except (KeyError, TypeError):
+        pass
+    model_ref = weakref.ref(model)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def restore(batch):
+        return tf.cast(model_ref()(batch, training=False), tf.float32)
+
+    try:
+        _RESTORE_FUNCTIONS[model] = restore
+    except TypeError:  # not weak-referenceable: just do not cache
+        pass
+    return restore
+
+
+def restore_image(model, image):
+    """Runs ``model`` on one ``H x W x 3`` image; returns float32 ``H x W x 3`` in [0, 1].
+
+    The model sees a batch of one in inference mode (``training=False``);
+    erlrestore's models pad to their multiple internally, so any size works.
+    The output is clipped to [0, 1]. The inference function is traced once
+    per model with dynamic height and width and reused.
+
+    Raises:
+      ValueError for an image that is not ``H x W x 3``, or a model whose
+      output does not have the input's shape.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"restore_image expects an H x W x 3 image, got shape {image.shape}")
+    batch = np.ascontiguousarray(image, dtype=np.float32)[np.newaxis]
+    output = _restore_function(model)(batch)
+    if isinstance(output, (list, tuple)):
+        raise ValueError(f"model {model.name!r} returns {len(output)} outputs; expected one restored image")
+    output = np.asarray(output)
+    if output.shape != batch.shape:
+        raise ValueError(
+            f"model {model.name!r} turned an image of shape {image.shape} into shape "
+            f"{output.shape[1:]}; a restoration model must keep the size"
+        )
+    return np.clip(output[0], 0.0, 1.0)
+
+
+def quantize_8bit(image):
+    """``image`` rounded to 8 bits (float32 ``k / 255``), as writing a PNG and reading it back does.
+
+    Bit-identical to ``io.read_image`` of the file ``io.write_image`` makes
+    from ``image``.
+    """
+    levels = np.rint(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return levels.astype(np.float32) / np.float32(255.0)
+
+
+def output_paths(pairs, output_dir):
+    """Where the restored image of each pair is written: ``output_dir/<input stem>.png``.
+
+    Raises:
+      DataError when ``output_dir`` is a folder holding any input or clean
+      image of ``pairs`` (writing there could overwrite the data), or when two
+      inputs share a stem (``a.png`` and ``a.jpg``) and would overwrite each
+      other's result.
+    """
+    output_dir = os.fspath(output_dir)
+    real_out = os.path.realpath(output_dir)
+    for pair in pairs:
+        for role, path in (("input", pair.input_path), ("clean", pair.target_path)):
+            if os.path.realpath(os.path.dirname(os.path.abspath(path))) == real_out:
+                raise io.DataError(
+                    f"output folder {output_dir} holds the {role} image {path}; write restored "
+                    "images to a different folder so that no data is overwritten"
+                )
+    paths = []
+    seen = {}
+    for pair in pairs:
+        stem = os.path.splitext(os.path.basename(pair.input_path))[0]
+        if stem in seen:
+            raise io.DataError(
+                f"inputs {seen[stem]} and {pair.input_path} share the name {stem!r}; their restored "
+                f"images would both be {os.path.join(output_dir, stem + '.png')}"
+            )
+        seen[stem] = pair.input_path
+        paths.append(os.path.join(output_dir, stem + ".png"))
+    return paths
+
+
+def _ordered(pool, function, items, depth):
+    """``map(function, items)`` on ``pool``, in order, with at most ``depth`` items in flight."""
+    pending = collections.deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _load(indexed_pair):
+    index, pair = indexed_pair
+    return index, pair, *pairing.load_pair(pair)
+
+
+def _restore_all(models, loaded):
+    """(index, pair, degraded, clean) -> the same plus [restored by each model]."""
+    for index, pair, degraded, clean in loaded:
+        restored = []
+        for model in models:
+            try:
+                restored.append(restore_image(model, degraded))
+            except Exception as error:
+                height, width = degraded.shape[:2]
+                raise io.DataError(
+                    f"model {model.name!r} failed on {pair.input_path} ({width}x{height}): "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+        yield index, pair, degraded, clean, restored
+
+
+@dataclasses.dataclass(frozen=True)
+class _Evaluated:
+    scores: list  # one ImageScore per model
+    iou: tuple  # (IoR, IoB) of models[0] over models[1], or None
+
+
+def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, workers, desc):
+    """The shared loop of evaluate_model and compare_models; models[0] is the one written."""
+    if not pairs:
+        raise ValueError("no image pairs to evaluate")
+    if crop_border < 0:
+        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+    outputs = output_paths(pairs, output_dir) if output_dir else [None] * len(pairs)
+
+    def finish(item):
+        index, pair, degraded, clean, restored = item
+        if quantize:
+            restored = [quantize_8bit(image) for image in restored]
+        if outputs[index]:
+            io.write_image(outputs[index], restored[0])
+        scores = [
+            ImageScore(
+                name=pair.name,
+                input_path=pair.input_path,
+                target_path=pair.target_path,
+                psnr_y=metrics.psnr_y(image, clean, crop_border),
+                ssim_y=metrics.ssim_y(image, clean, crop_border),
+            )
+            for image in restored
+        ]
+        iou = None
+        if len(restored) == 2:
+            iou = metrics.iou_rain_background(restored[0], restored[1], degraded, clean, crop_border)
+        return _Evaluated(scores, iou)
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    depth = workers + 1
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        loaded = _ordered(pool, _load, enumerate(pairs), depth)
+        results = _ordered(pool, finish, _restore_all(models, loaded), depth)
+        if show_progress:
+            results = progress(results, total=len(pairs), desc=desc)
+        return list(results)
+
+
+def evaluate_model(model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None):
+    """Restores every pair's input with ``model`` and scores it against the clean image.
+
+    Args:
+      model: a Keras model mapping ``[1, H, W, 3]`` images to the same shape.
+      pairs: ``pairing.Pair`` records (``pairing.find_pairs``).
+      crop_border: pixels removed from every side before measuring.
+      output_dir: when given, each restored image is written there as
+        ``<input stem>.png`` (8-bit; see :func:`output_paths` for refusals).
+      quantize: round restored images to 8 bits before scoring (see the
+        module docstring); False scores the float32 output.
+      show_progress: draw a progress bar on stderr.
+      workers: threads for decoding, scoring and writing (default: CPUs, at
+        most 4).
+
+    Returns:
+      ``(scores, summary)``: ImageScore per pair (restored vs clean, in pair
+      order; ``input_path`` is still the degraded file) and their Summary.
+    """
+    results = _evaluate([model], pairs, crop_border, output_dir, quantize, show_progress, workers, "evaluating")
+    scores = [r.scores[0] for r in results]
+    return scores, summarize(scores)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelComparison:
+    """A model and a baseline evaluated on the same pairs (see :func:`compare_models`).
+
+    Attributes:
+      scores, summary: the model's per-image scores and Summary.
+      baseline_scores, baseline_summary: the same for the baseline.
+      ious: per-image ``(IoR, IoB)`` of the model over the baseline.
+      miou: ``(mIoR, mIoB)`` (``metrics.miou`` of ``ious``).
+      improvement: :func:`compare_to_baseline` of the two score lists.
+    """
+
+    scores: list
+    summary: Summary
+    baseline_scores: list
+    baseline_summary: Summary
+    ious: list
+    miou: tuple
+    improvement: dict
+
+
+def compare_models(
+    model, baseline_model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None
+):
+    """Evaluates ``model`` and ``baseline_model`` in one pass (each image is decoded once).
+
+    Arguments as for :func:`evaluate_model`; only ``model``'s restored images
+    are written to ``output_dir``. IoR / IoB use the rain map of each
+    degraded image against its clean image (threshold: the mean difference,
+    ``metrics.rain_maps``) and the same crop as the scores.
+
+    Returns:
+      A :class:`ModelComparison`.
+    """
+    results = _evaluate(
+        [model, baseline_model], pairs, crop_border, output_dir, quantize, show_progress, workers, "comparing"
+    )
+    scores = [r.scores[0] for r in results]
+    baseline_scores = [r.scores[1] for r in results]
+    ious = [r.iou for r in results]
+    return ModelComparison(
+        scores=scores,
+        summary=summarize(scores),
+        baseline_scores=baseline_scores,
+        baseline_summary=summarize(baseline_scores),
+        ious=ious,
+        miou=metrics.miou(ious),
+        improvement=compare_to_baseline(scores, baseline_scores),
+    )
+
+
+def compare_to_baseline(scores, baseline_scores):
+    """How many images a model improves over a baseline (ERL-Net Fig. 3).
+
+    An image is improved when the model's Y-PSNR is strictly higher than the
+    baseline's (equal is not improved). The hard subset holds the images whose
+    baseline PSNR is below the mean baseline PSNR of the set, the easy subset
+    the others (equal to the mean counts as easy; the paper leaves it open).
+    When some baseline PSNR is infinite the mean is too, and every image with
+    a finite baseline PSNR is hard.
+
+    Args:
+      scores, baseline_scores: ImageScore lists of the same images in the same
+        order (matched by ``name``).
+
+    Returns:
+      A dict with ``count``, ``improved``, ``improved_share`` (improved /
+      count), the same three for ``hard_`` and ``easy_`` (e.g.
+      ``hard_count``, ``hard_improved``, ``hard_improved_share``; a share of
+      an empty subset is nan), and ``baseline_mean_psnr_y``.
+
+    Raises:
+      ValueError when the lists are empty or do not hold the same images.
+    """
+    if not scores:
+        raise ValueError("no scores to compare")
+    if len(scores) != len(baseline_scores):
+        raise ValueError(f"{len(scores)} scores but {len(baseline_scores)} baseline scores")
+    for new, base in zip(scores, baseline_scores):
+        if new.name != base.name:
+            raise ValueError(f"score lists do not match: {new.name!r} against baseline {base.name!r}")
+    mean = math.fsum(b.psnr_y for b in baseline_scores) / len(baseline_scores)
+    improved = [new.psnr_y > base.psnr_y for new, base in zip(scores, baseline_scores)]
+    hard = [base.psnr_y < mean for base in baseline_scores]
+
+    def subset(prefix, members):
+        count = sum(members)
+        better = sum(1 for member, up in zip(members, improved) if member and up)
+        return {
+            f"{prefix}count": count,
+            f"{prefix}improved": better,
+            f"{prefix}improved_share": better / count if count else math.nan,
+        }
+
+    result = subset("", [True] * len(scores))
+    result.update(subset("hard_", hard))
+    result.update(subset("easy_", [not h for h in hard]))
+    result["baseline_mean_psnr_y"] = mean
+    return result
+
+
+def improvement_line(improvement):
+    """``improved_all=0.6667 (2/3) improved_hard=1.0000 (2/2) improved_easy=0.0000 (0/1)``."""
+    parts = []
+    for label, prefix in (("all", ""), ("hard", "hard_"), ("easy", "easy_")):
+        share = improvement[f"{prefix}improved_share"]
+        parts.append(
+            f"improved_{label}={share:.4f} ({improvement[f'{prefix}improved']}/{improvement[f'{prefix}count']})"
+        )
+    return " ".join(parts)
+
+
+def miou_line(miou):
+    """``mIoR=0.4700 mIoB=0.2800`` (nan printed as ``nan``)."""
+    return f"mIoR={miou[0]:.4f} mIoB={miou[1]:.4f}"

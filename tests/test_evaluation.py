@@ -1,0 +1,342 @@
+"""Model evaluation: restore_image, evaluate_model, compare_models and erlrestore-evaluate.
+
+Known answers come from tiny untrained MEMDs. With the global residual and a
+zero-initialised last convolution an untrained MEMD is exactly the identity,
+so evaluating it must equal measuring the inputs. Setting that convolution's
+bias to ``b`` (its kernel stays zero) gives ``clip(x + b)``: a model whose
+error we can work out by hand.
+"""
+
+import csv
+import math
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from erlrestore import evaluation, metrics
+from erlrestore.data import io, pairing
+from erlrestore.evaluation import ImageScore
+from erlrestore.models.memd import build_memd, memd_config
+
+SUMMARY = re.compile(r"^n=(\d+) psnr_y=(inf|\d+\.\d{4}) ssim_y=(\d\.\d{5})$")
+SIZE = (32, 40)  # height, width of the constructed rain set
+ODD_SIZE = (27, 35)  # not a multiple of the models' 2**depth = 4: they pad and crop
+
+
+def shifting_model(shift):
+    """A tiny MEMD computing ``x + shift`` (all channels) before clipping."""
+    model = build_memd(memd_config("MEMD", depth=2, base_filters=4, dense_layers=2, growth_rate=4))
+    if shift:
+        model.get_layer("mde").get_layer("output").bias.assign(np.full(3, shift, np.float32))
+    return model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """name -> (in-memory model, saved .keras path)."""
+    folder = tmp_path_factory.mktemp("models")
+    result = {}
+    for name, shift in (("identity", 0.0), ("plus4", 4 / 255), ("nudge", 0.3 / 255)):
+        model = shifting_model(shift)
+        path = folder / f"{name}.keras"
+        model.save(path)
+        result[name] = (model, path)
+    return result
+
+
+def write_rgb(path, image):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), image[..., ::-1])  # RGB -> BGR
+
+
+@pytest.fixture
+def rain_set(tmp_path):
+    """Three uint8 pairs in rain/ + norain/; rain darkens rows by 8 grey levels.
+
+    Rain covers 16, 16 and 2 of 32 rows (shares f = 1/2, 1/2, 1/16). The
+    identity's Y error is 8 * 219 / 255 on rain rows and 0 elsewhere, so its
+    PSNR is C - 10 log10(f): 3.01 dB and 12.04 dB above C, mean C + 6.02;
+    the first two images are hard, the third easy. ``x + 4/255`` errs by
+    4 * 219 / 255 everywhere: its MSE 16 beats the identity's 64 f exactly
+    when f > 1/4 (images 1 and 2), and on every rain pixel (4 < 8) but no
+    background pixel (4 > 0): IoR = 1, IoB = 0.
+    """
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "set"
+    rain_rows = [slice(0, 16), slice(8, 24), slice(30, 32)]
+    clean, rainy = [], []
+    for i, rows in enumerate(rain_rows, start=1):
+        image = rng.integers(20, 201, SIZE + (3,), dtype=np.uint8)  # no clipping at -8 / +4
+        degraded = image.copy()
+        degraded[rows] -= 8
+        write_rgb(folder / "norain" / f"norain-{i:03d}.png", image)
+        write_rgb(folder / "rain" / f"rain-{i:03d}.png", degraded)
+        clean.append(image)
+        rainy.append(degraded)
+    return folder, rainy, clean
+
+
+def as_read(images):
+    """uint8 images as ``io.read_image`` returns them (float32 k / 255)."""
+    return [image.astype(np.float32) / np.float32(255) for image in images]
+
+
+PLUS4_PSNR = 20 * math.log10(255 / (4 * 219 / 255))
+
+
+# --- restore_image / quantize_8bit ------------------------------------------
+
+
+def test_restore_image_identity_any_size(models):
+    model, _ = models["identity"]
+    image = np.random.default_rng(0).random(ODD_SIZE + (3,)).astype(np.float32)
+    restored = evaluation.restore_image(model, image)
+    assert restored.dtype == np.float32 and restored.shape == ODD_SIZE + (3,)
+    np.testing.assert_array_equal(restored, image)
+
+
+def test_restore_image_clips_to_unit_range(models):
+    model, _ = models["plus4"]
+    image = np.full(ODD_SIZE + (3,), 0.5, np.float32)
+    image[0, 0] = 1.0
+    restored = evaluation.restore_image(model, image)
+    assert restored[0, 0].tolist() == [1.0, 1.0, 1.0]  # 1 + 4/255 clipped
+    np.testing.assert_allclose(restored[5, 5], 0.5 + 4 / 255, atol=1e-6)
+
+
+def test_restore_image_rejects_non_rgb(models):
+    with pytest.raises(ValueError, match=r"expects an H x W x 3 image, got shape \(8, 8\)"):
+        evaluation.restore_image(models["identity"][0], np.zeros((8, 8), np.float32))
+
+
+def test_quantize_8bit_equals_writing_and_reading_a_png(tmp_path):
+    image = np.random.default_rng(1).random((9, 11, 3)).astype(np.float32)
+    io.write_image(tmp_path / "q.png", image)
+    quantized = evaluation.quantize_8bit(image)
+    assert quantized.dtype == np.float32
+    np.testing.assert_array_equal(quantized, io.read_image(tmp_path / "q.png"))
+
+
+# --- evaluate_model / compare_models in-process -----------------------------
+
+
+def test_identity_model_scores_equal_measuring_the_inputs(models, rain_set, tmp_path):
+    folder, rainy, _ = rain_set
+    pairs = pairing.find_pairs(folder)
+    expected, expected_summary = evaluation.measure_pairs(pairs, show_progress=False)
+    out = tmp_path / "restored"
+    scores, summary = evaluation.evaluate_model(models["identity"][0], pairs, output_dir=out, show_progress=False)
+    assert scores == expected
+    assert summary == expected_summary
+    assert sorted(p.name for p in out.iterdir()) == ["rain-001.png", "rain-002.png", "rain-003.png"]
+    for i, degraded in enumerate(rainy, start=1):
+        np.testing.assert_array_equal(io.read_image(out / f"rain-{i:03d}.png"), degraded / np.float32(255))
+
+
+def test_quantize_flag(models, rain_set):
+    folder, rainy, clean = rain_set
+    pairs = pairing.find_pairs(folder)
+    nudge = models["nudge"][0]  # x + 0.3/255: rounds back to x
+    quantized, _ = evaluation.evaluate_model(nudge, pairs, crop_border=1, show_progress=False)
+    raw, _ = evaluation.evaluate_model(nudge, pairs, crop_border=1, quantize=False, show_progress=False)
+    rainy, clean = as_read(rainy), as_read(clean)
+    for score, r, c in zip(quantized, rainy, clean):
+        assert score.psnr_y == metrics.psnr_y(r, c, crop_border=1)
+    for score, r, c in zip(raw, rainy, clean):
+        float_output = np.clip(r + np.float32(0.3 / 255), 0, 1)
+        assert score.psnr_y == pytest.approx(metrics.psnr_y(float_output, c, crop_border=1), abs=1e-4)
+        assert score.psnr_y != pytest.approx(metrics.psnr_y(r, c, crop_border=1), abs=1e-3)
+
+
+def test_compare_models_on_the_constructed_case(models, rain_set):
+    folder, rainy, clean = rain_set
+    pairs = pairing.find_pairs(folder)
+    result = evaluation.compare_models(models["plus4"][0], models["identity"][0], pairs, show_progress=False)
+    assert [s.psnr_y for s in result.scores] == pytest.approx([PLUS4_PSNR] * 3, abs=1e-6)
+    baseline = [metrics.psnr_y(r, c) for r, c in zip(as_read(rainy), as_read(clean))]
+    assert [s.psnr_y for s in result.baseline_scores] == baseline
+    assert result.ious == [(1.0, 0.0)] * 3
+    assert result.miou == (1.0, 0.0)
+    improvement = result.improvement
+    assert (improvement["improved"], improvement["count"]) == (2, 3)
+    assert (improvement["hard_improved"], improvement["hard_count"]) == (2, 2)
+    assert (improvement["easy_improved"], improvement["easy_count"]) == (0, 1)
+
+
+def test_output_dir_may_not_hold_data(models, rain_set):
+    folder, _, _ = rain_set
+    pairs = pairing.find_pairs(folder)
+    for data_folder, role in ((folder / "rain", "input"), (folder / "norain", "clean")):
+        with pytest.raises(io.DataError, match=f"output folder .* holds the {role} image .*different folder"):
+            evaluation.evaluate_model(models["identity"][0], pairs, output_dir=data_folder, show_progress=False)
+    assert len(list((folder / "rain").iterdir())) == 3  # nothing written
+
+
+def test_inputs_sharing_a_stem_are_refused(tmp_path):
+    pairs = [pairing.Pair(str(tmp_path / "in" / "a.png"), "t1"), pairing.Pair(str(tmp_path / "in" / "a.jpg"), "t2")]
+    with pytest.raises(io.DataError, match=r"a\.png and .*a\.jpg share the name 'a'"):
+        evaluation.output_paths(pairs, tmp_path / "out")
+
+
+def test_load_model_errors_name_the_file(tmp_path):
+    with pytest.raises(io.DataError, match=r"model file .*missing\.keras does not exist"):
+        evaluation.load_model(tmp_path / "missing.keras")
+    bad = tmp_path / "bad.keras"
+    bad.write_text("not a model")
+    with pytest.raises(io.DataError, match=r"could not load model .*bad\.keras: "):
+        evaluation.load_model(bad)
+
+
+def test_load_model_round_trip(models):
+    model, path = models["plus4"]
+    loaded = evaluation.load_model(path)
+    image = np.full((10, 13, 3), 0.25, np.float32)
+    np.testing.assert_array_equal(evaluation.restore_image(loaded, image), evaluation.restore_image(model, image))
+
+
+def test_identity_model_on_real_rain_images(models, shared_data):
+    # Real 480x320 Rain100L pairs: evaluating the identity equals measuring the inputs.
+    pairs = pairing.find_pairs(shared_data / "rain100l-10")[:3]
+    expected_scores, expected = evaluation.measure_pairs(pairs, show_progress=False)
+    scores, summary = evaluation.evaluate_model(models["identity"][0], pairs, show_progress=False)
+    assert scores == expected_scores
+    assert summary.line() == expected.line()
+
+
+# --- compare_to_baseline: Fig. 3 counts on hand-made scores -----------------
+
+
+def scores_of(psnrs):
+    return [ImageScore(f"{i}.png", f"in/{i}.png", f"gt/{i}.png", p, 0.9) for i, p in enumerate(psnrs)]
+
+
+def test_compare_to_baseline_counts_by_hand():
+    # Baseline mean = (20 + 30 + 25 + 25) / 4 = 25: hard = {20}, easy = {30, 25, 25} (equal is easy).
+    baseline = scores_of([20.0, 30.0, 25.0, 25.0])
+    new = scores_of([21.0, 29.0, 25.0, 26.0])  # improved: yes, no, tie (no), yes
+    result = evaluation.compare_to_baseline(new, baseline)
+    assert result == {
+        "count": 4,
+        "improved": 2,
+        "improved_share": 0.5,
+        "hard_count": 1,
+        "hard_improved": 1,
+        "hard_improved_share": 1.0,
+        "easy_count": 3,
+        "easy_improved": 1,
+        "easy_improved_share": 1 / 3,
+        "baseline_mean_psnr_y": 25.0,
+    }
+    assert evaluation.improvement_line(result) == (
+        "improved_all=0.5000 (2/4) improved_hard=1.0000 (1/1) improved_easy=0.3333 (1/3)"
+    )
+
+
+def test_compare_to_baseline_empty_subset_and_mismatch():
+    result = evaluation.compare_to_baseline(scores_of([30.0, 30.0]), scores_of([25.0, 25.0]))
+    assert result["hard_count"] == 0 and math.isnan(result["hard_improved_share"])
+    assert result["easy_improved_share"] == 1.0
+    with pytest.raises(ValueError, match="'0.png' against baseline 'x.png'"):
+        evaluation.compare_to_baseline(scores_of([1.0]), [ImageScore("x.png", "", "", 1.0, 1.0)])
+    with pytest.raises(ValueError, match="2 scores but 1 baseline scores"):
+        evaluation.compare_to_baseline(scores_of([1.0, 2.0]), scores_of([1.0]))
+
+
+# --- the command-line tool ---------------------------------------------------
+
+
+def run_evaluate(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "erlrestore.cli.evaluate", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def stdout_lines(result):
+    lines = result.stdout.strip().splitlines()
+    assert lines, f"no stdout; rc={result.returncode} stderr:\n{result.stderr[-3000:]}"
+    return lines
+
+
+def test_cli_identity_model_csv_and_restored_images(models, tmp_path):
+    # One input is a JPEG: its result is still written as <stem>.png.
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "pairs"
+    for i, ext in ((1, "png"), (2, "jpg")):
+        clean = rng.integers(0, 256, (24, 36, 3), dtype=np.uint8)
+        write_rgb(folder / "norain" / f"norain-{i}.png", clean)
+        noisy = np.clip(clean.astype(int) + rng.integers(-30, 31, clean.shape), 0, 255).astype(np.uint8)
+        write_rgb(folder / "rain" / f"rain-{i}.{ext}", noisy)
+    pairs = pairing.find_pairs(folder)
+    expected_scores, expected = evaluation.measure_pairs(pairs, show_progress=False)
+    out, table = tmp_path / "restored", tmp_path / "scores.csv"
+    result = run_evaluate(
+        f"--model={models['identity'][1]}", f"--input_dir={folder}", f"--output_dir={out}", f"--csv={table}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert stdout_lines(result)[-1] == expected.line()
+    assert SUMMARY.match(expected.line())
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == ["rain-1.png", "rain-2.jpg"]
+    assert [r["output"] for r in rows] == [str(out / "rain-1.png"), str(out / "rain-2.png")]
+    for row, score, pair in zip(rows, expected_scores, pairs):
+        assert float(row["psnr_y"]) == pytest.approx(score.psnr_y, abs=1e-6)
+        np.testing.assert_array_equal(io.read_image(row["output"]), io.read_image(pair.input_path))
+
+
+def test_cli_baseline_comparison(models, rain_set, tmp_path):
+    folder, _, _ = rain_set
+    table = tmp_path / "compare.csv"
+    result = run_evaluate(
+        f"--model={models['plus4'][1]}",
+        f"--baseline_model={models['identity'][1]}",
+        f"--input_dir={folder / 'rain'}",
+        f"--target_dir={folder / 'norain'}",
+        f"--csv={table}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = stdout_lines(result)
+    assert lines[-3:-1] == [
+        "mIoR=1.0000 mIoB=0.0000",
+        "improved_all=0.6667 (2/3) improved_hard=1.0000 (2/2) improved_easy=0.0000 (0/1)",
+    ]
+    assert lines[-4].startswith("baseline: n=3 psnr_y=")
+    match = SUMMARY.match(lines[-1])
+    assert match, lines[-1]
+    assert (match.group(1), match.group(2)) == ("3", f"{PLUS4_PSNR:.4f}")
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["improved"] for r in rows] == ["1", "1", "0"]
+    assert [(float(r["ior"]), float(r["iob"])) for r in rows] == [(1.0, 0.0)] * 3
+
+
+def test_cli_no_quantize_spelling(models, rain_set):
+    folder, _, _ = rain_set
+    pairs = pairing.find_pairs(folder)
+    _, expected = evaluation.evaluate_model(models["nudge"][0], pairs, quantize=False, show_progress=False)
+    _, inputs = evaluation.measure_pairs(pairs, show_progress=False)
+    assert expected.line() != inputs.line()
+    result = run_evaluate(f"--model={models['nudge'][1]}", f"--input_dir={folder}", "--no-quantize")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert stdout_lines(result)[-1] == expected.line()
+
+
+def test_cli_errors(models, rain_set, tmp_path):
+    folder, _, _ = rain_set
+    missing = tmp_path / "nowhere" / "model.keras"
+    result = run_evaluate(f"--model={missing}", f"--input_dir={folder}")
+    assert result.returncode == 1
+    assert f"error: model file {missing} does not exist" in result.stderr
+    assert result.stdout == ""
+
+    result = run_evaluate(
+        f"--model={models['identity'][1]}", f"--input_dir={folder / 'rain'}",
+        f"--target_dir={folder / 'norain'}", f"--output_dir={folder / 'rain'}",
+    )
+    assert result.returncode != 0
+    assert f"--output_dir={folder / 'rain'} is the --input_dir folder" in result.stderr
+    assert sorted(p.name for p in (folder / "rain").iterdir()) == ["rain-001.png", "rain-002.png", "rain-003.png"]
