@@ -122,3 +122,26 @@ def test_unpaired_training_data_names_the_file(tmp_path):
                        f"--model_dir={tmp_path / 'run'}", "--verbose=0", timeout=300)
     assert result.returncode == 1
     assert "rain-2.png" in result.stderr
+
+
+def test_trained_model_evaluates_in_a_fresh_process(trained_run, tmp_path):
+    """train -> final.keras -> erlrestore-evaluate in another process."""
+    import cv2
+
+    model_dir, result = trained_run
+    assert result.returncode == 0, result.stderr[-4000:]
+    rng = np.random.default_rng(3)
+    for folder in ("rain", "norain"):
+        (tmp_path / "set" / folder).mkdir(parents=True)
+    for i in range(2):
+        clean = rng.integers(0, 256, (27, 33, 3), dtype=np.uint8)
+        cv2.imwrite(str(tmp_path / "set" / "norain" / f"norain-{i}.png"), clean)
+        cv2.imwrite(str(tmp_path / "set" / "rain" / f"rain-{i}.png"), np.clip(clean.astype(int) + 30, 0, 255).astype(np.uint8))
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "erlrestore.cli.evaluate", f"--model={model_dir / 'final.keras'}",
+         f"--input_dir={tmp_path / 'set'}", f"--output_dir={tmp_path / 'restored'}"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert evaluated.stdout.strip().splitlines()[-1].startswith("n=2 psnr_y=")
+    assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == ["rain-0.png", "rain-1.png"]
