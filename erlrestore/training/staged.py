@@ -8,31 +8,28 @@ over every branch up front; ``reset_optimizer`` zeroes its moments and step
 count at the start of each stage, so each stage starts its optimisation
 afresh, as separately trained stages would.
 
-``test_step`` measures Y-channel PSNR/SSIM (``erlrestore.metrics``, TF twin)
-on full validation images with the restored image clipped to [0, 1], so
-``model.fit(validation_data=...)`` logs ``val_psnr_y`` and ``val_ssim_y``.
+Validation (Y-PSNR/SSIM) comes from :class:`~erlrestore.training.base.RestorationTrainer`.
 """
 
-import keras
 import tensorflow as tf
 
-from erlrestore import losses, metrics
+from erlrestore import losses
 from erlrestore.models import erlnet
+from erlrestore.training.base import RestorationTrainer, reset_optimizer_state
 
 
 def _is_erlnet(net):
     return any(layer.name == "ren" for layer in net.layers)
 
 
-class StagedTrainer(keras.Model):
+class StagedTrainer(RestorationTrainer):
     """Trains ``net`` (and ``c2c``) stage by stage; ``call`` is ``net``'s."""
 
     def __init__(self, net, c2c=None, fre_weight=0.01, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(net, logged=("loss", "pre", "fre", "c2c"), **kwargs)
         self.net = net
         self.c2c = c2c
         self.fre_weight = float(fre_weight)
-        self.stage = None
         self._feature_net = None
         self._target_features = None
         if _is_erlnet(net):
@@ -43,16 +40,6 @@ class StagedTrainer(keras.Model):
             levels = sorted(int(layer.name.rsplit("_", 1)[1]) for layer in net.layers
                             if layer.name.startswith("entangle_"))
             self._target_features = erlnet.encoder_feature_model(c2c, levels)
-        self._trackers = {
-            name: keras.metrics.Mean(name=name) for name in ("loss", "pre", "fre", "c2c", "psnr_y", "ssim_y")
-        }
-
-    @property
-    def metrics(self):
-        return list(self._trackers.values())
-
-    def call(self, images, training=False):
-        return self.net(images, training=training)
 
     # -- stages -------------------------------------------------------------
 
@@ -81,8 +68,7 @@ class StagedTrainer(keras.Model):
         if stage.loss == "erl" and self._feature_net is None:
             raise ValueError(f"stage {stage.name} uses L_ERL, which needs an ERL-Net")
         self.branch_variables(stage.branches)  # fails early for a branch the net lacks
-        self.stage = stage
-        self.train_function = None
+        super().set_stage(stage)
 
     def checkpoint_items(self):
         items = {"net": self.net, "optimizer": self.optimizer}
@@ -91,13 +77,7 @@ class StagedTrainer(keras.Model):
         return items
 
     def reset_optimizer(self, learning_rate):
-        """Zeroes the optimizer's moments and step count and sets the learning rate."""
-        optimizer = self.optimizer
-        if not optimizer.built:
-            optimizer.build(self.all_variables())
-        for variable in optimizer.variables:  # step count, learning rate, moments
-            variable.assign(tf.zeros_like(variable))
-        optimizer.learning_rate = learning_rate
+        reset_optimizer_state(self.optimizer, self.all_variables(), learning_rate)
 
     # -- steps --------------------------------------------------------------
 
@@ -131,13 +111,4 @@ class StagedTrainer(keras.Model):
         variables = self.branch_variables(self.stage.branches)
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
-        for name, value in values.items():
-            self._trackers[name].update_state(value)
-        return {name: self._trackers[name].result() for name in values}
-
-    def test_step(self, data):
-        degraded, clean = data[0], data[1]
-        restored = tf.clip_by_value(self.net(degraded, training=False), 0.0, 1.0)
-        self._trackers["psnr_y"].update_state(metrics.psnr_y_tf(restored, clean))
-        self._trackers["ssim_y"].update_state(metrics.ssim_y_tf(restored, clean))
-        return {"psnr_y": self._trackers["psnr_y"].result(), "ssim_y": self._trackers["ssim_y"].result()}
+        return self._log(values)

@@ -1,0 +1,56 @@
+"""What every trainer shares: loss trackers, validation and optimizer resets.
+
+A trainer subclasses :class:`RestorationTrainer`, names its restoration
+network (the one that is evaluated and exported) in ``restoration_net``,
+and lists the values its ``train_step`` logs. Validation (``test_step``)
+measures Y-channel PSNR/SSIM (the TF twin in ``erlrestore.metrics``) on the
+restored image clipped to [0, 1], so ``fit(validation_data=...)`` logs
+``val_psnr_y`` and ``val_ssim_y``.
+"""
+
+import keras
+import tensorflow as tf
+
+from erlrestore import metrics
+
+
+def reset_optimizer_state(optimizer, variables, learning_rate):
+    """Builds ``optimizer`` on ``variables`` if needed, zeroes its step count and
+    moments, and sets the learning rate: each stage starts its optimisation afresh."""
+    if not optimizer.built:
+        optimizer.build(variables)
+    for variable in optimizer.variables:
+        variable.assign(tf.zeros_like(variable))
+    optimizer.learning_rate = learning_rate
+
+
+class RestorationTrainer(keras.Model):
+    """Base of the trainers: ``call`` runs the restoration network."""
+
+    def __init__(self, restoration_net, logged, **kwargs):
+        super().__init__(**kwargs)
+        self.restoration_net = restoration_net
+        self.stage = None
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in (*logged, "psnr_y", "ssim_y")}
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def call(self, images, training=False):
+        return self.restoration_net(images, training=training)
+
+    def set_stage(self, stage):
+        """Selects the stage; the next ``fit`` traces a fresh train step."""
+        self.stage = stage
+        self.train_function = None
+
+    def _log(self, values):
+        for name, value in values.items():
+            self._trackers[name].update_state(value)
+        return {name: self._trackers[name].result() for name in values}
+
+    def test_step(self, data):
+        degraded, clean = data[0], data[1]
+        restored = tf.clip_by_value(self.restoration_net(degraded, training=False), 0.0, 1.0)
+        return self._log({"psnr_y": metrics.psnr_y_tf(restored, clean), "ssim_y": metrics.ssim_y_tf(restored, clean)})
