@@ -9,6 +9,9 @@ channels-last on float32 tensors and accepts dynamic spatial sizes
 - :class:`FeatureFusion` -- ERL-Net's feature-fusion layer FUS (Fig. 2(c)).
 - :class:`PadToMultiple` / :class:`CropToMatch` -- pad an image of any size to
   a multiple of ``2**depth`` before a U-Net and crop the result back.
+- :class:`InfoAccum` -- the rethinking paper's information-accumulation module
+  (dense layers with dilation-1/3/5 branches, Eq. 14).
+- :class:`SubPixelUpsample` -- sub-pixel convolution up-sampling (SubPixUpsamp).
 
 Plain Keras layers are used wherever they suffice (e.g. ``keras.layers.Add``
 for the ERL-Net feature entanglement).
@@ -295,3 +298,175 @@ class CropToMatch(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         x_shape, ref_shape = self._split_shapes(input_shape)
         return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+
+_INFO_ACCUM_ACTIVATIONS = ("leaky_relu", "relu")
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class InfoAccum(keras.layers.Layer):
+    """The InfoAccum module of "Rethinking generative methods" (Appendix C, Eq. 14).
+
+    ``num_layers`` dense layers; layer ``l`` maps ``x_{l-1}`` to
+    ``x_l = concat([x_{l-1}, F_l(x_{l-1}), G_l(x_{l-1}), H_l(x_{l-1})])`` where
+    ``F``, ``G`` and ``H`` are composite functions ``norm -> activation ->
+    Conv3x3(growth_rate)`` with dilation rates 1, 3 and 5 ("same" padding, so
+    the spatial size is kept). The block input is passed through unchanged as
+    the first ``C_in`` channels of the output, which has
+    ``C_in + 3 * growth_rate * num_layers`` channels.
+
+    Our choices where the paper is silent:
+
+    - ``growth_rate=4`` (the paper: "a relatively small value"); with the
+      paper's InfoAccum-15 on an RGB image the output has 3 + 180 channels.
+    - ``F_l``, ``G_l`` and ``H_l`` share one normalisation and activation
+      (they read the same ``x_{l-1}``) and differ in their dilated
+      convolutions; separate normalisations would differ only in their affine
+      parameters and cost three times the activation memory.
+    - ``norm="instance"`` (``GroupNormalization`` with one group per channel)
+      and ``activation="leaky_relu"`` (slope 0.2, as pix2pix's encoder).
+
+    Args:
+        num_layers: number of dense layers ``L`` (the "15" of InfoAccum-15).
+        growth_rate: filters of each of the three convolutions of a layer.
+        norm: ``"instance"`` (default), ``"batch"`` or ``"none"``.
+        activation: ``"leaky_relu"`` (default, negative slope 0.2) or ``"relu"``.
+        **kwargs: standard layer arguments (``name``, ``dtype``, ...).
+    """
+
+    DILATIONS = (1, 3, 5)
+
+    def __init__(self, num_layers, growth_rate=4, norm="instance", activation="leaky_relu", **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int(num_layers, "num_layers", "InfoAccum")
+        _check_positive_int(growth_rate, "growth_rate", "InfoAccum")
+        if norm not in _NORMS:
+            raise ValueError(f"InfoAccum: norm must be one of {_NORMS}, got {norm!r}")
+        if activation not in _INFO_ACCUM_ACTIVATIONS:
+            raise ValueError(f"InfoAccum: activation must be one of {_INFO_ACCUM_ACTIVATIONS}, got {activation!r}")
+        self.num_layers = num_layers
+        self.growth_rate = growth_rate
+        self.norm = norm
+        self.activation = activation
+        self._activation_fn = keras.activations.get(activation)
+
+        self.norm_layers = []
+        self.conv_layers = []  # conv_layers[l] = [F_l conv, G_l conv, H_l conv]
+        for i in range(num_layers):
+            if norm == "instance":
+                self.norm_layers.append(
+                    keras.layers.GroupNormalization(groups=-1, dtype=self.dtype_policy, name=f"norm_{i}")
+                )
+            elif norm == "batch":
+                self.norm_layers.append(keras.layers.BatchNormalization(dtype=self.dtype_policy, name=f"norm_{i}"))
+            self.conv_layers.append(
+                [
+                    keras.layers.Conv2D(
+                        growth_rate,
+                        3,
+                        padding="same",
+                        dilation_rate=d,
+                        dtype=self.dtype_policy,
+                        name=f"conv_{i}_d{d}",
+                    )
+                    for d in self.DILATIONS
+                ]
+            )
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(f"InfoAccum {self.name!r}: the channel dimension of the input must be known, got {input_shape}")
+        step = len(self.DILATIONS) * self.growth_rate
+        for i in range(self.num_layers):
+            shape = tuple(input_shape[:-1]) + (channels + i * step,)
+            if self.norm_layers:
+                self.norm_layers[i].build(shape)
+            for conv in self.conv_layers[i]:
+                conv.build(shape)
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for i in range(self.num_layers):
+            h = x
+            if self.norm_layers:
+                h = self.norm_layers[i](h, training=training)
+            h = self._activation_fn(h)
+            x = keras.ops.concatenate([x] + [conv(h) for conv in self.conv_layers[i]], axis=-1)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        extra = len(self.DILATIONS) * self.growth_rate * self.num_layers
+        return tuple(input_shape[:-1]) + (input_shape[-1] + extra,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_layers": self.num_layers,
+                "growth_rate": self.growth_rate,
+                "norm": self.norm,
+                "activation": self.activation,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SubPixelUpsample(keras.layers.Layer):
+    """Sub-pixel convolution up-sampling (Shi et al., CVPR 2016), the paper's SubPixUpsamp.
+
+    A ``kernel_size`` x ``kernel_size`` "same" convolution to
+    ``filters * scale**2`` channels followed by ``tf.nn.depth_to_space`` with
+    block size ``r = scale``: ``(B, H, W, C_in) -> (B, r*H, r*W, filters)``.
+    The pixel shuffle follows TensorFlow's definition,
+
+        ``out[b, r*h + i, r*w + j, c] = conv[b, h, w, (i*r + j) * filters + c]``,
+
+    i.e. the channels form ``r*r`` blocks of ``filters`` channels, block
+    ``i*r + j`` going to sub-pixel row ``i``, column ``j``. The rethinking
+    paper's Eq. (15) (after Shi et al.) and PyTorch's ``PixelShuffle``
+    (channel ``c*r*r + i*r + j``) order the channels differently; since a
+    learned convolution precedes the shuffle, the orderings differ only by a
+    permutation of its filters and give the same family of functions.
+
+    Args:
+        filters: output channels ``C``.
+        scale: up-sampling factor ``r`` (default 2, as in the paper).
+        kernel_size: size of the convolution (default 3; our choice).
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, filters, scale=2, kernel_size=3, **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int(filters, "filters", "SubPixelUpsample")
+        _check_positive_int(scale, "scale", "SubPixelUpsample")
+        _check_positive_int(kernel_size, "kernel_size", "SubPixelUpsample")
+        self.filters = filters
+        self.scale = scale
+        self.kernel_size = kernel_size
+        self.conv = keras.layers.Conv2D(
+            filters * scale * scale, kernel_size, padding="same", dtype=self.dtype_policy, name="conv"
+        )
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise ValueError(
+                f"SubPixelUpsample {self.name!r} expects (batch, height, width, channels) with known channels, "
+                f"got {input_shape}"
+            )
+        self.conv.build(input_shape)
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(self.conv(inputs), self.scale)
+
+    def compute_output_shape(self, input_shape):
+        def up(n):
+            return None if n is None else n * self.scale
+
+        return (input_shape[0], up(input_shape[1]), up(input_shape[2]), self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "scale": self.scale, "kernel_size": self.kernel_size})
+        return config

@@ -5,6 +5,8 @@
 - :mod:`erlrestore.models.erlnet`: ERL-Net (REN entangling MEN's embeddings,
   CLGD / MLGD), stitching a REN onto a trained MEMD, the clean-to-clean network
   and the feature outputs of the feature loss.
+- :mod:`erlrestore.models.pix2pix`: the rethinking paper's generators (UNet-N,
+  En/Decoder-N, with InfoAccum / SubPixUpsamp) and the PatchGAN discriminator.
 
 All builders return functional ``keras.Model`` objects on channels-last float32
 images of any size.
@@ -29,21 +31,37 @@ from erlrestore.models.memd import (
     count_params,
     memd_config,
 )
+from erlrestore.models.pix2pix import (
+    GENERATOR_PRESETS,
+    KINDS,
+    GeneratorConfig,
+    build_generator,
+    build_patchgan,
+    generator_config,
+    patchgan_output_size,
+)
 
 __all__ = [
     "ENTANGLEMENTS",
+    "GENERATOR_PRESETS",
+    "KINDS",
     "VARIANTS",
+    "GeneratorConfig",
     "MEMDConfig",
     "build_clean_to_clean",
     "build_decoder",
     "build_encoder",
     "build_erlnet",
+    "build_generator",
     "build_memd",
+    "build_patchgan",
     "config_from_model",
     "count_params",
     "encoder_feature_model",
     "entangled_levels",
     "erlnet_feature_model",
     "erlnet_from_memd",
+    "generator_config",
     "memd_config",
+    "patchgan_output_size",
 ]

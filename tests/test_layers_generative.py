@@ -1,0 +1,158 @@
+"""Tests for the generative-family layers InfoAccum and SubPixelUpsample."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from erlrestore.layers import InfoAccum, SubPixelUpsample
+from layer_testing import check_layer
+
+
+def _conv(x, conv, dilation=1):
+    """Reference 'same' convolution with a Conv2D layer's weights."""
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in conv.weights)
+    return tf.nn.conv2d(x, kernel, strides=1, padding="SAME", dilations=dilation).numpy() + bias
+
+
+# ----------------------------------------------------------------- InfoAccum
+
+
+@pytest.mark.parametrize(
+    "norm, activation", [("instance", "leaky_relu"), ("batch", "relu"), ("none", "leaky_relu")]
+)
+def test_info_accum_standard_checks(norm, activation):
+    check_layer(
+        InfoAccum,
+        {"num_layers": 2, "growth_rate": 3, "norm": norm, "activation": activation},
+        input_shape=(2, 12, 11, 3),
+        expected_output_shape=(2, 12, 11, 3 + 3 * 3 * 2),
+        model_input_shape=(None, None, 3),
+    )
+
+
+@pytest.mark.parametrize("channels, layers, growth", [(3, 1, 1), (3, 15, 4), (5, 3, 2)])
+def test_info_accum_channel_count(channels, layers, growth):
+    block = InfoAccum(layers, growth_rate=growth)
+    out = block(np.zeros((1, 7, 9, channels), "float32"))
+    assert out.shape == (1, 7, 9, channels + 3 * growth * layers)
+    assert block.compute_output_shape((None, None, None, channels)) == (None, None, None, channels + 3 * growth * layers)
+
+
+def test_info_accum_defaults_are_documented_choices():
+    block = InfoAccum(15)
+    assert (block.growth_rate, block.norm, block.activation) == (4, "instance", "leaky_relu")
+    assert block.compute_output_shape((1, 8, 8, 3)) == (1, 8, 8, 183)
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+def test_info_accum_passes_input_through_exactly(norm):
+    x = np.random.default_rng(3).normal(size=(2, 10, 9, 4)).astype("float32")
+    block = InfoAccum(3, growth_rate=2, norm=norm)
+    out = keras.ops.convert_to_numpy(block(x, training=True))
+    np.testing.assert_array_equal(out[..., :4], x)
+    assert out.shape[-1] == 4 + 3 * 3 * 2
+
+
+def test_info_accum_matches_reference_dilated_branches():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(1, 13, 12, 3)).astype("float32")
+    block = InfoAccum(2, growth_rate=2, norm="none", activation="relu")
+    block(x)
+    for weight in block.weights:
+        weight.assign(rng.normal(0, 0.3, size=tuple(weight.shape)).astype("float32"))
+    out = keras.ops.convert_to_numpy(block(x))
+    # Layer 0: F, G, H on relu(x) with dilation 1, 3, 5.
+    h0 = np.maximum(x, 0)
+    layer0 = [_conv(h0, conv, d) for conv, d in zip(block.conv_layers[0], (1, 3, 5))]
+    x1 = np.concatenate([x] + layer0, axis=-1)
+    np.testing.assert_allclose(out[..., :9], x1, atol=1e-5)
+    # Layer 1 reads the whole concatenation x1.
+    h1 = np.maximum(x1, 0)
+    layer1 = [_conv(h1, conv, d) for conv, d in zip(block.conv_layers[1], (1, 3, 5))]
+    np.testing.assert_allclose(out, np.concatenate([x1] + layer1, axis=-1), atol=1e-5)
+    # The dilation really differs: a dilation-1 conv with G's kernel gives another result.
+    assert not np.allclose(layer0[1], _conv(h0, block.conv_layers[0][1], 1), atol=1e-3)
+
+
+def test_info_accum_leaky_relu_slope_is_0_2():
+    x = -np.ones((1, 5, 5, 1), "float32")
+    block = InfoAccum(1, growth_rate=1, norm="none", activation="leaky_relu")
+    block(x)
+    for conv in block.conv_layers[0]:
+        kernel = np.zeros((3, 3, 1, 1), "float32")
+        kernel[1, 1, 0, 0] = 1.0
+        conv.set_weights([kernel, np.zeros(1, "float32")])
+    out = keras.ops.convert_to_numpy(block(x))
+    np.testing.assert_allclose(out[..., 1:], np.full((1, 5, 5, 3), -0.2), atol=1e-6)
+
+
+def test_info_accum_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"InfoAccum: norm must be one of \('none', 'instance', 'batch'\), got 'layer'"):
+        InfoAccum(2, norm="layer")
+    with pytest.raises(ValueError, match=r"InfoAccum: activation must be one of \('leaky_relu', 'relu'\), got 'tanh'"):
+        InfoAccum(2, activation="tanh")
+    with pytest.raises(ValueError, match="InfoAccum: num_layers must be a positive integer, got 0"):
+        InfoAccum(0)
+    with pytest.raises(ValueError, match="InfoAccum: growth_rate must be a positive integer, got 2.0"):
+        InfoAccum(2, growth_rate=2.0)
+
+
+# ---------------------------------------------------------- SubPixelUpsample
+
+
+@pytest.mark.parametrize("filters, scale, kernel_size", [(4, 2, 3), (3, 3, 1)])
+def test_subpixel_standard_checks(filters, scale, kernel_size):
+    check_layer(
+        SubPixelUpsample,
+        {"filters": filters, "scale": scale, "kernel_size": kernel_size},
+        input_shape=(2, 5, 7, 6),
+        expected_output_shape=(2, 5 * scale, 7 * scale, filters),
+        model_input_shape=(None, None, 6),
+    )
+
+
+def test_subpixel_shape_and_dynamic_shape():
+    layer = SubPixelUpsample(5)
+    out = layer(np.zeros((1, 9, 4, 7), "float32"))
+    assert out.shape == (1, 18, 8, 5)
+    assert layer.compute_output_shape((None, None, 4, 7)) == (None, None, 8, 5)
+    assert layer.conv.filters == 5 * 4 and layer.conv.kernel_size == (3, 3)
+
+
+def _identity_shuffle(filters, scale):
+    """A SubPixelUpsample whose 1x1 conv is the identity: output = pixel shuffle of the input."""
+    depth = filters * scale * scale
+    layer = SubPixelUpsample(filters, scale=scale, kernel_size=1)
+    layer(np.zeros((1, 1, 1, depth), "float32"))
+    layer.conv.set_weights([np.eye(depth, dtype="float32")[None, None], np.zeros(depth, "float32")])
+    return layer
+
+
+def test_subpixel_shuffle_places_channel_blocks_as_tensorflow_defines():
+    # One pixel, 4 channels, r = 2, 1 output channel: channel i*r + j goes to (i, j).
+    layer = _identity_shuffle(filters=1, scale=2)
+    x = np.array([10.0, 11.0, 12.0, 13.0], "float32").reshape(1, 1, 1, 4)
+    out = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_array_equal(out[0, :, :, 0], [[10.0, 11.0], [12.0, 13.0]])
+
+    # Two pixels (1 x 2), 8 channels = 4 blocks of 2 output channels:
+    # out[r*h + i, r*w + j, c] = in[h, w, (i*r + j) * 2 + c].
+    layer = _identity_shuffle(filters=2, scale=2)
+    x = np.arange(16, dtype="float32").reshape(1, 1, 2, 8)
+    out = keras.ops.convert_to_numpy(layer(x))[0]
+    expected = np.array(
+        [
+            [[0, 1], [2, 3], [8, 9], [10, 11]],
+            [[4, 5], [6, 7], [12, 13], [14, 15]],
+        ],
+        "float32",
+    )
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_subpixel_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="SubPixelUpsample: scale must be a positive integer, got 0"):
+        SubPixelUpsample(3, scale=0)
+    with pytest.raises(ValueError, match="SubPixelUpsample: filters must be a positive integer, got -1"):
+        SubPixelUpsample(-1)
