@@ -33,10 +33,33 @@ from absl import logging
 
 @dataclasses.dataclass(frozen=True)
 class StagePlan:
-    """A stage and how many optimizer steps it runs."""
+    """A stage, how many optimizer steps it runs, and its own data if any
+    (None: the run's training data)."""
 
     stage: object
     steps: int
+    dataset: object = None
+
+
+class _Variables(tf.Module):
+    """A network's or optimizer's variables, as one flat, ordered checkpoint entry.
+
+    Keras 3 keeps sub-layers that a layer holds in Python lists (DenseBlock,
+    InfoAccum) out of ``tf.train.Checkpoint``'s object graph, so checkpointing
+    the model object would silently skip their weights. Every variable is
+    listed here instead, keyed by its position (the architecture fixes the
+    order); a checkpoint of another architecture fails to restore loudly.
+    """
+
+    def __init__(self, variables):
+        super().__init__()
+        self.by_index = {f"{i:05d}": variable for i, variable in enumerate(variables)}
+
+
+def _variables_of(item):
+    if isinstance(item, keras.optimizers.Optimizer):
+        return _Variables(item.variables)
+    return _Variables(item.weights)
 
 
 class _RunPosition(tf.Module):
@@ -76,16 +99,28 @@ class Run:
         self.trainer = trainer
         self.model_dir = model_dir
         self.position = _RunPosition()
-        self.checkpoint = tf.train.Checkpoint(position=self.position, **trainer.checkpoint_items())
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=max_to_keep
-        )
+        self._items = trainer.checkpoint_items()
+        self.checkpoint = None  # made once the optimizers are built (see run)
+        self._max_to_keep = max_to_keep
+        self.manager = None
+
+    def _ensure_checkpoint(self):
+        if self.checkpoint is None:
+            entries = {name: _variables_of(item) for name, item in self._items.items()}
+            self.checkpoint = tf.train.Checkpoint(position=self.position, **entries)
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, os.path.join(self.model_dir, "checkpoints"), max_to_keep=self._max_to_keep
+            )
 
     def restore(self):
-        """Restores the latest checkpoint; returns (stage_index, stage_step)."""
+        """Restores the latest checkpoint; returns (stage_index, stage_step).
+
+        The trainer's optimizers must be built first (``reset_optimizer``).
+        """
+        self._ensure_checkpoint()
         latest = self.manager.latest_checkpoint
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.checkpoint.restore(latest).assert_consumed()
             logging.info("resumed from %s", latest)
         return int(self.position.stage_index.numpy()), int(self.position.stage_step.numpy())
 
@@ -106,7 +141,8 @@ class Run:
                 trainer.reset_optimizer(learning_rate)
             logging.info("stage %s (%d/%d): %d steps, from step %d",
                          plan.stage.name, index + 1, len(plans), plan.steps, start)
-            self._fit_stage(plan, index, start, dataset, checkpoint_every, validation_data,
+            stage_data = dataset if plan.dataset is None else plan.dataset
+            self._fit_stage(plan, index, start, stage_data, checkpoint_every, validation_data,
                             validation_every, list(callbacks), verbose)
             self.position.stage_index.assign(index + 1)
             self.position.stage_step.assign(0)
