@@ -11,6 +11,17 @@ ERL-Net (Wang et al., ICCV 2019):
 * ``L_ERL = L_pre + lambda * L_fre`` with lambda = 0.01 is assembled by the
   trainer, which owns lambda.
 
+GAN losses (pix2pix and the rethinking paper's Eq. 16-17) take the
+discriminator's raw patch outputs (logits for BCE):
+
+* pix2pix (BCE): ``L_D = 0.5 [BCE(D(x, y), 1) + BCE(D(x, G(x)), 0)]``,
+  ``L_G = BCE(D(x, G(x)), 1) + lambda L1`` (lambda = 100);
+* LSGAN: ``L_D = 0.5 E[(D(x, y) - 1)^2] + 0.5 E[D(x, G(x))^2]``,
+  ``L_G = E[(D(x, G(x)) - 1)^2] + lambda L1``.
+
+``lambda L1`` is added by the trainer; the functions here return the
+adversarial parts.
+
 Means are over the local batch; under ``tf.distribute`` the trainer scales
 by the replica count.
 """
@@ -30,3 +41,31 @@ def feature_loss(features, target_features):
     if not features:
         raise ValueError("feature_loss needs at least one level")
     return tf.add_n([l1(f, t) for f, t in zip(features, target_features)])
+
+
+GAN_LOSSES = ("bce", "lsgan")
+
+
+def _bce_with_logits(logits, label):
+    logits = tf.cast(logits, tf.float32)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), label), logits=logits))
+
+
+def discriminator_loss(kind, real_output, fake_output):
+    """The discriminator's loss on real pairs (x, y) and generated pairs (x, G(x))."""
+    if kind == "bce":
+        return 0.5 * (_bce_with_logits(real_output, 1.0) + _bce_with_logits(fake_output, 0.0))
+    if kind == "lsgan":
+        real = tf.cast(real_output, tf.float32)
+        fake = tf.cast(fake_output, tf.float32)
+        return 0.5 * tf.reduce_mean(tf.square(real - 1.0)) + 0.5 * tf.reduce_mean(tf.square(fake))
+    raise ValueError(f"unknown GAN loss {kind!r}; choose one of {GAN_LOSSES}")
+
+
+def generator_adversarial_loss(kind, fake_output):
+    """The generator's adversarial term on generated pairs (x, G(x))."""
+    if kind == "bce":
+        return _bce_with_logits(fake_output, 1.0)
+    if kind == "lsgan":
+        return tf.reduce_mean(tf.square(tf.cast(fake_output, tf.float32) - 1.0))
+    raise ValueError(f"unknown GAN loss {kind!r}; choose one of {GAN_LOSSES}")

@@ -25,13 +25,13 @@ PARSE_ALL = """
 import sys
 from absl import flags
 from erlrestore.cli import train
-from erlrestore.training import erl
+from erlrestore.training import experiment
 train.define_flags()
 for flagfile in sys.argv[1:]:
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["erlrestore-train", "--flagfile=" + flagfile, "--model_dir=unused"])
     settings = train.settings_from_flags()
-    stage_list = erl.check_settings(settings)
+    stage_list = experiment.check_settings(settings)
     print(flagfile, settings.model, settings.resolved_strategy(), settings.entanglement, len(stage_list),
           settings.depth, settings.data.crop_size, settings.stage_epochs, settings.stage_steps)
 """

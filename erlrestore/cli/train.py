@@ -2,34 +2,63 @@
 
     erlrestore-train --flagfile=flags/erlnet_ma_d_mlgd.flags --train_input_dir=Rain100H/train \
         --val_input_dir=Rain100H/test --model_dir=runs/erlnet_ma_d_mlgd
+    erlrestore-train --flagfile=flags/unet5_lsgan_infoaccum15_subpix.flags --train_input_dir=Rain800/train \
+        --model_dir=runs/unet5_ia15_subpix
+
+One command for both families: ``--model`` MEMD / MEMD- / MEMD-- / ERLNet
+(ERL-Net paper) or UNet / EnDec (generators with a PatchGAN, rethinking
+paper). Flags of the other family are ignored.
 
 Run it again with the same flags to resume an interrupted run: finished
 stages are skipped and the current one continues from its last checkpoint.
 """
 
+import dataclasses
 import sys
 
 from absl import app, flags, logging
 
+from erlrestore import losses
 from erlrestore.data import io, pairing, synthetic
 from erlrestore.models import erlnet
-from erlrestore.training import erl, inputs, stages
+from erlrestore.training import experiment, inputs, stages
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     # What to train.
-    flags.DEFINE_enum("model", "ERLNet", erl.MODELS, "Network: the MEMD baselines (Table 2) or ERL-Net.")
+    flags.DEFINE_enum("model", "ERLNet", experiment.MODELS,
+                      "Network: MEMD baselines / ERL-Net, or a UNet-N / En/Decoder-N generator with a PatchGAN.")
+    flags.DEFINE_enum("strategy", "", [""] + list(stages.STRATEGIES) + list(stages.GAN_STRATEGIES),
+                      "Training strategy: ERL-Net Table 1 (default MA_D; MEMD for the baselines) or a generator "
+                      "strategy (default GAN; L1, RECON, RECON_GAN, RECON_L1, DPRE_GAN).")
+    # ERL-Net family.
     flags.DEFINE_enum("entanglement", "MLGD", erlnet.ENTANGLEMENTS, "ERL-Net entanglement: bottleneck only or every level.")
-    flags.DEFINE_enum("strategy", "", [""] + list(stages.STRATEGIES),
-                      "Training strategy (Table 1); default MA_D for ERLNet, MEMD for the baselines.")
     flags.DEFINE_integer("depth", 4, "U-Net levels (down-samplings).", lower_bound=1)
     flags.DEFINE_integer("base_filters", 32, "Embedding width of the first level (doubles per level).", lower_bound=1)
     flags.DEFINE_integer("dense_layers", 4, "Layers per dense block.", lower_bound=1)
     flags.DEFINE_integer("growth_rate", 16, "Dense block growth rate.", lower_bound=1)
     flags.DEFINE_enum("norm", "none", ["none", "instance", "batch"], "Normalisation inside dense blocks.")
     flags.DEFINE_boolean("global_residual", True, "Restoration nets predict a correction added to the input.")
+    flags.DEFINE_float("fre_weight", 0.01, "lambda of L_ERL = L_pre + lambda L_fre (paper: 0.01).", lower_bound=0)
+    # Generative family (defaults: pix2pix).
+    flags.DEFINE_integer("levels", 8, "Generator down/up-sampling levels N (pix2pix: 8).", lower_bound=1, upper_bound=8)
+    flags.DEFINE_integer("gen_filters", 64, "Generator width of the first level.", lower_bound=1)
+    flags.DEFINE_enum("gen_norm", "batch", ["batch", "instance", "none"], "Generator and discriminator normalisation.")
+    flags.DEFINE_float("dropout", 0.5, "Dropout of the deepest decoder blocks.", lower_bound=0, upper_bound=0.99)
+    flags.DEFINE_integer("info_accum_layers", 0, "InfoAccum-L layers (0: none; paper: 15).", lower_bound=0)
+    flags.DEFINE_integer("info_accum_growth", 4, "InfoAccum growth rate per dilation path.", lower_bound=1)
+    flags.DEFINE_list("info_accum_positions", ["0"], "InfoAccum positions: 0 before the generator, k before level k.")
+    flags.DEFINE_boolean("subpixel", False, "Top decoder up-sampling by sub-pixel convolution (SubPixUpsamp).")
+    flags.DEFINE_enum("gan_loss", "bce", list(losses.GAN_LOSSES), "Adversarial loss: pix2pix BCE or LSGAN.")
+    flags.DEFINE_float("l1_weight", 100.0, "lambda of the generator's L1 term (pix2pix: 100).", lower_bound=0)
+    flags.DEFINE_integer("d_filters", 64, "PatchGAN width of the first layer.", lower_bound=1)
+    flags.DEFINE_integer("d_layers", 5, "PatchGAN layers (paper: 5).", lower_bound=2)
+    flags.DEFINE_float("beta_1", 0.5, "Adam beta_1 of the generative family (paper: 0.5).", lower_bound=0, upper_bound=1)
+    flags.DEFINE_string("d_pretrain_input_dir", "", "Data of the DPRE_GAN discriminator pre-training stage "
+                        "(default: the training data).")
+    flags.DEFINE_string("d_pretrain_target_dir", "", "Clean images of the pre-training data, if not inside it.")
     # Data.
     flags.DEFINE_string("train_input_dir", "", "Degraded training images (or a folder holding both sets).")
     flags.DEFINE_string("train_target_dir", "", "Clean training images, when not inside --train_input_dir.")
@@ -54,8 +83,8 @@ def define_flags():
     flags.DEFINE_list("stage_steps", [], "Optimizer steps per stage: one value for all stages or one per stage.")
     flags.DEFINE_list("stage_epochs", [], "Passes over the training images per stage (paper: 400 in all).")
     flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints (one Keras epoch).", lower_bound=1)
-    flags.DEFINE_float("learning_rate", 4e-4, "Adam learning rate at the start of each stage (paper: 4e-4).", lower_bound=0)
-    flags.DEFINE_float("fre_weight", 0.01, "lambda of L_ERL = L_pre + lambda L_fre (paper: 0.01).", lower_bound=0)
+    flags.DEFINE_float("learning_rate", 0.0, "Adam learning rate at the start of each stage (0: the paper's, "
+                       "4e-4 for ERL-Net, 2e-4 for the generators).", lower_bound=0)
     flags.DEFINE_integer("plateau_patience", 10, "Divide the learning rate after this many checkpoint intervals "
                          "without a lower loss (0: never).", lower_bound=0)
     flags.DEFINE_float("plateau_factor", 0.1, "Factor applied on a plateau (paper: 1/10).", lower_bound=0)
@@ -81,10 +110,20 @@ def settings_from_flags():
         pad_small=FLAGS.pad_small, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
     )
     verbose = FLAGS.verbose if FLAGS.verbose == "auto" else int(FLAGS.verbose)
-    return erl.ERLSettings(
+    pretrain_data = None
+    if FLAGS.d_pretrain_input_dir:
+        pretrain_data = dataclasses.replace(data, train_input_dir=FLAGS.d_pretrain_input_dir,
+                                            train_target_dir=FLAGS.d_pretrain_target_dir, train_tfrecords="",
+                                            synthetic_clean_dir="", procedural=0)
+    return experiment.TrainSettings(
         model_dir=FLAGS.model_dir, model=FLAGS.model, entanglement=FLAGS.entanglement, strategy=FLAGS.strategy,
         depth=FLAGS.depth, base_filters=FLAGS.base_filters, dense_layers=FLAGS.dense_layers,
         growth_rate=FLAGS.growth_rate, norm=FLAGS.norm, global_residual=FLAGS.global_residual,
+        levels=FLAGS.levels, gen_filters=FLAGS.gen_filters, gen_norm=FLAGS.gen_norm, dropout=FLAGS.dropout,
+        info_accum_layers=FLAGS.info_accum_layers, info_accum_growth=FLAGS.info_accum_growth,
+        info_accum_positions=_numbers("info_accum_positions", FLAGS.info_accum_positions, int),
+        subpixel=FLAGS.subpixel, gan_loss=FLAGS.gan_loss, l1_weight=FLAGS.l1_weight, d_filters=FLAGS.d_filters,
+        d_layers=FLAGS.d_layers, beta_1=FLAGS.beta_1, pretrain_data=pretrain_data,
         stage_steps=_numbers("stage_steps", FLAGS.stage_steps, int),
         stage_epochs=_numbers("stage_epochs", FLAGS.stage_epochs, float),
         checkpoint_every=FLAGS.checkpoint_every, learning_rate=FLAGS.learning_rate, fre_weight=FLAGS.fre_weight,
@@ -98,11 +137,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     settings = settings_from_flags()
     try:
-        erl.check_settings(settings)
+        experiment.check_settings(settings)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     try:
-        final = erl.train(settings)
+        final = experiment.train(settings)
     except (io.DataError, ValueError, FloatingPointError) as error:
         logging.error("%s", error)
         print(f"error: {error}", file=sys.stderr)

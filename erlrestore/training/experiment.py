@@ -1,11 +1,19 @@
-"""Training the ERL-Net family end to end from plain settings.
+"""A training run end to end from plain settings, for both model families.
 
-``train(settings)`` builds the network the settings name (a MEMD variant, or
-ERL-Net with CLGD/MLGD entanglement and the clean-to-clean net), the data,
-the strategy's stages, and runs them in ``settings.model_dir`` with
-checkpoints and resume (``erlrestore.training.run``). When every stage is
-done it writes ``final.keras`` (the restoration network only) and, for
-ERL-Net, ``c2c.keras``.
+``train(settings)`` builds what the settings name, the data and the
+strategy's stages, and runs them in ``settings.model_dir`` with checkpoints
+and resume (``erlrestore.training.run``):
+
+* the ERL-Net family (``--model`` MEMD, MEMD-, MEMD--, ERLNet):
+  :class:`~erlrestore.training.staged.StagedTrainer` over the restoration
+  net and, for ERL-Net, the clean-to-clean net (strategies ``STRATEGIES``);
+* the generative family (``--model`` UNet, EnDec):
+  :class:`~erlrestore.training.gan.GANTrainer` over a UNet-N / En/Decoder-N
+  generator and a PatchGAN (strategies ``GAN_STRATEGIES``).
+
+When every stage is done it writes ``final.keras`` (the restoration network
+only: MEMD/ERL-Net or the generator) and the auxiliary networks
+(``c2c.keras``, ``discriminator.keras``).
 
 The settings a run was started with are kept in ``run_config.json``; a
 restart with settings that change the network, strategy or stage lengths
@@ -25,56 +33,99 @@ import tensorflow as tf
 from absl import logging
 
 from erlrestore.data import pairing
-from erlrestore.models import erlnet, memd
+from erlrestore.models import erlnet, memd, pix2pix
 from erlrestore.training import inputs, run, stages
+from erlrestore.training.gan import GANTrainer
 from erlrestore.training.staged import StagedTrainer
 
-MODELS = ("MEMD", "MEMD-", "MEMD--", "ERLNet")
+ERL_MODELS = ("MEMD", "MEMD-", "MEMD--", "ERLNet")
+GAN_MODELS = ("UNet", "EnDec")
+MODELS = ERL_MODELS + GAN_MODELS
 
 # Settings that define what is trained; a resumed run must keep them.
-_IDENTITY_FIELDS = ("model", "entanglement", "strategy", "depth", "base_filters", "dense_layers",
-                    "growth_rate", "norm", "global_residual", "stage_steps", "stage_epochs")
+_IDENTITY_FIELDS = (
+    "model", "entanglement", "strategy", "depth", "base_filters", "dense_layers", "growth_rate", "norm",
+    "global_residual", "levels", "gen_filters", "gen_norm", "dropout", "info_accum_layers", "info_accum_growth",
+    "info_accum_positions", "subpixel", "gan_loss", "l1_weight", "d_filters", "d_layers", "stage_steps",
+    "stage_epochs",
+)
 
 
 @dataclasses.dataclass(frozen=True)
-class ERLSettings:
+class TrainSettings:
     model_dir: str
     model: str = "ERLNet"
+    strategy: str = ""  # default: MA_D for ERLNet, MEMD for the baselines, GAN for generators
+    # ERL-Net family (defaults are our choices; the paper gives no sizes).
     entanglement: str = "MLGD"
-    strategy: str = ""  # default: MA_D for ERLNet (the paper's best), MEMD for the baselines
     depth: int = 4
     base_filters: int = 32
     dense_layers: int = 4
     growth_rate: int = 16
     norm: str = "none"
     global_residual: bool = True
+    fre_weight: float = 0.01
+    # Generative family (defaults: pix2pix).
+    levels: int = 8
+    gen_filters: int = 64
+    gen_norm: str = "batch"
+    dropout: float = 0.5
+    info_accum_layers: int = 0
+    info_accum_growth: int = 4
+    info_accum_positions: tuple = (0,)
+    subpixel: bool = False
+    gan_loss: str = "bce"
+    l1_weight: float = 100.0
+    d_filters: int = 64
+    d_layers: int = 5
+    beta_1: float = 0.5
+    # Schedule.
     stage_steps: tuple = ()
     stage_epochs: tuple = ()
     checkpoint_every: int = 500
-    learning_rate: float = 4e-4
-    fre_weight: float = 0.01
+    learning_rate: float = 0.0  # 0: the family's paper value (ERL-Net 4e-4, pix2pix 2e-4)
     plateau_patience: int = 10
     plateau_factor: float = 0.1
     val_every: int = 1
     verbose: object = "auto"
     data: inputs.DataSettings = dataclasses.field(default_factory=inputs.DataSettings)
+    pretrain_data: inputs.DataSettings = None  # data of a discriminator pre-training stage
+
+    @property
+    def is_gan(self):
+        return self.model in GAN_MODELS
 
     def resolved_strategy(self):
         if self.strategy:
             return self.strategy
+        if self.is_gan:
+            return "GAN"
         return "MA_D" if self.model == "ERLNet" else "MEMD"
+
+    def resolved_learning_rate(self):
+        if self.learning_rate:
+            return self.learning_rate
+        return 2e-4 if self.is_gan else 4e-4
 
 
 def check_settings(settings):
-    """Raises ValueError for settings that cannot make a run."""
+    """Raises ValueError for settings that cannot make a run; returns the stages."""
     if settings.model not in MODELS:
         raise ValueError(f"unknown model {settings.model!r}; choose one of {', '.join(MODELS)}")
     strategy = settings.resolved_strategy()
-    stage_list = stages.strategy(strategy)
-    if settings.model != "ERLNet" and strategy != "MEMD":
-        raise ValueError(f"strategy {strategy} trains a residual encoder; it needs --model=ERLNet")
-    if settings.model == "ERLNet" and strategy == "MEMD":
-        raise ValueError("strategy MEMD trains a baseline; use --model=MEMD (or MEMD-, MEMD--)")
+    if settings.is_gan:
+        if strategy not in stages.GAN_STRATEGIES:
+            raise ValueError(f"strategy {strategy} is not for generators; choose one of {', '.join(stages.GAN_STRATEGIES)}")
+        stage_list = stages.gan_strategy(strategy)
+        generator_config(settings)  # validates the generator fields
+    else:
+        if strategy not in stages.STRATEGIES:
+            raise ValueError(f"strategy {strategy} is not for {settings.model}; choose one of {', '.join(stages.STRATEGIES)}")
+        stage_list = stages.strategy(strategy)
+        if settings.model != "ERLNet" and strategy != "MEMD":
+            raise ValueError(f"strategy {strategy} trains a residual encoder; it needs --model=ERLNet")
+        if settings.model == "ERLNet" and strategy == "MEMD":
+            raise ValueError("strategy MEMD trains a baseline; use --model=MEMD (or MEMD-, MEMD--)")
     if bool(settings.stage_steps) == bool(settings.stage_epochs):
         raise ValueError("give the stage lengths as exactly one of --stage_steps or --stage_epochs")
     lengths = settings.stage_steps or settings.stage_epochs
@@ -90,7 +141,39 @@ def check_settings(settings):
     return stage_list
 
 
-def build_networks(settings):
+def generator_config(settings):
+    return pix2pix.GeneratorConfig(
+        levels=settings.levels, kind=settings.model.lower(), base_filters=settings.gen_filters,
+        norm=settings.gen_norm, dropout=settings.dropout, info_accum_layers=settings.info_accum_layers,
+        info_accum_growth=settings.info_accum_growth, info_accum_positions=tuple(settings.info_accum_positions),
+        subpixel=settings.subpixel,
+    )
+
+
+def build_trainer(settings):
+    """(trainer, {file name: network to save at the end}) for the settings."""
+    if settings.is_gan:
+        generator = pix2pix.build_generator(generator_config(settings))
+        discriminator = pix2pix.build_patchgan(settings.d_filters, settings.d_layers, settings.gen_norm)
+        trainer = GANTrainer(generator, discriminator, gan_loss=settings.gan_loss, l1_weight=settings.l1_weight,
+                             name="trainer")
+        lr = settings.resolved_learning_rate()
+        trainer.compile(
+            g_optimizer=keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=0.999),
+            d_optimizer=keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=0.999),
+            jit_compile=False,
+        )
+        return trainer, {"final.keras": generator, "discriminator.keras": discriminator}
+    net, c2c = build_erl_networks(settings)
+    trainer = StagedTrainer(net, c2c, fre_weight=settings.fre_weight, name="trainer")
+    trainer.compile(optimizer=keras.optimizers.Adam(settings.resolved_learning_rate()), jit_compile=False)
+    saved = {"final.keras": net}
+    if c2c is not None:
+        saved["c2c.keras"] = c2c
+    return trainer, saved
+
+
+def build_erl_networks(settings):
     """(restoration net, clean-to-clean net or None) for the settings."""
     variant = "MEMD" if settings.model == "ERLNet" else settings.model
     config = memd.memd_config(
@@ -103,12 +186,21 @@ def build_networks(settings):
     return net, erlnet.build_clean_to_clean(config)
 
 
+_ERL_FIELDS = ("entanglement", "depth", "base_filters", "dense_layers", "growth_rate", "norm", "global_residual")
+_GAN_FIELDS = ("levels", "gen_filters", "gen_norm", "dropout", "info_accum_layers", "info_accum_growth",
+               "info_accum_positions", "subpixel", "gan_loss", "l1_weight", "d_filters", "d_layers")
+
+
 def _record_settings(settings):
     """Writes run_config.json on the first start; refuses a changed restart."""
     path = os.path.join(settings.model_dir, "run_config.json")
     current = {field: getattr(settings, field) for field in _IDENTITY_FIELDS}
     current["strategy"] = settings.resolved_strategy()
     current["batch_size"] = settings.data.batch_size
+    if not settings.is_gan:  # keep only the fields of the run's family
+        current = {k: v for k, v in current.items() if k not in _GAN_FIELDS}
+    else:
+        current = {k: v for k, v in current.items() if k not in _ERL_FIELDS}
     current = json.loads(json.dumps(current))  # tuples -> lists, as stored
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
@@ -142,7 +234,11 @@ def train(settings):
     if settings.data.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    dataset, images = inputs.training_data(settings.data, cache_dir=os.path.join(settings.model_dir, "data"))
+    cache_dir = os.path.join(settings.model_dir, "data")
+    dataset, images = inputs.training_data(settings.data, cache_dir=cache_dir)
+    pretrain = None
+    if settings.pretrain_data is not None:
+        pretrain, _ = inputs.training_data(settings.pretrain_data, cache_dir=cache_dir)
     validation, val_pairs = inputs.validation_data(settings.data)
     if settings.stage_steps:
         lengths = list(settings.stage_steps)
@@ -150,16 +246,17 @@ def train(settings):
         lengths = [inputs.steps_for(e, images, settings.data.batch_size) for e in settings.stage_epochs]
     if len(lengths) == 1:
         lengths = lengths * len(stage_list)
-    plans = [run.StagePlan(stage, steps) for stage, steps in zip(stage_list, lengths)]
+    plans = [
+        run.StagePlan(stage, steps, pretrain if stage.name == "d_pretrain" else None)
+        for stage, steps in zip(stage_list, lengths)
+    ]
 
-    net, c2c = build_networks(settings)
-    trainer = StagedTrainer(net, c2c, fre_weight=settings.fre_weight, name="trainer")
-    trainer.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), jit_compile=False)
+    trainer, saved = build_trainer(settings)
 
     callbacks = []
     if settings.plateau_patience:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="loss", factor=settings.plateau_factor, patience=settings.plateau_patience, min_lr=1e-7,
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(  # acts on the (generator's) optimizer
+            monitor="g_loss" if settings.is_gan else "loss", factor=settings.plateau_factor, patience=settings.plateau_patience, min_lr=1e-7,
         ))
     if val_pairs:
         samples = [pairing.load_pair(p) for p in val_pairs[:3]]
@@ -167,20 +264,19 @@ def train(settings):
             os.path.join(settings.model_dir, "logs", "samples"),
             [(tf.constant(x), tf.constant(y)) for x, y in samples], every=settings.val_every,
         ))
-    logging.info("training %s with strategy %s: %s", net.name, settings.resolved_strategy(),
+    logging.info("training %s with strategy %s: %s", saved["final.keras"].name, settings.resolved_strategy(),
                  ", ".join(f"{p.stage.name}={p.steps} steps" for p in plans))
     run.Run(trainer, settings.model_dir).run(
         plans, dataset,
-        learning_rate=settings.learning_rate,
+        learning_rate=settings.resolved_learning_rate(),
         checkpoint_every=settings.checkpoint_every,
         validation_data=validation,
         validation_every=settings.val_every,
         callbacks=callbacks,
         verbose=settings.verbose,
     )
+    for file_name, network in saved.items():
+        _save_model(network, os.path.join(settings.model_dir, file_name))
     final = os.path.join(settings.model_dir, "final.keras")
-    _save_model(net, final)
-    if c2c is not None:
-        _save_model(c2c, os.path.join(settings.model_dir, "c2c.keras"))
     logging.info("wrote %s", final)
     return final

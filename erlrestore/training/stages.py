@@ -81,3 +81,64 @@ def strategy(name):
 def needs_c2c(stages):
     """Whether any stage trains the clean-to-clean net or uses the feature loss."""
     return any(s.trains_c2c or s.loss == "erl" for s in stages)
+
+
+# --------------------------------------------------------------------------
+# The generative family (rethinking paper): generator + PatchGAN stages.
+# --------------------------------------------------------------------------
+
+TASKS = ("restore", "reconstruct")
+ADVERSARIAL = ("none", "gan")  # "gan" is resolved to the run's GAN loss (bce or lsgan)
+
+
+@dataclasses.dataclass(frozen=True)
+class GANStage:
+    """One stage of generator/discriminator training.
+
+    ``task="reconstruct"`` trains on clean -> clean pairs (the paper's
+    reconstruction pre-training and Table III's autoencoders);
+    ``adversarial="none"`` trains the generator with L1 alone;
+    ``train_generator=False`` trains only the discriminator (its optional
+    pre-training, on the stage's own data when a run gives one).
+    """
+
+    name: str
+    task: str = "restore"
+    adversarial: str = "gan"
+    train_generator: bool = True
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"stage {self.name}: unknown task {self.task!r}; known: {TASKS}")
+        if self.adversarial not in ADVERSARIAL:
+            raise ValueError(f"stage {self.name}: unknown adversarial {self.adversarial!r}; known: {ADVERSARIAL}")
+        if not self.train_generator and self.adversarial == "none":
+            raise ValueError(f"stage {self.name}: trains nothing")
+
+    @property
+    def train_discriminator(self):
+        return self.adversarial != "none"
+
+
+GAN_STRATEGIES = {
+    # Table II rows: the restoration task with the GAN loss (+ lambda L1).
+    "GAN": (GANStage("restore"),),
+    # Generator alone with L1, no discriminator.
+    "L1": (GANStage("restore", adversarial="none"),),
+    # Table III: the generators trained as autoencoders (clean -> clean).
+    "RECON": (GANStage("reconstruct", task="reconstruct", adversarial="none"),),
+    # The paper's remedy for two-stage convergence: reconstruction first, then the task.
+    "RECON_GAN": (GANStage("reconstruct", task="reconstruct", adversarial="none"), GANStage("restore")),
+    "RECON_L1": (GANStage("reconstruct", task="reconstruct", adversarial="none"),
+                 GANStage("restore", adversarial="none")),
+    # Discriminator pre-training (optionally on other data), then the task.
+    "DPRE_GAN": (GANStage("d_pretrain", train_generator=False), GANStage("restore")),
+}
+
+
+def gan_strategy(name):
+    """The stage tuple of a generative-family strategy."""
+    try:
+        return GAN_STRATEGIES[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(GAN_STRATEGIES)}") from None
