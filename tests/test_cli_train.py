@@ -10,8 +10,7 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
-FLAGFILES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags").rglob("*.flags")
-                   if not p.name.startswith(("pix2pix", "unet", "endec")))
+FLAGFILES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags").rglob("*.flags"))
 
 
 def run_train(*args, timeout=600):
@@ -33,12 +32,16 @@ for flagfile in sys.argv[1:]:
     settings = train.settings_from_flags()
     stage_list = experiment.check_settings(settings)
     print(flagfile, settings.model, settings.resolved_strategy(), settings.entanglement, len(stage_list),
-          settings.depth, settings.data.crop_size, settings.stage_epochs, settings.stage_steps)
+          settings.depth, settings.data.crop_size, settings.stage_epochs, settings.stage_steps,
+          settings.levels, settings.gan_loss, settings.info_accum_layers, settings.subpixel,
+          settings.resolved_learning_rate())
 """
 
 
 def test_every_flagfile_parses_into_valid_settings():
-    assert len(FLAGFILES) >= 26  # 3 MEMD baselines + 10 ERL-Net rows, each with a tiny variant
+    # ERL-Net: 3 MEMD baselines + 10 Table 3 rows; rethinking: 5 Table II rows, the pre-training
+    # remedy and 5 Table III autoencoders; each with a tiny variant.
+    assert len(FLAGFILES) == 2 * (13 + 11)
     result = subprocess.run([sys.executable, "-c", PARSE_ALL, *FLAGFILES], capture_output=True, text=True,
                             cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -47,8 +50,13 @@ def test_every_flagfile_parses_into_valid_settings():
     assert rows["flags/erlnet_dt_clgd.flags"][:4] == ["ERLNet", "DT", "CLGD", "2"]
     assert rows["flags/memd_minus_minus.flags"][:2] == ["MEMD--", "MEMD"]
     # Paper settings: 320 crops, 400 epochs a stage; tiny variants: 2 steps.
-    assert rows["flags/memd.flags"][5:] == ["320", "(400.0,)", "()"]
-    assert rows["flags/tiny/memd.flags"][4:] == ["2", "32", "()", "(2,)"]
+    assert rows["flags/memd.flags"][5:8] == ["320", "(400.0,)", "()"]
+    assert rows["flags/tiny/memd.flags"][4:8] == ["2", "32", "()", "(2,)"]
+    assert rows["flags/pix2pix_unet8.flags"][0:2] == ["UNet", "GAN"]
+    assert rows["flags/pix2pix_unet8.flags"][5:] == ["256", "(200.0,)", "()", "8", "bce", "0", "False", "0.0002"]
+    assert rows["flags/unet5_lsgan_infoaccum15_subpix.flags"][8:12] == ["5", "lsgan", "15", "True"]
+    assert rows["flags/unet5_lsgan_infoaccum15_subpix_recon_pretrain.flags"][1:4:2] == ["RECON_GAN", "2"]
+    assert rows["flags/recon_endec5.flags"][0:2] == ["EnDec", "RECON"]
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +153,17 @@ def test_trained_model_evaluates_in_a_fresh_process(trained_run, tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert evaluated.stdout.strip().splitlines()[-1].startswith("n=2 psnr_y=")
     assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == ["rain-0.png", "rain-1.png"]
+
+
+def test_tiny_gan_flagfile_trains_generator_and_discriminator(tmp_path):
+    result = run_train("--flagfile=flags/tiny/unet5_lsgan_infoaccum15_subpix_recon_pretrain.flags",
+                       f"--model_dir={tmp_path}", "--verbose=0")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "final.keras").is_file() and (tmp_path / "discriminator.keras").is_file()
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["stage1_reconstruct", "stage2_restore"]
+    import keras
+
+    import erlrestore.layers  # noqa: F401
+
+    generator = keras.models.load_model(tmp_path / "final.keras")
+    assert generator(np.zeros((1, 19, 23, 3), "float32")).shape == (1, 19, 23, 3)
