@@ -1,0 +1,67 @@
+"""erlrestore-export: write a restoration model as a SavedModel for TensorFlow Serving.
+
+    erlrestore-export --model=runs/memd_rain100l                 # a training run folder (final.keras)
+    erlrestore-export --model=memd.keras [--base_dir=savedmodels] [--name=memd] [--version=3]
+
+Writes ``<base_dir>/<name>/<version>/`` (see ``erlrestore.export``) with the
+signatures ``serving_default`` (``images`` -> ``restored``, float32 in [0, 1])
+and ``restore_bytes`` (``image_bytes`` -> ``restored_bytes``, encoded images
+in, PNGs out). ``--name`` defaults to the .keras file's stem or the run
+folder's name; ``--version`` to the largest existing version + 1. An
+existing version is never overwritten.
+
+The last line on stdout is the written version folder.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("model", None, "The model: a .keras file, or a training run folder holding final.keras.")
+    flags.DEFINE_string("base_dir", "savedmodels", "TF Serving's base folder; models go to <base_dir>/<name>/.")
+    flags.DEFINE_string("name", None, "Model name (folder); default: the .keras file's stem or run folder's name.")
+    flags.DEFINE_integer("version", None, "Version to write (a positive integer); default: largest existing + 1.")
+    flags.mark_flag_as_required("model")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.version is not None and FLAGS.version < 1:
+        raise app.UsageError(f"--version must be a positive integer, got {FLAGS.version}")
+    if FLAGS.name is not None and not FLAGS.name:
+        raise app.UsageError("--name may not be empty (omit it to derive the name from --model)")
+    if not FLAGS.base_dir:
+        raise app.UsageError("--base_dir may not be empty")
+    if not os.path.exists(FLAGS.model):
+        raise app.UsageError(f"--model={FLAGS.model} does not exist (a .keras file or a training run folder)")
+
+    # Imported here so that usage errors come back without loading TensorFlow.
+    from erlrestore import export
+    from erlrestore.data import io
+
+    try:
+        path = export.export_savedmodel(
+            FLAGS.model, base_dir=FLAGS.base_dir, name=FLAGS.name, version=FLAGS.version
+        )
+    except (io.DataError, ValueError, OSError) as error:  # FileExistsError is an OSError
+        logging.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    logging.info("exported %s", path)
+    print(path)
+    return 0
+
+
+def run():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
