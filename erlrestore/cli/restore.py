@@ -1,0 +1,108 @@
+"""erlrestore-restore: restore image files or folders of any size with a trained model.
+
+    erlrestore-restore --model=runs/memd --input=photo.png --output_dir=restored
+    erlrestore-restore --model=savedmodels/erlnet --input=rainy/ --output_dir=restored \\
+        [--tile=512] [--overlap=32] [--tile_batch=1] [--align=0] [--overwrite]
+
+``--model`` is a ``.keras`` file, a training run folder (``final.keras``
+inside), a SavedModel version folder or a SavedModel model folder (the
+largest version is used). ``--input`` is an image file or a folder (its
+images, not recursive). Each restored image is written to ``--output_dir``
+under the input's file name, in the input's format and bit depth (16-bit PNG
+and TIFF stay 16-bit, JPEG is written with quality 95). Images larger than
+``--tile`` are restored in overlapping tiles (see ``erlrestore.inference``).
+
+Inputs are never overwritten: an ``--output_dir`` that is the input folder,
+or would put an output onto an input file, is refused. ``--overwrite`` only
+allows replacing existing output files.
+
+A file that cannot be restored (unreadable, a model error) does not stop the
+others: at the end one ``failed: <path>: <reason>`` line per failure goes to
+stderr and the tool exits 1. Otherwise the last stdout line is
+``restored <N> images to <DIR>``.
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+from erlrestore import inference
+from erlrestore.data import io
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string(
+        "model", None, "A .keras file, a training run folder, or a SavedModel (version or model folder)."
+    )
+    flags.DEFINE_string("input", None, "An image file or a folder of images to restore.")
+    flags.DEFINE_string("output_dir", None, "Where restored images are written (never the input folder).")
+    flags.DEFINE_integer("tile", 512, "Largest tile side in pixels; larger images are tiled.")
+    flags.DEFINE_integer("overlap", 32, "Least overlap of neighbouring tiles in pixels (tile > 2 * overlap).")
+    flags.DEFINE_integer("tile_batch", 1, "Tiles restored per model call.")
+    flags.DEFINE_integer(
+        "align",
+        0,
+        "Tiles start at multiples of this; 0: the model's padding multiple (16 when unknown, e.g. SavedModels).",
+    )
+    flags.DEFINE_boolean("overwrite", False, "Replace existing output files (inputs are never replaced).")
+    flags.mark_flag_as_required("model")
+    flags.mark_flag_as_required("input")
+    flags.mark_flag_as_required("output_dir")
+
+
+def _check_flags():
+    if FLAGS.overlap < 0:
+        raise app.UsageError(f"--overlap must be >= 0, got {FLAGS.overlap}")
+    if FLAGS.tile <= 2 * FLAGS.overlap:
+        raise app.UsageError(f"--tile ({FLAGS.tile}) must be larger than twice --overlap ({FLAGS.overlap})")
+    if FLAGS.tile_batch < 1:
+        raise app.UsageError(f"--tile_batch must be >= 1, got {FLAGS.tile_batch}")
+    if FLAGS.align < 0:
+        raise app.UsageError(f"--align must be >= 0 (0: automatic), got {FLAGS.align}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    _check_flags()
+    output_dir = FLAGS.output_dir
+    try:
+        # Refuse bad inputs / outputs before the model is loaded.
+        inference.output_paths(FLAGS.input, output_dir, overwrite=FLAGS.overwrite)
+        restorer = inference.load_restorer(FLAGS.model)
+        written, failures = inference.restore_paths(
+            restorer,
+            FLAGS.input,
+            output_dir,
+            tile=FLAGS.tile,
+            overlap=FLAGS.overlap,
+            align=FLAGS.align or None,
+            tile_batch=FLAGS.tile_batch,
+            overwrite=FLAGS.overwrite,
+        )
+    except (io.DataError, ValueError) as error:
+        logging.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if failures:
+        for path, message in failures:
+            print(f"failed: {path}: {message}", file=sys.stderr)
+        print(
+            f"error: {len(failures)} of {len(written) + len(failures)} images failed "
+            f"(restored {len(written)} to {output_dir})",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"restored {len(written)} images to {output_dir}")
+    return 0
+
+
+def run():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

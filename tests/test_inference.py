@@ -1,0 +1,350 @@
+"""erlrestore.inference and erlrestore-restore: loading, tiling, files, refusals."""
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from erlrestore import inference
+from erlrestore.data import io
+from erlrestore.models import memd
+
+
+def tiny_memd(seed=0):
+    """A fully convolutional MEMD- (no FUS pooling) of depth 2 with a random output convolution.
+
+    Untrained, its global residual makes it the identity; a random (small)
+    output convolution makes it a non-trivial, mostly unclipped map whose
+    receptive-field radius is 23 px (measured by perturbing one pixel).
+    """
+    model = memd.build_memd(memd.memd_config("MEMD-", depth=2, base_filters=4, dense_layers=2, growth_rate=4))
+    rng = np.random.default_rng(seed)
+    output = model.get_layer("mde").get_layer("output")
+    output.set_weights([rng.normal(0.0, 0.1, w.shape).astype(np.float32) for w in output.get_weights()])
+    return model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_memd()
+
+
+@pytest.fixture(scope="module")
+def restorer(model):
+    return inference.restorer_from_model(model)
+
+
+def identity(batch):
+    return np.asarray(batch, dtype=np.float32)
+
+
+def random_image(height, width, seed=1):
+    return np.random.default_rng(seed).random((height, width, 3), dtype=np.float32)
+
+
+def write_png(path, rgb, dtype=np.uint8):
+    scale = 255 if dtype == np.uint8 else 65535
+    assert cv2.imwrite(str(path), np.rint(rgb * scale).astype(dtype)[..., ::-1])
+
+
+# --------------------------------------------------------------------------
+# Tiling.
+# --------------------------------------------------------------------------
+
+
+def test_tiled_matches_untiled_and_seams_show_without_overlap(restorer):
+    assert restorer.multiple == 4
+    image = random_image(230, 262)
+    full = restorer(image[np.newaxis])[0]
+    assert np.abs(full - image).mean() > 0.05  # the model is not the identity
+    # overlap 96: the window drops 24 px (>= the 23 px receptive-field radius) at inner edges.
+    tiled = inference.restore_tiled(restorer, image, tile=200, overlap=96)
+    np.testing.assert_allclose(tiled, full, rtol=0, atol=1e-5)
+    # overlap 64 (16 px dropped, less than the radius): still close, as the influence decays.
+    assert np.abs(inference.restore_tiled(restorer, image, tile=160, overlap=64) - full).max() < 1e-4
+    # Without overlap the tile edges show: tiling really happens.
+    seams = np.abs(inference.restore_tiled(restorer, image, tile=200, overlap=0) - full)
+    assert seams.max() > 0.05
+    # Tiles off the model's 4-pixel down-sampling grid (last tile at x=62) differ everywhere in them.
+    unaligned = np.abs(inference.restore_tiled(restorer, image, tile=200, overlap=96, align=1) - full)
+    assert unaligned.max() > 0.05
+
+
+def test_small_image_is_one_call(restorer):
+    image = random_image(37, 51)
+    calls = []
+
+    def spy(batch):
+        calls.append(batch.shape)
+        return restorer(batch)
+
+    out = inference.restore_tiled(spy, image, tile=64, overlap=16)
+    assert calls == [(1, 37, 51, 3)]
+    np.testing.assert_array_equal(out, restorer(image[np.newaxis])[0])
+
+
+def test_axis_window_golden_values():
+    # size 40, tile 24, overlap 8, align 1: segments [0, 24) and [16, 40);
+    # 2 px dropped at inner edges, a 4-px raised-cosine ramp next to them.
+    tiles = list(inference.tile_grid(10, 40, tile=24, overlap=8, align=1))
+    assert [(t.y0, t.y1, t.x0, t.x1) for t in tiles] == [(0, 10, 0, 24), (0, 10, 16, 40)]
+    rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(4) + 0.5) / 4)  # 0.0381, 0.3087, 0.6913, 0.9619
+    left = np.r_[np.ones(18), rise[::-1], 0, 0]
+    right = np.r_[0, 0, rise, np.ones(18)]
+    np.testing.assert_allclose(tiles[0].weight, np.tile(left, (10, 1)), atol=1e-7)
+    np.testing.assert_allclose(tiles[1].weight, np.tile(right, (10, 1)), atol=1e-7)
+    # Overlapping by exactly the overlap, the two windows sum to 1 (cross-fade).
+    np.testing.assert_allclose(left[16:] + right[:8], 1.0, atol=1e-7)
+
+
+@pytest.mark.parametrize("align", [1, 16])
+def test_weights_cover_every_pixel_at_odd_sizes(align):
+    height, width = 203, 131
+    total = np.zeros((height, width))
+    tiles = list(inference.tile_grid(height, width, tile=64, overlap=16, align=align))
+    for t in tiles:
+        assert t.y1 - t.y0 <= 64 and t.x1 - t.x0 <= 64
+        assert t.y0 % align == 0 and t.x0 % align == 0
+        assert t.weight.shape == (t.y1 - t.y0, t.x1 - t.x0) and t.weight.min() >= 0
+        total[t.y0 : t.y1, t.x0 : t.x1] += t.weight
+    assert total.min() > 0.01  # every pixel, border ones included
+    assert {t.y1 for t in tiles} >= {height} and {t.x1 for t in tiles} >= {width}
+    assert len({(t.y0, t.x0) for t in tiles}) == len(tiles) >= 12
+    # The identity restorer gives the image back through the weighted average.
+    image = random_image(height, width)
+    np.testing.assert_allclose(
+        inference.restore_tiled(identity, image, tile=64, overlap=16, align=align), image, atol=1e-6
+    )
+
+
+def test_restorer_only_sees_bounded_tiles():
+    image = random_image(500, 700)
+    shapes = []
+
+    def spy(batch):
+        shapes.append(batch.shape)
+        return identity(batch)
+
+    out = inference.restore_tiled(spy, image, tile=128, overlap=16)
+    # Stride 112 (128 - 16, a multiple of the default alignment 16): 5 rows x 7 columns.
+    assert len(shapes) == 35
+    assert all(b == 1 and h <= 128 and w <= 128 and c == 3 for b, h, w, c in shapes)
+    np.testing.assert_allclose(out, image, atol=1e-6)
+
+    shapes.clear()
+    batched = inference.restore_tiled(spy, image, tile=128, overlap=16, tile_batch=4)
+    assert max(b for b, *_ in shapes) == 4
+    assert all(h <= 128 and w <= 128 for _, h, w, _ in shapes)
+    np.testing.assert_array_equal(batched, out)
+
+
+def test_tiling_parameters_are_checked():
+    image = random_image(8, 8)
+    with pytest.raises(ValueError, match=r"tile \(64\) must be larger than twice the overlap \(32\)"):
+        inference.restore_tiled(identity, image, tile=64, overlap=32)
+    with pytest.raises(ValueError, match="overlap must be an integer >= 0, got -1"):
+        inference.restore_tiled(identity, image, tile=64, overlap=-1)
+    with pytest.raises(ValueError, match=r"tile - overlap \(48\) is smaller than the alignment 64"):
+        inference.restore_tiled(identity, image, tile=64, overlap=16, align=64)
+    with pytest.raises(ValueError, match=r"expected an H x W x 3 image, got shape \(8, 8\)"):
+        inference.restore_tiled(identity, image[:, :, 0])
+
+
+# --------------------------------------------------------------------------
+# Loading.
+# --------------------------------------------------------------------------
+
+
+class _Serving(tf.Module):
+    """A SavedModel with the contract's serving_default signature, for when erlrestore.export is absent."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+    def serve(self, images):
+        return {"restored": tf.clip_by_value(self.model(images, training=False), 0.0, 1.0)}
+
+
+def write_savedmodel(model, base, name):
+    """Writes the next version (largest + 1) of ``base/name``; returns its folder.
+
+    Uses ``erlrestore.export.export_savedmodel`` when that module exists,
+    else a tf.Module with the contract's ``serving_default`` signature.
+    """
+    before = set(os.listdir(base / name)) if (base / name).is_dir() else set()
+    try:
+        from erlrestore.export import export_savedmodel
+    except ImportError:
+        export_savedmodel = None
+    if export_savedmodel is not None:
+        export_savedmodel(model, str(base), name)
+    else:
+        version = max((int(v) for v in before if v.isdigit()), default=0) + 1
+        module = _Serving(model)
+        tf.saved_model.save(module, str(base / name / str(version)), signatures={"serving_default": module.serve})
+    (new,) = set(os.listdir(base / name)) - before
+    assert (base / name / new / "saved_model.pb").is_file()
+    return base / name / new
+
+
+def test_load_keras_file_run_folder_and_savedmodels(model, restorer, tmp_path):
+    image = random_image(20, 28)[np.newaxis]
+    expected = restorer(image)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    model.save(run_dir / "final.keras")
+    for path in (run_dir / "final.keras", run_dir):
+        loaded = inference.load_restorer(path)
+        assert loaded.multiple == 4
+        np.testing.assert_allclose(loaded(image), expected, atol=1e-6)
+
+    base = tmp_path / "savedmodels"
+    # Version 1: an untrained MEMD (the identity); version 2: the random model.
+    write_savedmodel(memd.build_memd(memd.memd_config("MEMD-", depth=2, base_filters=4)), base, "memd")
+    version = write_savedmodel(model, base, "memd")
+    from_version = inference.load_restorer(version)
+    assert from_version.multiple is None
+    np.testing.assert_allclose(from_version(image), expected, atol=1e-6)
+    # A model folder: the largest integer version wins, compared as numbers ("10" > "9").
+    os.rename(base / "memd" / "1", base / "memd" / "9")
+    os.rename(version, base / "memd" / "10")
+    (base / "memd" / "99-tmp").mkdir()
+    latest = inference.load_restorer(base / "memd")
+    assert latest.source == str(base / "memd" / "10")
+    np.testing.assert_allclose(latest(image), expected, atol=1e-6)
+    # Different sizes reuse the one traced function.
+    latest(random_image(9, 13)[np.newaxis])
+    assert latest._function.experimental_get_tracing_count() == 1
+
+
+def test_load_errors_name_the_path(tmp_path):
+    with pytest.raises(io.DataError, match=f"model path {tmp_path / 'nope'} does not exist"):
+        inference.load_restorer(tmp_path / "nope")
+    with pytest.raises(io.DataError, match=f"no model found in folder {tmp_path}: expected final.keras"):
+        inference.load_restorer(tmp_path)
+    (tmp_path / "model.txt").write_text("x")
+    with pytest.raises(io.DataError, match="model file .*model.txt is not a .keras or .h5 file"):
+        inference.load_restorer(tmp_path / "model.txt")
+    (tmp_path / "bad.keras").write_bytes(b"not a zip")
+    with pytest.raises(io.DataError, match="could not load model .*bad.keras"):
+        inference.load_restorer(tmp_path / "bad.keras")
+
+
+# --------------------------------------------------------------------------
+# Files.
+# --------------------------------------------------------------------------
+
+
+def test_formats_and_bit_depths_are_kept(tmp_path):
+    rng = np.random.default_rng(3)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    deep = rng.integers(0, 65536, (12, 17, 3), dtype=np.uint16)
+    assert cv2.imwrite(str(src / "deep.png"), deep[..., ::-1])
+    assert cv2.imwrite(str(src / "deep.tif"), deep[..., ::-1])
+    flat = rng.integers(0, 256, (12, 17, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(src / "flat.png"), flat[..., ::-1])
+    assert cv2.imwrite(str(src / "photo.jpg"), flat[..., ::-1])
+    assert [inference.source_bit_depth(src / n) for n in ("deep.png", "deep.tif", "flat.png", "photo.jpg")] == [
+        16,
+        16,
+        8,
+        8,
+    ]
+
+    written, failures = inference.restore_paths(identity, src, out, tile=64, overlap=8, show_progress=False)
+    assert failures == []
+    assert sorted(os.path.basename(p) for p in written) == ["deep.png", "deep.tif", "flat.png", "photo.jpg"]
+    for name in ("deep.png", "deep.tif"):
+        stored = cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED)
+        assert stored.dtype == np.uint16
+        np.testing.assert_array_equal(stored[..., ::-1], deep)  # identity: exact 16-bit round trip
+    stored = cv2.imread(str(out / "flat.png"), cv2.IMREAD_UNCHANGED)
+    assert stored.dtype == np.uint8
+    np.testing.assert_array_equal(stored[..., ::-1], flat)
+    assert (out / "photo.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG, not a PNG named .jpg
+    # Written at quality 95: the same bytes as OpenCV encoding the decoded input at 95.
+    ok, encoded = cv2.imencode(".jpg", cv2.imread(str(src / "photo.jpg")), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok and (out / "photo.jpg").read_bytes() == encoded.tobytes()
+
+
+def test_inputs_are_never_overwritten(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_png(src / "a.png", random_image(8, 8))
+    before = (src / "a.png").read_bytes()
+
+    with pytest.raises(io.DataError, match=f"output folder {src} is the input folder {src}"):
+        inference.restore_paths(identity, src, src, show_progress=False)
+    with pytest.raises(io.DataError, match=f"output {src / 'a.png'} would overwrite the input {src / 'a.png'}"):
+        inference.restore_paths(identity, src / "a.png", src, overwrite=True, show_progress=False)
+    (tmp_path / "link").symlink_to(src)  # the input folder under another name
+    with pytest.raises(io.DataError, match="is the input folder"):
+        inference.restore_paths(identity, src, tmp_path / "link", overwrite=True, show_progress=False)
+    with pytest.raises(io.DataError, match="is the input file"):
+        inference.restore_file(identity, src / "a.png", tmp_path / "link" / "a.png")
+    assert (src / "a.png").read_bytes() == before
+    assert sorted(os.listdir(src)) == ["a.png"]
+
+    out = tmp_path / "out"
+    assert inference.restore_paths(identity, src, out, show_progress=False)[0] == [str(out / "a.png")]
+    with pytest.raises(io.DataError, match=r"1 output file\(s\) already exist \(first: .*a.png\)"):
+        inference.restore_paths(identity, src, out, show_progress=False)
+    written, _ = inference.restore_paths(identity, src, out, overwrite=True, show_progress=False)
+    assert written == [str(out / "a.png")]
+
+
+def test_unreadable_file_is_collected_and_the_rest_restored(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        write_png(src / name, random_image(10, 12))
+    data = (src / "b.png").read_bytes()
+    (src / "b.png").write_bytes(data[: len(data) // 2])
+    written, failures = inference.restore_paths(identity, src, tmp_path / "out", show_progress=False)
+    assert written == [str(tmp_path / "out" / "a.png"), str(tmp_path / "out" / "c.png")]
+    assert len(failures) == 1 and failures[0][0] == str(src / "b.png")
+    assert "truncated PNG" in failures[0][1]
+    assert not (tmp_path / "out" / "b.png").exists()
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "erlrestore.cli.restore", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_reports_failures_and_summary(model, tmp_path):
+    model_path = tmp_path / "model.keras"
+    model.save(model_path)
+    src = tmp_path / "in"
+    src.mkdir()
+    write_png(src / "good.png", random_image(40, 70))
+    write_png(src / "bad.png", random_image(10, 12))
+    (src / "bad.png").write_bytes((src / "bad.png").read_bytes()[:50])
+
+    result = run_cli(f"--model={model_path}", f"--input={src}", f"--output_dir={tmp_path / 'out'}", "--tile=32",
+                     "--overlap=8")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"failed: {src / 'bad.png'}: {src / 'bad.png'} is a truncated PNG" in result.stderr
+    assert "error: 1 of 2 images failed" in result.stderr
+    restored = io.read_image(tmp_path / "out" / "good.png")
+    expected = inference.restore_tiled(
+        inference.restorer_from_model(model), io.read_image(src / "good.png"), tile=32, overlap=8
+    )
+    np.testing.assert_allclose(restored, expected, atol=0.5 / 255 + 1e-6)
+
+    result = run_cli(f"--model={model_path}", f"--input={src / 'good.png'}", f"--output_dir={tmp_path / 'out'}",
+                     "--overwrite", "--tile=20", "--overlap=10")
+    assert result.returncode == 1
+    assert "--tile (20) must be larger than twice --overlap (10)" in result.stderr
+    result = run_cli(f"--model={model_path}", f"--input={src / 'good.png'}", f"--output_dir={tmp_path / 'out'}",
+                     "--overwrite")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == f"restored 1 images to {tmp_path / 'out'}"
