@@ -1,0 +1,87 @@
+"""``erlrestore-serve``: serves exported SavedModels over TF Serving's REST API (and optionally gRPC).
+
+    erlrestore-serve --model_base_path=savedmodels [--model_name=memd] [--host=127.0.0.1] [--port=8501]
+                     [--max_request_bytes=64MiB] [--grpc_port=8500]
+
+Serves every integer version of ``<model_base_path>/<model_name>/`` (by
+default every model folder under ``--model_base_path``; the largest version
+is the default) until SIGTERM or Ctrl-C, then finishes the requests in flight
+and exits 0. Endpoints and error codes: see :mod:`erlrestore.serving`. It
+binds 127.0.0.1 unless ``--host`` says otherwise; there is no authentication,
+so expose it beyond the machine only behind something that adds it.
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+from erlrestore import serving
+from erlrestore.data import io
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(flag_values=FLAGS):
+    """Defines the flags on ``flag_values`` (the global FLAGS by default)."""
+    fv = flag_values
+    flags.DEFINE_string("model_base_path", None, "Folder holding <model_name>/<integer version>/saved_model.pb.",
+                        flag_values=fv)
+    flags.DEFINE_list("model_name", [], "Model(s) to serve (comma-separated); default: every model folder.",
+                      flag_values=fv)
+    flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 or :: for every interface).",
+                        flag_values=fv)
+    flags.DEFINE_integer("port", 8501, "REST port (0: any free port, logged at start-up).", lower_bound=0,
+                         upper_bound=65535, flag_values=fv)
+    flags.DEFINE_string("max_request_bytes", "64MiB", "Largest accepted request body (bytes, or e.g. 64MiB, 10MB).",
+                        flag_values=fv)
+    flags.DEFINE_integer("grpc_port", 0, "gRPC port; 0 disables gRPC (needs tensorflow-serving-api).",
+                         lower_bound=0, upper_bound=65535, flag_values=fv)
+    flags.DEFINE_float("request_timeout", serving.DEFAULT_REQUEST_TIMEOUT,
+                       "Seconds a client may take to send its request.", lower_bound=0.1, flag_values=fv)
+    flags.mark_flag_as_required("model_base_path", flag_values=fv)
+
+
+def settings_from_flags(flag_values=FLAGS):
+    """The keyword arguments of :func:`erlrestore.serving.serve` from parsed flags; app.UsageError for bad values."""
+    fv = flag_values
+    try:
+        max_request_bytes = serving.parse_byte_size(fv.max_request_bytes)
+    except ValueError as error:
+        raise app.UsageError(f"--max_request_bytes: {error}") from None
+    if fv.grpc_port and fv.grpc_port == fv.port:
+        raise app.UsageError(f"--grpc_port and --port are both {fv.port}; use two different ports")
+    if fv.grpc_port and not serving.grpc_available():
+        raise app.UsageError(f"--grpc_port={fv.grpc_port}: {serving.GRPC_MISSING_MESSAGE}")
+    if not fv.host.strip():
+        raise app.UsageError("--host is empty (use 127.0.0.1, 0.0.0.0 or ::)")
+    return dict(
+        model_base_path=fv.model_base_path,
+        model_names=fv.model_name or None,
+        host=fv.host.strip(),
+        port=fv.port,
+        max_request_bytes=max_request_bytes,
+        grpc_port=fv.grpc_port,
+        request_timeout=fv.request_timeout,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    settings = settings_from_flags()
+    try:
+        serving.serve(**settings)
+    except (io.DataError, OSError, serving.GrpcUnavailableError) as error:
+        logging.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,379 @@
+"""Restores images through a served model (erlrestore-serve or TF Serving), over REST or gRPC.
+
+    python tools/serving_client.py --server=http://127.0.0.1:8501 --model_name=memd \\
+        --input=photos/ --output_dir=restored/ [--version=2]
+    python tools/serving_client.py --grpc=127.0.0.1:8500 --model_name=memd --input=rain.png --output_dir=restored/
+
+Each image file (PNG, JPEG or BMP, sent as its own bytes) goes to the
+model's ``restore_bytes`` signature; the PNG that comes back is written to
+``<output_dir>/<input stem>.png``. REST sends ``{"signature_name":
+"restore_bytes", "instances": [{"b64": ...}]}`` and reads
+``predictions[0]["b64"]`` (the output ``restored_bytes`` ends in ``_bytes``);
+gRPC sends a PredictRequest with a string tensor ``image_bytes`` of shape
+[1] on a channel whose message limits are raised to ``--max_message_bytes``
+(gRPC's default of 4 MB is too small for large photos) and needs the
+``tensorflow-serving-api`` package. Inputs are never overwritten: an output
+folder that holds an input is refused. Files that fail (unreadable, refused
+by the server, no PNG in the answer) are listed at the end on stderr and the
+tool exits 1; the others are still written.
+
+The functions (``predict_rest``, ``restore_bytes_rest``, ``restore_file_rest``,
+``predict_grpc``, ``restore_bytes_grpc``, ``restore_file_grpc``,
+``restore_files``) can be imported and used without the command line.
+"""
+
+import base64
+import http.client
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+from absl import app, flags
+
+from erlrestore.data import io
+from erlrestore.progress import progress
+
+FLAGS = flags.FLAGS
+
+RESTORE_SIGNATURE = "restore_bytes"
+INPUT_KEY = "image_bytes"
+OUTPUT_KEY = "restored_bytes"
+SENDABLE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ServingClientError(Exception):
+    """The server refused a request or could not be reached.
+
+    ``status`` is the HTTP status (or the gRPC status code's name; None when
+    the server was not reached) and ``message`` the server's error text.
+    """
+
+    def __init__(self, status, message):
+        super().__init__(f"{status}: {message}" if status is not None else message)
+        self.status = status
+        self.message = message
+
+
+# --------------------------------------------------------------------------
+# REST.
+# --------------------------------------------------------------------------
+
+
+def _rest_url(server, model_name, version, suffix):
+    server = server if "://" in server else "http://" + server
+    path = f"/v1/models/{urllib.parse.quote(model_name, safe='')}"
+    if version is not None:
+        path += f"/versions/{int(version)}"
+    return server.rstrip("/") + path + suffix
+
+
+def predict_rest(server, model_name, body, version=None, timeout=60.0):
+    """POSTs ``body`` (a dict) to ``<server>/v1/models/<name>[/versions/<v>]:predict``; returns the JSON answer.
+
+    ``server`` is ``http://host:port`` (``host:port`` works too).
+
+    Raises:
+      ServingClientError with the HTTP status and the server's ``error``
+      text for a refused request, or status None when the server cannot be
+      reached or does not answer JSON.
+    """
+    url = _rest_url(server, model_name, version, ":predict")
+    data = json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = response.read()
+    except urllib.error.HTTPError as error:
+        text = error.read().decode("utf-8", "replace")
+        try:
+            message = json.loads(text)["error"]
+        except (ValueError, KeyError, TypeError):
+            message = text.strip() or error.reason
+        raise ServingClientError(error.code, message) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+        reason = getattr(error, "reason", error)
+        raise ServingClientError(None, f"cannot reach {url}: {reason}") from None
+    try:
+        return json.loads(payload)
+    except ValueError as error:
+        raise ServingClientError(None, f"{url} answered something that is not JSON: {error}") from None
+
+
+def restore_bytes_rest(server, model_name, image_bytes, version=None, signature_name=RESTORE_SIGNATURE, timeout=60.0):
+    """Sends one encoded image to the ``restore_bytes`` signature over REST; returns the PNG bytes it answers."""
+    body = {
+        "signature_name": signature_name,
+        "instances": [{"b64": base64.b64encode(image_bytes).decode("ascii")}],
+    }
+    answer = predict_rest(server, model_name, body, version=version, timeout=timeout)
+    try:
+        prediction = answer["predictions"][0]
+        if isinstance(prediction, dict) and OUTPUT_KEY in prediction:  # several outputs: keyed by name
+            prediction = prediction[OUTPUT_KEY]
+        return base64.b64decode(prediction["b64"], validate=True)
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise ServingClientError(
+            None, f"unexpected answer from the server (no predictions[0].b64): {error!r}"
+        ) from None
+
+
+def restore_file_rest(server, model_name, input_path, output_path, version=None, timeout=60.0):
+    """Restores the image file ``input_path`` over REST and writes the answered PNG to ``output_path``; returns it."""
+    return _restore_file(
+        lambda data: restore_bytes_rest(server, model_name, data, version=version, timeout=timeout),
+        input_path, output_path,
+    )
+
+
+# --------------------------------------------------------------------------
+# gRPC.
+# --------------------------------------------------------------------------
+
+
+def require_grpc():
+    """Imports grpcio and tensorflow-serving-api; ImportError saying what to install when either is missing."""
+    try:
+        # pylint: disable=import-outside-toplevel,unused-import
+        import grpc  # noqa: F401
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"gRPC needs the grpcio and tensorflow-serving-api packages (pip install tensorflow-serving-api): {error}"
+        ) from error
+
+
+def grpc_channel(target, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
+    """An insecure gRPC channel to ``host:port`` with send/receive limits raised to ``max_message_bytes``."""
+    require_grpc()
+    import grpc  # pylint: disable=import-outside-toplevel
+
+    options = [
+        ("grpc.max_send_message_length", int(max_message_bytes)),
+        ("grpc.max_receive_message_length", int(max_message_bytes)),
+    ]
+    return grpc.insecure_channel(target, options=options)
+
+
+def predict_grpc(target, model_name, inputs, version=None, signature_name="serving_default", timeout=60.0,
+                 max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
+    """Calls ``PredictionService.Predict``; returns ``{output name: NumPy array}``.
+
+    ``target`` is ``host:port`` or an open ``grpc.Channel`` (reuse one for
+    many calls); ``inputs`` maps input names to arrays (``np.array([b"..."],
+    dtype=object)`` for strings). Needs ``tensorflow-serving-api``.
+
+    Raises:
+      ServingClientError with the gRPC status code's name (``NOT_FOUND``,
+      ``INVALID_ARGUMENT``, ``UNAVAILABLE``...) and the server's message.
+      ImportError naming the missing package.
+    """
+    require_grpc()
+    import grpc  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tensorflow_serving.apis import (  # pylint: disable=import-outside-toplevel
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    own_channel = isinstance(target, str)
+    channel = grpc_channel(target, max_message_bytes) if own_channel else target
+    try:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        response = stub.Predict(request, timeout=timeout)
+    except grpc.RpcError as error:
+        raise ServingClientError(error.code().name, error.details()) from None
+    finally:
+        if own_channel:
+            channel.close()
+    return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+
+
+def restore_bytes_grpc(target, model_name, image_bytes, version=None, signature_name=RESTORE_SIGNATURE, timeout=60.0,
+                       max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
+    """Sends one encoded image to the ``restore_bytes`` signature over gRPC; returns the PNG bytes it answers."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    outputs = predict_grpc(
+        target, model_name, {INPUT_KEY: np.array([image_bytes], dtype=object)}, version=version,
+        signature_name=signature_name, timeout=timeout, max_message_bytes=max_message_bytes,
+    )
+    try:
+        return bytes(outputs[OUTPUT_KEY].reshape(-1)[0])
+    except (KeyError, IndexError) as error:
+        raise ServingClientError(None, f"unexpected answer from the server (no {OUTPUT_KEY}[0]): {error!r}") from None
+
+
+def restore_file_grpc(target, model_name, input_path, output_path, version=None, timeout=60.0,
+                      max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
+    """Restores the image file ``input_path`` over gRPC and writes the answered PNG to ``output_path``; returns it."""
+    return _restore_file(
+        lambda data: restore_bytes_grpc(target, model_name, data, version=version, timeout=timeout,
+                                        max_message_bytes=max_message_bytes),
+        input_path, output_path,
+    )
+
+
+# --------------------------------------------------------------------------
+# Files.
+# --------------------------------------------------------------------------
+
+
+def _read_sendable(path):
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in SENDABLE_EXTENSIONS:
+        raise io.DataError(
+            f"{path}: the restore_bytes signature decodes PNG, JPEG and BMP only; convert this file first"
+        )
+    if not os.path.isfile(path):
+        raise io.DataError(f"image file {path} does not exist")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if not data:
+        raise io.DataError(f"{path} is empty (0 bytes)")
+    return data
+
+
+def _write_atomically(path, data):
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    temp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(temp, "xb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.remove(temp)
+        except OSError:
+            pass
+        raise
+
+
+def _restore_file(restore_bytes, input_path, output_path):
+    if os.path.exists(output_path) and os.path.samefile(input_path, output_path):
+        raise io.DataError(f"refusing to overwrite the input {input_path} with its restored image")
+    png = restore_bytes(_read_sendable(input_path))
+    if not png.startswith(_PNG_SIGNATURE):
+        raise ServingClientError(None, f"the server's answer for {input_path} is not a PNG")
+    _write_atomically(os.fspath(output_path), png)
+    return output_path
+
+
+def find_inputs(path):
+    """The image files to send: ``[path]`` for a file, the images directly inside a folder (sorted)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return io.list_images(path)
+    if not os.path.isfile(path):
+        raise io.DataError(f"input {path} does not exist")
+    return [path]
+
+
+def output_paths(inputs, output_dir):
+    """``<output_dir>/<stem>.png`` for each input; DataError if that folder holds an input or two stems clash."""
+    real_out = os.path.realpath(output_dir)
+    paths, seen = [], {}
+    for path in inputs:
+        if os.path.realpath(os.path.dirname(os.path.abspath(path))) == real_out:
+            raise io.DataError(
+                f"output folder {output_dir} holds the input {path}; write restored images to a different "
+                "folder so that no input is overwritten"
+            )
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in seen:
+            raise io.DataError(f"inputs {seen[stem]} and {path} would both be restored to {stem}.png")
+        seen[stem] = path
+        paths.append(os.path.join(output_dir, stem + ".png"))
+    return paths
+
+
+def restore_files(inputs, output_dir, restore_file, show_progress=True):
+    """Restores each input with ``restore_file(input_path, output_path)``; returns ``(written, failures)``.
+
+    ``failures`` is a list of ``(input_path, message)``; a failing file does
+    not stop the others. Raises DataError (before sending anything) when the
+    output folder holds an input or two inputs share a stem.
+    """
+    outputs = output_paths(inputs, output_dir)
+    written, failures = [], []
+    pairs = list(zip(inputs, outputs))
+    for input_path, output_path in (progress(pairs, desc="restore") if show_progress else pairs):
+        try:
+            written.append(restore_file(input_path, output_path))
+        except (io.DataError, ServingClientError, OSError) as error:
+            failures.append((input_path, str(error)))
+    return written, failures
+
+
+# --------------------------------------------------------------------------
+# Command line.
+# --------------------------------------------------------------------------
+
+
+def define_flags():
+    flags.DEFINE_string("server", None, "REST address of the server, e.g. http://127.0.0.1:8501.")
+    flags.DEFINE_string("grpc", None, "gRPC address of the server, e.g. 127.0.0.1:8500 (instead of --server).")
+    flags.DEFINE_string("model_name", None, "Name of the served model.")
+    flags.DEFINE_integer("version", None, "Model version (default: the server's default, the largest).", lower_bound=0)
+    flags.DEFINE_string("input", None, "An image file, or a folder of images (not recursive).")
+    flags.DEFINE_string("output_dir", None, "Where the restored PNGs are written (<stem>.png).")
+    flags.DEFINE_float("timeout", 120.0, "Seconds to wait for each answer.", lower_bound=0.1)
+    flags.DEFINE_integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, "gRPC send/receive message limit.",
+                         lower_bound=1)
+    flags.mark_flags_as_required(["model_name", "input", "output_dir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if bool(FLAGS.server) == bool(FLAGS.grpc):
+        raise app.UsageError("give exactly one of --server (REST) and --grpc")
+    try:
+        inputs = find_inputs(FLAGS.input)
+        if FLAGS.server:
+            def restore_file(input_path, output_path):
+                return restore_file_rest(FLAGS.server, FLAGS.model_name, input_path, output_path,
+                                         version=FLAGS.version, timeout=FLAGS.timeout)
+            channel = None
+        else:
+            try:
+                channel = grpc_channel(FLAGS.grpc, FLAGS.max_message_bytes)
+            except ImportError as error:
+                raise app.UsageError(str(error)) from None
+
+            def restore_file(input_path, output_path):
+                return restore_file_grpc(channel, FLAGS.model_name, input_path, output_path,
+                                         version=FLAGS.version, timeout=FLAGS.timeout)
+        try:
+            written, failures = restore_files(inputs, FLAGS.output_dir, restore_file)
+        finally:
+            if channel is not None:
+                channel.close()
+    except io.DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"restored {len(written)} of {len(inputs)} image(s) into {FLAGS.output_dir}")
+    if failures:
+        print(f"{len(failures)} image(s) failed:", file=sys.stderr)
+        for path, message in failures:
+            print(f"  {path}: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
