@@ -25,11 +25,16 @@ setuptools.setup(
     extras_require={
         # scikit-image is used only by the tests, as an independent SSIM reference.
         "test": ["pytest", "scikit-image", "hypothesis"],
+        # Figures of the sweep and loss-fit tools; without it they still write CSVs.
+        "plots": ["matplotlib"],
     },
     entry_points={
         "console_scripts": [
             "erlrestore-evaluate=erlrestore.cli.evaluate:run",
+            "erlrestore-export=erlrestore.cli.export:run",
             "erlrestore-metrics=erlrestore.cli.metrics:run",
+            "erlrestore-restore=erlrestore.cli.restore:run",
+            "erlrestore-serve=erlrestore.cli.serve:run",
             "erlrestore-synth=erlrestore.cli.synth:run",
             "erlrestore-tfrecords=erlrestore.cli.tfrecords:run",
             "erlrestore-train=erlrestore.cli.train:run",
