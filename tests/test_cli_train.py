@@ -167,3 +167,63 @@ def test_tiny_gan_flagfile_trains_generator_and_discriminator(tmp_path):
 
     generator = keras.models.load_model(tmp_path / "final.keras")
     assert generator(np.zeros((1, 19, 23, 3), "float32")).shape == (1, 19, 23, 3)
+
+
+CLEAN_PROCESS_RESTORE = """
+import sys
+sys.modules["erlrestore"] = None  # the SavedModel must not need this package
+import numpy as np, tensorflow as tf, cv2
+loaded = tf.saved_model.load(sys.argv[1])
+image = cv2.imread(sys.argv[2])[..., ::-1].astype("float32") / 255.0
+restored = loaded.signatures["serving_default"](images=tf.constant(image[None]))["restored"].numpy()[0]
+cv2.imwrite(sys.argv[3], np.rint(restored * 255).astype("uint8")[..., ::-1])
+"""
+
+
+def test_train_export_reload_in_clean_process_then_evaluate(trained_run, tmp_path):
+    """train -> erlrestore-export -> restore in a process without erlrestore -> erlrestore-metrics."""
+    import cv2
+
+    model_dir, result = trained_run
+    assert result.returncode == 0, result.stderr[-4000:]
+    exported = subprocess.run(
+        [sys.executable, "-m", "erlrestore.cli.export", f"--model={model_dir}", f"--base_dir={tmp_path / 'sm'}"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    version_dir = exported.stdout.strip().splitlines()[-1]
+    assert version_dir == str(tmp_path / "sm" / model_dir.name / "1")
+
+    rng = np.random.default_rng(5)
+    for folder in ("rain", "norain", "restored"):
+        (tmp_path / folder).mkdir()
+    for i in range(2):
+        clean = rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)
+        cv2.imwrite(str(tmp_path / "norain" / f"norain-{i}.png"), clean)
+        cv2.imwrite(str(tmp_path / "rain" / f"rain-{i}.png"), np.clip(clean.astype(int) + 25, 0, 255).astype(np.uint8))
+        restored = subprocess.run(
+            [sys.executable, "-c", CLEAN_PROCESS_RESTORE, version_dir, str(tmp_path / "rain" / f"rain-{i}.png"),
+             str(tmp_path / "restored" / f"rain-{i}.png")],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert restored.returncode == 0, restored.stderr[-3000:]
+    measured = subprocess.run(
+        [sys.executable, "-m", "erlrestore.cli.metrics", f"--input_dir={tmp_path / 'restored'}",
+         f"--target_dir={tmp_path / 'norain'}"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert measured.returncode == 0, measured.stderr[-3000:]
+    # The same restorations through the .keras model, scored by erlrestore-evaluate, agree.
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "erlrestore.cli.evaluate", f"--model={model_dir / 'final.keras'}",
+         f"--input_dir={tmp_path / 'rain'}", f"--target_dir={tmp_path / 'norain'}"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    def numbers(line):
+        return [float(part.split("=")[1]) for part in line.split()]
+
+    # Equal up to a pixel rounding differently at an 8-bit boundary (float outputs agree to 1e-5).
+    ours, theirs = (numbers(r.stdout.strip().splitlines()[-1]) for r in (measured, evaluated))
+    assert ours[0] == theirs[0] == 2
+    assert ours[1] == pytest.approx(theirs[1], abs=0.01) and ours[2] == pytest.approx(theirs[2], abs=1e-4)
