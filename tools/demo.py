@@ -33,7 +33,7 @@ def define_flags():
     flags.DEFINE_integer("train_images", 24, "Generated clean training images.", lower_bound=1)
     flags.DEFINE_integer("test_images", 4, "Generated clean test images.", lower_bound=1)
     flags.DEFINE_integer("size", 192, "Side of the generated images in pixels.", lower_bound=64)
-    flags.DEFINE_list("stage_steps", ["300", "150", "150"], "Training steps of the MA_D stages I, II, III.")
+    flags.DEFINE_list("stage_steps", ["600", "300", "300"], "Training steps of the MA_D stages I, II, III.")
     flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
 
 
