@@ -24,7 +24,10 @@ setuptools.setup(
     ],
     extras_require={
         # scikit-image is used only by the tests, as an independent SSIM reference.
-        "test": ["pytest", "scikit-image", "hypothesis"],
+        # The tests also exercise the gRPC client and server paths.
+        "test": ["pytest", "scikit-image", "hypothesis", "tensorflow-serving-api"],
+        # gRPC for tools/serving_client.py and erlrestore-serve --grpc_port (needs TF >= 2.21).
+        "grpc": ["tensorflow-serving-api"],
         # Figures of the sweep and loss-fit tools; without it they still write CSVs.
         "plots": ["matplotlib"],
     },
