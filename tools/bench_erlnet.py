@@ -35,7 +35,8 @@ def define_flags():
     flags.DEFINE_integer("warmup", 2, "Untimed steps after tracing.", lower_bound=0)
 
 
-def _median_seconds(fn, steps, warmup):
+def median_seconds(fn, steps, warmup):
+    """Median wall time of ``fn()`` over ``steps`` calls, after a tracing call and ``warmup`` calls."""
     for _ in range(warmup + 1):  # the first call traces
         fn()
     times = []
@@ -46,7 +47,8 @@ def _median_seconds(fn, steps, warmup):
     return statistics.median(times)
 
 
-def _batch(size, batch):
+def random_pair_batch(size, batch):
+    """A seeded (degraded, clean) float32 batch of ``size`` x ``size`` images."""
     rng = np.random.default_rng(0)
     clean = rng.random((batch, size, size, 3)).astype("float32")
     degraded = np.clip(clean + 0.1 * rng.random(clean.shape), 0, 1).astype("float32")
@@ -57,12 +59,12 @@ def _step_time(trainer, stage, data, steps, warmup):
     trainer.set_stage(stage)
     trainer.reset_optimizer(4e-4)
     step = tf.function(trainer.train_step)
-    return _median_seconds(lambda: [v.numpy() for v in step(data).values()], steps, warmup)
+    return median_seconds(lambda: [v.numpy() for v in step(data).values()], steps, warmup)
 
 
 def _inference_time(model, images, steps, warmup):
     call = tf.function(lambda x: model(x, training=False))
-    return _median_seconds(lambda: call(images).numpy(), steps, warmup)
+    return median_seconds(lambda: call(images).numpy(), steps, warmup)
 
 
 def main(argv):
@@ -83,7 +85,7 @@ def main(argv):
     print(f"params clean-to-clean  {memd.count_params(c2c):>10,}")
 
     size, batch = FLAGS.crop_size, FLAGS.batch_size
-    data = _batch(size, batch)
+    data = random_pair_batch(size, batch)
     print(f"timing: {size}x{size} crops, batch {batch}, median of {FLAGS.steps} steps")
     rows = []
     trainer = StagedTrainer(baseline, None)

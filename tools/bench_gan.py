@@ -48,8 +48,7 @@ to reach G, needing activation gradients only (``F_D``). Inference is
 import json
 import os
 import platform
-import statistics
-import time
+import sys
 
 import keras
 import numpy as np
@@ -59,6 +58,9 @@ from absl import app, flags
 from erlrestore.models import memd, pix2pix
 from erlrestore.training import stages
 from erlrestore.training.gan import GANTrainer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_erlnet import median_seconds, random_pair_batch  # noqa: E402  (the timing helpers, shared)
 
 FLAGS = flags.FLAGS
 
@@ -196,24 +198,6 @@ def machine_description():
     }
 
 
-def _median_seconds(fn, steps, warmup):
-    for _ in range(warmup + 1):  # the first call traces
-        fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _batch(size, batch):
-    rng = np.random.default_rng(0)
-    clean = rng.random((batch, size, size, 3)).astype("float32")
-    degraded = np.clip(clean + 0.1 * rng.random(clean.shape), 0, 1).astype("float32")
-    return tf.constant(degraded), tf.constant(clean)
-
-
 def run_benchmark(generator="pix2pix", gen_filters=64, levels=0, disc_filters=64, disc_layers=5, gan_loss="lsgan",
                   crop_size=256, batch_size=1, steps=10, warmup=2, report=print):
     """Builds G and D, times a training step and inference, counts FLOPs; returns the JSON dict.
@@ -244,16 +228,16 @@ def run_benchmark(generator="pix2pix", gen_filters=64, levels=0, disc_filters=64
     d_flops = conv_flops(d, [image_shape, image_shape])
     step_flops = training_step_flops(g_flops, d_flops)
 
-    data = _batch(crop_size, batch_size)
+    data = random_pair_batch(crop_size, batch_size)
     trainer = GANTrainer(g, d, gan_loss=gan_loss, l1_weight=100.0)
     trainer.compile(g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                     d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), jit_compile=False)
     trainer.set_stage(stages.gan_strategy("GAN")[0])
     trainer.reset_optimizer(2e-4)
     step = tf.function(trainer.train_step)
-    step_s = _median_seconds(lambda: [v.numpy() for v in step(data).values()], steps, warmup)
+    step_s = median_seconds(lambda: [v.numpy() for v in step(data).values()], steps, warmup)
     infer = tf.function(lambda x: g(x, training=False))
-    infer_s = _median_seconds(lambda: infer(data[0]).numpy(), steps, warmup) / batch_size
+    infer_s = median_seconds(lambda: infer(data[0]).numpy(), steps, warmup) / batch_size
 
     report(f"train step          {step_s * 1000:10.1f} ms   {1 / step_s:8.2f} steps/s   "
            f"{batch_size / step_s:8.2f} crops/s  (median of {steps} after {warmup} warm-up)")
