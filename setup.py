@@ -25,7 +25,7 @@ setuptools.setup(
     extras_require={
         # scikit-image is used only by the tests, as an independent SSIM reference.
         # The tests also exercise the gRPC client and server paths.
-        "test": ["pytest", "scikit-image", "hypothesis", "tensorflow-serving-api"],
+        "test": ["pytest", "scikit-image", "hypothesis", "tensorflow-serving-api", "matplotlib"],
         # gRPC for tools/serving_client.py and erlrestore-serve --grpc_port (needs TF >= 2.21).
         "grpc": ["tensorflow-serving-api"],
         # Figures of the sweep and loss-fit tools; without it they still write CSVs.
