@@ -31,6 +31,13 @@ def _check_positive_int(value, what, owner):
         raise ValueError(f"{owner}: {what} must be a positive integer, got {value!r}")
 
 
+def _norm_layer(norm, name, dtype_policy):
+    """The normalisation sub-layer of DenseBlock / InfoAccum: instance or batch."""
+    if norm == "instance":
+        return keras.layers.GroupNormalization(groups=-1, dtype=dtype_policy, name=name)
+    return keras.layers.BatchNormalization(dtype=dtype_policy, name=name)
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class DenseBlock(keras.layers.Layer):
     """DenseNet-style block (Huang et al., CVPR 2017) with 3x3 convolutions.
@@ -69,12 +76,8 @@ class DenseBlock(keras.layers.Layer):
         self.norm_layers = []
         self.conv_layers = []
         for i in range(num_layers):
-            if norm == "instance":
-                self.norm_layers.append(
-                    keras.layers.GroupNormalization(groups=-1, dtype=self.dtype_policy, name=f"norm_{i}")
-                )
-            elif norm == "batch":
-                self.norm_layers.append(keras.layers.BatchNormalization(dtype=self.dtype_policy, name=f"norm_{i}"))
+            if norm != "none":
+                self.norm_layers.append(_norm_layer(norm, f"norm_{i}", self.dtype_policy))
             self.conv_layers.append(
                 keras.layers.Conv2D(growth_rate, 3, padding="same", dtype=self.dtype_policy, name=f"conv_{i}")
             )
@@ -353,12 +356,8 @@ class InfoAccum(keras.layers.Layer):
         self.norm_layers = []
         self.conv_layers = []  # conv_layers[l] = [F_l conv, G_l conv, H_l conv]
         for i in range(num_layers):
-            if norm == "instance":
-                self.norm_layers.append(
-                    keras.layers.GroupNormalization(groups=-1, dtype=self.dtype_policy, name=f"norm_{i}")
-                )
-            elif norm == "batch":
-                self.norm_layers.append(keras.layers.BatchNormalization(dtype=self.dtype_policy, name=f"norm_{i}"))
+            if norm != "none":
+                self.norm_layers.append(_norm_layer(norm, f"norm_{i}", self.dtype_policy))
             self.conv_layers.append(
                 [
                     keras.layers.Conv2D(
