@@ -27,6 +27,8 @@ import sys
 
 from absl import app, flags, logging
 
+from erlrestore.cli import fail
+
 from erlrestore import evaluation
 from erlrestore.data import io, pairing
 
@@ -92,9 +94,7 @@ def main(argv):
             comparison = evaluation.compare_models(model, baseline, pairs, **options)
             scores, summary = comparison.scores, comparison.summary
     except (io.DataError, ValueError) as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(error)
 
     if FLAGS.csv:
         extra = {}

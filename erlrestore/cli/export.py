@@ -14,9 +14,10 @@ The last line on stdout is the written version folder.
 """
 
 import os
-import sys
 
 from absl import app, flags, logging
+
+from erlrestore.cli import fail
 
 FLAGS = flags.FLAGS
 
@@ -50,9 +51,7 @@ def main(argv):
             FLAGS.model, base_dir=FLAGS.base_dir, name=FLAGS.name, version=FLAGS.version
         )
     except (io.DataError, ValueError, OSError) as error:  # FileExistsError is an OSError
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(error)
     logging.info("exported %s", path)
     print(path)
     return 0

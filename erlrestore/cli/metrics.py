@@ -7,9 +7,10 @@ Files are paired by the benchmark layouts of ``erlrestore.data.pairing``.
 The last line on stdout is always ``n=<N> psnr_y=<x.xxxx> ssim_y=<x.xxxxx>``.
 """
 
-import sys
 
 from absl import app, flags, logging
+
+from erlrestore.cli import fail
 
 from erlrestore import evaluation
 from erlrestore.data import io, pairing
@@ -37,9 +38,7 @@ def main(argv):
         )
         scores, summary = evaluation.measure_pairs(pairs, FLAGS.crop_border, workers=FLAGS.workers or None)
     except (io.DataError, ValueError) as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(error)
     if FLAGS.csv:
         evaluation.write_csv(FLAGS.csv, scores)
         logging.info("wrote %d rows to %s", len(scores), FLAGS.csv)

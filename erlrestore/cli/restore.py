@@ -24,7 +24,9 @@ stderr and the tool exits 1. Otherwise the last stdout line is
 
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
+
+from erlrestore.cli import fail
 
 from erlrestore import inference
 from erlrestore.data import io
@@ -83,9 +85,7 @@ def main(argv):
             overwrite=FLAGS.overwrite,
         )
     except (io.DataError, ValueError) as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(error)
     if failures:
         for path, message in failures:
             print(f"failed: {path}: {message}", file=sys.stderr)

@@ -11,9 +11,10 @@ binds 127.0.0.1 unless ``--host`` says otherwise; there is no authentication,
 so expose it beyond the machine only behind something that adds it.
 """
 
-import sys
 
-from absl import app, flags, logging
+from absl import app, flags
+
+from erlrestore.cli import fail
 
 from erlrestore import serving
 from erlrestore.data import io
@@ -72,9 +73,7 @@ def main(argv):
     try:
         serving.serve(**settings)
     except (io.DataError, OSError, serving.GrpcUnavailableError) as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(error)
     return 0
 
 

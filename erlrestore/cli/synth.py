@@ -11,9 +11,10 @@ apply to --degradation are ignored with a warning. The last stdout line is
 ``wrote <N> pairs (<degradation>) to <OUTPUT>``.
 """
 
-import sys
 
 from absl import app, flags, logging
+
+from erlrestore.cli import fail
 
 from erlrestore.data import io, synthetic
 
@@ -152,9 +153,7 @@ def main(argv, flag_values=FLAGS):
             bit_depth=int(fv.bit_depth),
         )
     except io.DataError as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(error)
     print(f"wrote {len(pairs)} pairs ({fv.degradation}) to {fv.output_dir}")
     return 0
 

@@ -12,9 +12,10 @@ stdout line is ``pairs=<N> shards=<K> output_dir=<dir>``.
 """
 
 import os
-import sys
 
-from absl import app, flags, logging
+from absl import app, flags
+
+from erlrestore.cli import fail
 
 from erlrestore.data import io, pairing, tfrecord
 
@@ -48,9 +49,7 @@ def main(argv):
             pairs, FLAGS.output_dir, num_shards=FLAGS.num_shards, prefix=prefix
         )
     except (io.DataError, ValueError) as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(error)
     print(f"pairs={len(pairs)} shards={len(paths)} output_dir={FLAGS.output_dir}")
     return 0
 

@@ -16,7 +16,9 @@ stages are skipped and the current one continues from its last checkpoint.
 import dataclasses
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
+
+from erlrestore.cli import fail
 
 from erlrestore import losses
 from erlrestore.data import io, pairing, synthetic
@@ -143,9 +145,7 @@ def main(argv):
     try:
         final = experiment.train(settings)
     except (io.DataError, ValueError, FloatingPointError) as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(error)
     except KeyboardInterrupt:
         print(f"interrupted; run the same command again to resume from the last checkpoint in {settings.model_dir}",
               file=sys.stderr)
