@@ -20,6 +20,11 @@ for the ERL-Net feature entanglement).
 import keras
 import tensorflow as tf
 
+# The dtype of the layers at a network's image-space ends (padding, last
+# convolution, global residual, tanh, crop, logits): float32 under any
+# mixed-precision policy, so outputs and losses keep full precision.
+IMAGE_DTYPE = "float32"
+
 _PACKAGE = "erlrestore"
 
 _NORMS = ("none", "instance", "batch")

@@ -11,6 +11,14 @@ paper). Flags of the other family are ignored.
 
 Run it again with the same flags to resume an interrupted run: finished
 stages are skipped and the current one continues from its last checkpoint.
+``--stop_after=N`` ends a time-boxed invocation at the first checkpoint
+after N steps; the same command continues later.
+
+Devices: ``--distribution_strategy`` (default, mirrored over local GPUs or
+``--devices``, multi_worker_mirrored from ``TF_CONFIG``, tpu),
+``--precision`` (auto, float32, mixed_bfloat16, mixed_float16) and
+``--jit_compile`` (auto, on, off); see :mod:`erlrestore.training.devices`.
+``--batch_size`` is the global batch, split over the replicas.
 """
 
 import dataclasses
@@ -23,7 +31,7 @@ from erlrestore.cli import fail
 from erlrestore import losses
 from erlrestore.data import io, pairing, synthetic
 from erlrestore.models import erlnet
-from erlrestore.training import experiment, inputs, stages
+from erlrestore.training import devices, experiment, inputs, stages
 
 FLAGS = flags.FLAGS
 
@@ -92,6 +100,18 @@ def define_flags():
     flags.DEFINE_float("plateau_factor", 0.1, "Factor applied on a plateau (paper: 1/10).", lower_bound=0)
     flags.DEFINE_string("model_dir", None, "Checkpoints, logs, run_config.json and final.keras go here.")
     flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"], "Keras progress output.")
+    flags.DEFINE_integer("stop_after", 0, "End this invocation at the first checkpoint after this many optimizer "
+                         "steps (0: train to the end); run the same command again to continue.", lower_bound=0)
+    # Devices.
+    flags.DEFINE_enum("distribution_strategy", "default", devices.STRATEGIES,
+                      "default: one device; mirrored: local GPUs (or --devices); multi_worker_mirrored: the "
+                      "cluster in TF_CONFIG; tpu: a TPU (--tpu).")
+    flags.DEFINE_list("devices", [], "Devices of the mirrored strategy, e.g. /gpu:0,/gpu:1 (default: all GPUs).")
+    flags.DEFINE_string("tpu", "", "TPU name or address for --distribution_strategy=tpu (default: the local one).")
+    flags.DEFINE_enum("precision", "auto", devices.PRECISIONS,
+                      "Compute precision; auto: float32 on CPUs, mixed_bfloat16 on Ampere and newer GPUs and TPUs, "
+                      "mixed_float16 (with loss scaling) on older tensor-core GPUs.")
+    flags.DEFINE_enum("jit_compile", "auto", devices.JIT_CHOICES, "XLA compilation of the train step (auto: off).")
     flags.mark_flag_as_required("model_dir")
 
 
@@ -130,7 +150,9 @@ def settings_from_flags():
         stage_epochs=_numbers("stage_epochs", FLAGS.stage_epochs, float),
         checkpoint_every=FLAGS.checkpoint_every, learning_rate=FLAGS.learning_rate, fre_weight=FLAGS.fre_weight,
         plateau_patience=FLAGS.plateau_patience, plateau_factor=FLAGS.plateau_factor, val_every=FLAGS.val_every,
-        verbose=verbose, data=data,
+        verbose=verbose, data=data, stop_after=FLAGS.stop_after,
+        distribution_strategy=FLAGS.distribution_strategy, devices=tuple(FLAGS.devices), tpu=FLAGS.tpu,
+        precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
     )
 
 
@@ -150,6 +172,10 @@ def main(argv):
         print(f"interrupted; run the same command again to resume from the last checkpoint in {settings.model_dir}",
               file=sys.stderr)
         return 130
+    if final is None:
+        print(f"stopped after --stop_after={settings.stop_after} steps; run the same command again to continue "
+              f"from the last checkpoint in {settings.model_dir}")
+        return 0
     print(f"model: {final}")
     return 0
 

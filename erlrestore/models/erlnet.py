@@ -25,7 +25,7 @@ import dataclasses
 
 import keras
 
-from erlrestore.layers import PadToMultiple
+from erlrestore.layers import IMAGE_DTYPE, PadToMultiple
 from erlrestore.models.memd import MEMDConfig, _wrap, build_decoder, build_encoder, build_memd, config_from_model
 
 ENTANGLEMENTS = ("CLGD", "MLGD")
@@ -67,7 +67,7 @@ def build_erlnet(config=None, entanglement="MLGD", name="erlnet", ren_head_initi
     levels = entangled_levels(config, entanglement)
     feature_levels = config.feature_levels()
     image = keras.Input(shape=(None, None, 3), name="image")
-    padded = PadToMultiple(config.multiple, name="pad")(image)
+    padded = PadToMultiple(config.multiple, name="pad", dtype=IMAGE_DTYPE)(image)
     men = build_encoder(config, name="men")
     ren = build_encoder(
         config, name="ren", head_levels=[feature_levels[i] for i in levels], head_initializer=ren_head_initializer

@@ -39,7 +39,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from erlrestore.layers import CropToMatch, DenseBlock, FeatureFusion, PadToMultiple
+from erlrestore.layers import IMAGE_DTYPE, CropToMatch, DenseBlock, FeatureFusion, PadToMultiple
 
 _NORMS = ("none", "instance", "batch")
 
@@ -187,15 +187,15 @@ def build_decoder(config, name="mde"):
         )(fused)
     h = keras.layers.Activation(config.activation, name="out_act")(h)
     init = "zeros" if config.global_residual else "glorot_uniform"
-    output = keras.layers.Conv2D(3, 3, padding="same", kernel_initializer=init, name="output")(h)
+    output = keras.layers.Conv2D(3, 3, padding="same", kernel_initializer=init, name="output", dtype=IMAGE_DTYPE)(h)
     return keras.Model(inputs, output, name=name)
 
 
 def _wrap(config, image, restored_padded, padded, name):
     """Adds the global residual and crops back to the input size."""
     if config.global_residual:
-        restored_padded = keras.layers.Add(name="global_residual")([restored_padded, padded])
-    restored = CropToMatch(name="crop")([restored_padded, image])
+        restored_padded = keras.layers.Add(name="global_residual", dtype=IMAGE_DTYPE)([restored_padded, padded])
+    restored = CropToMatch(name="crop", dtype=IMAGE_DTYPE)([restored_padded, image])
     return keras.Model(image, restored, name=name)
 
 
@@ -207,7 +207,7 @@ def build_memd(config=None, name="memd"):
     """
     config = config or MEMDConfig()
     image = keras.Input(shape=(None, None, 3), name="image")
-    padded = PadToMultiple(config.multiple, name="pad")(image)
+    padded = PadToMultiple(config.multiple, name="pad", dtype=IMAGE_DTYPE)(image)
     men = build_encoder(config, name="men")
     mde = build_decoder(config, name="mde")
     return _wrap(config, image, mde(men(padded)), padded, name)

@@ -40,7 +40,7 @@ import re
 
 import keras
 
-from erlrestore.layers import CropToMatch, InfoAccum, PadToMultiple, SubPixelUpsample
+from erlrestore.layers import IMAGE_DTYPE, CropToMatch, InfoAccum, PadToMultiple, SubPixelUpsample
 
 KINDS = ("unet", "endec")
 _NORMS = ("batch", "instance", "none")
@@ -261,7 +261,7 @@ def _unet(x, config):
         h = SubPixelUpsample(3, scale=2, kernel_size=3, name="dec_0_up")(h)
     else:
         h = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="dec_0_up")(h)
-    return keras.layers.Activation("tanh", name="tanh")(h)
+    return keras.layers.Activation("tanh", name="tanh", dtype=IMAGE_DTYPE)(h)
 
 
 def _endec(x, config):
@@ -299,7 +299,7 @@ def _endec(x, config):
         if k in dropout_levels:
             h = keras.layers.Dropout(config.dropout, name=f"dec_{k}_dropout")(h)
     h = keras.layers.Conv2D(3, 3, padding="same", name="output_conv")(h)
-    return keras.layers.Activation("tanh", name="tanh")(h)
+    return keras.layers.Activation("tanh", name="tanh", dtype=IMAGE_DTYPE)(h)
 
 
 def build_generator(config=None, name="generator"):
@@ -314,12 +314,12 @@ def build_generator(config=None, name="generator"):
     if not isinstance(config, GeneratorConfig):
         raise ValueError(f"build_generator: config must be a GeneratorConfig, got {type(config).__name__}")
     image = keras.Input(shape=(None, None, 3), name="image")
-    padded = PadToMultiple(config.multiple, name="pad")(image)
+    padded = PadToMultiple(config.multiple, name="pad", dtype=IMAGE_DTYPE)(image)
     signed = keras.layers.Rescaling(2.0, offset=-1.0, name="to_signed")(padded)
     body = _unet if config.kind == "unet" else _endec
     out = body(signed, config)
-    out = keras.layers.Rescaling(0.5, offset=0.5, name="to_unit")(out)
-    out = CropToMatch(name="crop")([out, image])
+    out = keras.layers.Rescaling(0.5, offset=0.5, name="to_unit", dtype=IMAGE_DTYPE)(out)
+    out = CropToMatch(name="crop", dtype=IMAGE_DTYPE)([out, image])
     return keras.Model(image, out, name=name)
 
 
@@ -381,5 +381,5 @@ def build_patchgan(base_filters=64, num_layers=5, norm="batch", name="discrimina
         h = _maybe_norm(h, layer_norm, f"norm_{i}")
         h = keras.layers.LeakyReLU(0.2, name=f"act_{i}")(h)
     h = keras.layers.ZeroPadding2D(1, name=f"pad_{num_layers - 1}")(h)
-    logits = keras.layers.Conv2D(1, 4, name="logits")(h)
+    logits = keras.layers.Conv2D(1, 4, name="logits", dtype=IMAGE_DTYPE)(h)
     return keras.Model([source, candidate], logits, name=name)

@@ -16,12 +16,23 @@ from erlrestore import metrics
 
 def reset_optimizer_state(optimizer, variables, learning_rate):
     """Builds ``optimizer`` on ``variables`` if needed, zeroes its step count and
-    moments, and sets the learning rate: each stage starts its optimisation afresh."""
+    moments, and sets the learning rate: each stage starts its optimisation afresh.
+
+    A ``LossScaleOptimizer`` keeps its loss scale (a zero scale would zero
+    every gradient); its inner optimizer is reset.
+    """
     if not optimizer.built:
         optimizer.build(variables)
-    for variable in optimizer.variables:
+    for variable in getattr(optimizer, "inner_optimizer", optimizer).variables:
         variable.assign(tf.zeros_like(variable))
     optimizer.learning_rate = learning_rate
+
+
+def _multi_worker(strategy):
+    extended = getattr(strategy, "extended", None)
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        getattr(extended, "_in_multi_worker_mode", lambda: False)()
+    )
 
 
 class RestorationTrainer(keras.Model):
@@ -32,6 +43,19 @@ class RestorationTrainer(keras.Model):
         self.restoration_net = restoration_net
         self.stage = None
         self._trackers = {name: keras.metrics.Mean(name=name) for name in (*logged, "psnr_y", "ssim_y")}
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Skips Keras' pre-``fit`` build pass: the networks are built functional
+        models and ``Run`` builds the optimizers before fitting.
+
+        Under a ``tf.distribute`` strategy Keras 3.15's TF trainer pulls one
+        batch through the distributed iterator and reduces it across replicas
+        to build symbolically. That reduce fails under
+        ``MultiWorkerMirroredStrategy`` (PerReplica -> Tensor), and the
+        iterator reset after it makes the random crops differ from a
+        single-device run of the same seed.
+        """
+        self.built = True
 
     @property
     def metrics(self):
@@ -48,7 +72,12 @@ class RestorationTrainer(keras.Model):
     def _log(self, values):
         for name, value in values.items():
             self._trackers[name].update_state(value)
-        return {name: self._trackers[name].result() for name in values}
+        results = {name: self._trackers[name].result() for name in values}
+        if _multi_worker(tf.distribute.get_strategy()):
+            # Keras 3.15 reduces a multi-worker step's outputs with
+            # strategy.reduce("MEAN", value, axis=0), which needs a batch axis.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def test_step(self, data):
         degraded, clean = data[0], data[1]

@@ -19,6 +19,11 @@ The settings a run was started with are kept in ``run_config.json``; a
 restart with settings that change the network, strategy or stage lengths
 is refused rather than mixing two runs in one folder.
 
+Where and how it computes (``distribution_strategy``, ``precision``,
+``jit_compile``) is resolved by :mod:`erlrestore.training.devices`; the
+networks, optimizers and checkpoints are made inside the strategy's scope.
+Whatever the training precision, the saved ``.keras`` models are float32.
+
 ERL-Net is built with REN's embedding heads zero-initialised: while REN is
 frozen (stage I of the MA strategies) it adds exactly nothing, so stage I
 trains a plain MEMD as in the paper, and stage II stitches REN on.
@@ -34,7 +39,7 @@ from absl import logging
 
 from erlrestore.data import pairing
 from erlrestore.models import erlnet, memd, pix2pix
-from erlrestore.training import inputs, run, stages
+from erlrestore.training import devices, inputs, run, stages
 from erlrestore.training.gan import GANTrainer
 from erlrestore.training.staged import StagedTrainer
 
@@ -88,6 +93,13 @@ class TrainSettings:
     plateau_factor: float = 0.1
     val_every: int = 1
     verbose: object = "auto"
+    stop_after: int = 0  # end this invocation at the first checkpoint after this many steps (0: run to the end)
+    # Devices (erlrestore.training.devices).
+    distribution_strategy: str = "default"
+    devices: tuple = ()
+    tpu: str = ""
+    precision: str = "auto"
+    jit_compile: str = "auto"
     data: inputs.DataSettings = dataclasses.field(default_factory=inputs.DataSettings)
     pretrain_data: inputs.DataSettings = None  # data of a discriminator pre-training stage
 
@@ -138,6 +150,13 @@ def check_settings(settings):
         raise ValueError(f"stage lengths must be positive, got {list(lengths)}")
     if settings.checkpoint_every <= 0:
         raise ValueError(f"checkpoint_every must be positive, got {settings.checkpoint_every}")
+    if settings.stop_after < 0:
+        raise ValueError(f"stop_after must be >= 0, got {settings.stop_after}")
+    devices.resolve_precision(settings.precision, kind="CPU")  # validates the names
+    devices.resolve_jit_compile(settings.jit_compile)
+    if settings.distribution_strategy not in devices.STRATEGIES:
+        raise ValueError(f"unknown distribution strategy {settings.distribution_strategy!r}; "
+                         f"choose one of {', '.join(devices.STRATEGIES)}")
     return stage_list
 
 
@@ -150,27 +169,52 @@ def generator_config(settings):
     )
 
 
-def build_trainer(settings):
-    """(trainer, {file name: network to save at the end}) for the settings."""
+def build_networks(settings):
+    """{file name: network} for the settings; ``final.keras`` is the restoration network."""
     if settings.is_gan:
-        generator = pix2pix.build_generator(generator_config(settings))
-        discriminator = pix2pix.build_patchgan(settings.d_filters, settings.d_layers, settings.gen_norm)
-        trainer = GANTrainer(generator, discriminator, gan_loss=settings.gan_loss, l1_weight=settings.l1_weight,
-                             name="trainer")
-        lr = settings.resolved_learning_rate()
-        trainer.compile(
-            g_optimizer=keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=0.999),
-            d_optimizer=keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=0.999),
-            jit_compile=False,
-        )
-        return trainer, {"final.keras": generator, "discriminator.keras": discriminator}
+        return {
+            "final.keras": pix2pix.build_generator(generator_config(settings)),
+            "discriminator.keras": pix2pix.build_patchgan(settings.d_filters, settings.d_layers, settings.gen_norm),
+        }
     net, c2c = build_erl_networks(settings)
-    trainer = StagedTrainer(net, c2c, fre_weight=settings.fre_weight, name="trainer")
-    trainer.compile(optimizer=keras.optimizers.Adam(settings.resolved_learning_rate()), jit_compile=False)
-    saved = {"final.keras": net}
-    if c2c is not None:
-        saved["c2c.keras"] = c2c
-    return trainer, saved
+    return {"final.keras": net} if c2c is None else {"final.keras": net, "c2c.keras": c2c}
+
+
+def build_trainer(settings):
+    """(trainer, {file name: network to save at the end}) for the settings.
+
+    Builds in the current ``tf.distribute`` strategy's scope, with the
+    settings' precision (a Keras dtype policy) and XLA choice.
+    """
+    policy = devices.resolve_precision(settings.precision)
+    jit = devices.resolve_jit_compile(settings.jit_compile, tf.distribute.get_strategy())
+    with devices.precision_scope(policy):
+        networks = build_networks(settings)
+    lr = settings.resolved_learning_rate()
+    if settings.is_gan:
+        trainer = GANTrainer(networks["final.keras"], networks["discriminator.keras"], gan_loss=settings.gan_loss,
+                             l1_weight=settings.l1_weight, name="trainer")
+        trainer.compile(
+            g_optimizer=devices.wrap_optimizer(keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=0.999), policy),
+            d_optimizer=devices.wrap_optimizer(keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=0.999), policy),
+            jit_compile=jit,
+        )
+    else:
+        trainer = StagedTrainer(networks["final.keras"], networks.get("c2c.keras"), fre_weight=settings.fre_weight,
+                                name="trainer")
+        trainer.compile(optimizer=devices.wrap_optimizer(keras.optimizers.Adam(lr), policy), jit_compile=jit)
+    return trainer, networks
+
+
+def float32_networks(settings, networks):
+    """Float32 twins of ``networks`` (built under any policy) with the same weights."""
+    if all(layer.dtype_policy.name == "float32" for net in networks.values() for layer in net.layers):
+        return networks
+    with devices.precision_scope("float32"):
+        twins = build_networks(settings)
+    for name, twin in twins.items():
+        twin.set_weights(networks[name].get_weights())
+    return twins
 
 
 def build_erl_networks(settings):
@@ -191,8 +235,8 @@ _GAN_FIELDS = ("levels", "gen_filters", "gen_norm", "dropout", "info_accum_layer
                "info_accum_positions", "subpixel", "gan_loss", "l1_weight", "d_filters", "d_layers")
 
 
-def _record_settings(settings):
-    """Writes run_config.json on the first start; refuses a changed restart."""
+def _record_settings(settings, write=True):
+    """Writes run_config.json on the first start (if ``write``); refuses a changed restart."""
     path = os.path.join(settings.model_dir, "run_config.json")
     current = {field: getattr(settings, field) for field in _IDENTITY_FIELDS}
     current["strategy"] = settings.resolved_strategy()
@@ -213,6 +257,8 @@ def _record_settings(settings):
                 "resume with the same settings or use a new --model_dir"
             )
         return
+    if not write:
+        return
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(current, f, indent=2, sort_keys=True)
@@ -226,20 +272,31 @@ def _save_model(model, path):
 
 
 def train(settings):
-    """Trains (or resumes) a run; returns the path of the final ``.keras`` model."""
+    """Trains (or resumes) a run; returns the path of the final ``.keras`` model,
+    or None when ``settings.stop_after`` ended this invocation before the end."""
     stage_list = check_settings(settings)
+    # The strategy comes first: multi-worker set-up must precede any other TensorFlow op.
+    strategy = devices.make_strategy(settings.distribution_strategy, settings.devices, settings.tpu)
+    chief = devices.is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if settings.data.batch_size % replicas:
+        raise ValueError(f"batch_size {settings.data.batch_size} (the global batch) does not split evenly "
+                         f"over {replicas} replicas")
     os.makedirs(settings.model_dir, exist_ok=True)
-    _record_settings(settings)
+    _record_settings(settings, write=chief)
     keras.utils.set_random_seed(settings.data.seed)
     if settings.data.deterministic:
         tf.config.experimental.enable_op_determinism()
 
     cache_dir = os.path.join(settings.model_dir, "data")
-    dataset, images = inputs.training_data(settings.data, cache_dir=cache_dir)
+    make_dataset, images = inputs.training_data(settings.data, cache_dir=cache_dir)
+    dataset = _stage_streams(make_dataset, settings.data.seed)
     pretrain = None
     if settings.pretrain_data is not None:
-        pretrain, _ = inputs.training_data(settings.pretrain_data, cache_dir=cache_dir)
+        pretrain = _stage_streams(inputs.training_data(settings.pretrain_data, cache_dir=cache_dir)[0],
+                                  settings.pretrain_data.seed)
     validation, val_pairs = inputs.validation_data(settings.data)
+    validation = _shard_by_data(validation)
     if settings.stage_steps:
         lengths = list(settings.stage_steps)
     else:
@@ -251,32 +308,60 @@ def train(settings):
         for stage, steps in zip(stage_list, lengths)
     ]
 
-    trainer, saved = build_trainer(settings)
-
-    callbacks = []
-    if settings.plateau_patience:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(  # acts on the (generator's) optimizer
-            monitor="g_loss" if settings.is_gan else "loss", factor=settings.plateau_factor, patience=settings.plateau_patience, min_lr=1e-7,
-        ))
-    if val_pairs:
-        samples = [pairing.load_pair(p) for p in val_pairs[:3]]
-        callbacks.append(run.ImageSamples(
-            os.path.join(settings.model_dir, "logs", "samples"),
-            [(tf.constant(x), tf.constant(y)) for x, y in samples], every=settings.val_every,
-        ))
-    logging.info("training %s with strategy %s: %s", saved["final.keras"].name, settings.resolved_strategy(),
-                 ", ".join(f"{p.stage.name}={p.steps} steps" for p in plans))
-    run.Run(trainer, settings.model_dir).run(
-        plans, dataset,
-        learning_rate=settings.resolved_learning_rate(),
-        checkpoint_every=settings.checkpoint_every,
-        validation_data=validation,
-        validation_every=settings.val_every,
-        callbacks=callbacks,
-        verbose=settings.verbose,
-    )
-    for file_name, network in saved.items():
-        _save_model(network, os.path.join(settings.model_dir, file_name))
+    with strategy.scope():
+        trainer, networks = build_trainer(settings)
+        callbacks = []
+        if settings.plateau_patience:
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(  # acts on the (generator's) optimizer
+                monitor="g_loss" if settings.is_gan else "loss", factor=settings.plateau_factor,
+                patience=settings.plateau_patience, min_lr=1e-7,
+            ))
+        if val_pairs and chief:
+            samples = [pairing.load_pair(p) for p in val_pairs[:3]]
+            callbacks.append(run.ImageSamples(
+                os.path.join(settings.model_dir, "logs", "samples"),
+                [(tf.constant(x), tf.constant(y)) for x, y in samples], every=settings.val_every,
+            ))
+        logging.info("training %s with strategy %s on %d replica(s) (%s), precision %s, XLA %s: %s",
+                     networks["final.keras"].name, settings.resolved_strategy(), replicas,
+                     settings.distribution_strategy, devices.resolve_precision(settings.precision),
+                     "on" if devices.resolve_jit_compile(settings.jit_compile, strategy) else "off",
+                     ", ".join(f"{p.stage.name}={p.steps} steps" for p in plans))
+        finished = run.Run(trainer, settings.model_dir, chief=chief, worker_id=devices.worker_id(strategy)).run(
+            plans, dataset,
+            learning_rate=settings.resolved_learning_rate(),
+            checkpoint_every=settings.checkpoint_every,
+            validation_data=validation,
+            validation_every=settings.val_every,
+            callbacks=callbacks,
+            verbose=settings.verbose,
+            stop_after=settings.stop_after,
+        )
+    if not finished:
+        return None
     final = os.path.join(settings.model_dir, "final.keras")
-    logging.info("wrote %s", final)
+    if chief:
+        for file_name, network in float32_networks(settings, networks).items():
+            _save_model(network, os.path.join(settings.model_dir, file_name))
+        logging.info("wrote %s", final)
     return final
+
+
+def _stage_streams(make_dataset, seed):
+    """(stage index, first step) -> that stage's data, its pipeline seed
+    derived from the run's seed and both numbers."""
+    def stage_data(stage_index, first_step):
+        stream_seed = (seed * 1_000_003 + stage_index * 100_003 + first_step) % 2**31
+        return _shard_by_data(make_dataset(stream_seed))
+    return stage_data
+
+
+def _shard_by_data(dataset):
+    """Under a multi-worker strategy each worker keeps every N-th batch of the
+    (identically seeded) pipeline; the sources are in-memory file lists, not
+    files TensorFlow could shard."""
+    if dataset is None:
+        return None
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)

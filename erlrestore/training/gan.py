@@ -75,9 +75,10 @@ class GANTrainer(RestorationTrainer):
                     values["g_adv"] = losses.generator_adversarial_loss(self.gan_loss, fake_out)
                     g_loss = g_loss + values["g_adv"]
                 values["g_loss"] = g_loss
-            # Gradients are summed over replicas: scale inside the tapes.
-            d_scaled = values["d_loss"] / replicas if stage.train_discriminator else None
-            g_scaled = values["g_loss"] / replicas if stage.train_generator else None
+            # Gradients are summed over replicas: divide inside the tapes. Each
+            # optimizer applies its own loss scale (mixed_float16).
+            d_scaled = self.d_optimizer.scale_loss(values["d_loss"] / replicas) if stage.train_discriminator else None
+            g_scaled = self.g_optimizer.scale_loss(values["g_loss"] / replicas) if stage.train_generator else None
         if stage.train_discriminator:
             d_vars = self.discriminator.trainable_variables
             d_grads = d_tape.gradient(d_scaled, d_vars)

@@ -64,7 +64,12 @@ def _procedural_folder(settings, cache_dir):
 
 
 def training_data(settings, cache_dir):
-    """Returns (dataset of batched aligned crops, images per epoch)."""
+    """Returns (``make_dataset(seed)``, images per epoch).
+
+    ``make_dataset(seed)`` builds the pipeline of batched aligned crops with
+    that pipeline seed (``settings.seed`` for the default); the sources are
+    found and checked once, here.
+    """
     given = _sources_given(settings)
     if len(given) != 1:
         raise ValueError(
@@ -85,20 +90,30 @@ def training_data(settings, cache_dir):
             settings.train_input_dir, settings.train_target_dir or None,
             layout=settings.layout, pair_order=settings.pair_order,
         )
-        return pipeline.train_dataset(pairs, **common), len(pairs)
+        return _maker(lambda **kw: pipeline.train_dataset(pairs, **kw), common), len(pairs)
     if settings.train_tfrecords:
         pattern = settings.train_tfrecords
         files = sorted(glob.glob(os.path.join(pattern, "*.tfrecord")) if os.path.isdir(pattern) else glob.glob(pattern))
         if not files:
             raise io.DataError(f"no TFRecord shards found at {pattern}")
         count = sum(1 for _ in tf.data.TFRecordDataset(files))
-        source = pipeline.tfrecord_source(files if len(files) > 1 else files[0])
-        return pipeline.train_dataset(source, **common), count
+        return _maker(lambda **kw: pipeline.train_dataset(
+            pipeline.tfrecord_source(files if len(files) > 1 else files[0]), **kw), common), count
     clean_dir = settings.synthetic_clean_dir or _procedural_folder(settings, cache_dir)
     paths = io.list_images(clean_dir)
     degrade = synthetic.make_degradation(settings.degradation)
-    source = pipeline.synthetic_source(paths, degrade, seed=settings.seed, cache=settings.cache)
-    return pipeline.train_dataset(source, **{**common, "cache": False}), len(paths)
+
+    def build(seed, **kw):
+        source = pipeline.synthetic_source(paths, degrade, seed=seed, cache=settings.cache)
+        return pipeline.train_dataset(source, seed=seed, **kw)
+
+    return _maker(build, {**common, "cache": False}), len(paths)
+
+
+def _maker(build, common):
+    def make_dataset(seed=None):
+        return build(**{**common, "seed": common["seed"] if seed is None else seed})
+    return make_dataset
 
 
 def validation_data(settings):

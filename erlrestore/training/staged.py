@@ -107,7 +107,8 @@ class StagedTrainer(RestorationTrainer):
         degraded, clean = data
         with tf.GradientTape() as tape:
             total, values = self._compute_losses(degraded, clean)
-            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
+            # Gradients are summed over replicas; under mixed_float16 the optimizer scales the loss.
+            scaled = self.optimizer.scale_loss(total / tf.distribute.get_strategy().num_replicas_in_sync)
         variables = self.branch_variables(self.stage.branches)
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
