@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?= -q
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench benchmark clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ demo: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) tools/bench_data.py
+
+# Compute benchmark (under 10 minutes on 2 CPU cores): JSON on stdout and in $(BENCHMARK_JSON).
+BENCHMARK_JSON ?= runs/benchmark.json
+benchmark: $(VENV)/.installed
+	mkdir -p $(dir $(BENCHMARK_JSON))
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) tools/benchmark.py --output=$(BENCHMARK_JSON)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,4 +1,4 @@
-"""tools/bench_gan.py (FLOP counting, the benchmark) and tools/recon_experiment.py (Table III)."""
+"""tools/benchmark.py (FLOP counting, the compute benchmark) and tools/recon_experiment.py (Table III)."""
 
 import csv
 import importlib.util
@@ -15,6 +15,7 @@ import pytest
 from erlrestore.data import io
 from erlrestore.layers import InfoAccum, SubPixelUpsample
 from erlrestore.models import pix2pix
+from erlrestore.training import experiment, stages
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -26,11 +27,11 @@ def _load_tool(name):
     return module
 
 
-bench_gan = _load_tool("bench_gan")
+benchmark = _load_tool("benchmark")
 recon = _load_tool("recon_experiment")
 
 
-_BENCH_ARGS = ("--crop_size=32", "--gen_filters=2", "--levels=2", "--disc_filters=2", "--steps=2", "--warmup=0")
+_BENCH_ARGS = ("--quick", "--models=erlnet,pix2pix", "--batch_sizes=2", "--precisions=float32")
 _RECON_ARGS = ("--clean_dir=", "--procedural=3", "--procedural_size=24", "--holdout=1", "--eval_size=16",
                "--crop_size=16", "--steps=2", "--batch_size=2", "--gen_filters=2", "--info_accum_layers=1")
 
@@ -39,9 +40,10 @@ _RECON_ARGS = ("--clean_dir=", "--procedural=3", "--procedural_size=24", "--hold
 def tool_runs(tmp_path_factory):
     """Both tools' tiny runs, started together (they are mostly TensorFlow start-up and tracing)."""
     output_csv = tmp_path_factory.mktemp("recon") / "table3.csv"
+    output_json = tmp_path_factory.mktemp("benchmark") / "benchmark.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     commands = {
-        "bench_gan": [sys.executable, "tools/bench_gan.py", *_BENCH_ARGS],
+        "benchmark": [sys.executable, "tools/benchmark.py", *_BENCH_ARGS, f"--output={output_json}"],
         "recon_experiment": [sys.executable, "tools/recon_experiment.py", *_RECON_ARGS,
                              f"--output_csv={output_csv}"],
     }
@@ -57,6 +59,7 @@ def tool_runs(tmp_path_factory):
             if process.poll() is None:
                 process.kill()
     runs["recon_csv"] = output_csv
+    runs["benchmark_json"] = output_json
     return runs
 
 
@@ -89,7 +92,7 @@ def _single_layer_model(input_shape, layer):
 )
 def test_conv_flops_of_single_layers(input_shape, layer, batch, expected):
     model = _single_layer_model(input_shape, layer)
-    assert bench_gan.conv_flops(model, (batch, *input_shape)) == expected
+    assert benchmark.conv_flops(model, (batch, *input_shape)) == expected
 
 
 def test_conv_flops_counts_convolutions_nested_in_custom_layers():
@@ -97,7 +100,7 @@ def test_conv_flops_counts_convolutions_nested_in_custom_layers():
     h = InfoAccum(2, growth_rate=2, norm="none", name="ia")(inputs)  # 3 -> 3 + 6 -> 3 + 12 channels
     outputs = SubPixelUpsample(3, scale=2, kernel_size=3, name="up")(h)  # 15 -> 12 channels at 4x4
     model = keras.Model(inputs, outputs)
-    records = bench_gan.conv_flops_by_layer(model, (None, 4, 4, 3))
+    records = benchmark.conv_flops_by_layer(model, (None, 4, 4, 3))
     layer0 = 2 * 9 * 3 * 2 * 16  # each of F, G, H of dense layer 0: 3 -> 2 channels
     layer1 = 2 * 9 * 9 * 2 * 16  # dense layer 1 reads 3 + 6 channels
     up = 2 * 9 * 15 * 12 * 16
@@ -105,55 +108,98 @@ def test_conv_flops_counts_convolutions_nested_in_custom_layers():
                        ("ia/conv_1_d1", layer1), ("ia/conv_1_d3", layer1), ("ia/conv_1_d5", layer1),
                        ("up/conv", up)]
     # The wrapped calls are gone afterwards.
-    assert not any("call" in layer.__dict__ for _, layer in bench_gan._named_layers(model))
+    assert not any("call" in layer.__dict__ for _, layer in benchmark._named_layers(model))
 
 
 def test_conv_flops_uses_the_padded_size_and_several_inputs():
     # UNet-1 pads 5x5 to 6x6: encoder 4x4/2 conv 3 -> 2 at 3x3 output, transposed 2 -> 3 at 3x3 input.
     generator = pix2pix.build_generator(pix2pix.generator_config("unet1", base_filters=2))
-    assert bench_gan.conv_flops(generator, (1, 5, 5, 3)) == 2 * 16 * 3 * 2 * 9 + 2 * 16 * 2 * 3 * 9
+    assert benchmark.conv_flops(generator, (1, 5, 5, 3)) == 2 * 16 * 3 * 2 * 9 + 2 * 16 * 2 * 3 * 9
     # PatchGAN with 2 layers on 8x8 pairs: pad -> 10x10x6, 4x4 stride 1 -> 7x7x2; pad -> 9x9, 4x4 -> 6x6x1.
     discriminator = pix2pix.build_patchgan(base_filters=2, num_layers=2)
-    assert bench_gan.conv_flops(discriminator, [(1, 8, 8, 3)] * 2) == 2 * 16 * 6 * 2 * 49 + 2 * 16 * 2 * 1 * 36
+    assert benchmark.conv_flops(discriminator, [(1, 8, 8, 3)] * 2) == 2 * 16 * 6 * 2 * 49 + 2 * 16 * 2 * 1 * 36
 
 
 def test_conv_flops_rejects_unknown_spatial_sizes():
     model = _single_layer_model((None, None, 3), keras.layers.Conv2D(2, 3))
     with pytest.raises(ValueError, match=r"only the batch dimension may be None, got \(1, None, 8, 3\)"):
-        bench_gan.conv_flops(model, (1, None, 8, 3))
+        benchmark.conv_flops(model, (1, None, 8, 3))
 
 
 def test_training_step_flops_convention():
-    assert bench_gan.training_step_flops(g_forward=10, d_forward=1) == 37  # 3 F_G + 7 F_D
+    assert benchmark.training_step_flops(g_forward=10, d_forward=1) == 37  # 3 F_G + 7 F_D
+
+
+def test_staged_step_flops_per_stage():
+    # Forward + 2 F per trained branch + 1 F per frozen branch on the gradient path (MDE under MEN/REN).
+    net = {"men": 1, "ren": 10, "mde": 100}
+    c2c = {"men": 1000, "mde": 10000}
+    memd_stage, = stages.strategy("MEMD")
+    assert benchmark.staged_step_flops(memd_stage, {"men": 1, "mde": 100}) == 3 * 101
+    stage_1, stage_2, stage_3 = stages.strategy("MA_D")
+    assert benchmark.staged_step_flops(stage_1, net, c2c) == 3 * 1 + 10 + 3 * 100 + 3 * 11000
+    assert benchmark.staged_step_flops(stage_2, net, c2c) == 1 + 3 * 10 + 2 * 100 + 1000
+    assert benchmark.staged_step_flops(stage_3, net, c2c) == 1 + 3 * 10 + 3 * 100
+
+
+def test_build_grid_full_and_reduced():
+    full = benchmark.build_grid([256, 320], [1, 4], ["float32", "mixed_bfloat16"], ["off", "on"], "full")
+    assert len(full) == 16 and len(set(full)) == 16
+    reduced = benchmark.build_grid([256, 320], [1, 4], ["float32", "mixed_bfloat16"], ["off", "on"], "reduced")
+    assert reduced == [(256, 1, "float32", "off"), (256, 4, "float32", "off"), (320, 1, "float32", "off"),
+                       (256, 1, "float32", "on"), (256, 1, "mixed_bfloat16", "off"), (256, 1, "mixed_bfloat16", "on")]
 
 
 def test_run_benchmark_refuses_a_crop_too_small_for_the_patchgan():
     with pytest.raises(ValueError, match="a 16 px crop is too small for a 5-layer PatchGAN"):
-        bench_gan.run_benchmark(crop_size=16, report=lambda line: None)
+        benchmark.run_benchmark(["pix2pix"], [16], [1], ["float32"], ["off"], "full", steps=1, warmup=0,
+                                matmul_sizes=[64], report=lambda line: None)
 
 
-def test_bench_gan_tiny_run_prints_figures_and_a_json_line(tool_runs):
-    result = tool_runs["bench_gan"]
+def test_benchmark_quick_run_writes_consistent_json(tool_runs):
+    result = tool_runs["benchmark"]
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
-    figures = json.loads(lines[-1])
-    assert tuple(figures) == bench_gan.JSON_KEYS
+    figures = json.loads(result.stdout)
+    with open(tool_runs["benchmark_json"], encoding="utf-8") as f:
+        assert json.load(f) == figures
     assert figures["machine"]["tensorflow"] and figures["machine"]["cpu_count"] >= 1
-    assert (figures["generator"], figures["levels"], figures["crop_size"]) == ("pix2pix", 2, 32)
-    # The same models, counted here: the tool builds what the flags say.
-    config = pix2pix.generator_config("pix2pix", base_filters=2, levels=2)
-    generator = pix2pix.build_generator(config)
-    discriminator = pix2pix.build_patchgan(base_filters=2, num_layers=5)
-    assert figures["g_forward_flops"] == bench_gan.conv_flops(generator, (1, 32, 32, 3))
-    assert figures["d_forward_flops"] == bench_gan.conv_flops(discriminator, [(1, 32, 32, 3)] * 2)
-    assert figures["train_step_flops"] == 3 * figures["g_forward_flops"] + 7 * figures["d_forward_flops"]
-    assert figures["inference_flops"] == figures["g_forward_flops"]
-    assert figures["g_params"] == sum(int(np.prod(w.shape)) for w in generator.weights)
-    assert figures["train_step_s"] > 0 and figures["train_steps_per_s"] == pytest.approx(1 / figures["train_step_s"])
-    text = "\n".join(lines[:-1])
-    for label in ("machine: cpu_count=", "params G", "params D", "train step", "inference per image",
-                  "FLOPs G forward", "FLOPs train step"):
-        assert label in text
+    assert figures["machine"]["device_name"]
+    assert figures["settings"]["sizes"] == [32] and figures["settings"]["batch_sizes"] == [2]
+    peaks = figures["matmul_peak_flops"]
+    assert list(peaks) == ["float32"] and peaks["float32"] > 0
+    assert all(r["flops_per_s"] <= peaks[r["dtype"]] for r in figures["matmul"])
+    records = figures["results"]
+    assert [(r["model"], r["stage"]) for r in records] == [
+        ("erlnet", "I"), ("erlnet", "II"), ("erlnet", "III"), ("pix2pix", "restore")]
+    for r in records:
+        assert set(r) == set(benchmark.RECORD_KEYS)
+        assert r["error"] is None and (r["size"], r["batch"], r["precision"], r["jit"]) == (32, 2, "float32", "off")
+        assert r["train_step_ms"] > 0 and r["infer_ms"] > 0 and r["peak_memory_bytes"] > 0
+        seconds = r["train_step_ms"] / 1e3
+        assert r["steps_per_s"] == pytest.approx(1 / seconds)
+        assert r["images_per_s"] == pytest.approx(2 / seconds)
+        assert r["train_fraction_of_peak"] == pytest.approx(r["train_flops_per_step"] / seconds / peaks["float32"])
+        infer_s = r["infer_ms"] / 1e3
+        assert r["megapixels_per_s"] == pytest.approx(2 * 32 * 32 / 1e6 / infer_s)
+        assert r["infer_fraction_of_peak"] == pytest.approx(r["infer_flops"] / infer_s / peaks["float32"])
+    # The FLOPs are those of the networks the settings build, counted here.
+    networks = experiment.build_networks(benchmark.model_settings("pix2pix", "float32", "off", quick=True))
+    shape = (1, 32, 32, 3)
+    g_flops = benchmark.conv_flops(networks["final.keras"], shape)
+    d_flops = benchmark.conv_flops(networks["discriminator.keras"], [shape, shape])
+    assert records[3]["train_flops_per_step"] == 2 * (3 * g_flops + 7 * d_flops)
+    assert records[3]["infer_flops"] == 2 * g_flops
+    assert records[3]["params"] == {"final": sum(int(np.prod(w.shape)) for w in networks["final.keras"].weights),
+                                    "discriminator": sum(int(np.prod(w.shape))
+                                                         for w in networks["discriminator.keras"].weights)}
+    networks = experiment.build_networks(benchmark.model_settings("erlnet", "float32", "off", quick=True))
+    net = benchmark.conv_flops_by_branch(networks["final.keras"], shape)
+    c2c = benchmark.conv_flops_by_branch(networks["c2c.keras"], shape)
+    assert set(net) == {"men", "ren", "mde"} and set(c2c) == {"men", "mde"}
+    for stage, record in zip(stages.strategy("MA_D"), records[:3]):
+        assert record["train_flops_per_step"] == 2 * benchmark.staged_step_flops(stage, net, c2c)
+        assert record["infer_flops"] == 2 * sum(net.values())
+    assert "steps/s" in result.stderr and "matmul peak float32" in result.stderr
 
 
 # ---------------------------------------------------------------------------
