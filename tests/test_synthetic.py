@@ -157,6 +157,95 @@ def test_rain_angle_convention():
     assert _correlation(left, 3, -3) > 0.5 > 0.1 > _correlation(left, 3, 3)
 
 
+def _dense_streak_layers(batch, height, width, seed, *, layers, density, length, angle, streak_width,
+                         brightness, blur):
+    """The streak layers as first written: one dense 'VALID' depthwise convolution.
+
+    Kept as the reference the faster ``_smear`` must reproduce: the same random
+    draws in the same order, only the smearing differs.
+    """
+    seeds = synthetic._split(seed, 7)
+    blur_radius = synthetic._gaussian_1d(blur)[1] if blur > 0 else 0
+    radius = int(np.ceil((length[1] + streak_width[1]) / 2.0)) + 1 + blur_radius
+    kernels = synthetic._line_kernels(
+        synthetic._sample(length, seeds[0], [layers]),
+        synthetic._sample(angle, seeds[1], [layers]),
+        synthetic._sample(streak_width, seeds[2], [layers]),
+        radius,
+        blur,
+    )
+    area = tf.reduce_sum(kernels, axis=[0, 1])
+    dens = synthetic._sample(density, seeds[3], [batch, layers])
+    prob = -tf.math.expm1(tf.math.log1p(-tf.minimum(dens, 1.0 - 1e-7)) / area)
+    prob = tf.where(dens >= 1.0, tf.ones_like(prob), prob)[:, tf.newaxis, tf.newaxis, :]
+    canvas = [batch, height + 2 * radius, width + 2 * radius, layers]
+    u = tf.random.stateless_uniform(canvas, seeds[4], dtype=tf.float32)
+    intensity = tf.random.stateless_uniform(canvas, seeds[5], minval=0.5, maxval=1.0)
+    drops = tf.where(u < prob, intensity, tf.zeros_like(u))
+    streaks = tf.nn.depthwise_conv2d(drops, kernels[..., tf.newaxis], [1, 1, 1, 1], "VALID")
+    bright = synthetic._sample(brightness, seeds[6], [batch, layers])[:, tf.newaxis, tf.newaxis, :]
+    return tf.clip_by_value(streaks, 0.0, 1.0) * bright
+
+
+@pytest.mark.parametrize(
+    "fn, params, shape",
+    [
+        (add_rain, {}, (40, 56, 3)),
+        (add_rain, dict(length=(5, 30), angle=(-90, 90), width=(0.5, 3), blur=0), (2, 33, 47, 3)),
+        (add_rain, dict(density=0.7, length=12), (48, 40, 3)),  # dense: the FFT path
+        (add_heavy_rain, {}, (2, 36, 44, 3)),
+        (add_heavy_rain, dict(layers=4, density=(0.02, 0.6), blur=1.5, beta=0.0), (40, 40, 3)),
+    ],
+)
+def test_streaks_match_the_dense_convolution(fn, params, shape, monkeypatch):
+    rng = np.random.default_rng(sum(shape))
+    clean = rng.uniform(0.0, 1.0, shape).astype(np.float32)
+    for seed in ([0, 0], [int(rng.integers(1000)), 7]):
+        fast = fn(clean, seed, **params).numpy()
+        graph = tf.function(lambda x, s: fn(x, s, **params))(clean, tf.constant(seed, tf.int64)).numpy()
+        with monkeypatch.context() as patch:
+            patch.setattr(synthetic, "_streak_layers", _dense_streak_layers)
+            reference = fn(clean, seed, **params).numpy()
+        np.testing.assert_allclose(fast, reference, rtol=0, atol=2e-5)
+        np.testing.assert_allclose(graph, reference, rtol=0, atol=2e-5)
+        assert np.abs(reference - clean).max() > 0.05
+
+
+@pytest.mark.parametrize("smear", ["_smear_sparse", "_smear_fft"])
+def test_both_smear_paths_equal_the_depthwise_convolution(smear):
+    # Three layers of different kernels; drops fill the corners of the canvas too,
+    # where the scatter's targets fall outside the output.
+    radius = 6
+    kernels = synthetic._line_kernels(
+        tf.constant([3.0, 9.0, 12.0]), tf.constant([0.0, 30.0, -75.0]), tf.constant([1.0, 2.0, 0.7]),
+        radius, 0.8,
+    )
+    canvas = [2, 21 + 2 * radius, 30 + 2 * radius, 3]
+    rng = np.random.default_rng(3)
+    hit = rng.uniform(size=canvas) < 0.05
+    hit[:, :2, :2] = hit[:, -2:, -2:] = hit[:, :2, -2:] = True
+    intensity = rng.uniform(0.5, 1.0, canvas).astype(np.float32)
+    drops = np.where(hit, intensity, 0.0).astype(np.float32)
+    expected = tf.nn.depthwise_conv2d(drops, kernels[..., tf.newaxis], [1, 1, 1, 1], "VALID").numpy()
+    got = getattr(synthetic, smear)(tf.constant(hit), tf.constant(intensity), kernels, radius).numpy()
+    assert got.shape == expected.shape == (2, 21, 30, 3)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5)
+    # Pixels no drop reaches stay exactly 0 on both paths (no FFT round-off left).
+    assert np.all(got[expected == 0] == 0)
+    floor = 0.0 if smear == "_smear_sparse" else 2 * synthetic._FFT_ZERO
+    assert np.all(got[expected > floor] > 0)
+
+
+def test_fft_lengths_are_fast_and_long_enough():
+    for n in (1, 7, 97, 127, 348, 508, 1068, 4127):
+        length = int(synthetic._fft_length(tf.constant(n, tf.int32)))
+        assert length >= n and length < 1.3 * n + 2
+        for p in (2, 3, 5):
+            while length % p == 0:
+                length //= p
+        assert length == 1, n
+
+
 # ---------------------------------------------------------------------------
 # Haze and heavy rain
 # ---------------------------------------------------------------------------

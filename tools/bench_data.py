@@ -1,16 +1,19 @@
 """Benchmark of the tf.data training pipelines (pairs per second).
 
     python tools/bench_data.py [--data_dir=/work/shared/data/rain12] [--batches=30] [--warmup=3]
+                               [--synthetic=rain,heavy_rain]
 
 Configurations, one output line each (name, pairs/s, batches, seconds):
 
 * ``rain12 decode+crop b{1,8} [cache]``: the Rain12 PNG pairs through
   ``train_dataset`` (PNG decode, aligned ``--crop_size`` crop, batch), with
   and without ``cache=True`` (decoded full images kept in memory).
-* ``synthetic rain <clean> b8``: ``synthetic_source`` (decode a clean image,
-  ``add_rain`` on the full image with a per-element seed) + crop + batch,
-  from procedural clean images (written as PNGs to a temporary folder) and,
-  when present, from Rain12's clean images.
+* ``synthetic <degradation> <clean> b8``: ``synthetic_source`` (decode a
+  clean image, the degradation with its default parameters on the full image
+  with a per-element seed) + crop + batch, for each degradation named in
+  ``--synthetic`` (``rain`` and ``heavy_rain`` by default), from procedural
+  clean images (written as PNGs to a temporary folder) and, when present,
+  from Rain12's clean images.
 
 Each configuration first runs ``--warmup`` batches (at least one full pass
 over the images when caching, so the cache is filled), then times
@@ -38,6 +41,7 @@ def define_flags():
     flags.DEFINE_integer("warmup", 3, "Untimed batches before timing.", lower_bound=0)
     flags.DEFINE_integer("procedural", 12, "Procedural clean images for the synthetic part.", lower_bound=1)
     flags.DEFINE_integer("seed", 0, "Pipeline seed.")
+    flags.DEFINE_list("synthetic", ["rain", "heavy_rain"], "Degradations timed as synthetic sources.")
 
 
 def time_dataset(dataset, batches, warmup):
@@ -54,7 +58,7 @@ def time_dataset(dataset, batches, warmup):
 
 
 def report(name, pairs, batches, seconds):
-    print(f"{name:<36s} {pairs / seconds:9.1f} pairs/s {batches:5d} batches {seconds:8.2f} s", flush=True)
+    print(f"{name:<44s} {pairs / seconds:9.1f} pairs/s {batches:5d} batches {seconds:8.2f} s", flush=True)
 
 
 def main(argv):
@@ -92,7 +96,7 @@ def main(argv):
     else:
         print(f"data: {FLAGS.data_dir} not found; running only the synthetic part")
 
-    rain = synthetic.make_degradation("rain")
+    degradations = [(name, synthetic.make_degradation(name)) for name in FLAGS.synthetic]
     with tempfile.TemporaryDirectory() as tmp:
         size = max(crop, 64)
         images = synthetic.procedural_images(FLAGS.procedural, size, size * 3 // 2, seed=seed)
@@ -102,11 +106,12 @@ def main(argv):
             io.write_image(path, image)
             paths.append(path)
         clean_sets.insert(0, (f"procedural {size}x{size * 3 // 2}", paths))
-        for label, clean_paths in clean_sets:
-            source = pipeline.synthetic_source(clean_paths, rain, seed=seed)
-            dataset = pipeline.train_dataset(source, crop_size=crop, batch_size=8, seed=seed)
-            n, seconds = time_dataset(dataset, batches, FLAGS.warmup)
-            report(f"synthetic rain {label} b8", n, batches, seconds)
+        for name, degrade in degradations:
+            for label, clean_paths in clean_sets:
+                source = pipeline.synthetic_source(clean_paths, degrade, seed=seed)
+                dataset = pipeline.train_dataset(source, crop_size=crop, batch_size=8, seed=seed)
+                n, seconds = time_dataset(dataset, batches, FLAGS.warmup)
+                report(f"synthetic {name} {label} b8", n, batches, seconds)
     return 0
 
 
