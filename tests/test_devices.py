@@ -25,8 +25,11 @@ def _batch(seed=0):
     return tf.constant(np.clip(clean + 0.1, 0, 1)), tf.constant(clean)
 
 
-def test_choices_resolve_and_bad_names_fail_clearly():
+def test_choices_resolve_and_bad_names_fail_clearly(monkeypatch):
     assert devices.resolve_precision("float32") == "float32"
+    monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: True)
+    assert devices.resolve_precision("auto", kind="CPU") == "mixed_bfloat16"
+    monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: False)
     assert devices.resolve_precision("auto", kind="CPU") == "float32"
     assert devices.resolve_precision("auto", kind="TPU") == "mixed_bfloat16"
     assert devices.resolve_jit_compile("auto") is False

@@ -63,7 +63,8 @@ def _weights(path):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_mirrored_over_two_devices_matches_one_device_with_the_same_global_batch(case, tmp_path):
-    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_SINGLE, str(tmp_path), *CASES[case]],
+    # float32: bfloat16 rounding could differ between a batch of 2 and two of 1.
+    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_SINGLE, str(tmp_path), *CASES[case], "--precision=float32"],
                             capture_output=True, text=True, cwd=REPO, env=_env(), timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "on 2 replica(s) (mirrored)" in result.stderr
