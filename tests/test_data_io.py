@@ -213,7 +213,7 @@ def test_read_truncated_bmp(tmp_path):
 
 def test_read_text_file_named_png(tmp_path):
     (tmp_path / "fake.png").write_text("this is not an image\n" * 5)
-    with pytest.raises(DataError, match=r"fake\.png is not an image OpenCV can decode"):
+    with pytest.raises(DataError, match=r"fake\.png is not a PNG, JPEG, BMP, TIFF or WebP file"):
         read_image(tmp_path / "fake.png")
 
 

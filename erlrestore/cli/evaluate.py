@@ -27,7 +27,7 @@ import sys
 
 from absl import app, flags, logging
 
-from erlrestore.cli import fail
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail
 
 from erlrestore import evaluation
 from erlrestore.data import io, pairing
@@ -54,6 +54,7 @@ def define_flags():
     )
     flags.DEFINE_integer("workers", 0, "Threads for decoding/scoring/writing (0: one per CPU, at most 4).",
                          lower_bound=0)
+    define_max_image_pixels_flag()
     flags.mark_flag_as_required("model")
     flags.mark_flag_as_required("input_dir")
 
@@ -65,6 +66,7 @@ def _same_folder(a, b):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    apply_max_image_pixels()
     if FLAGS.output_dir:
         for name in ("input_dir", "target_dir"):
             folder = getattr(FLAGS, name)

@@ -10,7 +10,7 @@ The last line on stdout is always ``n=<N> psnr_y=<x.xxxx> ssim_y=<x.xxxxx>``.
 
 from absl import app, flags, logging
 
-from erlrestore.cli import fail
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail
 
 from erlrestore import evaluation
 from erlrestore.data import io, pairing
@@ -26,12 +26,14 @@ def define_flags():
     flags.DEFINE_integer("crop_border", 0, "Pixels removed from every side before measuring.", lower_bound=0)
     flags.DEFINE_string("csv", None, "Write per-image values to this CSV file.")
     flags.DEFINE_integer("workers", 0, "Decoding threads (0: one per CPU, at most 8).", lower_bound=0)
+    define_max_image_pixels_flag()
     flags.mark_flag_as_required("input_dir")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    apply_max_image_pixels()
     try:
         pairs = pairing.find_pairs(
             FLAGS.input_dir, FLAGS.target_dir, layout=FLAGS.layout, pair_order=FLAGS.pair_order

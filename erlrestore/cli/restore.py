@@ -26,7 +26,7 @@ import sys
 
 from absl import app, flags
 
-from erlrestore.cli import fail
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail
 
 from erlrestore import inference
 from erlrestore.data import io
@@ -49,6 +49,7 @@ def define_flags():
         "Tiles start at multiples of this; 0: the model's padding multiple (16 when unknown, e.g. SavedModels).",
     )
     flags.DEFINE_boolean("overwrite", False, "Replace existing output files (inputs are never replaced).")
+    define_max_image_pixels_flag()
     flags.mark_flag_as_required("model")
     flags.mark_flag_as_required("input")
     flags.mark_flag_as_required("output_dir")
@@ -68,6 +69,7 @@ def _check_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    apply_max_image_pixels()
     _check_flags()
     output_dir = FLAGS.output_dir
     try:

@@ -26,7 +26,7 @@ import sys
 
 from absl import app, flags
 
-from erlrestore.cli import fail
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail
 
 from erlrestore import losses
 from erlrestore.data import io, pairing, synthetic
@@ -87,6 +87,7 @@ def define_flags():
     flags.DEFINE_boolean("augment", False, "Random flips / 90-degree rotations (paper: none).")
     flags.DEFINE_boolean("cache", False, "Keep decoded images in memory.")
     flags.DEFINE_boolean("pad_small", False, "Reflect-pad images smaller than the crop instead of failing.")
+    define_max_image_pixels_flag()  # --max_image_pixels, shared with the other tools
     flags.DEFINE_integer("seed", 0, "Random seed (weights, crops, synthetic degradations).", lower_bound=0)
     flags.DEFINE_boolean("deterministic", False, "Deterministic ops and data order (slower).")
     # Schedule.
@@ -109,8 +110,9 @@ def define_flags():
     flags.DEFINE_list("devices", [], "Devices of the mirrored strategy, e.g. /gpu:0,/gpu:1 (default: all GPUs).")
     flags.DEFINE_string("tpu", "", "TPU name or address for --distribution_strategy=tpu (default: the local one).")
     flags.DEFINE_enum("precision", "auto", devices.PRECISIONS,
-                      "Compute precision; auto: float32 on CPUs, mixed_bfloat16 on Ampere and newer GPUs and TPUs, "
-                      "mixed_float16 (with loss scaling) on older tensor-core GPUs.")
+                      "Compute precision; auto: mixed_bfloat16 on CPUs with bfloat16 arithmetic (else float32), "
+                      "on Ampere and newer GPUs and on TPUs; mixed_float16 (with loss scaling) on older "
+                      "tensor-core GPUs.")
     flags.DEFINE_enum("jit_compile", "auto", devices.JIT_CHOICES, "XLA compilation of the train step (auto: off).")
     flags.mark_flag_as_required("model_dir")
 
@@ -159,6 +161,7 @@ def settings_from_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    apply_max_image_pixels()
     settings = settings_from_flags()
     try:
         experiment.check_settings(settings)
@@ -166,7 +169,7 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     try:
         final = experiment.train(settings)
-    except (io.DataError, ValueError, FloatingPointError) as error:
+    except (io.DataError, ValueError, FloatingPointError, OSError) as error:
         return fail(error)
     except KeyboardInterrupt:
         print(f"interrupted; run the same command again to resume from the last checkpoint in {settings.model_dir}",

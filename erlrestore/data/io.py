@@ -20,9 +20,35 @@ Choices made where a convention had to be picked:
 * Truncated PNG and JPEG files are detected from their bytes (PNG: the IEND
   chunk; JPEG: the end-of-image marker ``FF D9``), because some OpenCV builds
   decode a truncated JPEG into a partly grey image with only a warning.
+* The format is decided by the file's content, not its extension (the
+  extension only decides whether :func:`list_images` lists the file): PNG
+  bytes in ``x.jpg`` decode as the PNG they are. The content must be PNG,
+  JPEG, BMP, TIFF (classic or BigTIFF) or WebP; anything else OpenCV might
+  decode (GIF, PPM, AVIF, Radiance HDR, ...) is refused, because its declared
+  size cannot be checked before decoding (next point).
+* Decompression bombs: the width and height an image declares in its header
+  (PNG IHDR, JPEG SOFn, BMP info header, TIFF first IFD, WebP VP8/VP8L/VP8X)
+  are read before anything is decoded, and an image of more than
+  :func:`max_pixels` pixels (default ``DEFAULT_MAX_PIXELS``, 100 megapixels)
+  is refused. Change it with :func:`set_max_pixels` or the CLIs'
+  ``--max_image_pixels`` flag; 0 turns the check off (OpenCV then applies
+  its own limit, ``CV_IO_MAX_IMAGE_PIXELS``, 2**30 by default).
+* Palette PNGs are expanded to RGB through their palette, 1/2/4-bit PNGs are
+  scaled to 8 bits by OpenCV, and CMYK JPEGs are converted to RGB by
+  OpenCV's plain CMYK formula (no ICC colour management).
+* Symbolic links: :func:`list_images` refuses (DataError naming the link and
+  its target) an image entry that is a symbolic link resolving outside the
+  folder being listed, so a shared data folder cannot pull in files from
+  elsewhere; links to files inside the folder are listed like files. A
+  broken link named like an image is a DataError too, not silently skipped.
+  The folder itself may be a link, and a file named explicitly (such as
+  ``erlrestore-restore --input=link.png``) is read wherever it points.
+* A folder named like an image (``x.png/``) is not listed; files that cannot
+  be read (permissions) are DataErrors naming the file.
 """
 
 import os
+import struct
 import uuid
 
 import cv2
@@ -39,6 +65,15 @@ _JPEG_SOS = b"\xff\xda"
 _TAIL_BYTES = 1024
 
 _EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".bmp")
+
+# The default pixel limit. The largest images of the supported benchmarks are
+# SIDD's full frames (about 16 megapixels) and a current high-end camera
+# writes 50-100 megapixels; 100 megapixels leaves that room while bounding one
+# decode at about 1.2 GB of float32 RGB output (plus the decoder's own
+# buffer, 800 MB for 16-bit RGBA), instead of the many gigabytes a tiny file
+# declaring 100000 x 100000 pixels would make OpenCV allocate.
+DEFAULT_MAX_PIXELS = 100_000_000
+_max_pixels = DEFAULT_MAX_PIXELS
 
 
 class DataError(ValueError):
@@ -62,24 +97,193 @@ def list_images(folder):
 
     Not recursive. Hidden files (names starting with ``.``), sub-folders and
     files with other extensions are not images and are left out. Raises
-    DataError when ``folder`` does not exist, is not a folder, or holds no
-    images.
+    DataError when ``folder`` does not exist, is not a folder, cannot be
+    read, or holds no images, and when an image entry is a broken symbolic
+    link or a link resolving outside ``folder`` (see the module docstring).
     """
     folder = os.fspath(folder)
     if not os.path.exists(folder):
         raise DataError(f"image folder {folder} does not exist")
     if not os.path.isdir(folder):
         raise DataError(f"{folder} is not a folder")
+    try:
+        names = os.listdir(folder)
+    except OSError as exc:
+        raise DataError(f"image folder {folder} cannot be read: {exc.strerror or exc}") from exc
+    real_folder = os.path.realpath(folder)
     paths = []
-    for name in os.listdir(folder):
+    for name in names:
         if name.startswith(".") or not is_image_file(name):
             continue
         path = os.path.join(folder, name)
+        if os.path.islink(path):
+            _check_link(path, folder, real_folder)
         if os.path.isfile(path):
             paths.append(path)
     if not paths:
         raise DataError(f"{folder} contains no images (looked for {_extensions_text()})")
     return sorted(paths)
+
+
+def _check_link(path, folder, real_folder):
+    """Raises DataError for a broken link or one resolving outside ``folder``."""
+    target = os.path.realpath(path)
+    if not os.path.exists(path):
+        raise DataError(
+            f"{path} is a broken symbolic link (its target {os.readlink(path)} does not exist)"
+        )
+    if os.path.commonpath([real_folder, target]) != real_folder:
+        raise DataError(
+            f"{path} is a symbolic link to {target}, outside the image folder {folder}; links "
+            "in a data folder may only point inside it (copy the file in instead)"
+        )
+
+
+def max_pixels():
+    """The current pixel limit of :func:`read_image` (0: no limit)."""
+    return _max_pixels
+
+
+def set_max_pixels(limit):
+    """Sets the largest image (width * height) :func:`read_image` decodes.
+
+    ``limit`` is a positive pixel count, or 0 (or None) for no limit of ours
+    (OpenCV's own limit still applies). Returns the previous limit, so a
+    caller can restore it. The limit is process-wide (module state), so it
+    also covers decoding inside tf.data pipelines of the same process.
+    """
+    global _max_pixels
+    limit = 0 if limit is None else limit
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
+        raise ValueError(f"the pixel limit must be a whole number >= 0 (0: no limit), got {limit!r}")
+    previous, _max_pixels = _max_pixels, int(limit)
+    return previous
+
+
+def _u16(data, offset, order):
+    return struct.unpack_from(order + "H", data, offset)[0]
+
+
+def _u32(data, offset, order):
+    return struct.unpack_from(order + "I", data, offset)[0]
+
+
+def _png_size(data):
+    """(width, height) from a PNG's IHDR chunk (always the first chunk)."""
+    if data[12:16] != b"IHDR":
+        raise ValueError("the first chunk is not IHDR")
+    return _u32(data, 16, ">"), _u32(data, 20, ">")
+
+
+def _jpeg_size(data):
+    """(width, height) from a JPEG's first SOFn frame header."""
+    pos = 2
+    while True:
+        pos = data.find(b"\xff", pos)  # tolerate junk between segments, as libjpeg does
+        if pos < 0:
+            raise IndexError("no marker")
+        while data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        marker = data[pos]
+        pos += 1
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length field
+            continue
+        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame
+            raise ValueError("no frame header (SOFn) before the image data")
+        length = _u16(data, pos, ">")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = _u16(data, pos + 3, ">"), _u16(data, pos + 5, ">")
+            return width, height
+        pos += length
+
+
+def _tiff_size(data):
+    """(width, height) from the first IFD of a classic or Big TIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = _u16(data, 2, order) == 43
+    if big:
+        offset = struct.unpack_from(order + "Q", data, 8)[0]
+        count = struct.unpack_from(order + "Q", data, offset)[0]
+        first, step, value_at = offset + 8, 20, 12
+    else:
+        offset = _u32(data, 4, order)
+        count = _u16(data, offset, order)
+        first, step, value_at = offset + 2, 12, 8
+    found = {}
+    for index in range(count):
+        entry = first + index * step
+        tag, kind = _u16(data, entry, order), _u16(data, entry + 2, order)
+        if tag in (256, 257):  # ImageWidth, ImageLength
+            code = {3: "H", 4: "I", 16: "Q"}.get(kind)
+            if code is None:
+                raise ValueError(f"tag {tag} has an unexpected type {kind}")
+            found[tag] = struct.unpack_from(order + code, data, entry + value_at)[0]
+            if len(found) == 2:
+                break
+    if len(found) < 2:
+        raise ValueError("the first image directory has no ImageWidth/ImageLength")
+    return found[256], found[257]
+
+
+def _webp_size(data):
+    """(width, height) from a WebP's VP8X, VP8L or VP8 chunk."""
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8L":
+        bits = _u32(data, 21, "<")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 ":
+        return _u16(data, 26, "<") & 0x3FFF, _u16(data, 28, "<") & 0x3FFF
+    raise ValueError(f"unknown WebP chunk {chunk!r}")
+
+
+def _declared_size(path, data):
+    """(format, width, height) from the header of ``data``, or DataError."""
+    if data.startswith(_PNG_SIGNATURE):
+        kind, reader = "PNG", _png_size
+    elif data.startswith(_JPEG_SOI):
+        kind, reader = "JPEG", _jpeg_size
+    elif data.startswith(b"BM"):
+        kind = "BMP"
+
+        def reader(d):
+            if _u32(d, 14, "<") == 12:  # OS/2 core header: 16-bit sizes
+                return _u16(d, 18, "<"), _u16(d, 20, "<")
+            width, height = struct.unpack_from("<ii", d, 18)
+            return abs(width), abs(height)  # negative height: top-down rows
+    elif data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        kind, reader = "TIFF", _tiff_size
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind, reader = "WebP", _webp_size
+    else:
+        raise DataError(
+            f"{path} is not a PNG, JPEG, BMP, TIFF or WebP file (judged by its content, first bytes "
+            f"{data[:8]!r}); other formats are refused because their size cannot be checked before "
+            "decoding"
+        )
+    try:
+        width, height = reader(data)
+    except (IndexError, struct.error, OverflowError):
+        raise DataError(f"{path} has a truncated or corrupt {kind} header") from None
+    except ValueError as exc:
+        raise DataError(f"{path} has a corrupt {kind} header: {exc}") from None
+    if width <= 0 or height <= 0:
+        raise DataError(f"{path} declares an empty image ({width}x{height} pixels, width x height)")
+    return kind, width, height
+
+
+def _check_size(path, data):
+    """Raises DataError when the header declares more than max_pixels() pixels."""
+    kind, width, height = _declared_size(path, data)
+    limit = _max_pixels
+    if limit and width * height > limit:
+        raise DataError(
+            f"{path} declares {width}x{height} pixels ({width * height / 1e6:.1f} megapixels, width x "
+            f"height), more than the limit of {limit} pixels; refused before decoding (a "
+            "decompression bomb?). Raise the limit with --max_image_pixels or "
+            "erlrestore.data.io.set_max_pixels() if the image is genuine"
+        )
 
 
 def _check_complete(path, data):
@@ -145,18 +349,30 @@ def read_image(path):
     replicated to three channels, alpha is dropped, floating-point data is
     checked for NaN/Inf and clipped to [0, 1] with a logged warning (see the
     module docstring). Raises DataError naming ``path`` when the file is
-    missing, empty, truncated, not a decodable image or of an unsupported
-    pixel type.
+    missing (or a broken link), unreadable, empty, truncated, not a PNG,
+    JPEG, BMP, TIFF or WebP by content, larger than :func:`max_pixels`
+    declares, not decodable or of an unsupported pixel type. The size is
+    checked from the header before anything is decoded.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
+        if os.path.islink(path):
+            raise DataError(
+                f"image file {path} is a broken symbolic link (its target {os.readlink(path)} "
+                "does not exist)"
+            )
         raise DataError(f"image file {path} does not exist")
     if not os.path.isfile(path):
         raise DataError(f"{path} is not a file")
-    buffer = np.fromfile(path, dtype=np.uint8)
+    try:
+        buffer = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from exc
     if buffer.size == 0:
         raise DataError(f"{path} is empty (0 bytes)")
-    _check_complete(path, buffer.tobytes())
+    data = buffer.tobytes()
+    _check_size(path, data)
+    _check_complete(path, data)
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
