@@ -29,14 +29,42 @@ written in TF Serving's layout ``<model_base_path>/<model_name>/<version>/``
 
 Errors are ``{"error": "<message>"}`` with a 4xx status for anything the
 client can fix (400 malformed JSON, missing or wrong inputs, undecodable
-base64, unknown signature, inputs the model rejects; 404 unknown model,
-version or path; 405 wrong method; 408 body not sent in time; 411 no
-Content-Length; 413 body over ``max_request_bytes``, refused from the
-Content-Length header before any of the body is read). A 5xx means a fault
-of the server or of the model. No value from a request is ever used as a file
-path: models are looked up by name in the dictionary loaded at start-up, and
-the server reads only the model folders (``saved_model.pb``/``.pbtxt`` and
-what ``tf.saved_model.load`` reads) and writes no files.
+base64, unknown signature, inputs the model rejects, a model name that
+could not be a folder name; 404 unknown model, version or path; 405 wrong
+method; 408 body not sent in time; 411 no Content-Length; 413 body over
+``max_request_bytes``, refused from the Content-Length header before any of
+the body is read, or an encoded image whose header declares more than
+``max_image_pixels`` pixels). 503 (with ``Retry-After: 1``) means the
+server is busy (see below) and the request may be retried as it is; other
+5xx are faults of the server or of the model. No value from a request is
+ever used as a file path: models are looked up by name in the dictionary
+loaded at start-up, and the server reads only the model folders
+(``saved_model.pb``/``.pbtxt`` and what ``tf.saved_model.load`` reads) and
+writes no files.
+
+Limits under load (:class:`RestServer`, :class:`PredictionLimiter`; flags of
+``erlrestore-serve`` in brackets):
+
+* at most ``max_concurrent`` predictions run at once [``--max_concurrent``,
+  4], REST and gRPC together; up to ``max_queue`` more [``--max_queue``, 32]
+  read their body and wait, each at most ``queue_timeout`` seconds
+  [``--queue_timeout``, 30]; any beyond get 503 ``{"error": ...}``, as TF
+  Serving answers UNAVAILABLE (HTTP 503) when its batching queue is full.
+  Request bodies in memory are so bounded by ``(max_concurrent + max_queue)
+  * max_request_bytes``;
+* at most ``max_connections`` open REST connections [``--max_connections``,
+  128], one thread each; a connection beyond is answered 503 at once and
+  closed, without a thread;
+* encoded images (PNG, JPEG, BMP, GIF, WebP) in string inputs may declare at
+  most ``max_image_pixels`` pixels [``--max_image_pixels``, 100 million], per
+  image and per request; the size is read from the header
+  (:func:`image_dimensions`) before TensorFlow decodes anything, so a
+  small file declaring a huge image is refused with 413;
+* on SIGTERM/SIGINT the server stops accepting connections, closes idle
+  ones, answers the requests in flight (those waiting for a turn included)
+  and stops; it waits at most ``drain_timeout`` seconds
+  [``--drain_timeout``, 30] (the command then exits 0, or 1 when requests
+  were still running).
 
 Choices made where TF Serving's behaviour was not copied:
 
@@ -69,6 +97,7 @@ not a dependency of erlrestore.
 
 import base64
 import binascii
+import contextlib
 import http.server
 import json
 import os
@@ -89,6 +118,14 @@ from erlrestore.data.io import DataError
 DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT = 60.0
+DEFAULT_MAX_CONCURRENT = 4
+DEFAULT_MAX_QUEUE = 32
+DEFAULT_QUEUE_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 128
+DEFAULT_DRAIN_TIMEOUT = 30.0
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000  # as erlrestore.data.io.DEFAULT_MAX_PIXELS
+MAX_MODEL_NAME_CHARS = 255
+MAX_VERSION_DIGITS = 18
 PREDICT_METHOD_NAME = "tensorflow/serving/predict"
 BYTES_SUFFIX = "_bytes"
 _INIT_OP_SIGNATURE = "__saved_model_init_op"
@@ -115,6 +152,13 @@ class ServingError(Exception):
         self.message = str(message)
 
 
+class OverloadedError(ServingError):
+    """Too many predictions at once: answered 503 (REST, with ``Retry-After``) or UNAVAILABLE (gRPC)."""
+
+    def __init__(self, message):
+        super().__init__(503, message)
+
+
 class GrpcUnavailableError(RuntimeError):
     """gRPC serving was asked for but ``tensorflow-serving-api`` (or ``grpcio``) is not importable."""
 
@@ -133,6 +177,198 @@ def parse_byte_size(text):
     if size <= 0:
         raise ValueError(f"size {text!r} must be positive")
     return size
+
+
+# --------------------------------------------------------------------------
+# Limits: declared image sizes and concurrent predictions.
+# --------------------------------------------------------------------------
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (they carry the frame size); C4, C8 and CC are other segments.
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# JPEG markers that stand alone, without a length field.
+_JPEG_BARE_MARKERS = frozenset(range(0xD0, 0xD8)) | {0x01, 0xD8}
+
+
+def _jpeg_dimensions(data):
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None  # not at a marker: a broken stream, left to the decoder
+        while position < len(data) and data[position] == 0xFF:  # fill bytes
+            position += 1
+        if position >= len(data):
+            return None
+        marker = data[position]
+        position += 1
+        if marker in _JPEG_BARE_MARKERS:
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
+            return None
+        if position + 2 > len(data):
+            return None
+        length = int.from_bytes(data[position:position + 2], "big")
+        if marker in _JPEG_FRAME_MARKERS:
+            if position + 7 > len(data):
+                return None
+            height = int.from_bytes(data[position + 3:position + 5], "big")
+            width = int.from_bytes(data[position + 5:position + 7], "big")
+            return width, height
+        if length < 2:
+            return None
+        position += length
+    return None
+
+
+def _webp_dimensions(data):
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8 " and len(data) >= 30:
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    return None
+
+
+def image_dimensions(data):
+    """``(width, height)`` an encoded image declares in its header, or None when it cannot be told.
+
+    Reads only the header of PNG, JPEG, BMP, GIF and WebP data (the formats
+    ``tf.io.decode_image`` accepts) without decoding any pixels, so that an
+    image declaring a huge size (a decompression bomb) can be refused before
+    TensorFlow allocates it. None for other data, or a header cut short;
+    such data is left to the decoder, which refuses what it cannot read.
+    """
+    data = bytes(data[:65536]) if len(data) > 65536 else bytes(data)
+    if data.startswith(_PNG_MAGIC):
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return None
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_dimensions(data)
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        if len(data) >= 10:
+            return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+        return None
+    if data.startswith(b"BM") and len(data) >= 18:
+        header_size = int.from_bytes(data[14:18], "little")
+        if header_size == 12 and len(data) >= 22:  # OS/2 BITMAPCOREHEADER: unsigned 16-bit sizes
+            return int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little")
+        if header_size >= 16 and len(data) >= 26:
+            width = int.from_bytes(data[18:22], "little", signed=True)
+            height = int.from_bytes(data[22:26], "little", signed=True)  # negative: stored top-down
+            return abs(width), abs(height)
+        return None
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return _webp_dimensions(data)
+    return None
+
+
+def check_image_pixels(values, limit, what):
+    """Refuses (ServingError 413) encoded images in ``values`` whose headers declare more than ``limit`` pixels.
+
+    ``values`` is an iterable of bytes; the limit applies to each image and
+    to their total (a batch of many large images is as costly as one huge
+    one). Data whose size cannot be read from its header is not counted.
+    ``limit`` None or 0 turns the check off.
+    """
+    if not limit:
+        return
+    total = 0
+    for index, value in enumerate(values):
+        size = image_dimensions(value) if isinstance(value, (bytes, bytearray, memoryview)) else None
+        if size is None:
+            continue
+        pixels = size[0] * size[1]
+        if pixels > limit:
+            raise ServingError(
+                413,
+                f"{what}: image {index} declares {size[0]}x{size[1]} = {pixels} pixels, more than the limit of "
+                f"{limit} (--max_image_pixels)",
+            )
+        total += pixels
+        if total > limit:
+            raise ServingError(
+                413,
+                f"{what}: images 0 to {index} declare {total} pixels in all, more than the limit of {limit} "
+                "(--max_image_pixels); send fewer images per request",
+            )
+
+
+class PredictionLimiter:
+    """Bounds the predictions that run at once, and those that wait for a turn.
+
+    At most ``max_concurrent`` predictions run at the same time; up to
+    ``max_queue`` more are admitted and wait, each at most ``queue_timeout``
+    seconds for a turn (turns go to waiters in about the order they came,
+    not strictly). A request that finds ``max_concurrent + max_queue``
+    already admitted, or whose wait runs out, gets OverloadedError (503 /
+    UNAVAILABLE), as TF Serving answers when its batching queue is full.
+
+    Use ``with limiter.admitted():`` around everything a request holds
+    memory for (reading its body), and ``with limiter.running():`` inside it
+    around the work itself (parsing, the model, the answer).
+    """
+
+    def __init__(self, max_concurrent=DEFAULT_MAX_CONCURRENT, max_queue=DEFAULT_MAX_QUEUE,
+                 queue_timeout=DEFAULT_QUEUE_TIMEOUT):
+        if int(max_concurrent) < 1:
+            raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
+        if int(max_queue) < 0:
+            raise ValueError(f"max_queue must be 0 or more, got {max_queue}")
+        if not float(queue_timeout) > 0:
+            raise ValueError(f"queue_timeout must be positive, got {queue_timeout}")
+        self.max_concurrent = int(max_concurrent)
+        self.max_queue = int(max_queue)
+        self.queue_timeout = float(queue_timeout)
+        self._condition = threading.Condition()
+        self._admitted = 0
+        self._running = 0
+        self.refused = 0  # requests answered OverloadedError so far
+
+    def counts(self):
+        """``(admitted, running)`` now."""
+        with self._condition:
+            return self._admitted, self._running
+
+    @contextlib.contextmanager
+    def admitted(self):
+        with self._condition:
+            if self._admitted >= self.max_concurrent + self.max_queue:
+                self.refused += 1
+                raise OverloadedError(
+                    f"the server is busy ({self.max_concurrent} predictions running and {self.max_queue} waiting, "
+                    "the most it takes); retry later"
+                )
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._admitted -= 1
+
+    @contextlib.contextmanager
+    def running(self):
+        deadline = time.monotonic() + self.queue_timeout
+        with self._condition:
+            while self._running >= self.max_concurrent:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.refused += 1
+                    raise OverloadedError(
+                        f"the server is busy: no prediction slot of {self.max_concurrent} came free within "
+                        f"{self.queue_timeout:g} s; retry later"
+                    )
+                self._condition.wait(remaining)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._running -= 1
+                self._condition.notify()
 
 
 # --------------------------------------------------------------------------
@@ -545,8 +781,10 @@ def _tf_error_text(error):
 class ModelRepository:
     """The loaded models: ``{name: {version: Servable}}``, answering status, metadata and predict requests."""
 
-    def __init__(self, models):
+    def __init__(self, models, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
         self.models = {name: dict(sorted(versions.items())) for name, versions in models.items()}
+        # Encoded images in string inputs may declare at most this many pixels (None or 0: no limit).
+        self.max_image_pixels = max_image_pixels
 
     def get(self, name, version=None):
         """The Servable ``name``/``version`` (default: the largest version); ServingError 404 when unknown."""
@@ -595,8 +833,10 @@ class ModelRepository:
         The inputs must be exactly the signature's, of its dtypes (strings as
         object/bytes arrays) and compatible shapes. Raises ServingError: 404
         unknown model/version, 400 unknown signature, wrong inputs or an
-        input the model's ops reject (InvalidArgument), 503 when TensorFlow
-        runs out of memory, 500 for other model failures.
+        input the model's ops reject (InvalidArgument), 413 for an encoded
+        image in a string input whose header declares more than
+        ``max_image_pixels`` pixels (checked before TensorFlow sees it), 503
+        when TensorFlow runs out of memory, 500 for other model failures.
         """
         servable = self.get(name, version)
         signature = servable.signature(signature_name)
@@ -619,6 +859,8 @@ class ModelRepository:
                     f"input {key!r} has shape {list(array.shape)} but signature {signature.name!r} expects "
                     f"{_shape_text(spec.shape)}",
                 )
+            if spec.dtype == tf.string:
+                check_image_pixels(array.flat, self.max_image_pixels, f"input {key!r}")
             tensors[key] = tf.constant(array, dtype=spec.dtype)
         try:
             result = signature.function(**tensors)
@@ -682,6 +924,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._status = None
         self._sent = 0
         self._started = time.monotonic()
+        self._unread_body = None  # bytes announced by Content-Length and not read (None: not looked at yet)
         self.server._track(self.connection)
         try:
             self.close_connection = True
@@ -750,6 +993,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not text.strip().isdigit():
             raise ServingError(400, f"invalid Content-Length header {text!r}")
         length = int(text)
+        self._unread_body = length
         if length > self.server.max_request_bytes:
             raise ServingError(
                 413,
@@ -771,9 +1015,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             body = self.rfile.read(length)
         except (TimeoutError, socket.timeout):
+            self._unread_body = 0  # a client this slow is not waited for again
             raise ServingError(
                 408, f"the request body was not received within {self.server.request_timeout:g} s"
             ) from None
+        self._unread_body = 0
         if len(body) < length:
             raise ServingError(400, f"the request body ended after {len(body)} of {length} bytes")
         return body
@@ -782,10 +1028,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """After refusing a body unread: lets the client finish sending, so it can read the refusal.
 
         Closing a socket with unread data makes the kernel reset the
-        connection, and a client still sending would then never see the 413.
-        The response is flushed, our side is shut for writing, and whatever
-        arrives in the next ``seconds`` is read in small pieces and thrown
-        away (never kept).
+        connection, and a client still sending would then never see the
+        answer. The response is flushed, our side is shut for writing, and
+        whatever arrives in the next ``seconds`` is read in small pieces and
+        thrown away (never kept).
         """
         try:
             self.wfile.flush()
@@ -798,16 +1044,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _request_path(self):
+        """The path of the request target, without query or fragment (absolute-form targets are accepted)."""
+        target = self.path
+        if target.startswith("/"):
+            return target.split("?", 1)[0].split("#", 1)[0]
+        return urllib.parse.urlsplit(target).path
+
     def _route(self):
-        """``(allowed methods, handler)`` for the request path; ServingError 404 when unknown."""
-        path = urllib.parse.urlsplit(self.path).path
+        """``(allowed methods, handler)`` for the request path; ServingError 404 when unknown.
+
+        The model name is percent-decoded and checked (``_model_name``); it
+        is only ever a key of the repository's dictionary, never part of a
+        file path. Versions are at most MAX_VERSION_DIGITS digits.
+        """
+        path = self._request_path()
         match = _ROUTE.fullmatch(path)
         if not match:
             raise ServingError(
-                404, f"unknown path {path!r}; expected /v1/models/<name>[/versions/<n>][/metadata | :predict]"
+                404, f"unknown path {path[:200]!r}; expected /v1/models/<name>[/versions/<n>][/metadata | :predict]"
             )
-        name = urllib.parse.unquote(match.group("name"))
+        name = _model_name(match.group("name"))
         version = match.group("version")
+        if version is not None and len(version.lstrip("0")) > MAX_VERSION_DIGITS:
+            shown = version[:30] + ("..." if len(version) > 30 else "")
+            raise ServingError(400, f"version {shown} has more than {MAX_VERSION_DIGITS} digits")
         version = None if version is None else int(version)
         suffix = match.group("suffix")
         if match.group("label") is not None:
@@ -819,8 +1080,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return ("GET",), lambda: (200, repository.metadata(name, version), False)
         if suffix == ":predict":
             def predict():
-                body = self._read_body(self._content_length())
-                return 200, repository.predict_json(name, version, body), True
+                length = self._content_length()
+                repository.get(name, version)  # 404 before the body is read
+                limiter = self.server.limiter
+                with limiter.admitted():
+                    body = self._read_body(length)
+                    with limiter.running():
+                        return 200, repository.predict_json(name, version, body), True
             return ("POST",), predict
         raise ServingError(404, f"{suffix!r} is not supported by erlrestore-serve (only :predict)")
 
@@ -833,12 +1099,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         405, {"error": f"method {self.command} is not allowed here (use {', '.join(allowed)})"},
                         headers=[("Allow", ", ".join(allowed))],
                     )
+                    self._after_refusal()
                     return
                 status, payload, compact = action()
             except ServingError as error:
-                self._send_json(error.status, {"error": error.message})
-                if error.status == 413:
-                    self._discard_unread_body()
+                headers = [("Retry-After", "1")] if isinstance(error, OverloadedError) else []
+                self._send_json(error.status, {"error": error.message}, headers=headers)
+                self._after_refusal()
                 return
             except Exception as error:  # a fault of the server or the model: 500, keep serving
                 logging.exception("error answering %s %s", self.command, self.path)
@@ -848,33 +1115,154 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError) as error:
             logging.info("could not answer %s: %s", self.client_address[0], error)
 
+    def _after_refusal(self):
+        # A body that was announced but not read (refused before reading it,
+        # or sent with a method that takes none) is drained, so that the
+        # client can read the refusal instead of a connection reset.
+        if self._unread_body is None:
+            text = self.headers.get("Content-Length", "") if self.headers is not None else ""
+            self._unread_body = int(text) if text.strip().isdigit() else 0
+        if self._unread_body > 0:
+            self._discard_unread_body()
+
+
+def _model_name(quoted):
+    """The percent-decoded model name of a URL; ServingError 400 for names no model folder can have.
+
+    Names are dictionary keys only, so nothing could be read through them;
+    names that could not be folder names (``.``, ``..``, separators, NUL and
+    other control characters, invalid UTF-8, longer than
+    MAX_MODEL_NAME_CHARS) are refused outright rather than looked up.
+    """
+    try:
+        name = urllib.parse.unquote(quoted, errors="strict")
+    except UnicodeDecodeError:
+        raise ServingError(400, f"model name {quoted[:80]!r} is not valid percent-encoded UTF-8") from None
+    if len(name) > MAX_MODEL_NAME_CHARS:
+        raise ServingError(400, f"model name of {len(name)} characters is longer than {MAX_MODEL_NAME_CHARS}")
+    if name in (".", "..") or "/" in name or "\\" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ServingError(
+            400, f"model name {name[:80]!r} is not a folder name (no '/', '\\\\', '.', '..' or control characters)"
+        )
+    return name
+
+
+def _busy_response(limit):
+    body = json.dumps({"error": f"the server is busy: {limit} connections are open, the most it takes; retry later"})
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    )
+    return (head + body).encode("utf-8")
+
 
 class RestServer(http.server.ThreadingHTTPServer):
     """A ThreadingHTTPServer answering TF Serving REST requests from a ModelRepository.
 
+    One thread per connection, and one request per connection. Load is
+    bounded three ways:
+
+    * ``max_connections`` connections (and so threads) at once; one more is
+      answered 503 straight away (best effort: written without waiting and
+      closed) and never gets a thread.
+    * ``:predict`` requests go through ``limiter`` (a PredictionLimiter,
+      shared with gRPC when both run): at most ``max_concurrent`` run at
+      once and ``max_queue`` more are admitted to read their body and wait,
+      each up to ``queue_timeout`` s; beyond that 503 ``{"error": ...}``
+      with ``Retry-After: 1``. Bodies held in memory are so bounded by
+      ``(max_concurrent + max_queue) * max_request_bytes``. Status and
+      metadata requests are cheap and not queued.
+    * A request must arrive within ``request_timeout`` s (408 otherwise).
+
     Use ``serve_forever()`` in one thread and, to stop, ``shutdown()`` from
-    another, then ``close()``: it ends idle connections (connected but no
-    request yet) and waits for the requests in flight to be answered.
+    another, then ``close(drain_timeout)``: it stops listening (new
+    connections are refused), ends idle connections (connected but no
+    request yet), waits up to ``drain_timeout`` s (None: no limit) for the
+    requests in flight to be answered and returns how many were not.
     ``server_port`` is the bound port (useful with port 0).
     """
 
-    daemon_threads = False
-    block_on_close = True
+    daemon_threads = True  # close() waits for them, up to its drain timeout
+    block_on_close = False
 
     def __init__(self, repository, host="127.0.0.1", port=8501, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
-                 request_timeout=DEFAULT_REQUEST_TIMEOUT):
+                 request_timeout=DEFAULT_REQUEST_TIMEOUT, *, max_concurrent=DEFAULT_MAX_CONCURRENT,
+                 max_queue=DEFAULT_MAX_QUEUE, queue_timeout=DEFAULT_QUEUE_TIMEOUT,
+                 max_connections=DEFAULT_MAX_CONNECTIONS, limiter=None):
+        if int(max_connections) < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
         self.repository = repository
         self.max_request_bytes = int(max_request_bytes)
         self.request_timeout = float(request_timeout)
+        self.max_connections = int(max_connections)
+        self.limiter = limiter or PredictionLimiter(max_concurrent, max_queue, queue_timeout)
+        self._busy = _busy_response(self.max_connections)
+        # The listen backlog (socketserver's default is 5): a burst of clients
+        # beyond it would wait for SYN retransmits (a second or more) instead
+        # of being accepted, or refused with a 503.
+        self.request_queue_size = max(self.max_connections, 16)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._idle = set()
+        self._connections = 0
         self._closing = False
+        self.refused_connections = 0
         if ":" in host:
             self.address_family = socket.AF_INET6
         try:
             super().__init__((host, port), _Handler)
         except OSError as error:
             raise OSError(error.errno, f"cannot listen on {host}:{port}: {error.strerror or error}") from error
+
+    def open_connections(self):
+        """Connections being handled now."""
+        with self._lock:
+            return self._connections
+
+    def process_request(self, request, client_address):
+        with self._lock:
+            admit = not self._closing and self._connections < self.max_connections
+            if admit:
+                self._connections += 1
+            else:
+                self.refused_connections += 1
+        if not admit:
+            self._refuse(request)
+            return
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                                  name="erlrestore-serve-request", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had
+            self._connection_done()
+            self._refuse(request)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connection_done()
+
+    def _connection_done(self):
+        with self._lock:
+            self._connections -= 1
+            self._changed.notify_all()
+
+    def _refuse(self, connection):
+        # In the accepting thread: nothing here may block. What the client
+        # already sent is read first so that closing does not reset the
+        # connection before the 503 arrives.
+        try:
+            connection.setblocking(False)
+            try:
+                while connection.recv(65536):
+                    pass
+            except OSError:
+                pass
+            connection.send(self._busy)
+        except OSError:
+            pass
+        self.shutdown_request(connection)
 
     def _track(self, connection):
         with self._lock:
@@ -891,14 +1279,28 @@ class RestServer(http.server.ThreadingHTTPServer):
         with self._lock:
             self._idle.discard(connection)
 
-    def close(self):
-        """After serve_forever() returned: ends idle connections, waits for in-flight requests, closes the socket."""
+    def close(self, drain_timeout=None):
+        """After serve_forever() returned: stops listening, ends idle connections and waits for in-flight requests.
+
+        Waits at most ``drain_timeout`` seconds (None: until they are all
+        answered); returns the number of connections still being handled
+        then (0 when every request in flight was answered). Their threads
+        are daemon threads, so they do not keep the process alive.
+        """
         with self._lock:
             self._closing = True
             idle = list(self._idle)
+        self.server_close()
         for connection in idle:
             _shutdown_read(connection)
-        self.server_close()
+        deadline = None if drain_timeout is None else time.monotonic() + float(drain_timeout)
+        with self._lock:
+            while self._connections:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return self._connections
 
 
 def _shutdown_read(connection):
@@ -931,14 +1333,18 @@ GRPC_MISSING_MESSAGE = (
 )
 
 
-def make_grpc_server(repository, host="127.0.0.1", port=8500, max_message_bytes=DEFAULT_MAX_REQUEST_BYTES, workers=8):
+def make_grpc_server(repository, host="127.0.0.1", port=8500, max_message_bytes=DEFAULT_MAX_REQUEST_BYTES, workers=8,
+                     limiter=None):
     """A started gRPC server with TF Serving's ``PredictionService.Predict``; returns ``(server, bound_port)``.
 
     Requests name the model, optional version and signature in
     ``model_spec`` exactly as for TF Serving; ``output_filter`` is honoured.
-    Error codes: NOT_FOUND (unknown model/version), INVALID_ARGUMENT (bad
-    inputs, unknown signature), RESOURCE_EXHAUSTED, INTERNAL. Stop it with
-    ``server.stop(grace)``.
+    Predictions go through ``limiter`` (a PredictionLimiter; pass the REST
+    server's to share one bound; default: a new one). Error codes: NOT_FOUND
+    (unknown model/version), INVALID_ARGUMENT (bad inputs, unknown
+    signature), UNAVAILABLE (busy: the limiter refused), RESOURCE_EXHAUSTED
+    (out of memory, or an image declaring too many pixels), INTERNAL. Stop
+    it with ``server.stop(grace)``.
 
     Raises:
       GrpcUnavailableError when grpcio / tensorflow-serving-api are missing.
@@ -956,7 +1362,8 @@ def make_grpc_server(repository, host="127.0.0.1", port=8500, max_message_bytes=
         raise GrpcUnavailableError(f"{GRPC_MISSING_MESSAGE} ({error})") from error
 
     codes = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
-             503: grpc.StatusCode.RESOURCE_EXHAUSTED}
+             413: grpc.StatusCode.RESOURCE_EXHAUSTED, 503: grpc.StatusCode.RESOURCE_EXHAUSTED}
+    limiter = limiter or PredictionLimiter()
 
     class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):  # noqa: N802 (gRPC's method name)
@@ -971,7 +1378,8 @@ def make_grpc_server(repository, host="127.0.0.1", port=8500, max_message_bytes=
                     inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
                 except Exception as error:  # malformed TensorProto
                     raise ServingError(400, f"could not read the input tensors: {error}") from None
-                servable, signature, outputs = repository.run(spec.name, version, spec.signature_name, inputs)
+                with limiter.admitted(), limiter.running():
+                    servable, signature, outputs = repository.run(spec.name, version, spec.signature_name, inputs)
                 wanted = list(request.output_filter) or list(outputs)
                 unknown = sorted(set(wanted) - set(outputs))
                 if unknown:
@@ -986,7 +1394,10 @@ def make_grpc_server(repository, host="127.0.0.1", port=8500, max_message_bytes=
                     response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
                 return response
             except ServingError as error:
-                code = codes.get(error.status, grpc.StatusCode.INTERNAL)
+                if isinstance(error, OverloadedError):
+                    code = grpc.StatusCode.UNAVAILABLE
+                else:
+                    code = codes.get(error.status, grpc.StatusCode.INTERNAL)
                 context.abort(code, error.message)
             except Exception as error:  # pylint: disable=broad-except
                 code = grpc.StatusCode.INTERNAL
@@ -1021,39 +1432,53 @@ def make_grpc_server(repository, host="127.0.0.1", port=8500, max_message_bytes=
 
 
 def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
-          grpc_port=0, request_timeout=DEFAULT_REQUEST_TIMEOUT, shutdown_grace=30.0):
-    """Loads the models and serves them until SIGTERM or SIGINT (blocking).
+          grpc_port=0, request_timeout=DEFAULT_REQUEST_TIMEOUT, max_concurrent=DEFAULT_MAX_CONCURRENT,
+          max_queue=DEFAULT_MAX_QUEUE, queue_timeout=DEFAULT_QUEUE_TIMEOUT, max_connections=DEFAULT_MAX_CONNECTIONS,
+          max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, drain_timeout=DEFAULT_DRAIN_TIMEOUT):
+    """Loads the models and serves them until SIGTERM or SIGINT (blocking); returns the requests left unfinished.
 
-    On a signal the server stops accepting connections, answers the
-    requests in flight (gRPC: waits up to ``shutdown_grace`` seconds), then
-    returns. A second signal while shutting down is not intercepted. Signal
-    handlers are installed only when called from the main thread.
+    On a signal the server stops accepting connections (new ones are
+    refused), ends idle ones, and answers the requests in flight, waiting at
+    most ``drain_timeout`` seconds for them (REST and gRPC alike); it returns
+    how many were still running then (0 after a clean drain). A second
+    signal while draining is not intercepted (it ends the process). Signal
+    handlers are installed only when called from the main thread. The other
+    arguments are RestServer's and ModelRepository's limits.
 
     Raises:
       DataError for models that cannot be loaded, OSError when a port cannot
       be bound, GrpcUnavailableError for ``grpc_port`` without
-      tensorflow-serving-api.
+      tensorflow-serving-api, ValueError for a limit out of range.
     """
     if grpc_port and not grpc_available():
         raise GrpcUnavailableError(GRPC_MISSING_MESSAGE)
+    limiter = PredictionLimiter(max_concurrent, max_queue, queue_timeout)
     repository = load_models(model_base_path, model_names)
-    rest = RestServer(repository, host, port, max_request_bytes, request_timeout)
+    repository.max_image_pixels = max_image_pixels
+    rest = RestServer(repository, host, port, max_request_bytes, request_timeout, max_connections=max_connections,
+                      limiter=limiter)
     grpc_server = None
     try:
         if grpc_port:
-            grpc_server, bound = make_grpc_server(repository, host, grpc_port, max_request_bytes)
+            grpc_server, bound = make_grpc_server(repository, host, grpc_port, max_request_bytes, limiter=limiter)
             logging.info("gRPC PredictionService on %s:%d", host, bound)
     except BaseException:
         rest.server_close()
         raise
     for name, versions in repository.models.items():
         logging.info("serving model %r versions %s (default %d)", name, sorted(versions), max(versions))
+    logging.info(
+        "limits: %d predictions at once and %d waiting (up to %g s each), %d connections, bodies up to %d bytes, "
+        "images up to %s pixels", limiter.max_concurrent, limiter.max_queue, limiter.queue_timeout,
+        rest.max_connections, rest.max_request_bytes, max_image_pixels or "any number of",
+    )
     logging.info("REST API on http://%s:%d/v1/models/<name>", host, rest.server_port)
 
     previous = {}
 
     def on_signal(signum, frame):  # pylint: disable=unused-argument
-        logging.info("received %s: finishing the requests in flight and stopping", signal.Signals(signum).name)
+        logging.info("received %s: finishing the requests in flight (up to %g s) and stopping",
+                     signal.Signals(signum).name, drain_timeout)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         threading.Thread(target=rest.shutdown, daemon=True).start()
@@ -1061,12 +1486,20 @@ def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501, max_re
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
+    unfinished = 0
     try:
         rest.serve_forever()
     finally:
+        started = time.monotonic()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if grpc_server is not None:
-            grpc_server.stop(shutdown_grace).wait()
-        rest.close()
-        logging.info("stopped")
+        grpc_stopped = grpc_server.stop(drain_timeout) if grpc_server is not None else None
+        unfinished = rest.close(drain_timeout)
+        if grpc_stopped is not None:
+            grpc_stopped.wait(max(0.0, drain_timeout - (time.monotonic() - started)))
+        if unfinished:
+            logging.warning("stopped with %d request(s) unanswered after the %g s drain timeout", unfinished,
+                            drain_timeout)
+        else:
+            logging.info("stopped")
+    return unfinished

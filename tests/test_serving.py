@@ -13,7 +13,9 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -441,6 +443,259 @@ def test_shutdown_finishes_requests_in_flight_and_drops_idle_connections(reposit
         thread.join(10)
 
 
+def _wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the server")
+        time.sleep(0.01)
+
+
+def test_close_gives_up_after_the_drain_timeout(repository):
+    server, thread = _start(repository, request_timeout=30.0)
+    stuck = socket.create_connection(("127.0.0.1", server.server_port), timeout=10)
+    try:
+        # A request whose body never comes: in flight until the 30 s request timeout.
+        stuck.sendall(f"POST {_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{".encode())
+        _wait_for(lambda: server.open_connections() == 1)
+        time.sleep(0.2)
+        server.shutdown()
+        started = time.monotonic()
+        assert server.close(drain_timeout=0.5) == 1
+        assert 0.4 < time.monotonic() - started < 3.0
+    finally:
+        stuck.close()
+        thread.join(10)
+    _wait_for(lambda: server.open_connections() == 0)  # its thread ends once the client is gone
+
+
+# --------------------------------------------------------------------------
+# Limits: concurrent predictions, connections, paths and declared image sizes.
+# --------------------------------------------------------------------------
+
+
+class _BlockingRepository:
+    """Stands in for a ModelRepository whose predictions wait for ``release``."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.started = threading.Semaphore(0)
+
+    def get(self, name, version=None):
+        return None
+
+    def metadata(self, name, version=None):
+        return {"model_spec": {"name": name}}
+
+    def predict_json(self, name, version, body):
+        self.started.release()
+        assert self.release.wait(30)
+        return {"outputs": json.loads(body)["inputs"]}
+
+
+def _raw_post(server, body):
+    data = json.dumps(body).encode()
+    return _raw_exchange(server, f"POST {_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n"
+                                 .encode() + data, read_timeout=30.0)
+
+
+def test_predictions_beyond_the_queue_get_503_and_the_server_recovers():
+    repository = _BlockingRepository()
+    server, thread = _start(repository, max_concurrent=1, max_queue=1, queue_timeout=2.0)
+    results = {}
+
+    def send(key):
+        results[key] = _raw_post(server, {"inputs": [key]})
+
+    try:
+        first = threading.Thread(target=send, args=("first",))
+        first.start()
+        assert repository.started.acquire(timeout=10)  # running
+        second = threading.Thread(target=send, args=("second",))
+        second.start()
+        _wait_for(lambda: server.limiter.counts() == (2, 1))  # waiting for the one slot
+        status, response, answer = _raw_post(server, {"inputs": ["third"]})
+        assert status == 503 and response.getheader("Retry-After") == "1"
+        assert re.fullmatch(r"the server is busy \(1 predictions running and 1 waiting, the most it takes\); "
+                            r"retry later", answer["error"]), answer
+        second.join(10)
+        status, response, answer = results["second"]
+        assert status == 503 and response.getheader("Retry-After") == "1"
+        assert answer == {"error": "the server is busy: no prediction slot of 1 came free within 2 s; retry later"}
+        assert first.is_alive()
+        repository.release.set()
+        first.join(10)
+        assert results["first"][0] == 200 and results["first"][2] == {"outputs": ["first"]}
+        assert server.limiter.counts() == (0, 0) and server.limiter.refused == 2
+        assert _raw_post(server, {"inputs": ["again"]})[::2] == (200, {"outputs": ["again"]})
+        # Status and metadata requests are not queued behind predictions.
+        repository.release.clear()
+        blocked = threading.Thread(target=send, args=("blocked",))
+        blocked.start()
+        assert repository.started.acquire(timeout=10)
+        assert _call(server, "GET", "/v1/models/x/metadata") == (200, {"model_spec": {"name": "x"}})
+    finally:
+        repository.release.set()
+        _stop(server, thread)
+
+
+def test_connections_beyond_the_limit_get_503_without_a_thread(repository, models):
+    server, thread = _start(repository, max_connections=2, request_timeout=30.0)
+    held = [socket.create_connection(("127.0.0.1", server.server_port), timeout=10) for _ in range(2)]
+    try:
+        _wait_for(lambda: server.open_connections() == 2)
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as extra:
+            response = http.client.HTTPResponse(extra)
+            response.begin()
+            assert response.status == 503 and response.getheader("Retry-After") == "1"
+            assert json.loads(response.read()) == {
+                "error": "the server is busy: 2 connections are open, the most it takes; retry later"}
+        assert server.refused_connections == 1 and server.open_connections() == 2
+        for sock in held:
+            sock.close()
+        _wait_for(lambda: server.open_connections() == 0)
+        _assert_valid_predict_works(server, models[1][2])
+    finally:
+        for sock in held:
+            sock.close()
+        _stop(server, thread)
+
+
+_LONG_DIGITS = "9" * 5000
+_UNSAFE_PATHS = [
+    ("POST", "/v1/models/..%2F..%2Fetc:predict", 400, r"model name '\.\./\.\./etc' is not a folder name"),
+    ("GET", "/v1/models/..%2F..%2Fetc%2Fpasswd", 400, r"is not a folder name"),
+    ("GET", "/v1/models/%2Fetc%2Fpasswd/metadata", 400, r"model name '/etc/passwd' is not a folder name"),
+    ("GET", "/v1/models/..", 400, r"model name '\.\.' is not a folder name"),
+    ("GET", "/v1/models/%2E", 400, r"model name '\.' is not a folder name"),
+    ("GET", "/v1/models/..%5C..%5Cwindows", 400, r"is not a folder name"),
+    ("GET", "/v1/models/memd%00", 400, r"model name 'memd\\x00' is not a folder name"),
+    ("GET", "/v1/models/memd%0A", 400, r"is not a folder name"),
+    ("GET", "/v1/models/%ff%fe", 400, r"is not valid percent-encoded UTF-8"),
+    ("GET", "/v1/models/" + "a" * 300, 400, r"model name of 300 characters is longer than 255"),
+    ("GET", "/v1/models/memd/versions/" + _LONG_DIGITS, 400, r"version 9{30}\.\.\. has more than 18 digits"),
+    ("POST", "/v1/models/memd/versions/" + _LONG_DIGITS + ":predict", 400, r"has more than 18 digits"),
+    ("GET", "/v1/models/memd/versions/../..", 404, r"unknown path"),
+    ("GET", "/v1/models/memd/versions/1/../../../../etc/passwd", 404, r"unknown path"),
+    ("GET", "/v1/models//etc/passwd", 404, r"unknown path"),
+    ("GET", "//etc/passwd", 404, r"unknown path '/etc/passwd'"),  # http.server folds the leading //
+    ("GET", "/v1/models/%2E%2E%2F%2E%2E%2Fsavedmodels%2Fmemd", 400, r"is not a folder name"),
+    ("GET", "/v1/models/memd%2F1", 400, r"model name 'memd/1' is not a folder name"),
+]
+
+
+@pytest.mark.parametrize("method, path, status, message", _UNSAFE_PATHS,
+                         ids=[f"{i}-{r[2]}" for i, r in enumerate(_UNSAFE_PATHS)])
+def test_paths_cannot_escape_the_model_folder(server, models, method, path, status, message):
+    body = {"inputs": [_GOOD_IMAGE]} if method == "POST" else None
+    got, answer = _call(server, method, path, body)
+    assert got == status, answer
+    assert list(answer) == ["error"] and re.search(message, answer["error"]), answer["error"]
+    _assert_valid_predict_works(server, models[1][2])
+
+
+def test_raw_nul_and_absolute_form_request_targets(server):
+    status, _, answer = _raw_exchange(server, b"GET /v1/models/memd\x00/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 404 and "unknown path" in answer["error"]
+    status, _, answer = _raw_exchange(server, b"GET /v1/models/me\x00md HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 400 and "is not a folder name" in answer["error"]
+    target = f"http://127.0.0.1:{server.server_port}/v1/models/memd/versions/1"
+    status, _, answer = _raw_exchange(server, f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert (status, answer) == (200, {"model_version_status": [_status_entry("1")]})
+
+
+def _png_header(width, height):
+    """A PNG signature, IHDR and an empty IDAT: declares ``width`` x ``height`` (a decompression bomb's header)."""
+    def chunk(kind, data):
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def _jpeg_header(width, height, frame_marker=0xC0):
+    app0 = b"\xff\xe0" + (16).to_bytes(2, "big") + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    frame = (bytes([0xFF, frame_marker]) + (17).to_bytes(2, "big") + b"\x08" + height.to_bytes(2, "big")
+             + width.to_bytes(2, "big") + b"\x03" + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01")
+    return b"\xff\xd8" + app0 + b"\xff\xff" + frame + b"\xff\xd9"
+
+
+def _encoded(image, extension, **options):
+    if extension in (".gif", ".webp-pil"):
+        pil = pytest.importorskip("PIL.Image")
+        buffer = __import__("io").BytesIO()
+        pil.fromarray(image).save(buffer, format="GIF" if extension == ".gif" else "WEBP", **options)
+        return buffer.getvalue()
+    ok, data = cv2.imencode(extension, image[..., ::-1])
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "jpeg-progressive", "bmp", "gif", "webp-lossy", "webp-lossless",
+                                  "webp-pil"])
+def test_image_dimensions_reads_the_header_of_each_format(kind):
+    image = (np.random.default_rng(0).random((13, 21, 3)) * 255).astype(np.uint8)
+    if kind == "png":
+        data = tf.io.encode_png(image).numpy()
+    elif kind == "jpeg":
+        data = tf.io.encode_jpeg(image).numpy()
+    elif kind == "jpeg-progressive":
+        data = tf.io.encode_jpeg(image, progressive=True).numpy()
+    elif kind == "bmp":
+        data = _encoded(image, ".bmp")
+    elif kind == "gif":
+        data = _encoded(image, ".gif")
+    elif kind == "webp-lossy":
+        ok, data = cv2.imencode(".webp", image, [cv2.IMWRITE_WEBP_QUALITY, 80])
+        data = data.tobytes()
+    elif kind == "webp-lossless":
+        ok, data = cv2.imencode(".webp", image, [cv2.IMWRITE_WEBP_QUALITY, 101])
+        data = data.tobytes()
+    else:
+        data = _encoded(image, ".webp-pil", lossless=False, exif=b"Exif\x00\x00")  # VP8X
+    assert serving.image_dimensions(data) == (21, 13)
+    decoded = tf.io.decode_image(data, channels=3, expand_animations=False)
+    assert tuple(decoded.shape[:2]) == (13, 21)  # what TensorFlow would allocate
+
+
+def test_image_dimensions_of_crafted_and_broken_headers():
+    assert serving.image_dimensions(_png_header(100_000, 70_000)) == (100_000, 70_000)
+    assert serving.image_dimensions(_jpeg_header(65_000, 65_000)) == (65_000, 65_000)
+    assert serving.image_dimensions(_jpeg_header(300, 200, frame_marker=0xC2)) == (300, 200)
+    assert serving.image_dimensions(b"GIF89a" + (40_000).to_bytes(2, "little") + (9).to_bytes(2, "little")) == (
+        40_000, 9)
+    bmp = b"BM" + bytes(12) + (40).to_bytes(4, "little") + (5).to_bytes(4, "little", signed=True) + (
+        -7).to_bytes(4, "little", signed=True)
+    assert serving.image_dimensions(bmp) == (5, 7)
+    for data in (b"", b"hello", b"\x89PNG\r\n\x1a\n\x00", b"\xff\xd8\xff", b"\xff\xd8" + b"\xff\xda\x00\x02",
+                 b"\xff\xd8\xff\xe0\x00\x00", b"GIF89a\x01", b"BM\x00", b"RIFF\x00\x00\x00\x00WEBPVP8Z"):
+        assert serving.image_dimensions(data) is None, data
+
+
+def _restore_bytes_body(*images):
+    return {"signature_name": "restore_bytes", "instances": [{"b64": base64.b64encode(i).decode()} for i in images]}
+
+
+def test_images_declaring_too_many_pixels_are_refused_before_decoding(server, repository, models, monkeypatch):
+    for bomb, size in ((_png_header(100_000, 100_000), "100000x100000"), (_jpeg_header(60_000, 50_000),
+                                                                           "60000x50000")):
+        status, answer = _call(server, "POST", _PREDICT, _restore_bytes_body(bomb))
+        assert status == 413, answer
+        assert answer["error"].startswith(f"input 'image_bytes': image 0 declares {size} = ")
+        assert "more than the limit of 100000000 (--max_image_pixels)" in answer["error"]
+    small = tf.io.encode_png((_images(4, (16, 16, 3)) * 255).astype(np.uint8)).numpy()
+    monkeypatch.setattr(repository, "max_image_pixels", 300)
+    status, answer = _call(server, "POST", _PREDICT, _restore_bytes_body(small))
+    assert status == 200, answer  # 256 pixels
+    status, answer = _call(server, "POST", _PREDICT, _restore_bytes_body(small, small))
+    assert status == 413
+    assert answer["error"] == ("input 'image_bytes': images 0 to 1 declare 512 pixels in all, more than the limit of "
+                               "300 (--max_image_pixels); send fewer images per request")
+    monkeypatch.setattr(repository, "max_image_pixels", 0)  # no limit: TensorFlow refuses the empty IDAT itself
+    status, answer = _call(server, "POST", _PREDICT, _restore_bytes_body(_png_header(64, 64)))
+    assert status == 400 and answer["error"].startswith("the model rejected the input")
+    _assert_valid_predict_works(server, models[1][2])
+
+
 # --------------------------------------------------------------------------
 # Loading, flags and the command line.
 # --------------------------------------------------------------------------
@@ -495,8 +750,17 @@ def _parsed(*args):
 def test_cli_flags():
     assert serve_cli.settings_from_flags(_parsed("--model_name=a,b", "--port=0")) == dict(
         model_base_path="savedmodels", model_names=["a", "b"], host="127.0.0.1", port=0,
-        max_request_bytes=64 * 2**20, grpc_port=0, request_timeout=60.0,
+        max_request_bytes=64 * 2**20, grpc_port=0, request_timeout=60.0, max_concurrent=4, max_queue=32,
+        queue_timeout=30.0, max_connections=128, max_image_pixels=100_000_000, drain_timeout=30.0,
     )
+    settings = serve_cli.settings_from_flags(_parsed("--max_concurrent=1", "--max_queue=0", "--queue_timeout=0.5",
+                                                     "--max_connections=3", "--max_image_pixels=0",
+                                                     "--drain_timeout=2"))
+    assert (settings["max_concurrent"], settings["max_queue"], settings["queue_timeout"], settings["max_connections"],
+            settings["max_image_pixels"], settings["drain_timeout"]) == (1, 0, 0.5, 3, 0, 2.0)
+    for bad in ("--max_concurrent=0", "--max_queue=-1", "--max_connections=0", "--max_image_pixels=-5"):
+        with pytest.raises(flags.IllegalFlagValueError):
+            _parsed(bad)
     with pytest.raises(app.UsageError, match="--max_request_bytes: 'lots' is not a size in bytes"):
         serve_cli.settings_from_flags(_parsed("--max_request_bytes=lots"))
     with pytest.raises(app.UsageError, match="--grpc_port and --port are both 9000"):
@@ -516,13 +780,16 @@ def test_grpc_missing_package_gives_a_clear_error(repository, monkeypatch):
         serve_cli.settings_from_flags(_parsed("--grpc_port=8500"))
 
 
-def test_cli_serves_until_sigterm(models):
+@pytest.mark.parametrize("stuck_request", [False, True], ids=["drained", "drain-timeout"])
+def test_cli_serves_until_sigterm(models, stuck_request):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "erlrestore.cli.serve", f"--model_base_path={models[0]}", "--port=0"],
+        [sys.executable, "-m", "erlrestore.cli.serve", f"--model_base_path={models[0]}", "--port=0",
+         "--drain_timeout=1"],
         stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
     )
     lines = []
+    stuck = None
     try:
         port = None
         deadline = time.monotonic() + 60
@@ -538,14 +805,27 @@ def test_cli_serves_until_sigterm(models):
         connection.request("GET", "/v1/models/memd/versions/2")
         assert json.loads(connection.getresponse().read()) == {"model_version_status": [_status_entry("2")]}
         connection.close()
+        if stuck_request:  # a request whose body never comes: still in flight when the drain timeout passes
+            stuck = socket.create_connection(("127.0.0.1", port), timeout=30)
+            stuck.sendall(f"POST {_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{".encode())
+            time.sleep(0.3)
+        signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         _, rest = process.communicate(timeout=30)
         lines.append(rest)
-        assert process.returncode == 0, "".join(lines)
         log = "".join(lines)
         assert re.search(r'"GET /v1/models/memd/versions/2 HTTP/1.1" 200 \d+ bytes', log)
-        assert "received SIGTERM" in log and "stopped" in log
+        assert "received SIGTERM: finishing the requests in flight (up to 1 s)" in log
+        if stuck_request:
+            assert process.returncode == 1, log
+            assert "stopped with 1 request(s) unanswered after the 1 s drain timeout" in log
+            assert time.monotonic() - signalled < 10
+        else:
+            assert process.returncode == 0, log
+            assert re.search(r"\bstopped\n", log)
     finally:
+        if stuck is not None:
+            stuck.close()
         if process.poll() is None:
             process.kill()
             process.wait()
@@ -576,5 +856,20 @@ def test_grpc_predict(repository, models, tmp_path):
             client.predict_grpc(target, "memd", {"images": x[..., 0]})
         with pytest.raises(client.ServingClientError, match="^INVALID_ARGUMENT: serving signature name 'nope'"):
             client.predict_grpc(target, "memd", {"images": x}, signature_name="nope")
+    finally:
+        grpc_server.stop(None)
+
+
+def test_grpc_predictions_share_the_limiter(repository):
+    pytest.importorskip("grpc")
+    pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
+    limiter = serving.PredictionLimiter(max_concurrent=1, max_queue=0, queue_timeout=0.2)
+    grpc_server, port = serving.make_grpc_server(repository, "127.0.0.1", 0, limiter=limiter)
+    try:
+        x = _images(9, (1, 4, 4, 3))
+        with limiter.admitted(), limiter.running():  # the one slot is taken (as by a REST prediction)
+            with pytest.raises(client.ServingClientError, match=r"^UNAVAILABLE: the server is busy"):
+                client.predict_grpc(f"127.0.0.1:{port}", "memd", {"images": x})
+        assert client.predict_grpc(f"127.0.0.1:{port}", "memd", {"images": x})["restored"].shape == x.shape
     finally:
         grpc_server.stop(None)

@@ -1,16 +1,23 @@
 """``erlrestore-serve``: serves exported SavedModels over TF Serving's REST API (and optionally gRPC).
 
     erlrestore-serve --model_base_path=savedmodels [--model_name=memd] [--host=127.0.0.1] [--port=8501]
-                     [--max_request_bytes=64MiB] [--grpc_port=8500]
+                     [--max_request_bytes=64MiB] [--grpc_port=8500] [--max_concurrent=4] [--max_queue=32]
+                     [--queue_timeout=30] [--max_connections=128] [--max_image_pixels=100000000]
+                     [--drain_timeout=30]
 
 Serves every integer version of ``<model_base_path>/<model_name>/`` (by
 default every model folder under ``--model_base_path``; the largest version
-is the default) until SIGTERM or Ctrl-C, then finishes the requests in flight
-and exits 0. Endpoints and error codes: see :mod:`erlrestore.serving`. It
+is the default) until SIGTERM or Ctrl-C. Then it stops accepting
+connections, finishes the requests in flight and exits 0; if some are still
+running after ``--drain_timeout`` seconds it exits 1 without waiting for
+them. Endpoints, limits and error codes: see :mod:`erlrestore.serving`. It
 binds 127.0.0.1 unless ``--host`` says otherwise; there is no authentication,
 so expose it beyond the machine only behind something that adds it.
 """
 
+import logging as std_logging
+import os
+import sys
 
 from absl import app, flags
 
@@ -39,6 +46,24 @@ def define_flags(flag_values=FLAGS):
                          lower_bound=0, upper_bound=65535, flag_values=fv)
     flags.DEFINE_float("request_timeout", serving.DEFAULT_REQUEST_TIMEOUT,
                        "Seconds a client may take to send its request.", lower_bound=0.1, flag_values=fv)
+    flags.DEFINE_integer("max_concurrent", serving.DEFAULT_MAX_CONCURRENT,
+                         "Predictions run at once (REST and gRPC together).", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("max_queue", serving.DEFAULT_MAX_QUEUE,
+                         "Predictions that may wait for a turn; more are answered 503.", lower_bound=0,
+                         flag_values=fv)
+    flags.DEFINE_float("queue_timeout", serving.DEFAULT_QUEUE_TIMEOUT,
+                       "Seconds a prediction may wait for a turn before it is answered 503.", lower_bound=0.001,
+                       flag_values=fv)
+    flags.DEFINE_integer("max_connections", serving.DEFAULT_MAX_CONNECTIONS,
+                         "Open REST connections (one thread each); more are answered 503.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("max_image_pixels", serving.DEFAULT_MAX_IMAGE_PIXELS,
+                         "Largest width x height an encoded image in a request may declare in its header "
+                         "(all images of a request together); larger ones are refused with 413. 0: no limit.",
+                         lower_bound=0, flag_values=fv)
+    flags.DEFINE_float("drain_timeout", serving.DEFAULT_DRAIN_TIMEOUT,
+                       "On SIGTERM/SIGINT, seconds to wait for the requests in flight.", lower_bound=0.0,
+                       flag_values=fv)
     flags.mark_flag_as_required("model_base_path", flag_values=fv)
 
 
@@ -63,6 +88,12 @@ def settings_from_flags(flag_values=FLAGS):
         max_request_bytes=max_request_bytes,
         grpc_port=fv.grpc_port,
         request_timeout=fv.request_timeout,
+        max_concurrent=fv.max_concurrent,
+        max_queue=fv.max_queue,
+        queue_timeout=fv.queue_timeout,
+        max_connections=fv.max_connections,
+        max_image_pixels=fv.max_image_pixels,
+        drain_timeout=fv.drain_timeout,
     )
 
 
@@ -71,9 +102,16 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     settings = settings_from_flags()
     try:
-        serving.serve(**settings)
+        unfinished = serving.serve(**settings)
     except (io.DataError, OSError, serving.GrpcUnavailableError) as error:
         return fail(error)
+    if unfinished:
+        # Threads still running the model are abandoned: end the process now
+        # rather than let interpreter shutdown run under them.
+        std_logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)  # pylint: disable=protected-access
     return 0
 
 
