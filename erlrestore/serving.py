@@ -113,6 +113,7 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf import json_format, text_format
 
+from erlrestore.data import io
 from erlrestore.data.io import DataError
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -183,87 +184,20 @@ def parse_byte_size(text):
 # Limits: declared image sizes and concurrent predictions.
 # --------------------------------------------------------------------------
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# JPEG start-of-frame markers (they carry the frame size); C4, C8 and CC are other segments.
-_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-# JPEG markers that stand alone, without a length field.
-_JPEG_BARE_MARKERS = frozenset(range(0xD0, 0xD8)) | {0x01, 0xD8}
-
-
-def _jpeg_dimensions(data):
-    position = 2
-    while position + 4 <= len(data):
-        if data[position] != 0xFF:
-            return None  # not at a marker: a broken stream, left to the decoder
-        while position < len(data) and data[position] == 0xFF:  # fill bytes
-            position += 1
-        if position >= len(data):
-            return None
-        marker = data[position]
-        position += 1
-        if marker in _JPEG_BARE_MARKERS:
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
-            return None
-        if position + 2 > len(data):
-            return None
-        length = int.from_bytes(data[position:position + 2], "big")
-        if marker in _JPEG_FRAME_MARKERS:
-            if position + 7 > len(data):
-                return None
-            height = int.from_bytes(data[position + 3:position + 5], "big")
-            width = int.from_bytes(data[position + 5:position + 7], "big")
-            return width, height
-        if length < 2:
-            return None
-        position += length
-    return None
-
-
-def _webp_dimensions(data):
-    chunk = data[12:16]
-    if chunk == b"VP8X" and len(data) >= 30:
-        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
-    if chunk == b"VP8 " and len(data) >= 30:
-        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
-    if chunk == b"VP8L" and len(data) >= 25:
-        bits = int.from_bytes(data[21:25], "little")
-        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
-    return None
-
-
 def image_dimensions(data):
     """``(width, height)`` an encoded image declares in its header, or None when it cannot be told.
 
-    Reads only the header of PNG, JPEG, BMP, GIF and WebP data (the formats
-    ``tf.io.decode_image`` accepts) without decoding any pixels, so that an
+    Reads only the header (:func:`erlrestore.data.io.declared_size`: PNG,
+    JPEG, BMP, GIF, TIFF, WebP) without decoding any pixels, so that an
     image declaring a huge size (a decompression bomb) can be refused before
     TensorFlow allocates it. None for other data, or a header cut short;
     such data is left to the decoder, which refuses what it cannot read.
     """
-    data = bytes(data[:65536]) if len(data) > 65536 else bytes(data)
-    if data.startswith(_PNG_MAGIC):
-        if len(data) >= 24 and data[12:16] == b"IHDR":
-            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    try:
+        found = io.declared_size(data)
+    except io.HeaderError:
         return None
-    if data.startswith(b"\xff\xd8"):
-        return _jpeg_dimensions(data)
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        if len(data) >= 10:
-            return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
-        return None
-    if data.startswith(b"BM") and len(data) >= 18:
-        header_size = int.from_bytes(data[14:18], "little")
-        if header_size == 12 and len(data) >= 22:  # OS/2 BITMAPCOREHEADER: unsigned 16-bit sizes
-            return int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little")
-        if header_size >= 16 and len(data) >= 26:
-            width = int.from_bytes(data[18:22], "little", signed=True)
-            height = int.from_bytes(data[22:26], "little", signed=True)  # negative: stored top-down
-            return abs(width), abs(height)
-        return None
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return _webp_dimensions(data)
-    return None
+    return None if found is None else found[1:]
 
 
 def check_image_pixels(values, limit, what):

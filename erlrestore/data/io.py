@@ -238,36 +238,70 @@ def _webp_size(data):
     raise ValueError(f"unknown WebP chunk {chunk!r}")
 
 
-def _declared_size(path, data):
-    """(format, width, height) from the header of ``data``, or DataError."""
+class HeaderError(ValueError):
+    """An image header that cannot be read; the message says why ("has a ... header")."""
+
+
+_READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WebP")  # what read_image decodes (OpenCV)
+
+
+def _bmp_size(data):
+    if _u32(data, 14, "<") == 12:  # OS/2 core header: 16-bit sizes
+        return _u16(data, 18, "<"), _u16(data, 20, "<")
+    width, height = struct.unpack_from("<ii", data, 18)
+    return abs(width), abs(height)  # negative height: top-down rows
+
+
+def _gif_size(data):
+    return _u16(data, 6, "<"), _u16(data, 8, "<")
+
+
+def declared_size(data):
+    """``(format, width, height)`` an encoded image declares in its header, without decoding it.
+
+    Formats: PNG, JPEG, BMP, GIF, TIFF and WebP, judged by content. Returns
+    None for data in other formats; raises :class:`HeaderError` for a header
+    cut short or corrupt. The serving code uses it too, to refuse
+    decompression bombs before TensorFlow decodes them.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)
     if data.startswith(_PNG_SIGNATURE):
         kind, reader = "PNG", _png_size
     elif data.startswith(_JPEG_SOI):
         kind, reader = "JPEG", _jpeg_size
     elif data.startswith(b"BM"):
-        kind = "BMP"
-
-        def reader(d):
-            if _u32(d, 14, "<") == 12:  # OS/2 core header: 16-bit sizes
-                return _u16(d, 18, "<"), _u16(d, 20, "<")
-            width, height = struct.unpack_from("<ii", d, 18)
-            return abs(width), abs(height)  # negative height: top-down rows
+        kind, reader = "BMP", _bmp_size
+    elif data.startswith((b"GIF87a", b"GIF89a")):
+        kind, reader = "GIF", _gif_size
     elif data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         kind, reader = "TIFF", _tiff_size
     elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         kind, reader = "WebP", _webp_size
     else:
+        return None
+    try:
+        width, height = reader(data)
+    except (IndexError, struct.error, OverflowError):
+        raise HeaderError(f"has a truncated or corrupt {kind} header") from None
+    except ValueError as exc:
+        raise HeaderError(f"has a corrupt {kind} header: {exc}") from None
+    return kind, width, height
+
+
+def _declared_size(path, data):
+    """(format, width, height) from the header of ``data``, or DataError."""
+    try:
+        found = declared_size(data)
+    except HeaderError as error:
+        raise DataError(f"{path} {error}") from None
+    if found is None or found[0] not in _READ_FORMATS:
         raise DataError(
             f"{path} is not a PNG, JPEG, BMP, TIFF or WebP file (judged by its content, first bytes "
             f"{data[:8]!r}); other formats are refused because their size cannot be checked before "
             "decoding"
         )
-    try:
-        width, height = reader(data)
-    except (IndexError, struct.error, OverflowError):
-        raise DataError(f"{path} has a truncated or corrupt {kind} header") from None
-    except ValueError as exc:
-        raise DataError(f"{path} has a corrupt {kind} header: {exc}") from None
+    kind, width, height = found
     if width <= 0 or height <= 0:
         raise DataError(f"{path} declares an empty image ({width}x{height} pixels, width x height)")
     return kind, width, height
