@@ -45,6 +45,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 __all__ = [
     "pairs_source",
     "tfrecord_source",
+    "clean_images",
     "synthetic_source",
     "train_dataset",
     "eval_dataset",
@@ -144,28 +145,8 @@ def tfrecord_source(pattern, *, with_names=False, deterministic=True):
     return read_tfrecords(pattern, with_names=with_names, deterministic=deterministic)
 
 
-def synthetic_source(clean_paths, degradation, *, seed=None, with_names=False, cache=False,
-                     deterministic=True):
-    """Pairs made on the fly: target = a clean image, input = ``degradation(clean)``.
-
-    Clean images are decoded with :func:`erlrestore.data.io.read_image` in
-    parallel; the degradation runs in the graph as ``degradation(clean,
-    element_seed)`` with a shape-[2] int64 stateless seed per element. The
-    element seeds come from ``tf.data.Dataset.random(seed,
-    rerandomize_each_iteration=True)``: they are reproducible given ``seed``
-    and different on every pass over the data, so each epoch sees fresh
-    rain/haze/noise on the same clean images.
-
-    Args:
-      clean_paths: paths of clean images.
-      degradation: callable ``f(clean, seed) -> degraded`` (see
-        :mod:`erlrestore.data.synthetic`, e.g. ``make_degradation("rain")``).
-      seed: pipeline seed (None: nondeterministic).
-      with_names: also yield the clean file's path as a third component.
-      cache: cache the decoded *clean* images in memory (the degradation is
-        still drawn fresh each pass).
-      deterministic: keep the element order of the parallel decode.
-    """
+def clean_images(clean_paths, deterministic=True):
+    """Decoded clean images ``(image, path)`` in parallel, for :func:`synthetic_source`."""
     clean_paths = [str(p) for p in clean_paths]
     if not clean_paths:
         raise DataError("no clean images given to synthetic_source")
@@ -180,7 +161,37 @@ def synthetic_source(clean_paths, degradation, *, seed=None, with_names=False, c
         return clean, path
 
     ds = tf.data.Dataset.from_tensor_slices(clean_paths)
-    ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+
+def synthetic_source(clean_paths, degradation, *, seed=None, with_names=False, cache=False,
+                     deterministic=True):
+    """Pairs made on the fly: target = a clean image, input = ``degradation(clean)``.
+
+    Clean images are decoded with :func:`erlrestore.data.io.read_image` in
+    parallel; the degradation runs in the graph as ``degradation(clean,
+    element_seed)`` with a shape-[2] int64 stateless seed per element. The
+    element seeds come from ``tf.data.Dataset.random(seed,
+    rerandomize_each_iteration=True)``: they are reproducible given ``seed``
+    and different on every pass over the data, so each epoch sees fresh
+    rain/haze/noise on the same clean images.
+
+    Args:
+      clean_paths: paths of clean images, or a dataset of decoded
+        ``(image, path)`` from :func:`clean_images` (e.g. cached and shared
+        by several pipelines).
+      degradation: callable ``f(clean, seed) -> degraded`` (see
+        :mod:`erlrestore.data.synthetic`, e.g. ``make_degradation("rain")``).
+      seed: pipeline seed (None: nondeterministic).
+      with_names: also yield the clean file's path as a third component.
+      cache: cache the decoded *clean* images in memory (the degradation is
+        still drawn fresh each pass).
+      deterministic: keep the element order of the parallel decode.
+    """
+    if isinstance(clean_paths, tf.data.Dataset):
+        ds = clean_paths
+    else:
+        ds = clean_images(clean_paths, deterministic=deterministic)
     if cache:
         ds = ds.cache()
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)

@@ -282,8 +282,11 @@ def train(settings):
     if settings.data.batch_size % replicas:
         raise ValueError(f"batch_size {settings.data.batch_size} (the global batch) does not split evenly "
                          f"over {replicas} replicas")
-    os.makedirs(settings.model_dir, exist_ok=True)
-    _record_settings(settings, write=chief)
+    try:
+        os.makedirs(settings.model_dir, exist_ok=True)
+        _record_settings(settings, write=chief)
+    except OSError as error:
+        raise OSError(f"cannot write to --model_dir {settings.model_dir}: {error.strerror or error}") from None
     keras.utils.set_random_seed(settings.data.seed)
     if settings.data.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -311,11 +314,10 @@ def train(settings):
     with strategy.scope():
         trainer, networks = build_trainer(settings)
         callbacks = []
-        if settings.plateau_patience:
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(  # acts on the (generator's) optimizer
-                monitor="g_loss" if settings.is_gan else "loss", factor=settings.plateau_factor,
-                patience=settings.plateau_patience, min_lr=1e-7,
-            ))
+        plateau = None
+        if settings.plateau_patience:  # acts on the (generator's) optimizer
+            plateau = run.Plateau(monitor="g_loss" if settings.is_gan else "loss", factor=settings.plateau_factor,
+                                  patience=settings.plateau_patience)
         if val_pairs and chief:
             samples = [pairing.load_pair(p) for p in val_pairs[:3]]
             callbacks.append(run.ImageSamples(
@@ -336,6 +338,8 @@ def train(settings):
             callbacks=callbacks,
             verbose=settings.verbose,
             stop_after=settings.stop_after,
+            plateau=plateau,
+            extra_bytes=sum(4 * net.count_params() for net in networks.values()),
         )
     if not finished:
         return None

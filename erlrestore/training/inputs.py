@@ -67,8 +67,11 @@ def training_data(settings, cache_dir):
     """Returns (``make_dataset(seed)``, images per epoch).
 
     ``make_dataset(seed)`` builds the pipeline of batched aligned crops with
-    that pipeline seed (``settings.seed`` for the default); the sources are
-    found and checked once, here.
+    that pipeline seed (``settings.seed`` for the default). The sources are
+    found and checked once, here, and with ``cache`` the decoded images are
+    cached once and shared by every pipeline made: a run builds one per
+    checkpoint interval (see :mod:`erlrestore.training.run`), and each finds
+    the images already decoded.
     """
     given = _sources_given(settings)
     if len(given) != 1:
@@ -80,39 +83,48 @@ def training_data(settings, cache_dir):
         crop_size=settings.crop_size,
         batch_size=settings.batch_size,
         augment=settings.augment,
-        seed=settings.seed,
         deterministic=settings.deterministic,
-        cache=settings.cache,
         pad_small=settings.pad_small,
     )
+    min_size = None if settings.pad_small else settings.crop_size
     if settings.train_input_dir:
         pairs = pairing.find_pairs(
             settings.train_input_dir, settings.train_target_dir or None,
             layout=settings.layout, pair_order=settings.pair_order,
         )
-        return _maker(lambda **kw: pipeline.train_dataset(pairs, **kw), common), len(pairs)
+        if settings.cache:  # decoded once, then shuffled whole, as train_dataset does for cached pairs
+            head = pipeline.pairs_source(pairs, min_size=min_size, deterministic=settings.deterministic).cache()
+            build = lambda seed: pipeline.train_dataset(head, seed=seed, shuffle_buffer=len(pairs), **common)
+        else:
+            build = lambda seed: pipeline.train_dataset(pairs, seed=seed, **common)
+        return _maker(build, settings.seed), len(pairs)
     if settings.train_tfrecords:
         pattern = settings.train_tfrecords
         files = sorted(glob.glob(os.path.join(pattern, "*.tfrecord")) if os.path.isdir(pattern) else glob.glob(pattern))
         if not files:
             raise io.DataError(f"no TFRecord shards found at {pattern}")
         count = sum(1 for _ in tf.data.TFRecordDataset(files))
-        return _maker(lambda **kw: pipeline.train_dataset(
-            pipeline.tfrecord_source(files if len(files) > 1 else files[0]), **kw), common), count
+        head = pipeline.tfrecord_source(files if len(files) > 1 else files[0])
+        if settings.cache:
+            head = head.cache()
+        return _maker(lambda seed: pipeline.train_dataset(head, seed=seed, **common), settings.seed), count
     clean_dir = settings.synthetic_clean_dir or _procedural_folder(settings, cache_dir)
     paths = io.list_images(clean_dir)
     degrade = synthetic.make_degradation(settings.degradation)
+    clean = pipeline.clean_images(paths)
+    if settings.cache:
+        clean = clean.cache()
 
-    def build(seed, **kw):
-        source = pipeline.synthetic_source(paths, degrade, seed=seed, cache=settings.cache)
-        return pipeline.train_dataset(source, seed=seed, **kw)
+    def build(seed):
+        source = pipeline.synthetic_source(clean, degrade, seed=seed)
+        return pipeline.train_dataset(source, seed=seed, **common)
 
-    return _maker(build, {**common, "cache": False}), len(paths)
+    return _maker(build, settings.seed), len(paths)
 
 
-def _maker(build, common):
+def _maker(build, default_seed):
     def make_dataset(seed=None):
-        return build(**{**common, "seed": common["seed"] if seed is None else seed})
+        return build(default_seed if seed is None else seed)
     return make_dataset
 
 

@@ -9,17 +9,26 @@ trainer is a ``keras.Model`` with:
   optimizers), as a dict.
 
 Checkpoints (``tf.train.Checkpoint`` + ``CheckpointManager`` in
-``<model_dir>/checkpoints``) hold those items plus the run's position:
-``stage_index`` and ``stage_step`` (optimizer steps done in that stage). One
-Keras "epoch" is one checkpoint interval (``checkpoint_every`` steps), so a
-checkpoint is written at every epoch end and at every stage end. TensorFlow
-writes the checkpoint files before it updates the ``checkpoint`` index, so an
-interrupted write leaves the previous checkpoint in force.
+``<model_dir>/checkpoints``) hold those items, the run's position
+(``stage_index`` and ``stage_step``, optimizer steps done in that stage) and
+the learning-rate plateau state. One Keras "epoch" is one checkpoint interval
+(``checkpoint_every`` steps) and one ``fit`` call, with a data pipeline made
+for it from ``(stage, first step)``; a checkpoint is written at every epoch
+end and at every stage end. TensorFlow writes the checkpoint files under
+temporary names and updates the ``checkpoint`` index last, so an interrupted
+write leaves the previous checkpoint in force.
 
 On start, the latest checkpoint is restored: finished stages are skipped,
 the current stage continues from the last checkpoint interval it completed,
-with optimizer state. Work since that checkpoint is redone, so an interrupted
-run does exactly the planned number of steps per stage.
+with optimizer and plateau state, on the same data that interval would have
+had. So a run killed at any moment and restarted ends with the weights of an
+uninterrupted run (bit for bit where the kernels are deterministic; tested
+with kill -9 in tests/test_faults.py), after exactly the planned steps.
+
+Before the first step the model folder must take a test write and have
+room for the checkpoints it will keep; training stops at the first step
+whose loss is not finite, naming the step and stage, without writing a
+checkpoint (the last good one stays).
 
 ``stop_after`` ends an invocation early, at the first checkpoint after that
 many optimizer steps (a time-boxed job on a shared cluster); running the
@@ -77,9 +86,9 @@ class _Variables(tf.Module):
 
 
 def _variables_of(item):
-    if isinstance(item, keras.optimizers.Optimizer):
-        return _Variables(item.variables)
-    return _Variables(item.weights)
+    # A network's ``variables`` are its weights plus its random-seed states
+    # (dropout), so a resumed run draws the masks an uninterrupted one would.
+    return _Variables(item.variables)
 
 
 class _RunPosition(tf.Module):
@@ -89,32 +98,78 @@ class _RunPosition(tf.Module):
         self.stage_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="stage_step")
 
 
-class _CheckpointEachEpoch(keras.callbacks.Callback):
-    """Records the position reached and saves a checkpoint at each epoch end."""
+@dataclasses.dataclass(frozen=True)
+class Plateau:
+    """Divide the learning rate by ``1 / factor`` after ``patience`` checkpoint
+    intervals whose ``monitor`` value (an epoch log, e.g. ``loss``) did not
+    fall below the best one by more than ``min_delta``; never below ``min_lr``.
 
-    def __init__(self, run, steps_per_epoch, stage_steps):
+    Keras' ``ReduceLROnPlateau`` keeps its counters in Python and resets them
+    in every ``fit``; here they live in the checkpoint (so a resumed run
+    counts on) and restart with each stage, as the learning rate does.
+    """
+
+    monitor: str = "loss"
+    factor: float = 0.1
+    patience: int = 10
+    min_lr: float = 1e-7
+    min_delta: float = 1e-4
+
+
+def _value(variable):
+    """A scalar variable's value as a Python float (also a MirroredVariable's)."""
+    return float(tf.convert_to_tensor(variable).numpy())
+
+
+class _PlateauState(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.best = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best")
+        self.wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
+
+    def reset(self):
+        self.best.assign(math.inf)
+        self.wait.assign(0)
+
+
+class _IntervalEnd(keras.callbacks.Callback):
+    """Per step: stop on a non-finite loss. Per interval: the plateau rule,
+    the position reached, TensorBoard scalars, then a checkpoint."""
+
+    def __init__(self, run, plan, first_step, writers):
         super().__init__()
         self.run = run
-        self.position = run.position
-        self.steps_per_epoch = steps_per_epoch
-        self.stage_steps = stage_steps
+        self.plan = plan
+        self.first_step = first_step
+        self.writers = writers  # {"train": writer, "validation": writer}
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        bad = [name for name, value in logs.items() if not math.isfinite(float(value))]
+    def on_train_batch_end(self, batch, logs=None):
+        bad = [name for name, value in (logs or {}).items() if not math.isfinite(float(value))]
         if bad:
             self.model.stop_training = True
             raise FloatingPointError(
-                f"non-finite {', '.join(bad)} at stage step {(epoch + 1) * self.steps_per_epoch}; "
-                "no checkpoint written, the last good one is kept"
+                f"non-finite {', '.join(bad)} at step {self.first_step + batch + 1} of stage "
+                f"{self.plan.stage.name}; stopped without writing a checkpoint, the last good one is kept"
             )
-        before = int(self.position.stage_step.numpy())
-        after = min((epoch + 1) * self.steps_per_epoch, self.stage_steps)
-        self.position.stage_step.assign(after)
-        self.run.save()
-        self.run.steps_done += after - before
-        if self.run.should_stop():
-            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {name: float(value) for name, value in (logs or {}).items()}
+        run = self.run
+        if run.plateau is not None:
+            run.apply_plateau(self.model.optimizer, logs)
+        step = self.first_step + self.params["steps"]
+        # The layout Keras' TensorBoard callback writes: <stage>/train and
+        # <stage>/validation, tags epoch_<name>, step = the interval's index.
+        logs["learning_rate"] = _value(self.model.optimizer.learning_rate)
+        for part, writer in self.writers.items():
+            with writer.as_default():
+                for name, value in logs.items():
+                    if name.startswith("val_") == (part == "validation"):
+                        tf.summary.scalar("epoch_" + name.removeprefix("val_"), value, step=epoch)
+            writer.flush()
+        run.position.stage_step.assign(step)
+        run.save()
+        run.steps_done += step - self.first_step
 
 
 class Run:
@@ -125,6 +180,8 @@ class Run:
         self.model_dir = model_dir
         self.chief = chief
         self.position = _RunPosition()
+        self.plateau = None
+        self._plateau_state = _PlateauState()
         self._items = trainer.checkpoint_items()
         self.checkpoint = None  # made once the optimizers are built (see run)
         self._max_to_keep = max_to_keep
@@ -139,10 +196,46 @@ class Run:
     def _ensure_checkpoint(self):
         if self.checkpoint is None:
             entries = {name: _variables_of(item) for name, item in self._items.items()}
-            self.checkpoint = tf.train.Checkpoint(position=self.position, **entries)
+            self.checkpoint = tf.train.Checkpoint(position=self.position, plateau=self._plateau_state, **entries)
             if self.chief:
                 self.manager = tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir,
                                                           max_to_keep=self._max_to_keep)
+
+    def checkpoint_bytes(self):
+        """Bytes one checkpoint takes (every variable it holds)."""
+        self._ensure_checkpoint()
+        total = 0
+        for item in self._items.values():
+            for variable in _variables_of(item).by_index.values():
+                total += int(tf.size(variable)) * tf.as_dtype(variable.dtype).size
+        return total
+
+    def check_writable(self, extra_bytes=0):
+        """Fails now, not hours into training, if checkpoints cannot be written.
+
+        Writes, syncs and deletes a probe file in the checkpoint folder, and
+        asks for free space for ``max_to_keep + 1`` checkpoints plus
+        ``extra_bytes`` (the final models).
+        """
+        folder = self.checkpoint_dir if self.chief else self.scratch_dir
+        try:
+            os.makedirs(folder, exist_ok=True)
+            probe = os.path.join(folder, f".write_probe_{os.getpid()}")
+            with open(probe, "wb") as f:
+                f.write(b"\0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+            os.remove(probe)
+        except OSError as error:
+            raise OSError(f"cannot write checkpoints to {folder}: {error.strerror or error}") from None
+        needed = (self._max_to_keep + 1) * self.checkpoint_bytes() + extra_bytes
+        free = shutil.disk_usage(folder).free
+        if free < needed:
+            raise OSError(
+                f"not enough space for checkpoints in {folder}: about {needed / 2**20:.0f} MiB needed "
+                f"({self._max_to_keep + 1} checkpoints of {self.checkpoint_bytes() / 2**20:.1f} MiB and the "
+                f"final models), {free / 2**20:.0f} MiB free"
+            )
 
     def save(self):
         """Writes a checkpoint of the current state (the chief's is the one that counts)."""
@@ -156,6 +249,25 @@ class Run:
 
     def should_stop(self):
         return bool(self.stop_after) and self.steps_done >= self.stop_after
+
+    def apply_plateau(self, optimizer, logs):
+        plateau, state = self.plateau, self._plateau_state
+        if plateau.monitor not in logs:
+            return
+        current = logs[plateau.monitor]
+        if current < _value(state.best) - plateau.min_delta:
+            state.best.assign(current)
+            state.wait.assign(0)
+            return
+        state.wait.assign_add(1)
+        if _value(state.wait) >= plateau.patience:
+            old = _value(optimizer.learning_rate)
+            new = max(old * plateau.factor, plateau.min_lr)
+            if new < old:
+                optimizer.learning_rate = new
+                logging.info("%s has not improved for %d intervals: learning rate %.3g -> %.3g",
+                             plateau.monitor, plateau.patience, old, new)
+            state.wait.assign(0)
 
     def log_dir(self, name):
         if self.chief:
@@ -177,15 +289,18 @@ class Run:
         return int(self.position.stage_index.numpy()), int(self.position.stage_step.numpy())
 
     def run(self, plans, dataset, *, learning_rate, checkpoint_every, validation_data=None,
-            validation_every=1, callbacks=(), verbose="auto", stop_after=0):
+            validation_every=1, callbacks=(), verbose="auto", stop_after=0, plateau=None, extra_bytes=0):
         """Trains every stage of ``plans`` not finished yet.
 
+        ``plateau``: a :class:`Plateau` rule for the learning rate, or None.
+        ``extra_bytes``: disk space wanted besides the checkpoints (final models).
         Returns True when every stage is finished, False when ``stop_after``
         (optimizer steps in this invocation, 0 for no limit) ended it first.
         """
+        self.plateau = plateau
         try:
             return self._run(plans, dataset, learning_rate, checkpoint_every, validation_data, validation_every,
-                             callbacks, verbose, stop_after)
+                             callbacks, verbose, stop_after, extra_bytes)
         finally:
             if self._scratch_logs:
                 shutil.rmtree(self._scratch_logs, ignore_errors=True)
@@ -194,7 +309,7 @@ class Run:
                     os.rmdir(os.path.dirname(self.scratch_dir))  # .workers/, once every worker's is gone
 
     def _run(self, plans, dataset, learning_rate, checkpoint_every, validation_data, validation_every, callbacks,
-             verbose, stop_after):
+             verbose, stop_after, extra_bytes):
         trainer = self.trainer
         self.stop_after = stop_after
         self.steps_done = 0
@@ -203,12 +318,14 @@ class Run:
         if stage_index >= len(plans):
             logging.info("all %d stages already finished in %s", len(plans), self.model_dir)
             return True
+        self.check_writable(extra_bytes)
         for index in range(stage_index, len(plans)):
             plan = plans[index]
             trainer.set_stage(plan.stage)
             start = stage_step if index == stage_index else 0
             if start == 0:
                 trainer.reset_optimizer(learning_rate)
+                self._plateau_state.reset()
             logging.info("stage %s (%d/%d): %d steps, from step %d",
                          plan.stage.name, index + 1, len(plans), plan.steps, start)
             stage_data = dataset if plan.dataset is None else plan.dataset
@@ -229,35 +346,30 @@ class Run:
 
     def _fit_stage(self, plan, index, start, dataset, checkpoint_every, validation_data,
                    validation_every, callbacks, verbose):
+        """One ``fit`` per checkpoint interval, each on data made for its first step."""
         per_epoch = max(1, min(checkpoint_every, plan.steps))
-        full_epochs, remainder = divmod(plan.steps, per_epoch)
-        done_epochs = start // per_epoch
+        epochs = math.ceil(plan.steps / per_epoch)
         log_dir = self.log_dir(f"stage{index + 1}_{plan.stage.name}")
-        chunks = [(per_epoch, done_epochs, full_epochs)]
-        if remainder:
-            chunks.append((remainder, full_epochs, full_epochs + 1))
-        if start >= plan.steps:
-            return
-        for steps_per_epoch, first, last in chunks:
-            if first >= last or self.should_stop():
-                continue
-            stage_callbacks = callbacks + [
-                # Epoch e ends at stage step min((e + 1) * per_epoch, steps): also right
-                # for the shorter last epoch.
-                _CheckpointEachEpoch(self, per_epoch, plan.steps),
-                keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
-            ]
-            self.trainer.fit(
-                dataset(index, first * per_epoch) if callable(dataset) else dataset,
-                initial_epoch=first,
-                epochs=last,
-                steps_per_epoch=steps_per_epoch,
-                validation_data=validation_data,
-                validation_freq=validation_every,
-                callbacks=stage_callbacks,
-                shuffle=False,  # datasets arrive shuffled
-                verbose=verbose,
-            )
+        writers = {part: tf.summary.create_file_writer(os.path.join(log_dir, part)) for part in ("train", "validation")}
+        try:
+            for epoch in range(start // per_epoch, epochs):
+                if self.should_stop():
+                    return
+                first_step = epoch * per_epoch
+                self.trainer.fit(
+                    dataset(index, first_step) if callable(dataset) else dataset,
+                    initial_epoch=epoch,
+                    epochs=epoch + 1,
+                    steps_per_epoch=min(per_epoch, plan.steps - first_step),
+                    validation_data=validation_data,
+                    validation_freq=validation_every,
+                    callbacks=callbacks + [_IntervalEnd(self, plan, first_step, writers)],
+                    shuffle=False,  # datasets arrive shuffled
+                    verbose=verbose,
+                )
+        finally:
+            for writer in writers.values():
+                writer.close()
 
 
 class ImageSamples(keras.callbacks.Callback):
