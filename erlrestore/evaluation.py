@@ -67,16 +67,26 @@ class Summary:
         return f"n={self.count} psnr_y={self.psnr_y:.4f} ssim_y={self.ssim_y:.5f}"
 
 
+def image_score(pair, image, clean, crop_border=0):
+    """Y-channel PSNR/SSIM of ``image`` (the pair's input, or its restoration) against ``clean``.
+
+    Images the metrics cannot measure (smaller than SSIM's 11x11 window,
+    or than twice ``crop_border``) raise a DataError naming the pair's files.
+    """
+    try:
+        psnr = metrics.psnr_y(image, clean, crop_border)
+        ssim = metrics.ssim_y(image, clean, crop_border)
+    except ValueError as error:
+        where = pair.input_path if pair.input_path == pair.target_path else f"{pair.input_path} / {pair.target_path}"
+        raise io.DataError(f"{where}: {error}") from None
+    return ImageScore(name=pair.name, input_path=pair.input_path, target_path=pair.target_path,
+                      psnr_y=psnr, ssim_y=ssim)
+
+
 def score_pair(pair, crop_border=0):
     """Y-channel PSNR/SSIM of one pair of files."""
     degraded, clean = pairing.load_pair(pair)
-    return ImageScore(
-        name=pair.name,
-        input_path=pair.input_path,
-        target_path=pair.target_path,
-        psnr_y=metrics.psnr_y(degraded, clean, crop_border),
-        ssim_y=metrics.ssim_y(degraded, clean, crop_border),
-    )
+    return image_score(pair, degraded, clean, crop_border)
 
 
 def measure_pairs(pairs, crop_border=0, workers=None, show_progress=True):
@@ -308,16 +318,7 @@ def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, w
             restored = [quantize_8bit(image) for image in restored]
         if outputs[index]:
             io.write_image(outputs[index], restored[0])
-        scores = [
-            ImageScore(
-                name=pair.name,
-                input_path=pair.input_path,
-                target_path=pair.target_path,
-                psnr_y=metrics.psnr_y(image, clean, crop_border),
-                ssim_y=metrics.ssim_y(image, clean, crop_border),
-            )
-            for image in restored
-        ]
+        scores = [image_score(pair, image, clean, crop_border) for image in restored]
         iou = None
         if len(restored) == 2:
             iou = metrics.iou_rain_background(restored[0], restored[1], degraded, clean, crop_border)

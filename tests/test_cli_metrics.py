@@ -89,6 +89,16 @@ def test_unpaired_input_is_a_clear_error(rain_set):
     assert not SUMMARY.match(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
 
 
+def test_a_pair_too_small_for_ssim_is_an_error_naming_its_files(rain_set):
+    folder, rainy, clean = rain_set
+    cv2.imwrite(str(folder / "rain" / "rain-004.png"), rainy[0][:8, :8])
+    cv2.imwrite(str(folder / "norain" / "norain-004.png"), clean[0][:8, :8])
+    result = run_metrics(f"--input_dir={folder}")
+    assert result.returncode == 1
+    assert "rain-004.png" in result.stderr and "norain-004.png" in result.stderr
+    assert "SSIM needs images of at least 11x11 pixels" in result.stderr
+
+
 def test_bad_flag_values_are_usage_errors(rain_set):
     folder, _, _ = rain_set
     result = run_metrics(f"--input_dir={folder}", "--crop_border=-1")
