@@ -16,9 +16,9 @@ children's PYTHONPATH (test code; nothing in erlrestore knows about it):
 * ``write``: a thread kills the process about a millisecond into that
   checkpoint's save, while its files are being written.
 
-ERL-Net gets one such kill aimed at each of its three stages (it lands
-later if a random kill already moved the run past the target), the GAN two;
-both get kills at random moments too (10 in all).
+ERL-Net gets one such kill inside each of its three stages, the GAN two
+in its one; then both get kills at random moments, up to a second after
+the restarted child reaches a stage (10 in all).
 """
 
 import os
@@ -72,8 +72,8 @@ if _mode:
 # Tiny runs with a checkpoint after every step, so kills land between,
 # inside and around checkpoint writes.
 RUNS = {
-    "erlnet_ma_d": ["--flagfile=flags/tiny/erlnet_ma_d_mlgd.flags", "--stage_steps=5"],
-    "unet5_lsgan": ["--flagfile=flags/tiny/unet5_lsgan.flags", "--stage_steps=10"],
+    "erlnet_ma_d": ["--flagfile=flags/tiny/erlnet_ma_d_mlgd.flags", "--stage_steps=8"],
+    "unet5_lsgan": ["--flagfile=flags/tiny/unet5_lsgan.flags", "--stage_steps=16"],
 }
 COMMON = ["--checkpoint_every=1", "--deterministic", "--precision=float32", "--verbose=0"]
 
@@ -118,26 +118,30 @@ def test_kill_9_anywhere_then_restart_ends_with_the_uninterrupted_weights(case, 
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     rng = random.Random(f"{case}-7")
-    stages, steps = (3, 5) if case.startswith("erlnet") else (1, 10)
-    # Kill points: moments after start (seconds), and checkpoint saves at or past a
-    # (stage, step), spread over the stages in order.
-    targets = sorted((stage, rng.randint(1, steps)) for stage in
-                     [i * stages // save_kills for i in range(save_kills)])
-    saves = [(rng.choice(["write", "index"]), f"{stage},{step}") for stage, step in targets]
-    plan = []
-    for _ in range(random_kills):
-        plan.append(("time", rng.uniform(3.0, 7.0)))
-    for fault in saves:
-        plan.insert(rng.randint(0, len(plan)), fault)  # keeps the saves in stage order
+    stages = 3 if case.startswith("erlnet") else 1
+    # First the kills inside checkpoint writes, at or past a random early step of
+    # each stage in turn (ERL-Net: one per stage; GAN: two in its one stage)...
+    targets = sorted((i * stages // save_kills, rng.randint(1, 3) + 3 * (i * stages % save_kills))
+                     for i in range(save_kills))
+    plan = [(rng.choice(["write", "index"]), f"{stage},{step}") for stage, step in targets]
+    # ...then kills at random moments, up to a second after the restarted child
+    # starts a stage (it is importing, restoring, tracing or training by then).
+    plan += [("time", rng.uniform(0.05, 1.0)) for _ in range(random_kills)]
     model_dir = tmp_path / "killed"
     killed, positions, log = 0, [], []
     for kind, value in plan + [("none", 0)]:
         if kind == "time":
             proc = subprocess.Popen(_command(model_dir, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, cwd=REPO, env=_env())
+            seen = []
+            for line in proc.stderr:  # wait until it reaches a stage
+                seen.append(line)
+                if " steps, from step " in line:
+                    break
             time.sleep(value)
             proc.send_signal(signal.SIGKILL)
-            out, err = proc.communicate(timeout=60)
+            out, rest = proc.communicate(timeout=60)
+            err = "".join(seen) + rest
         else:
             faults = {} if kind == "none" else {"FAULT_MODE": kind, "FAULT_POSITION": value}
             proc = subprocess.run(_command(model_dir, args), capture_output=True, text=True, cwd=REPO,
@@ -151,6 +155,7 @@ def test_kill_9_anywhere_then_restart_ends_with_the_uninterrupted_weights(case, 
         else:
             assert code == 0, (log, err[-3000:])
             assert kind == "none", f"the run finished before fault {kind} {value} fired: {log}"
+    print(case, "kill points:", log)
     assert killed == random_kills + save_kills, log
     assert (model_dir / "final.keras").is_file(), log
     known = [p for p in positions if p is not None]
