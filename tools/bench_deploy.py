@@ -297,6 +297,11 @@ def _status_kb(field):
     return None
 
 
+def peak_rss_bytes():
+    """Linux's peak resident set since the last :func:`reset_peak_rss` (``VmHWM``), or None."""
+    return _status_kb("VmHWM")
+
+
 def max_rss_bytes():
     """The process's peak resident set so far (``ru_maxrss``: kB on Linux, bytes on macOS)."""
     value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -316,7 +321,7 @@ def reset_peak_rss():
             handle.write("5")
     except OSError:
         return False
-    return _status_kb("VmHWM") is not None
+    return peak_rss_bytes() is not None
 
 
 # --------------------------------------------------------------------------

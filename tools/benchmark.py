@@ -131,6 +131,9 @@ from absl import app, flags
 from erlrestore.models import memd, pix2pix
 from erlrestore.training import devices, experiment, stages
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_deploy  # noqa: E402  (the resident-set readers, shared)
+
 FLAGS = flags.FLAGS
 
 MODEL_NAMES = ("memd", "erlnet", "pix2pix", "unet5_ia15_subpix")
@@ -421,15 +424,6 @@ def matmul_peak(dtypes, sizes, runs=5, min_call_seconds=0.05):
     return peaks, records
 
 
-def _read_hwm_bytes():
-    try:
-        with open("/proc/self/status", encoding="utf-8") as f:
-            match = re.search(r"^VmHWM:\s+(\d+)\s+kB", f.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) * 1024 if match else None
-
-
 def _release_free_heap():
     """Returns freed ``malloc`` memory to the system (glibc), so the resident set is what is alive."""
     try:
@@ -447,12 +441,7 @@ def reset_peak_memory(kind):
         except (ValueError, tf.errors.OpError):
             return False
     _release_free_heap()
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+    return bench_deploy.reset_peak_rss()
 
 
 def peak_memory(kind):
@@ -462,7 +451,7 @@ def peak_memory(kind):
             return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
         except (ValueError, tf.errors.OpError):
             return None
-    return _read_hwm_bytes()
+    return bench_deploy.peak_rss_bytes()
 
 
 # ---------------------------------------------------------------------------

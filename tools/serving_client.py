@@ -30,7 +30,6 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 
 from absl import app, flags
 
@@ -246,29 +245,13 @@ def _read_sendable(path):
     return data
 
 
-def _write_atomically(path, data):
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    temp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(temp, "xb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.remove(temp)
-        except OSError:
-            pass
-        raise
-
-
 def _restore_file(restore_bytes, input_path, output_path):
     if os.path.exists(output_path) and os.path.samefile(input_path, output_path):
         raise io.DataError(f"refusing to overwrite the input {input_path} with its restored image")
     png = restore_bytes(_read_sendable(input_path))
     if not png.startswith(_PNG_SIGNATURE):
         raise ServingClientError(None, f"the server's answer for {input_path} is not a PNG")
-    _write_atomically(os.fspath(output_path), png)
+    io.write_bytes_atomically(os.fspath(output_path), png)
     return output_path
 
 

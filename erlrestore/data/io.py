@@ -458,6 +458,12 @@ def write_image(path, rgb, bit_depth=8, *, jpeg_quality=95):
     if not ok:
         raise DataError(f"OpenCV could not encode {path}")
 
+    write_bytes_atomically(path, encoded.tobytes())
+
+
+def write_bytes_atomically(path, data):
+    """Writes ``data`` to ``path`` through a temporary file in the same folder
+    and a rename, so ``path`` is never left half-written; makes the folder."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     temp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
@@ -465,7 +471,7 @@ def write_image(path, rgb, bit_depth=8, *, jpeg_quality=95):
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(encoded.tobytes())
+            handle.write(data)
         os.replace(temp, path)
     except BaseException:
         try:

@@ -228,12 +228,13 @@ class Run:
             os.remove(probe)
         except OSError as error:
             raise OSError(f"cannot write checkpoints to {folder}: {error.strerror or error}") from None
-        needed = (self._max_to_keep + 1) * self.checkpoint_bytes() + extra_bytes
+        one = self.checkpoint_bytes()
+        needed = (self._max_to_keep + 1) * one + extra_bytes
         free = shutil.disk_usage(folder).free
         if free < needed:
             raise OSError(
                 f"not enough space for checkpoints in {folder}: about {needed / 2**20:.0f} MiB needed "
-                f"({self._max_to_keep + 1} checkpoints of {self.checkpoint_bytes() / 2**20:.1f} MiB and the "
+                f"({self._max_to_keep + 1} checkpoints of {one / 2**20:.1f} MiB and the "
                 f"final models), {free / 2**20:.0f} MiB free"
             )
 
