@@ -36,6 +36,7 @@ setuptools.setup(
             "erlrestore-evaluate=erlrestore.cli.evaluate:run",
             "erlrestore-export=erlrestore.cli.export:run",
             "erlrestore-metrics=erlrestore.cli.metrics:run",
+            "erlrestore-reproduce=erlrestore.cli.reproduce:run",
             "erlrestore-restore=erlrestore.cli.restore:run",
             "erlrestore-serve=erlrestore.cli.serve:run",
             "erlrestore-synth=erlrestore.cli.synth:run",

@@ -1,0 +1,606 @@
+"""The papers' tables as data, and the runner that regenerates them.
+
+``erlrestore-reproduce --table=<name> --scale=<scale>`` (``erlrestore.cli.reproduce``)
+trains every row of a table through the ordinary training command, scores
+each trained model on named test sets with the ordinary evaluation command,
+and writes, per table, into ``<output_dir>/<table>/``:
+
+* ``results.csv``: one line per row and test set (PSNR/SSIM, ours and the
+  paper's, steps, training seconds, the learning-curve verdict, any error);
+* ``results.md``: the table with the paper's published numbers beside ours,
+  then an "ordering reproduced?" verdict for every pair of rows the paper
+  compares;
+* ``curves.png`` (when matplotlib is installed): PSNR bars, ours and the
+  paper's, and the validation learning curve of every row.
+
+A table is a list of :class:`Row` records; a row is a paper flagfile in
+``flags/`` (the paper's own settings). A *scale* is one more flagfile per
+model family, stacked after the row's, in ``flags/reproduce/<scale>_<family>.flags``:
+
+* ``paper``: nothing changed (the papers' widths, crops, epochs); the data
+  must be given (``--train_flags``, ``--eval_sets``);
+* ``cpu``: narrow networks, small crops and a fixed step budget per row, so a
+  table finishes in about an hour on a 2-core CPU; data from the shared
+  samples (``--data_root``);
+* ``tiny``: seconds per row, for tests.
+
+Every row of one scale trains once in ``<output_dir>/runs/<scale>/<row id>/``,
+even when two tables list it (ERL-Net's MEMD is in Table 2 and Table 3).
+
+Resuming: running the same command again skips rows whose model and scores
+exist and resumes unfinished training from its last checkpoint (the
+training command's own resume). A row that fails is recorded with its error
+and does not stop the others; the command then exits 1.
+
+Choices where the papers are silent, and what the ``cpu`` scale changes, are
+written in ``docs/RESULTS.md`` and the overlay flagfiles themselves.
+"""
+
+import csv
+import dataclasses
+import glob
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+FAMILIES = ("erlnet", "gan", "recon")
+SCALES = ("cpu", "paper", "tiny")
+_SCORE_LINE = "n="
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One row of a table: an id (its run folder), a label as the paper
+    prints it, its paper flagfile (relative to ``flags/``) and the paper's
+    PSNR/SSIM (None where the paper has no number)."""
+
+    id: str
+    label: str
+    flagfile: str
+    paper_psnr: float = None
+    paper_ssim: float = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A paper table: rows, the model family (selects the scale overlay),
+    which column of the paper the published numbers come from, the pairs
+    ``(better, worse)`` the paper's text or numbers order, the default test
+    sets per scale, and flags every evaluation of the table gets."""
+
+    key: str
+    title: str
+    paper_column: str
+    family: str
+    rows: tuple
+    comparisons: tuple
+    eval_sets: dict  # scale -> {name: folder relative to data_root}
+    eval_flags: tuple = ()
+    reconstruct: bool = False  # rows are autoencoders: test inputs are the clean images
+
+    def row(self, row_id):
+        for row in self.rows:
+            if row.id == row_id:
+                return row
+        raise KeyError(row_id)
+
+
+_DERAIN_SETS = {"cpu": {"rain12": "rain12", "rain100l-10": "rain100l-10"}}
+
+_STRATEGIES = ("MA_A", "MA_B", "MA_C", "MA_D", "DT")
+# ERL-Net Table 3, Rain100H column (PSNR, SSIM), by (strategy, entanglement).
+_TABLE3_RAIN100H = {
+    ("MA_A", "CLGD"): (31.6521, 0.8687), ("MA_B", "CLGD"): (32.0452, 0.9087),
+    ("MA_C", "CLGD"): (32.8027, 0.9221), ("MA_D", "CLGD"): (33.0145, 0.9294),
+    ("DT", "CLGD"): (31.6214, 0.8634),
+    ("MA_A", "MLGD"): (31.6804, 0.8692), ("MA_B", "MLGD"): (32.6870, 0.9247),
+    ("MA_C", "MLGD"): (33.2041, 0.9364), ("MA_D", "MLGD"): (34.5724, 0.9387),
+    ("DT", "MLGD"): (31.6287, 0.8673),
+}
+
+
+def _table3_rows():
+    rows = []
+    for entanglement in ("CLGD", "MLGD"):
+        for strategy in _STRATEGIES:
+            psnr, ssim = _TABLE3_RAIN100H[(strategy, entanglement)]
+            rows.append(Row(f"erlnet_{strategy.lower()}_{entanglement.lower()}", f"{strategy} / {entanglement}",
+                            f"erlnet_{strategy.lower()}_{entanglement.lower()}.flags", psnr, ssim))
+    rows.append(Row("memd", "MEMD (Table 2)", "memd.flags", 31.6310, 0.8668))
+    return tuple(rows)
+
+
+def _table3_comparisons():
+    pairs = []
+    for entanglement in ("clgd", "mlgd"):
+        # (1) DT is worse than the stage-wise (MS) strategies, for either entanglement.
+        pairs += [(f"erlnet_{s}_{entanglement}", f"erlnet_dt_{entanglement}") for s in ("ma_b", "ma_c", "ma_d")]
+    # (2) MLGD beats CLGD for every strategy.
+    pairs += [(f"erlnet_{s.lower()}_mlgd", f"erlnet_{s.lower()}_clgd") for s in _STRATEGIES]
+    # MA_D + MLGD is the best setup.
+    pairs += [("erlnet_ma_d_mlgd", f"erlnet_{s.lower()}_{e}") for s in ("MA_A", "MA_B", "MA_C")
+              for e in ("clgd", "mlgd")]
+    # The gain comes from entanglement, not parameters: stage-wise beats MEMD.
+    pairs += [("erlnet_ma_d_mlgd", "memd"), ("erlnet_ma_d_clgd", "memd")]
+    return tuple(pairs)
+
+
+TABLES = {
+    "erlnet_table2": Table(
+        key="erlnet_table2",
+        title="ERL-Net Table 2",
+        paper_column="Rain100H (ERL-Net, ICCV 2019, Table 2)",
+        family="erlnet",
+        rows=(
+            Row("memd_minus_minus", "MEMD-- (no skip, no fusion)", "memd_minus_minus.flags", 24.0743, 0.7315),
+            Row("memd_minus", "MEMD- (skip, no fusion)", "memd_minus.flags", 29.3782, 0.8327),
+            Row("memd", "MEMD (skip + fusion)", "memd.flags", 31.6310, 0.8668),
+            Row("memd_global_residual", "MEMD + global input residual (ours, not in the paper)",
+                "memd_global_residual.flags"),
+        ),
+        comparisons=(("memd", "memd_minus"), ("memd_minus", "memd_minus_minus"), ("memd", "memd_minus_minus")),
+        eval_sets=_DERAIN_SETS,
+    ),
+    "erlnet_table3": Table(
+        key="erlnet_table3",
+        title="ERL-Net Table 3",
+        paper_column="Rain100H (ERL-Net, ICCV 2019, Table 3)",
+        family="erlnet",
+        rows=_table3_rows(),
+        comparisons=_table3_comparisons(),
+        eval_sets=_DERAIN_SETS,
+    ),
+    "rethinking_table2": Table(
+        key="rethinking_table2",
+        title="Rethinking Table II",
+        paper_column="Rain800 de-raining (Rethinking generative methods, Table II)",
+        family="gan",
+        rows=(
+            Row("pix2pix_unet8", "pix2pix (UNet-8)", "pix2pix_unet8.flags", 23.47, 0.7645),
+            Row("pix2pix_unet8_lsgan", "pix2pix (UNet-8) + LSGAN", "pix2pix_unet8_lsgan.flags", 24.12, 0.8053),
+            Row("unet5_lsgan", "UNet-5 + LSGAN", "unet5_lsgan.flags", 24.09, 0.8045),
+            Row("unet5_lsgan_infoaccum15", "UNet-5 + LSGAN + InfoAccum-15", "unet5_lsgan_infoaccum15.flags",
+                25.08, 0.8116),
+            Row("unet5_lsgan_infoaccum15_subpix", "UNet-5 + LSGAN + InfoAccum-15 + SubPixUpsamp",
+                "unet5_lsgan_infoaccum15_subpix.flags", 25.29, 0.8135),
+        ),
+        comparisons=(
+            ("pix2pix_unet8_lsgan", "pix2pix_unet8"),
+            ("unet5_lsgan_infoaccum15", "unet5_lsgan"),
+            ("unet5_lsgan_infoaccum15_subpix", "unet5_lsgan_infoaccum15"),
+            ("unet5_lsgan_infoaccum15_subpix", "pix2pix_unet8"),
+        ),
+        eval_sets=_DERAIN_SETS,
+        # pix2pix's test script runs the generator in training mode (batch statistics,
+        # dropout on) unless --eval is given; the paper builds on that code.
+        eval_flags=("--norm_statistics=batch",),
+    ),
+    "rethinking_table3": Table(
+        key="rethinking_table3",
+        title="Rethinking Table III",
+        paper_column="reconstruction (Rethinking generative methods, Table III)",
+        family="recon",
+        rows=(
+            Row("recon_endec5", "En/Decoder", "recon_endec5.flags", 24.06, 0.7194),
+            Row("recon_pix2pix_unet8", "pix2pix (UNet-8)", "recon_pix2pix_unet8.flags", 34.20, 0.9802),
+            Row("recon_unet5", "UNet-5", "recon_unet5.flags", 34.28, 0.9811),
+            Row("recon_unet5_infoaccum15", "UNet-5 + InfoAccum-15", "recon_unet5_infoaccum15.flags", 42.58, 0.9967),
+            Row("recon_unet5_infoaccum15_subpix", "UNet-5 + InfoAccum-15 + SubPixUpsamp",
+                "recon_unet5_infoaccum15_subpix.flags", 49.41, 0.9987),
+        ),
+        comparisons=(
+            ("recon_unet5", "recon_endec5"),
+            ("recon_pix2pix_unet8", "recon_endec5"),
+            ("recon_unet5_infoaccum15", "recon_unet5"),
+            ("recon_unet5_infoaccum15_subpix", "recon_unet5_infoaccum15"),
+        ),
+        eval_sets={"cpu": {"kodak24": "kodak24"}},
+        eval_flags=("--norm_statistics=batch",),
+        reconstruct=True,
+    ),
+}
+
+
+def repository_flags_dir():
+    """``flags/`` of the checkout this package was installed from (``pip install -e``)."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")
+
+
+def default_data_root():
+    """``../shared/data`` beside the checkout, where the development samples live ('' if absent)."""
+    root = os.path.join(os.path.dirname(repository_flags_dir()), os.pardir, "shared", "data")
+    return os.path.normpath(root) if os.path.isdir(root) else ""
+
+
+def scale_data_flags(scale, data_root):
+    """Training-data flags a scale uses when ``--train_flags`` gives none.
+
+    ``cpu``: rain synthesised on the fly over the clean photos of
+    ``derain-train`` (never a test image), validated on ``rain100l-10``
+    for the learning curves (never to pick a checkpoint). ``tiny``:
+    procedural images. ``paper``: none; the user names the benchmark.
+    """
+    if scale == "tiny":
+        return ["--procedural=4", "--degradation=rain"]
+    if scale == "cpu":
+        if not data_root:
+            raise ValueError("--scale=cpu trains on <data_root>/derain-train; pass --data_root "
+                             "(the shared samples folder) or --train_flags")
+        clean = os.path.join(data_root, "derain-train", "clean")
+        if not os.path.isdir(clean):
+            raise ValueError(f"no training photos in {clean}; pass --data_root or --train_flags")
+        return [f"--synthetic_clean_dir={clean}", "--degradation=rain"]
+    return []
+
+
+def scale_val_flags(table, scale, data_root, eval_sets):
+    """Validation flags (learning curves): the table's first test set at ``cpu`` scale."""
+    if scale != "cpu" or not eval_sets:
+        return []
+    name, (input_dir, target_dir) = next(iter(eval_sets.items()))
+    flags = [f"--val_input_dir={input_dir}", "--val_max_images=4"]
+    if target_dir:
+        flags.append(f"--val_target_dir={target_dir}")
+    return flags
+
+
+def parse_eval_sets(values):
+    """``["name=input_dir[:target_dir]", ...]`` -> {name: (input_dir, target_dir or "")}."""
+    sets = {}
+    for value in values:
+        name, sep, folders = value.partition("=")
+        if not sep or not name or not folders:
+            raise ValueError(f"--eval_sets entries look like name=input_dir[:target_dir], got {value!r}")
+        input_dir, _, target_dir = folders.partition(":")
+        sets[name] = (input_dir, target_dir)
+    return sets
+
+
+def resolve_eval_sets(table, scale, data_root, given, output_dir):
+    """{name: (input_dir, target_dir)} the table is scored on.
+
+    For reconstruction tables the test inputs are the clean images
+    themselves; a folder of clean images is copied once into
+    ``<output_dir>/data/<name>/{input,target}`` so every tool pairs it.
+    """
+    if given:
+        sets = dict(given)
+    else:
+        defaults = table.eval_sets.get(scale)
+        if scale == "tiny" or not defaults:
+            raise ValueError(f"{table.key} at --scale={scale} needs --eval_sets=name=folder[:target_folder]")
+        if not data_root:
+            raise ValueError(f"{table.key} is scored on {', '.join(defaults)} under --data_root; pass --data_root "
+                             "or --eval_sets")
+        sets = {name: (os.path.join(data_root, folder), "") for name, folder in defaults.items()}
+    for name, (input_dir, target_dir) in list(sets.items()):
+        if not os.path.isdir(input_dir):
+            raise ValueError(f"test set {name}: no folder {input_dir}")
+        if table.reconstruct and not target_dir:
+            sets[name] = _reconstruction_set(input_dir, os.path.join(output_dir, "data", name))
+    return sets
+
+
+def _reconstruction_set(clean_dir, folder):
+    images = sorted(p for p in glob.glob(os.path.join(clean_dir, "*"))
+                    if os.path.splitext(p)[1].lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
+    if not images:
+        raise ValueError(f"no images in {clean_dir}")
+    for part in ("input", "target"):
+        os.makedirs(os.path.join(folder, part), exist_ok=True)
+        for path in images:
+            destination = os.path.join(folder, part, os.path.basename(path))
+            if not os.path.exists(destination):
+                shutil.copyfile(path, destination)
+    return os.path.join(folder, "input"), os.path.join(folder, "target")
+
+
+# --------------------------------------------------------------------------
+# Running rows.
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RowResult:
+    row: Row
+    run_dir: str
+    scores: dict = dataclasses.field(default_factory=dict)  # set name -> (psnr, ssim)
+    steps: int = 0
+    train_seconds: float = 0.0
+    curve: list = dataclasses.field(default_factory=list)  # validation psnr_y per checkpoint interval
+    error: str = ""
+
+
+def train_command(table, row, scale, flags_dir, data_flags, run_dir):
+    """The ``erlrestore-train`` argv of a row: paper flagfile, scale overlay, data, model folder."""
+    return [
+        sys.executable, "-m", "erlrestore.cli.train",
+        f"--flagfile={os.path.join(flags_dir, row.flagfile)}",
+        f"--flagfile={os.path.join(flags_dir, 'reproduce', f'{scale}_{table.family}.flags')}",
+        *data_flags,
+        f"--model_dir={run_dir}",
+        "--verbose=0",
+    ]
+
+
+def evaluate_command(table, model_path, input_dir, target_dir, csv_path):
+    command = [sys.executable, "-m", "erlrestore.cli.evaluate", f"--model={model_path}", f"--input_dir={input_dir}",
+               f"--csv={csv_path}", *table.eval_flags]
+    if target_dir:
+        command.append(f"--target_dir={target_dir}")
+    return command
+
+
+def parse_score_line(text):
+    """(n, psnr_y, ssim_y) from the evaluation's last line ``n=<N> psnr_y=<x> ssim_y=<y>``."""
+    lines = [line for line in text.strip().splitlines() if line.startswith(_SCORE_LINE)]
+    if not lines:
+        raise ValueError("the evaluation printed no score line")
+    fields = dict(part.split("=", 1) for part in lines[-1].split())
+    return int(fields["n"]), float(fields["psnr_y"]), float(fields["ssim_y"])
+
+
+def _run_logged(command, log_path, env):
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"\n$ {' '.join(command)}\n")
+        log.flush()
+        completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, check=False)
+        log.write(completed.stdout)
+    if completed.returncode != 0:
+        with open(log_path, encoding="utf-8") as log:
+            errors = [line.strip() for line in log if line.startswith("error:") or "Error" in line]
+        reason = errors[-1] if errors else f"exit status {completed.returncode}"
+        raise RuntimeError(f"{os.path.basename(command[2]) if len(command) > 2 else command[0]} failed "
+                           f"({reason}); see {log_path}")
+    return completed.stdout
+
+
+def _load_json(path, default):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def _write_json(path, value):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def run_row(table, row, scale, flags_dir, data_flags, eval_sets, runs_dir, env=None, log=print):
+    """Trains (or resumes, or skips) one row and scores it on every test set; never raises."""
+    run_dir = os.path.join(runs_dir, row.id)
+    result = RowResult(row, run_dir)
+    env = dict(os.environ if env is None else env)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        record_path = os.path.join(run_dir, "reproduce_row.json")
+        record = _load_json(record_path, {"train_seconds": 0.0, "scores": {}})
+        final = os.path.join(run_dir, "final.keras")
+        if not os.path.exists(final):
+            log(f"  training {row.id} in {run_dir}")
+            started = time.monotonic()
+            try:
+                _run_logged(train_command(table, row, scale, flags_dir, data_flags, run_dir),
+                            os.path.join(run_dir, "train.log"), env)
+            finally:
+                record["train_seconds"] = record.get("train_seconds", 0.0) + time.monotonic() - started
+                _write_json(record_path, record)
+        for name, (input_dir, target_dir) in eval_sets.items():
+            key = f"{table.key}:{name}"  # a row shared by two tables may be scored with other flags
+            if key not in record["scores"]:
+                log(f"  scoring {row.id} on {name}")
+                output = _run_logged(
+                    evaluate_command(table, final, input_dir, target_dir,
+                                     os.path.join(run_dir, f"scores_{table.key}_{name}.csv")),
+                    os.path.join(run_dir, "evaluate.log"), env)
+                n, psnr, ssim = parse_score_line(output)
+                record["scores"][key] = {"n": n, "psnr_y": psnr, "ssim_y": ssim}
+                _write_json(record_path, record)
+            score = record["scores"][key]
+            result.scores[name] = (score["psnr_y"], score["ssim_y"])
+        result.train_seconds = record.get("train_seconds", 0.0)
+        result.steps = total_steps(run_dir)
+        result.curve = learning_curve(run_dir)
+    except Exception as error:  # a failed row is reported; the others go on
+        result.error = str(error) or type(error).__name__
+        log(f"  {row.id} failed: {result.error}")
+    return result
+
+
+def total_steps(run_dir):
+    """Optimizer steps of a run given in steps (0 when given in epochs), from its run_config.json."""
+    from erlrestore.training import stages
+
+    config = _load_json(os.path.join(run_dir, "run_config.json"), {})
+    steps = config.get("stage_steps") or []
+    strategy = config.get("strategy", "")
+    count = len(stages.STRATEGIES.get(strategy) or stages.GAN_STRATEGIES.get(strategy) or ())
+    if len(steps) == 1 and count > 1 and config.get("stage_budget", "each") == "each":
+        return steps[0] * count
+    return int(sum(steps))
+
+
+def learning_curve(run_dir):
+    """Validation Y-PSNR after each checkpoint interval, stages in order (from the TensorBoard logs)."""
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    points = []
+    for stage_dir in sorted(glob.glob(os.path.join(run_dir, "logs", "stage*")), key=_stage_number):
+        values = {}
+        for event_file in sorted(glob.glob(os.path.join(stage_dir, "validation", "events.*"))):
+            for record in tf.data.TFRecordDataset(event_file):
+                event = event_pb2.Event.FromString(record.numpy())
+                for value in event.summary.value:
+                    if value.tag == "epoch_psnr_y":
+                        values[event.step] = float(tf.make_ndarray(value.tensor))
+        points += [values[step] for step in sorted(values)]
+    return points
+
+
+def _stage_number(path):
+    name = os.path.basename(path)[len("stage"):]
+    digits = name.split("_", 1)[0]
+    return int(digits) if digits.isdigit() else 0
+
+
+def curve_verdict(curve, flat_db=0.1):
+    """'flat' when the last quarter of the curve gained less than ``flat_db`` dB, else 'rising +x.xx dB'."""
+    if len(curve) < 4:
+        return "too short"
+    tail = curve[-max(2, len(curve) // 4) - 1:]
+    gain = tail[-1] - tail[0]
+    if gain < flat_db:
+        return "flat" if gain > -flat_db else f"falling {gain:+.2f} dB"
+    return f"rising {gain:+.2f} dB"
+
+
+# --------------------------------------------------------------------------
+# Reports.
+# --------------------------------------------------------------------------
+
+
+def verdicts(table, results):
+    """[(better, worse, paper gap, {set: our gap}, reproduced on every set?)] for the table's comparisons."""
+    by_id = {r.row.id: r for r in results}
+    rows = []
+    for better, worse in table.comparisons:
+        a, b = by_id.get(better), by_id.get(worse)
+        if a is None or b is None:
+            continue
+        paper_gap = None
+        if a.row.paper_psnr is not None and b.row.paper_psnr is not None:
+            paper_gap = a.row.paper_psnr - b.row.paper_psnr
+        ours = {name: a.scores[name][0] - b.scores[name][0] for name in a.scores if name in b.scores}
+        reproduced = bool(ours) and all(gap > 0 for gap in ours.values())
+        rows.append((better, worse, paper_gap, ours, reproduced if ours else None))
+    return rows
+
+
+def write_csv(path, table, results):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["table", "row", "label", "test_set", "psnr_y", "ssim_y", "paper_psnr_y", "paper_ssim_y",
+                         "steps", "train_seconds", "curve", "error"])
+        for r in results:
+            sets = list(r.scores.items()) or [("", (math.nan, math.nan))]
+            for name, (psnr, ssim) in sets:
+                writer.writerow([table.key, r.row.id, r.row.label, name, f"{psnr:.4f}", f"{ssim:.5f}",
+                                 "" if r.row.paper_psnr is None else r.row.paper_psnr,
+                                 "" if r.row.paper_ssim is None else r.row.paper_ssim,
+                                 r.steps, f"{r.train_seconds:.0f}", curve_verdict(r.curve), r.error])
+
+
+def _number(value, digits):
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def markdown(table, results, set_names, header=""):
+    """The table (paper beside ours) and the verdicts, as markdown."""
+    lines = [f"## {table.title}", ""]
+    if header:
+        lines += [header, ""]
+    columns = [f"paper: {table.paper_column}"] + [f"ours: {name}" for name in set_names]
+    lines.append("| row | " + " | ".join(columns) + " | steps | train time | learning curve |")
+    lines.append("|---|" + "---|" * len(columns) + "---|---|---|")
+    for r in results:
+        cells = [f"{_number(r.row.paper_psnr, 2)} / {_number(r.row.paper_ssim, 4)}"]
+        for name in set_names:
+            if name in r.scores:
+                cells.append(f"{r.scores[name][0]:.2f} / {r.scores[name][1]:.4f}")
+            else:
+                cells.append("failed" if r.error else "—")
+        minutes = f"{r.train_seconds / 60:.1f} min" if r.train_seconds else "—"
+        lines.append(f"| {r.row.label} | " + " | ".join(cells) +
+                     f" | {r.steps or '—'} | {minutes} | {curve_verdict(r.curve)} |")
+    errors = [r for r in results if r.error]
+    if errors:
+        lines += ["", "Failed rows:", ""] + [f"- `{r.row.id}`: {r.error}" for r in errors]
+    lines += ["", f"Orderings the paper reports (PSNR; ours on {', '.join(set_names)}):", "",
+              "| paper says | paper gap | our gap | reproduced? |", "|---|---|---|---|"]
+    labels = {r.row.id: r.row.label for r in results}
+    for better, worse, paper_gap, ours, reproduced in verdicts(table, results):
+        ours_text = ", ".join(f"{gap:+.2f} dB" for gap in ours.values()) or "—"
+        verdict = "—" if reproduced is None else ("yes" if reproduced else "no")
+        paper_text = "—" if paper_gap is None else f"{paper_gap:+.2f} dB"
+        lines.append(f"| {labels[better]} > {labels[worse]} | {paper_text} | {ours_text} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(path, table, results, set_names):
+    """Bars (paper and ours, PSNR) and validation learning curves; returns False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (bars, curves) = plt.subplots(1, 2, figsize=(13, 4.8))
+    width = 0.8 / (1 + len(set_names))
+    for i, r in enumerate(results):
+        values = [r.row.paper_psnr] + [r.scores.get(name, (math.nan,))[0] for name in set_names]
+        for j, value in enumerate(values):
+            if value is not None and not math.isnan(value):
+                bars.bar(i + (j - len(set_names) / 2) * width, value, width, color=f"C{j}",
+                         label=(["paper"] + [f"ours: {n}" for n in set_names])[j] if i == 0 else None)
+        if r.curve:
+            curves.plot(range(1, len(r.curve) + 1), r.curve, marker=".", label=r.row.id)
+    bars.set_xticks(range(len(results)))
+    bars.set_xticklabels([r.row.id for r in results], rotation=35, ha="right", fontsize=7)
+    bars.set_ylabel("Y-PSNR (dB)")
+    bars.set_ylim(bottom=min([v for r in results for v in [s[0] for s in r.scores.values()]] + [20]) - 2)
+    bars.legend(fontsize=7)
+    bars.set_title(table.title)
+    curves.set_xlabel("checkpoint interval (all stages in order)")
+    curves.set_ylabel("validation Y-PSNR (dB)")
+    if any(r.curve for r in results):
+        curves.legend(fontsize=6)
+    curves.set_title("learning curves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def reproduce_table(table, scale, output_dir, *, flags_dir=None, data_root="", train_flags=(), eval_sets=None,
+                    rows=None, log=print):
+    """Runs (or resumes) every row of ``table``; writes its reports; returns the RowResults."""
+    flags_dir = flags_dir or repository_flags_dir()
+    overlay = os.path.join(flags_dir, "reproduce", f"{scale}_{table.family}.flags")
+    if not os.path.exists(overlay):
+        raise ValueError(f"no scale overlay {overlay}")
+    sets = resolve_eval_sets(table, scale, data_root, eval_sets, output_dir)
+    data_flags = list(train_flags) or scale_data_flags(scale, data_root)
+    if scale == "paper" and not data_flags:
+        raise ValueError("--scale=paper trains on the paper's benchmark: pass its data with --train_flags, e.g. "
+                         "--train_flags=--train_input_dir=Rain100H/train")
+    if not any(f.startswith("--val_") for f in data_flags):
+        data_flags += scale_val_flags(table, scale, data_root, sets)
+    chosen = table.rows if not rows else tuple(r for r in table.rows if r.id in rows)
+    runs_dir = os.path.join(output_dir, "runs", scale)
+    log(f"{table.title}: {len(chosen)} rows at scale {scale}, scored on {', '.join(sets)}")
+    results = []
+    started = time.monotonic()
+    for row in chosen:
+        results.append(run_row(table, row, scale, flags_dir, data_flags, sets, runs_dir, log=log))
+    table_dir = os.path.join(output_dir, table.key)
+    os.makedirs(table_dir, exist_ok=True)
+    write_csv(os.path.join(table_dir, "results.csv"), table, results)
+    header = (f"Scale `{scale}`; training time is the sum over the rows' runs "
+              f"({sum(r.train_seconds for r in results) / 60:.0f} min of training, this invocation "
+              f"{(time.monotonic() - started) / 60:.0f} min).")
+    with open(os.path.join(table_dir, "results.md"), "w", encoding="utf-8") as f:
+        f.write(markdown(table, results, list(sets), header))
+    if not plot(os.path.join(table_dir, "curves.png"), table, results, list(sets)):
+        log("  matplotlib is not installed: curves.png skipped (pip install matplotlib)")
+    return results
