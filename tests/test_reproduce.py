@@ -76,7 +76,7 @@ def test_every_row_parses_with_every_scale_overlay():
         "(2400,)", "split", "64", "False", "constant"]
     assert rows[("flags/memd_global_residual.flags", "flags/reproduce/cpu_erlnet.flags")][3] == "True"
     assert rows[("flags/pix2pix_unet8.flags", "flags/reproduce/cpu_gan.flags")] == [
-        "(2500,)", "split", "128", "True", "linear_decay"]
+        "(2000,)", "split", "96", "True", "linear_decay"]
 
 
 def test_score_line_and_eval_sets_parsing():
@@ -176,6 +176,9 @@ def test_tiny_table_runs_reports_resumes_and_survives_a_failing_row(tiny_test_se
     assert final.stat().st_mtime_ns == stamp
     with open(out / "erlnet_table2" / "results.csv", encoding="utf-8") as f:
         assert all(r["error"] == "" for r in csv.DictReader(f))
+    summary = (out / "RESULTS.md").read_text(encoding="utf-8")
+    assert "Command: `erlrestore-reproduce --table=erlnet_table2 --scale=tiny" in summary
+    assert "Machine: " in summary and "## ERL-Net Table 2" in summary
 
 
 def test_cli_help_lists_its_flags_and_bad_values_are_usage_errors():

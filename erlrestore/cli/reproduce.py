@@ -88,6 +88,10 @@ def main(argv):
             continue
         failed += sum(1 for r in results if r.error)
         print(f"{table.title}: {FLAGS.output_dir}/{table.key}/results.md", flush=True)
+    if not FLAGS.dry_run:
+        summary = reproduce.write_summary(FLAGS.output_dir, " ".join(["erlrestore-reproduce", *sys.argv[1:]]))
+        if summary:
+            print(f"all tables: {summary}", flush=True)
     if failed:
         print(f"error: {failed} row(s) or table(s) failed; run the same command again to retry them", file=sys.stderr)
         return 1
