@@ -116,6 +116,40 @@ def test_untrained_memd_with_global_residual_is_the_identity():
     np.testing.assert_array_equal(run(build_memd(tiny()), x), x)
 
 
+def _zero_output_conv(model):
+    output = model.get_layer("mde").get_layer("output")
+    output.kernel.assign(np.zeros(output.kernel.shape, "float32"))
+    output.bias.assign(np.zeros(output.bias.shape, "float32"))
+    return model
+
+
+@pytest.mark.parametrize("variant", ["MEMD", "MEMD-", "MEMD--"])
+@pytest.mark.parametrize("builder", ["memd", "erlnet"])
+def test_global_residual_is_the_only_way_the_input_is_added_back(variant, builder):
+    """The paper's nets generate the image: without the global residual, a zero last conv gives a constant image."""
+    x = image((2, 21, 30, 3), seed=11)
+    outputs = {}
+    for residual in (False, True):
+        cfg = tiny(variant, global_residual=residual)
+        model = build_memd(cfg) if builder == "memd" else build_erlnet(cfg, "CLGD")
+        randomize(model, seed=12)
+        assert np.abs(run(model, x) - x).max() > 1e-2  # random weights: neither the identity nor constant
+        assert ("global_residual" in [layer.name for layer in model.layers]) == residual
+        assert config_from_model(model).global_residual == residual
+        outputs[residual] = run(_zero_output_conv(model), x)
+    # Without the residual the output is whatever the decoder's last conv makes: zero weights, zero image.
+    np.testing.assert_array_equal(outputs[False], np.zeros_like(x))
+    # With it, the same zero decoder output leaves exactly the input.
+    np.testing.assert_array_equal(outputs[True], x)
+
+
+def test_without_global_residual_the_last_conv_starts_random_not_zero():
+    output = build_memd(tiny(global_residual=False)).get_layer("mde").get_layer("output")
+    assert np.any(output.kernel.numpy())
+    output = build_memd(tiny(global_residual=True)).get_layer("mde").get_layer("output")
+    assert not np.any(output.kernel.numpy())  # identity at init, the correction grows from zero
+
+
 def test_variants_differ_in_skips_and_fusion():
     structure = {}
     for variant in ["MEMD", "MEMD-", "MEMD--"]:
@@ -288,6 +322,10 @@ def test_clean_to_clean_has_no_global_residual():
     assert np.abs(run(c2c, x) - x).max() > 1e-3  # the untrained C2C is not the identity
     features = encoder_feature_model(c2c, entangled_levels(cfg, "CLGD"))(x)["features"]
     assert [tuple(f.shape) for f in features] == [(1, 4, 4, 16)]
+    # Whatever the restoration net's setting, C2C generates its image: a zero last conv gives zero.
+    for residual in (True, False):
+        c2c = randomize(build_clean_to_clean(tiny(global_residual=residual)), seed=13)
+        np.testing.assert_array_equal(run(_zero_output_conv(c2c), x), np.zeros_like(x))
 
 
 # ------------------------------------------------------------ param counts

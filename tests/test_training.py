@@ -6,7 +6,7 @@ import tensorflow as tf
 import keras
 
 from erlrestore.models import erlnet, memd
-from erlrestore.training import run, stages
+from erlrestore.training import experiment, inputs, run, stages
 from erlrestore.training.staged import StagedTrainer
 
 TINY = dict(depth=2, base_filters=4, dense_layers=2, growth_rate=4)
@@ -172,3 +172,146 @@ def test_resume_restores_weights_and_optimizer_state(tmp_path):
     assert len(fresh.net.weights) == len(other.net.weights) > 20
     for a, b in zip(fresh.net.weights, other.net.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+# --- stage budget: one length for each stage, or split over the stages -------
+
+def _count(strategy):
+    return len(stages.strategy(strategy))
+
+
+@pytest.mark.parametrize("strategy,expected", [("MA_D", [10, 10, 10]), ("DT", [10, 10]), ("MEMD", [10])])
+def test_stage_budget_each_gives_every_stage_the_value(strategy, expected):
+    assert experiment.stage_lengths(_count(strategy), stage_steps=(10,)) == expected
+    assert experiment.stage_lengths(_count(strategy), stage_steps=(10,), budget="each") == expected
+    # 2.5 epochs of 7 images at batch 2 = ceil(8.75) = 9 steps, for each stage.
+    assert experiment.stage_lengths(_count(strategy), stage_epochs=(2.5,), images=7, batch_size=2) == \
+        [9] * _count(strategy)
+
+
+@pytest.mark.parametrize("strategy,expected", [("MA_D", [4, 3, 3]), ("DT", [5, 5]), ("MEMD", [10])])
+def test_stage_budget_split_divides_the_steps_exactly(strategy, expected):
+    lengths = experiment.stage_lengths(_count(strategy), stage_steps=(10,), budget="split")
+    assert lengths == expected and sum(lengths) == 10
+
+
+@pytest.mark.parametrize("strategy,expected", [("MA_D", [4, 3, 3]), ("DT", [10, 10]), ("MEMD", [10]),
+                                               ("MA_A", [5, 5])])
+def test_stage_budget_split_leaves_out_the_clean_to_clean_only_stage(strategy, expected):
+    # DT's C2C stage trains no restoration branch: the whole net gets the full total, as MEMD does, and the
+    # C2C stage as many steps as the first restoration stage. MA_* train the C2C net inside stage I.
+    stage_list = stages.strategy(strategy)
+    assert experiment.auxiliary_stages(stage_list) == ((0,) if strategy == "DT" else ())
+    lengths = experiment.stage_lengths(len(stage_list), stage_steps=(10,), budget="split",
+                                       auxiliary=experiment.auxiliary_stages(stage_list))
+    assert lengths == expected
+
+
+@pytest.mark.parametrize("strategy,expected", [("MA_D", [3, 3, 3]), ("DT", [5, 4]), ("MEMD", [9])])
+def test_stage_budget_split_divides_the_epochs_as_steps(strategy, expected):
+    # 2.5 epochs of 7 images at batch 2: 9 steps in all, earlier stages take the remainder.
+    lengths = experiment.stage_lengths(_count(strategy), stage_epochs=(2.5,), budget="split", images=7, batch_size=2)
+    assert lengths == expected and sum(lengths) == 9
+    # The paper's 400 epochs of Rain100H's 1800 pairs at batch 1, over MA_D's three stages.
+    assert experiment.stage_lengths(3, stage_epochs=(400.0,), budget="split", images=1800) == [240_000] * 3
+
+
+def test_stage_budget_one_value_per_stage():
+    assert experiment.stage_lengths(3, stage_steps=(1, 2, 3)) == [1, 2, 3]
+    assert experiment.stage_lengths(2, stage_epochs=(1.0, 2.0), images=4, batch_size=2) == [2, 4]
+    with pytest.raises(ValueError, match=r"--stage_budget=split divides one total over the stages, but 3 stage "
+                                         r"lengths were given \(1,2,3\); give one total or use --stage_budget=each"):
+        experiment.stage_lengths(3, stage_steps=(1, 2, 3), budget="split")
+    with pytest.raises(ValueError, match="cannot divide 2 steps over 3 stages"):
+        experiment.stage_lengths(3, stage_steps=(2,), budget="split")
+    with pytest.raises(ValueError, match=r"cannot divide 1 steps \(0.5 epochs of 2 images\) over 2 stages"):
+        experiment.stage_lengths(2, stage_epochs=(0.5,), budget="split", images=2, batch_size=1)
+    with pytest.raises(ValueError, match="unknown stage budget 'half'"):
+        experiment.stage_lengths(1, stage_steps=(2,), budget="half")
+    with pytest.raises(ValueError, match="give 1 or 3 stage lengths, got 2"):
+        experiment.stage_lengths(3, stage_steps=(1, 2))
+
+
+def _settings(tmp_path, **overrides):
+    data = inputs.DataSettings(procedural=2, crop_size=16, batch_size=1)
+    fields = dict(model_dir=str(tmp_path), model="ERLNet", strategy="MA_D", stage_steps=(6,), data=data, **TINY)
+    fields.update(overrides)
+    return experiment.TrainSettings(**fields)
+
+
+def test_check_settings_applies_the_stage_budget(tmp_path):
+    assert len(experiment.check_settings(_settings(tmp_path, stage_budget="split"))) == 3
+    with pytest.raises(ValueError, match="--stage_budget=split divides one total"):
+        experiment.check_settings(_settings(tmp_path, stage_budget="split", stage_steps=(2, 2, 2)))
+    with pytest.raises(ValueError, match="--stage_budget=split divides one total"):
+        experiment.check_settings(_settings(tmp_path, stage_budget="split", stage_steps=(),
+                                            stage_epochs=(1.0, 1.0, 1.0)))
+    with pytest.raises(ValueError, match="cannot divide 2 steps over 3 stages"):
+        experiment.check_settings(_settings(tmp_path, stage_budget="split", stage_steps=(2,)))
+    with pytest.raises(ValueError, match="unknown stage budget 'all'"):
+        experiment.check_settings(_settings(tmp_path, stage_budget="all"))
+    with pytest.raises(ValueError, match="unknown L_fre reduction 'sum'"):
+        experiment.check_settings(_settings(tmp_path, fre_reduction="sum"))
+
+
+def test_stage_budget_and_fre_reduction_are_part_of_a_runs_identity(tmp_path):
+    import json
+
+    settings = _settings(tmp_path)
+    experiment._record_settings(settings)
+    path = tmp_path / "run_config.json"
+    stored = json.loads(path.read_text())
+    assert (stored["stage_budget"], stored["fre_reduction"]) == ("each", "mean_sum")
+    with pytest.raises(ValueError, match="stage_budget: 'each' -> 'split'"):
+        experiment._record_settings(_settings(tmp_path, stage_budget="split"))
+    with pytest.raises(ValueError, match="fre_reduction: 'mean_sum' -> 'mean_mean'"):
+        experiment._record_settings(_settings(tmp_path, fre_reduction="mean_mean"))
+    # A run recorded before these settings existed resumes with their defaults ...
+    del stored["stage_budget"], stored["fre_reduction"]
+    path.write_text(json.dumps(stored))
+    experiment._record_settings(settings)
+    # ... and is refused with others.
+    with pytest.raises(ValueError, match="stage_budget: 'each' -> 'split'"):
+        experiment._record_settings(_settings(tmp_path, stage_budget="split"))
+    # A generator run does not record the ERL-Net-only fre_reduction.
+    gan_dir = tmp_path / "gan"
+    gan_dir.mkdir()
+    experiment._record_settings(_settings(gan_dir, model="UNet", strategy="GAN", levels=2))
+    assert "fre_reduction" not in json.loads((gan_dir / "run_config.json").read_text())
+
+
+# --- L_fre reduction ----------------------------------------------------------
+
+
+def test_fre_reductions_differ_by_the_number_of_levels():
+    from erlrestore import losses
+
+    rng = np.random.default_rng(0)
+    features = [rng.normal(size=(1, 8 // 2**i, 8 // 2**i, 4 * 2**i)).astype("float32") for i in range(3)]
+    targets = [rng.normal(size=f.shape).astype("float32") for f in features]
+    per_level = [np.mean(np.abs(f - t)) for f, t in zip(features, targets)]
+    mean_sum = float(losses.feature_loss(features, targets))
+    assert mean_sum == pytest.approx(sum(per_level), rel=1e-6)
+    assert float(losses.feature_loss(features, targets, reduction="mean_sum")) == mean_sum
+    assert float(losses.feature_loss(features, targets, reduction="mean_mean")) == pytest.approx(mean_sum / 3, rel=1e-6)
+    # One level (CLGD): the two agree.
+    assert float(losses.feature_loss(features[2:], targets[2:], reduction="mean_mean")) == pytest.approx(per_level[2])
+    with pytest.raises(ValueError, match="unknown L_fre reduction 'sum_sum'"):
+        losses.feature_loss(features, targets, reduction="sum_sum")
+
+
+def test_trainer_fre_reduction_scales_the_mlgd_feature_loss_by_its_levels():
+    data = next(iter(tiny_data()))
+    stage = stages.strategy("MA_D")[1]  # REN with L_ERL
+    values = {}
+    for reduction in ("mean_sum", "mean_mean"):
+        trainer = tiny_trainer("ERLNet", "MLGD", seed=3)
+        trainer.fre_reduction = reduction
+        trainer.set_stage(stage)
+        values[reduction] = {k: float(v) for k, v in trainer._compute_losses(*data)[1].items()}
+    assert values["mean_sum"]["fre"] > 0
+    levels = 3  # depth 2: two skips and the bottleneck
+    assert values["mean_mean"]["fre"] == pytest.approx(values["mean_sum"]["fre"] / levels, rel=1e-5)
+    assert values["mean_mean"]["pre"] == pytest.approx(values["mean_sum"]["pre"], rel=1e-6)
+    with pytest.raises(ValueError, match="unknown L_fre reduction"):
+        StagedTrainer(trainer.net, trainer.c2c, fre_reduction="sum")

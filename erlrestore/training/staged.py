@@ -25,11 +25,14 @@ def _is_erlnet(net):
 class StagedTrainer(RestorationTrainer):
     """Trains ``net`` (and ``c2c``) stage by stage; ``call`` is ``net``'s."""
 
-    def __init__(self, net, c2c=None, fre_weight=0.01, **kwargs):
+    def __init__(self, net, c2c=None, fre_weight=0.01, fre_reduction="mean_sum", **kwargs):
         super().__init__(net, logged=("loss", "pre", "fre", "c2c"), **kwargs)
         self.net = net
         self.c2c = c2c
         self.fre_weight = float(fre_weight)
+        if fre_reduction not in losses.FRE_REDUCTIONS:
+            raise ValueError(f"unknown L_fre reduction {fre_reduction!r}; choose one of {losses.FRE_REDUCTIONS}")
+        self.fre_reduction = fre_reduction
         self._feature_net = None
         self._target_features = None
         if _is_erlnet(net):
@@ -89,7 +92,8 @@ class StagedTrainer(RestorationTrainer):
             outputs = self._feature_net(degraded, training=True)
             targets = self._target_features(clean, training=False)["features"]
             values["pre"] = losses.l1(outputs["restored"], clean)
-            values["fre"] = losses.feature_loss(outputs["features"], [tf.stop_gradient(t) for t in targets])
+            values["fre"] = losses.feature_loss(outputs["features"], [tf.stop_gradient(t) for t in targets],
+                                                reduction=self.fre_reduction)
             restoration = values["pre"] + self.fre_weight * values["fre"]
         elif stage.loss == "pre":
             values["pre"] = losses.l1(self.net(degraded, training=True), clean)
