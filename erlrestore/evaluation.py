@@ -19,6 +19,11 @@ Choices where the papers are silent:
 * mIoR / mIoB are computed on the same (quantized or not) images that are
   scored. Rounding makes exact ties between the two models more frequent;
   ties count as "not better" (Eq. 6).
+* The rain / background maps of mIoR / mIoB are the thresholded
+  ``|rainy - clean|`` maps (``metrics.rain_maps``), or, with ``rain_masks``,
+  a benchmark's own binary rain masks as the paper uses for Rain100H
+  (:func:`rain_mask_paths` pairs them to the images, :func:`read_rain_mask`
+  reads them: a pixel is rain where the grey value is > 0.5).
 * Restored images are written as PNG named after the input's stem. The
   output folder may not be a folder that holds input or clean images, so
   evaluation never overwrites its data.
@@ -35,6 +40,7 @@ import csv
 import dataclasses
 import math
 import os
+import re
 import weakref
 
 import keras
@@ -168,37 +174,52 @@ def load_model(path):
     return model
 
 
-# model -> its inference function (traced once for any image size). The
-# function reaches the model through a weak reference, so that the cache
-# does not keep models alive.
+# model -> {training: its inference function} (each traced once for any
+# image size). The function reaches the model through a weak reference, so
+# that the cache does not keep models alive.
 _RESTORE_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
-def _restore_function(model):
+def _restore_function(model, training=False):
+    training = bool(training)
     try:
-        return _RESTORE_FUNCTIONS[model]
+        return _RESTORE_FUNCTIONS[model][training]
     except (KeyError, TypeError):
         pass
     model_ref = weakref.ref(model)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     def restore(batch):
-        return tf.cast(model_ref()(batch, training=False), tf.float32)
+        return tf.cast(model_ref()(batch, training=training), tf.float32)
 
     try:
-        _RESTORE_FUNCTIONS[model] = restore
+        _RESTORE_FUNCTIONS.setdefault(model, {})[training] = restore
     except TypeError:  # not weak-referenceable: just do not cache
         pass
     return restore
 
 
-def restore_image(model, image):
+def _moving_statistics(model):
+    """The model's batch-norm moving statistics (``moving_mean`` / ``moving_variance``)."""
+    return [w for w in model.non_trainable_weights if w.path.rsplit("/", 1)[-1].startswith("moving_")]
+
+
+def restore_image(model, image, training=False):
     """Runs ``model`` on one ``H x W x 3`` image; returns float32 ``H x W x 3`` in [0, 1].
 
-    The model sees a batch of one in inference mode (``training=False``);
-    erlrestore's models pad to their multiple internally, so any size works.
-    The output is clipped to [0, 1]. The inference function is traced once
-    per model with dynamic height and width and reused.
+    The model sees a batch of one in inference mode (``training=False``:
+    batch norm uses its moving statistics, dropout is off); erlrestore's
+    models pad to their multiple internally, so any size works. The output
+    is clipped to [0, 1]. The inference function is traced once per model
+    (and ``training`` value) with dynamic height and width and reused.
+
+    ``training=True`` is pix2pix's default test mode (its ``test.py``
+    without ``--eval`` leaves the networks in PyTorch's train mode): batch
+    norm normalises with the statistics of the image itself (a batch of
+    one), and Keras also turns dropout on, so the output is random where
+    the model has dropout, pix2pix's noise source. The moving statistics
+    that a training-mode call updates are put back afterwards, so
+    evaluating never changes the model.
 
     Raises:
       ValueError for an image that is not ``H x W x 3``, or a model whose
@@ -208,7 +229,12 @@ def restore_image(model, image):
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"restore_image expects an H x W x 3 image, got shape {image.shape}")
     batch = np.ascontiguousarray(image, dtype=np.float32)[np.newaxis]
-    output = _restore_function(model)(batch)
+    kept = [(w, w.numpy()) for w in _moving_statistics(model)] if training else []
+    try:
+        output = _restore_function(model, training)(batch)
+    finally:
+        for weight, value in kept:
+            weight.assign(value)
     if isinstance(output, (list, tuple)):
         raise ValueError(f"model {model.name!r} returns {len(output)} outputs; expected one restored image")
     output = np.asarray(output)
@@ -262,6 +288,113 @@ def output_paths(pairs, output_dir):
     return paths
 
 
+_NUMBER = re.compile(r"\d+")
+
+
+def _first_number(stem):
+    """The first run of digits in a file stem, as an int (``rain-001x2`` -> 1), or None."""
+    match = _NUMBER.search(stem)
+    return int(match.group()) if match else None
+
+
+def rain_mask_paths(pairs, mask_dir):
+    """The rain mask file of each pair, from the images directly inside ``mask_dir``.
+
+    ERL-Net's Table 4 uses the benchmark's own binary rain masks where they
+    are shipped (Rain100H) instead of thresholded ``|rainy - clean|`` maps.
+    For each pair, the first rule that finds a mask wins:
+
+    1. a mask with the degraded image's stem (``rain-001.png`` -> ``rain-001.*``);
+    2. a mask with the clean image's stem (``norain-001.png`` -> ``norain-001.*``);
+    3. a mask with the same number: the first run of digits of the stem,
+       compared as an integer, of the degraded image (else the clean image),
+       so ``rain-001.png`` and ``norain-001x2.png`` both pair with
+       ``rainmask-001.png``, ``rainregion-1.png`` or ``001.png``.
+
+    A rule that finds two masks (same stem with two extensions, or two masks
+    with one number) is an error rather than a guess, and so is a pair with no
+    mask; both name the files. The pairs' own degraded and clean images are
+    never masks, so ``mask_dir`` may be a folder that also holds the images
+    (Rain100H's training folder holds ``rain-1``, ``norain-1``,
+    ``rainregion-1`` and ``rainstreak-1``; there the two numbered candidates
+    are reported as ambiguous: put the masks in a folder of their own).
+
+    Returns:
+      One path per pair, in pair order.
+
+    Raises:
+      DataError naming ``mask_dir`` and the image without a mask (or the
+      competing masks); ``mask_dir`` itself must be a folder of images.
+    """
+    images = {os.path.realpath(path) for pair in pairs for path in (pair.input_path, pair.target_path)}
+    masks = [path for path in io.list_images(mask_dir) if os.path.realpath(path) not in images]
+    if not masks:
+        raise io.DataError(f"{mask_dir} holds no rain masks, only the evaluated images")
+    by_stem, by_number = collections.defaultdict(list), collections.defaultdict(list)
+    for path in masks:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        by_stem[stem].append(path)
+        number = _first_number(stem)
+        if number is not None:
+            by_number[number].append(path)
+
+    def stem_of(path):
+        return os.path.splitext(os.path.basename(path))[0]
+
+    def one(found, pair, rule):
+        if len(found) > 1:
+            raise io.DataError(
+                f"rain masks {' and '.join(found)} both match {pair.input_path} ({rule}); "
+                f"keep one of them in {mask_dir}"
+            )
+        return found[0]
+
+    result = []
+    for pair in pairs:
+        input_stem, clean_stem = stem_of(pair.input_path), stem_of(pair.target_path)
+        if by_stem.get(input_stem):
+            result.append(one(by_stem[input_stem], pair, f"name {input_stem!r}"))
+            continue
+        if by_stem.get(clean_stem):
+            result.append(one(by_stem[clean_stem], pair, f"name {clean_stem!r}"))
+            continue
+        numbers = [n for n in (_first_number(input_stem), _first_number(clean_stem)) if n is not None]
+        number = next((n for n in numbers if by_number.get(n)), None)
+        if number is None:
+            wanted = f"{input_stem!r} or {clean_stem!r}" if clean_stem != input_stem else repr(input_stem)
+            numbered = f" or numbered {numbers[0]}" if numbers else ""
+            raise io.DataError(
+                f"no rain mask for {pair.input_path} in {mask_dir}: looked for a mask named {wanted}{numbered}"
+            )
+        result.append(one(by_number[number], pair, f"number {number}"))
+    return result
+
+
+def read_rain_mask(path, shape):
+    """A binary rain mask (BMR) from an image file: True where rain.
+
+    The file is read as float in [0, 1] (any bit depth; grey, RGB or RGBA,
+    alpha dropped), turned grey as the mean of its channels, and a pixel is
+    rain where that value is > 0.5 (so 0/255 and 0/1 masks both work); the
+    background map (BMB) is the complement.
+
+    Args:
+      path: the mask file.
+      shape: ``(height, width)`` of the images it belongs to.
+
+    Raises:
+      DataError naming ``path`` when it cannot be read, or when its size is
+      not ``shape``.
+    """
+    mask = io.read_image(path)
+    if mask.shape[:2] != tuple(shape[:2]):
+        raise io.DataError(
+            f"rain mask {path} is {mask.shape[1]}x{mask.shape[0]} (width x height), but its images are "
+            f"{shape[1]}x{shape[0]}"
+        )
+    return mask.mean(axis=-1) > 0.5
+
+
 def _ordered(pool, function, items, depth):
     """``map(function, items)`` on ``pool``, in order, with at most ``depth`` items in flight."""
     pending = collections.deque()
@@ -282,13 +415,13 @@ def _load(indexed_pair):
     return index, pair, *pairing.load_pair(pair)
 
 
-def _restore_all(models, loaded):
+def _restore_all(models, loaded, training=False):
     """(index, pair, degraded, clean) -> the same plus [restored by each model]."""
     for index, pair, degraded, clean in loaded:
         restored = []
         for model in models:
             try:
-                restored.append(restore_image(model, degraded))
+                restored.append(restore_image(model, degraded, training=training))
             except Exception as error:
                 height, width = degraded.shape[:2]
                 raise io.DataError(
@@ -304,10 +437,13 @@ class _Evaluated:
     iou: tuple  # (IoR, IoB) of models[0] over models[1], or None
 
 
-def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, workers, desc):
+def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, workers, desc, rain_masks=None,
+              training=False):
     """The shared loop of evaluate_model and compare_models; models[0] is the one written."""
     if not pairs:
         raise ValueError("no image pairs to evaluate")
+    if rain_masks is not None and len(rain_masks) != len(pairs):
+        raise ValueError(f"{len(rain_masks)} rain masks for {len(pairs)} image pairs")
     if crop_border < 0:
         raise ValueError(f"crop_border must be >= 0, got {crop_border}")
     outputs = output_paths(pairs, output_dir) if output_dir else [None] * len(pairs)
@@ -321,20 +457,22 @@ def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, w
         scores = [image_score(pair, image, clean, crop_border) for image in restored]
         iou = None
         if len(restored) == 2:
-            iou = metrics.iou_rain_background(restored[0], restored[1], degraded, clean, crop_border)
+            mask = None if rain_masks is None else read_rain_mask(rain_masks[index], degraded.shape[:2])
+            iou = metrics.iou_rain_background(restored[0], restored[1], degraded, clean, crop_border, rain_mask=mask)
         return _Evaluated(scores, iou)
 
     workers = workers or min(4, os.cpu_count() or 1)
     depth = workers + 1
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         loaded = _ordered(pool, _load, enumerate(pairs), depth)
-        results = _ordered(pool, finish, _restore_all(models, loaded), depth)
+        results = _ordered(pool, finish, _restore_all(models, loaded, training), depth)
         if show_progress:
             results = progress(results, total=len(pairs), desc=desc)
         return list(results)
 
 
-def evaluate_model(model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None):
+def evaluate_model(model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None,
+                   training=False):
     """Restores every pair's input with ``model`` and scores it against the clean image.
 
     Args:
@@ -348,12 +486,16 @@ def evaluate_model(model, pairs, crop_border=0, output_dir=None, quantize=True, 
       show_progress: draw a progress bar on stderr.
       workers: threads for decoding, scoring and writing (default: CPUs, at
         most 4).
+      training: call the model with ``training=True`` (batch-norm batch
+        statistics and dropout on, pix2pix's default test mode; see
+        :func:`restore_image`) instead of inference mode.
 
     Returns:
       ``(scores, summary)``: ImageScore per pair (restored vs clean, in pair
       order; ``input_path`` is still the degraded file) and their Summary.
     """
-    results = _evaluate([model], pairs, crop_border, output_dir, quantize, show_progress, workers, "evaluating")
+    results = _evaluate([model], pairs, crop_border, output_dir, quantize, show_progress, workers, "evaluating",
+                        training=training)
     scores = [r.scores[0] for r in results]
     return scores, summarize(scores)
 
@@ -380,20 +522,24 @@ class ModelComparison:
 
 
 def compare_models(
-    model, baseline_model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None
+    model, baseline_model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None,
+    rain_masks=None, training=False,
 ):
     """Evaluates ``model`` and ``baseline_model`` in one pass (each image is decoded once).
 
     Arguments as for :func:`evaluate_model`; only ``model``'s restored images
     are written to ``output_dir``. IoR / IoB use the rain map of each
     degraded image against its clean image (threshold: the mean difference,
-    ``metrics.rain_maps``) and the same crop as the scores.
+    ``metrics.rain_maps``) and the same crop as the scores; or, with
+    ``rain_masks`` (one mask file per pair, e.g. from :func:`rain_mask_paths`),
+    the masks read by :func:`read_rain_mask` (cropped the same way).
 
     Returns:
       A :class:`ModelComparison`.
     """
     results = _evaluate(
-        [model, baseline_model], pairs, crop_border, output_dir, quantize, show_progress, workers, "comparing"
+        [model, baseline_model], pairs, crop_border, output_dir, quantize, show_progress, workers, "comparing",
+        rain_masks=rain_masks, training=training,
     )
     scores = [r.scores[0] for r in results]
     baseline_scores = [r.scores[1] for r in results]

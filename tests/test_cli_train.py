@@ -10,7 +10,9 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
-FLAGFILES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags").rglob("*.flags"))
+# flags/reproduce/ holds scale overlays of erlrestore-reproduce, stacked after these (tests/test_reproduce.py).
+FLAGFILES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags").rglob("*.flags")
+                   if p.parent.name != "reproduce")
 
 
 def run_train(*args, timeout=600):
@@ -39,9 +41,9 @@ for flagfile in sys.argv[1:]:
 
 
 def test_every_flagfile_parses_into_valid_settings():
-    # ERL-Net: 3 MEMD baselines + 10 Table 3 rows; rethinking: 5 Table II rows, the pre-training
-    # remedy and 5 Table III autoencoders; each with a tiny variant.
-    assert len(FLAGFILES) == 2 * (13 + 11)
+    # ERL-Net: 3 MEMD baselines + MEMD with a global residual + 10 Table 3 rows; rethinking: 5 Table II
+    # rows, the pre-training remedy and 5 Table III autoencoders; each with a tiny variant.
+    assert len(FLAGFILES) == 2 * (14 + 11)
     result = subprocess.run([sys.executable, "-c", PARSE_ALL, *FLAGFILES], capture_output=True, text=True,
                             cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -57,6 +59,39 @@ def test_every_flagfile_parses_into_valid_settings():
     assert rows["flags/unet5_lsgan_infoaccum15_subpix.flags"][8:12] == ["5", "lsgan", "15", "True"]
     assert rows["flags/unet5_lsgan_infoaccum15_subpix_recon_pretrain.flags"][1:4:2] == ["RECON_GAN", "2"]
     assert rows["flags/recon_endec5.flags"][0:2] == ["EnDec", "RECON"]
+
+
+PARSE_ERL = """
+import sys
+from absl import flags
+from erlrestore.cli import train
+train.define_flags()
+for flagfile in sys.argv[1:]:
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["erlrestore-train", "--flagfile=" + flagfile, "--model_dir=unused"])
+    settings = train.settings_from_flags()
+    print(flagfile, settings.global_residual, settings.stage_budget, settings.fre_reduction)
+"""
+
+# The ERL-Net paper's rows (Tables 2 and 3) and their tiny variants.
+PAPER_ERL_FLAGFILES = [f for f in FLAGFILES if f.rsplit("/", 1)[-1].startswith(("memd", "erlnet_"))
+                       and "global_residual" not in f]
+
+
+def test_paper_erlnet_flagfiles_have_no_global_residual():
+    """The paper's decoder generates the image; only memd_global_residual.flags adds the input back."""
+    assert len(PAPER_ERL_FLAGFILES) == 2 * 13
+    extra = ["flags/memd_global_residual.flags", "flags/tiny/memd_global_residual.flags"]
+    result = subprocess.run([sys.executable, "-c", PARSE_ERL, *PAPER_ERL_FLAGFILES, *extra], capture_output=True,
+                            text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    assert sorted(rows) == sorted(PAPER_ERL_FLAGFILES + extra)
+    for flagfile in PAPER_ERL_FLAGFILES:
+        # Paper flagfiles also keep today's stage budget (400 epochs for each stage) and L_fre reduction.
+        assert rows[flagfile] == ["False", "each", "mean_sum"], flagfile
+    for flagfile in extra:
+        assert rows[flagfile] == ["True", "each", "mean_sum"], flagfile
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +144,10 @@ def test_finished_run_is_not_repeated_and_changed_settings_are_refused(trained_r
         (["--model=MEMD", "--stage_steps=x", "--procedural=2"], "--stage_steps takes comma-separated ints"),
         (["--model=MEMD", "--stage_steps=1"], "give exactly one training source"),
         (["--model=MEMD", "--stage_steps=1", "--crop_size=2", "--procedural=2"], "crop_size"),
+        (["--strategy=MA_D", "--stage_steps=1,2,3", "--stage_budget=split", "--procedural=2"],
+         "--stage_budget=split divides one total over the stages, but 3 stage lengths were given"),
+        (["--strategy=MA_D", "--stage_steps=2", "--stage_budget=split", "--procedural=2"],
+         "cannot divide 2 steps over 3 stages"),
     ],
 )
 def test_bad_flags_are_clear_errors(tmp_path, args, message):
@@ -153,6 +192,18 @@ def test_trained_model_evaluates_in_a_fresh_process(trained_run, tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert evaluated.stdout.strip().splitlines()[-1].startswith("n=2 psnr_y=")
     assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == ["rain-0.png", "rain-1.png"]
+
+
+def test_stage_budget_split_divides_the_run_over_the_stages(tmp_path):
+    # DT has two stages (the clean-to-clean net, then everything); only the second trains the restoration
+    # net, so it gets the whole total (as MEMD would) and the C2C stage as many steps.
+    result = run_train("--flagfile=flags/tiny/erlnet_dt_mlgd.flags", "--stage_steps=3", "--stage_budget=split",
+                       f"--model_dir={tmp_path}", "--verbose=0")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "stage C2C (1/2): 3 steps, from step 0" in result.stderr
+    assert "stage I (2/2): 3 steps, from step 0" in result.stderr
+    config = json.loads((tmp_path / "run_config.json").read_text())
+    assert (config["stage_budget"], config["stage_steps"], config["global_residual"]) == ("split", [3], False)
 
 
 def test_tiny_gan_flagfile_trains_generator_and_discriminator(tmp_path):
@@ -227,3 +278,32 @@ def test_train_export_reload_in_clean_process_then_evaluate(trained_run, tmp_pat
     ours, theirs = (numbers(r.stdout.strip().splitlines()[-1]) for r in (measured, evaluated))
     assert ours[0] == theirs[0] == 2
     assert ours[1] == pytest.approx(theirs[1], abs=0.01) and ours[2] == pytest.approx(theirs[2], abs=1e-4)
+
+
+PARSE_GENERATIVE = """
+import sys
+from absl import flags
+from erlrestore.cli import train
+train.define_flags()
+for flagfile in sys.argv[1:]:
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["erlrestore-train", "--flagfile=" + flagfile, "--model_dir=unused"])
+    settings = train.settings_from_flags()
+    print(flagfile, settings.lr_schedule, settings.resolved_lr_schedule(), settings.weight_init, settings.pixel_loss)
+"""
+
+
+def test_generative_flagfiles_state_pix2pix_schedule_init_and_pixel_loss():
+    generative = [f for f in FLAGFILES if "unet" in f or "endec" in f]
+    assert len(generative) == 2 * 11
+    result = subprocess.run([sys.executable, "-c", PARSE_GENERATIVE, *generative], capture_output=True, text=True,
+                            cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    assert len(rows) == len(generative)
+    for flagfile, (stated, resolved, init, pixel) in rows.items():
+        name = flagfile.rsplit("/", 1)[-1]
+        assert (resolved, init) == ("linear_decay", "pix2pix"), flagfile
+        if name.startswith(("pix2pix_unet8", "unet5_lsgan")):  # Table II rows state them explicitly
+            assert stated == "linear_decay", flagfile
+        assert pixel == ("mse" if name.startswith("recon_") else "l1"), flagfile

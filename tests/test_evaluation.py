@@ -9,6 +9,7 @@ error we can work out by hand.
 
 import csv
 import math
+import pathlib
 import re
 import subprocess
 import sys
@@ -167,6 +168,107 @@ def test_compare_models_on_the_constructed_case(models, rain_set):
     assert (improvement["easy_improved"], improvement["easy_count"]) == (0, 1)
 
 
+# --- rain masks for mIoR / mIoB (--rain_mask_dir) -----------------------------
+
+
+def write_masks(folder):
+    """Hand-made masks for the three images of ``rain_set`` (32 x 40), paired by the three rules.
+
+    Against ``plus4`` over ``identity`` the RIM is 1 exactly on each image's
+    rain rows (0-15, 8-23, 30-31):
+
+    1. ``rain-001.png`` (the rainy image's name), RGB: rain rows 0-7 and 24-31,
+       as (255, 255, 0), grey 2/3; background (255, 0, 0), grey 1/3.
+       IoR = 8/16 (rows 0-7), IoB = 8/16 (rows 8-15 of 8-23).
+    2. ``norain-002.png`` (the clean image's name): all rain (grey 200/255);
+       IoR = 16/32, IoB = nan (no background).
+    3. ``rainmask-3.png`` (the number), 16-bit grey: rain at rows 30-31,
+       columns 0-9; IoR = 20/20, IoB = 60/1260 (rows 30-31, columns 10-39).
+
+    mIoR = (1/2 + 1/2 + 1) / 3 = 2/3; mIoB = (1/2 + 1/21) / 2 (nan left out).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    first = np.zeros(SIZE + (3,), np.uint8)
+    first[..., 0] = 255
+    first[0:8, :, 1] = 255
+    first[24:32, :, 1] = 255
+    write_rgb(folder / "rain-001.png", first)
+    assert cv2.imwrite(str(folder / "norain-002.png"), np.full(SIZE, 200, np.uint8))
+    third = np.zeros(SIZE, np.uint16)
+    third[30:32, 0:10] = 65535
+    assert cv2.imwrite(str(folder / "rainmask-3.png"), third)
+    return folder
+
+
+MASK_MIOU = (2 / 3, (1 / 2 + 1 / 21) / 2)
+
+
+def test_rain_masks_pair_by_name_then_number_and_give_hand_computed_miou(models, rain_set):
+    folder, _, _ = rain_set
+    masks_dir = write_masks(folder.parent / "masks")
+    pairs = pairing.find_pairs(folder)
+    masks = evaluation.rain_mask_paths(pairs, masks_dir)
+    assert [pathlib.Path(m).name for m in masks] == ["rain-001.png", "norain-002.png", "rainmask-3.png"]
+    result = evaluation.compare_models(models["plus4"][0], models["identity"][0], pairs, rain_masks=masks,
+                                       show_progress=False)
+    assert result.ious[0] == (0.5, 0.5)
+    assert result.ious[1][0] == 0.5 and math.isnan(result.ious[1][1])
+    assert result.ious[2] == pytest.approx((1.0, 60 / 1260))
+    assert result.miou == pytest.approx(MASK_MIOU)
+    # The same images without masks: the thresholded maps are the rain rows themselves.
+    assert evaluation.compare_models(models["plus4"][0], models["identity"][0], pairs,
+                                     show_progress=False).miou == (1.0, 0.0)
+
+
+def test_read_rain_mask_threshold_and_size(tmp_path):
+    grey = np.array([[0, 127, 128, 255]], np.uint8)
+    assert cv2.imwrite(str(tmp_path / "m.png"), grey)
+    np.testing.assert_array_equal(evaluation.read_rain_mask(tmp_path / "m.png", (1, 4)), [[False, False, True, True]])
+    with pytest.raises(io.DataError, match=r"rain mask .*m\.png is 4x1 \(width x height\), but its images are 5x1"):
+        evaluation.read_rain_mask(tmp_path / "m.png", (1, 5))
+    (tmp_path / "bad.png").write_bytes(b"not a png at all")
+    with pytest.raises(io.DataError, match=r"bad\.png"):
+        evaluation.read_rain_mask(tmp_path / "bad.png", (1, 4))
+
+
+def test_rain_mask_pairing_errors_name_the_files(models, rain_set, tmp_path):
+    folder, _, _ = rain_set
+    pairs = pairing.find_pairs(folder)
+    masks_dir = write_masks(tmp_path / "masks")
+    (masks_dir / "norain-002.png").unlink()
+    with pytest.raises(io.DataError, match=r"no rain mask for .*rain-002\.png in .*masks: looked for a mask named "
+                                           r"'rain-002' or 'norain-002' or numbered 2"):
+        evaluation.rain_mask_paths(pairs, masks_dir)
+    assert cv2.imwrite(str(masks_dir / "rainregion-002.png"), np.zeros(SIZE, np.uint8))
+    assert cv2.imwrite(str(masks_dir / "002.png"), np.zeros(SIZE, np.uint8))
+    with pytest.raises(io.DataError, match=r"rain masks .*002\.png and .*rainregion-002\.png both match "
+                                           r".*rain-002\.png \(number 2\)"):
+        evaluation.rain_mask_paths(pairs, masks_dir)
+    (masks_dir / "002.png").unlink()
+    assert [pathlib.Path(m).name for m in evaluation.rain_mask_paths(pairs, masks_dir)] == [
+        "rain-001.png", "rainregion-002.png", "rainmask-3.png"]
+    # A mask of the wrong size fails the comparison, naming the mask.
+    assert cv2.imwrite(str(masks_dir / "rainregion-002.png"), np.zeros((SIZE[0], SIZE[1] - 1), np.uint8))
+    masks = evaluation.rain_mask_paths(pairs, masks_dir)
+    with pytest.raises(io.DataError, match=r"rain mask .*rainregion-002\.png is 39x32 \(width x height\), but its "
+                                           r"images are 40x32"):
+        evaluation.compare_models(models["plus4"][0], models["identity"][0], pairs, rain_masks=masks,
+                                  show_progress=False)
+    with pytest.raises(io.DataError, match="does not exist"):
+        evaluation.rain_mask_paths(pairs, tmp_path / "nowhere")
+
+
+def test_rain_masks_next_to_the_images_are_found_and_the_images_are_not_masks(rain_set):
+    folder, _, _ = rain_set
+    pairs = pairing.find_pairs(folder)  # paired before the masks join the rainy images' folder
+    for i in (1, 2, 3):
+        assert cv2.imwrite(str(folder / "rain" / f"rainmask-{i:03d}.png"), np.zeros(SIZE, np.uint8))
+    masks = evaluation.rain_mask_paths(pairs, folder / "rain")
+    assert [pathlib.Path(m).name for m in masks] == ["rainmask-001.png", "rainmask-002.png", "rainmask-003.png"]
+    with pytest.raises(io.DataError, match="holds no rain masks, only the evaluated images"):
+        evaluation.rain_mask_paths(pairs, folder / "norain")
+
+
 def test_output_dir_may_not_hold_data(models, rain_set):
     folder, _, _ = rain_set
     pairs = pairing.find_pairs(folder)
@@ -314,6 +416,36 @@ def test_cli_baseline_comparison(models, rain_set, tmp_path):
     assert [(float(r["ior"]), float(r["iob"])) for r in rows] == [(1.0, 0.0)] * 3
 
 
+def test_cli_rain_mask_dir(models, rain_set, tmp_path):
+    folder, _, _ = rain_set
+    masks_dir = write_masks(tmp_path / "masks")
+    table = tmp_path / "compare.csv"
+    result = run_evaluate(
+        f"--model={models['plus4'][1]}", f"--baseline_model={models['identity'][1]}", f"--input_dir={folder}",
+        f"--rain_mask_dir={masks_dir}", f"--csv={table}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert stdout_lines(result)[-3] == f"mIoR={MASK_MIOU[0]:.4f} mIoB={MASK_MIOU[1]:.4f}" == "mIoR=0.6667 mIoB=0.2738"
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [pathlib.Path(r["rain_mask"]).name for r in rows] == ["rain-001.png", "norain-002.png", "rainmask-3.png"]
+    assert [r["iob"] for r in rows][1] == "nan"
+
+    (masks_dir / "rainmask-3.png").unlink()
+    result = run_evaluate(
+        f"--model={models['plus4'][1]}", f"--baseline_model={models['identity'][1]}", f"--input_dir={folder}",
+        f"--rain_mask_dir={masks_dir}",
+    )
+    assert result.returncode == 1
+    assert re.search(r"error: no rain mask for .*rain-003\.png in .*masks", result.stderr), result.stderr[-2000:]
+    assert result.stdout == ""
+
+    result = run_evaluate(f"--model={models['plus4'][1]}", f"--input_dir={folder}", f"--rain_mask_dir={masks_dir}")
+    assert result.returncode != 0
+    assert "--rain_mask_dir gives the rain maps of mIoR/mIoB, which compare two models; add --baseline_model" \
+        in result.stderr
+
+
 def test_cli_no_quantize_spelling(models, rain_set):
     folder, _, _ = rain_set
     pairs = pairing.find_pairs(folder)
@@ -340,3 +472,57 @@ def test_cli_errors(models, rain_set, tmp_path):
     assert result.returncode != 0
     assert f"--output_dir={folder / 'rain'} is the --input_dir folder" in result.stderr
     assert sorted(p.name for p in (folder / "rain").iterdir()) == ["rain-001.png", "rain-002.png", "rain-003.png"]
+
+
+# --- batch-norm statistics at evaluation (pix2pix's test mode) ----------------
+
+
+def batch_norm_generator(path=None):
+    """A tiny pix2pix UNet with batch norm, no dropout, and moving statistics far from any image's own."""
+    import keras
+
+    from erlrestore.models import pix2pix
+
+    keras.utils.set_random_seed(2)
+    model = pix2pix.build_generator(pix2pix.GeneratorConfig(levels=3, base_filters=4, max_filters=8, dropout=0.0))
+    pix2pix.init_pix2pix_weights(model, seed=2, gain=0.3)
+    for weight in model.non_trainable_weights:
+        if weight.path.endswith("moving_mean"):
+            weight.assign(np.full(weight.shape, 0.5, np.float32))
+        elif weight.path.endswith("moving_variance"):
+            weight.assign(np.full(weight.shape, 4.0, np.float32))
+    if path is not None:
+        model.save(path)
+    return model
+
+
+def test_batch_statistics_are_training_mode_and_leave_the_model_unchanged():
+    model = batch_norm_generator()
+    image = np.random.default_rng(9).random(ODD_SIZE + (3,)).astype(np.float32)
+    moving = [w.numpy().copy() for w in model.non_trainable_weights]
+    running = evaluation.restore_image(model, image)
+    batch = evaluation.restore_image(model, image, training=True)
+    # A training-mode call updates the moving statistics; evaluation puts them back.
+    for before, after in zip(moving, model.non_trainable_weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    np.testing.assert_array_equal(running, evaluation.restore_image(model, image, training=False))
+    np.testing.assert_allclose(running, np.clip(model(image[None], training=False).numpy()[0], 0, 1), atol=1e-6)
+    assert np.abs(batch - running).max() > 0.01
+    np.testing.assert_allclose(batch, np.clip(model(image[None], training=True).numpy()[0], 0, 1), atol=1e-5)
+
+
+def test_cli_norm_statistics(rain_set, tmp_path):
+    folder, _, _ = rain_set
+    path = tmp_path / "bn.keras"
+    model = batch_norm_generator(path)
+    pairs = pairing.find_pairs(folder)
+    _, running = evaluation.evaluate_model(model, pairs, show_progress=False)
+    _, batch = evaluation.evaluate_model(model, pairs, show_progress=False, training=True)
+    assert running.line() != batch.line()
+    for value, expected in (("running", running), ("batch", batch)):
+        result = run_evaluate(f"--model={path}", f"--input_dir={folder}", f"--norm_statistics={value}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert SUMMARY.match(stdout_lines(result)[-1])
+        assert stdout_lines(result)[-1] == expected.line()
+    result = run_evaluate(f"--model={path}", f"--input_dir={folder}", "--norm_statistics=instance")
+    assert result.returncode != 0 and "norm_statistics" in result.stderr

@@ -15,6 +15,7 @@ from erlrestore.models import (
     build_patchgan,
     count_params,
     generator_config,
+    init_pix2pix_weights,
     patchgan_output_size,
 )
 
@@ -184,19 +185,27 @@ def test_subpixel_replaces_top_upsampling_only(kind):
     assert sub(x).shape == (1, 11, 13, 3)
 
 
+@pytest.mark.parametrize("kind", ["unet", "endec"])
 @pytest.mark.parametrize(
     "levels, fields, expected",
     [
-        (8, {}, [7, 6, 5]),
-        (4, {}, [3, 2, 1]),
-        (3, {}, [2, 1]),
+        # pix2pix's rule: num_downs - 5 blocks directly above the innermost (N-1), never it nor the outer four.
+        (8, {}, [6, 5, 4]),
+        (7, {}, [5, 4]),
+        (6, {}, [4]),
+        (5, {}, []),
+        (4, {}, []),
         (1, {}, []),
-        (5, {"dropout_blocks": 1}, [4]),
-        (5, {"dropout": 0.0}, []),
+        # An explicit count starts at N-2 and never reaches the innermost block or block 0.
+        (5, {"dropout_blocks": 1}, [3]),
+        (5, {"dropout_blocks": 9}, [3, 2, 1]),
+        (8, {"dropout_blocks": 0}, []),
+        (2, {"dropout_blocks": 3}, []),
+        (8, {"dropout": 0.0}, []),
     ],
 )
-def test_dropout_only_in_configured_levels(levels, fields, expected):
-    config = _tiny(levels=levels, base_filters=2, max_filters=4, **fields)
+def test_dropout_only_in_configured_levels(kind, levels, fields, expected):
+    config = _tiny(kind=kind, levels=levels, base_filters=2, max_filters=4, **fields)
     assert config.dropout_levels() == expected
     model = build_generator(config)
     dropouts = _layers_of(model, keras.layers.Dropout)
@@ -204,8 +213,22 @@ def test_dropout_only_in_configured_levels(levels, fields, expected):
     assert all(d.rate == config.dropout for d in dropouts)
 
 
+def test_pix2pix_unet8_dropout_matches_the_pytorch_generator():
+    """pix2pix UnetGenerator(num_downs=8): Dropout(0.5) after the up-convolution + norm of the three
+    512-channel blocks next to the innermost one, whose up-convolutions output 512 channels at 1/64, 1/32,
+    1/16 of the input; none in the innermost (output at 1/128) nor in the 256/128/64-channel blocks."""
+    model = build_generator(GeneratorConfig())
+    dropouts = _layers_of(model, keras.layers.Dropout)
+    assert sorted(d.name for d in dropouts) == ["dec_4_dropout", "dec_5_dropout", "dec_6_dropout"]
+    for k in (4, 5, 6):
+        assert model.get_layer(f"dec_{k}_up").filters == 512
+        assert model.get_layer(f"dec_{k}_dropout").rate == 0.5
+    assert model.get_layer("dec_3_up").filters == 256  # first block without dropout going outward
+    assert GeneratorConfig(levels=5).dropout_levels() == []
+
+
 def test_dropout_active_only_when_training():
-    model = build_generator(_tiny(levels=3, norm="none", dropout=0.5))
+    model = build_generator(_tiny(levels=3, norm="none", dropout=0.5, dropout_blocks=1))
     _randomize(model)
     x = np.random.default_rng(6).uniform(size=(1, 16, 16, 3)).astype("float32")
     a, b = (keras.ops.convert_to_numpy(model(x, training=False)) for _ in range(2))
@@ -258,6 +281,7 @@ def test_generator_config_names():
         ({"levels": 3, "info_accum_positions": (3,)}, r"info_accum_positions must be non-empty integers in 0\.\.2"),
         ({"info_accum_positions": (1, 1)}, r"info_accum_positions has duplicates: \(1, 1\)"),
         ({"info_accum_layers": -1}, r"info_accum_layers must be a non-negative integer, got -1"),
+        ({"dropout_blocks": -1}, r"dropout_blocks must be a non-negative integer, got -1"),
     ],
 )
 def test_generator_config_rejects_bad_values(fields, message):
@@ -324,3 +348,60 @@ def test_patchgan_rejects_bad_arguments():
         build_patchgan(num_layers=1)
     with pytest.raises(ValueError, match=r"build_patchgan: norm must be one of \('batch', 'instance', 'none'\), got 'spectral'"):
         build_patchgan(norm="spectral")
+
+
+# ------------------------------------------------------------ initialisation
+
+
+def _by_kind(model, kind):
+    return [w for w in model.weights if w.path.rsplit("/", 1)[-1] == kind]
+
+
+def _pooled(weights):
+    return np.concatenate([np.ravel(keras.ops.convert_to_numpy(w)) for w in weights])
+
+
+@pytest.mark.parametrize("network", ["generator", "discriminator"])
+def test_init_pix2pix_weights_draws_pix2pix_normal_init(network):
+    """pix2pix init_weights('normal', 0.02): conv kernels N(0, 0.02), biases 0, BN scales N(1, 0.02), shifts 0."""
+    if network == "generator":
+        config = GeneratorConfig(levels=5, base_filters=32, info_accum_layers=2, subpixel=True)
+        model = build_generator(config)
+        big = model.get_layer("enc_3_conv").kernel  # 4x4x128x256
+    else:
+        model = build_patchgan()
+        big = model.get_layer("conv_3").kernel  # 4x4x256x512
+    moving_before = [keras.ops.convert_to_numpy(w).copy() for w in model.weights if "moving_" in w.path]
+    glorot = keras.ops.convert_to_numpy(big).copy()  # Keras' default: uniform, |w| <= sqrt(6 / (fan_in + fan_out))
+    init_pix2pix_weights(model, seed=7)
+    values = keras.ops.convert_to_numpy(big)
+    assert values.size > 500_000
+    assert abs(float(values.std()) - 0.02) < 0.002 and abs(float(values.mean())) < 0.001
+    # Normal, not uniform: more than 4 sigma out in half a million draws, beyond any Glorot bound here.
+    assert np.abs(values).max() > 0.08 > 2 * np.abs(glorot).max()
+    kernels = _pooled(_by_kind(model, "kernel"))
+    assert abs(float(kernels.std()) - 0.02) < 0.002
+    gammas = _pooled(_by_kind(model, "gamma"))
+    assert gammas.size > 500
+    assert abs(float(gammas.mean()) - 1.0) < 0.005 and abs(float(gammas.std()) - 0.02) < 0.002
+    for kind in ("bias", "beta"):
+        assert _by_kind(model, kind)
+        assert not np.any(_pooled(_by_kind(model, kind)))
+    moving_after = [keras.ops.convert_to_numpy(w) for w in model.weights if "moving_" in w.path]
+    assert moving_after and all(np.array_equal(a, b) for a, b in zip(moving_before, moving_after))
+    if network == "generator":  # sub-layers of InfoAccum and SubPixelUpsample are re-drawn too
+        sub = [w for w in model.weights if w.path.startswith(("info_accum_0/", "dec_0_up/"))]
+        sub_kernels = _pooled([w for w in sub if w.path.endswith("/kernel")])
+        assert sub_kernels.size > 1000 and abs(float(sub_kernels.std()) - 0.02) < 0.003
+        assert not np.any(_pooled([w for w in sub if w.path.endswith("/bias")]))
+
+
+def test_init_pix2pix_weights_is_seeded():
+    config = _tiny(levels=3, norm="instance")
+    a, b, c = (build_generator(config) for _ in range(3))
+    init_pix2pix_weights(a, seed=(1, 0))
+    init_pix2pix_weights(b, seed=(1, 0))
+    init_pix2pix_weights(c, seed=(1, 1))
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(wa), keras.ops.convert_to_numpy(wb))
+    assert not np.array_equal(_pooled(_by_kind(a, "kernel")), _pooled(_by_kind(c, "kernel")))

@@ -15,8 +15,9 @@ What this tool does, and how it differs from the paper:
   InfoAccum-15 + SubPixUpsamp (``erlrestore.models.pix2pix`` rows
   ``endec5``, ``unet5``, ``unet5_infoaccum15``, ``unet5_infoaccum15_subpix``),
   plus pix2pix's UNet-8 with ``--include_unet8``. Every other architecture
-  setting is the row's default (batch norm, dropout 0.5 in the three deepest
-  decoder blocks, InfoAccum growth rate 4) except the width: ``--gen_filters``
+  setting is the row's default (batch norm, dropout 0.5 where pix2pix puts
+  it: decoder blocks 6, 5, 4 of UNet-8, none in the 5-level rows; InfoAccum
+  growth rate 4) except the width: ``--gen_filters``
   (default 16, a quarter of pix2pix's 64) so that the CPU can train them.
 * Training: the generator alone, no discriminator, through the project's
   own path: :class:`~erlrestore.training.gan.GANTrainer` in the ``RECON``
@@ -24,8 +25,8 @@ What this tool does, and how it differs from the paper:
   loss ``100 * L1``) under ``keras.Model.fit``. The paper trained its
   autoencoders with an MSE loss (Appendix G) inside its GAN code, on
   Rain800's clean images with 256 px crops for an unstated number of
-  epochs; we use L1 (the ``RECON`` stage of the training CLI, whose
-  flagfiles ``flags/recon_*.flags`` reproduce the paper-scale runs),
+  epochs; we use L1 here (the paper-scale flagfiles ``flags/recon_*.flags``
+  of the training CLI's ``RECON`` stage use MSE, ``--pixel_loss=mse``),
   ``--crop_size`` crops (default 32), ``--steps`` steps of batch
   ``--batch_size`` each, Adam with beta_1 0.5 as the paper but a learning
   rate of ``--learning_rate`` (default 1e-3, our choice for short runs; the

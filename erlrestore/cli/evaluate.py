@@ -4,6 +4,8 @@
     erlrestore-evaluate --model=erlnet.keras --input_dir=rain --target_dir=norain \\
         [--crop_border=N] [--csv=scores.csv] [--output_dir=restored/] [--noquantize]
     erlrestore-evaluate --model=erlnet.keras --baseline_model=memd.keras --input_dir=rain12
+    erlrestore-evaluate --model=erlnet.keras --baseline_model=memd.keras --input_dir=Rain100H/test \\
+        --rain_mask_dir=Rain100H/test_masks
 
 Files are paired as by ``erlrestore-metrics`` (``--layout``, ``--pair_order``).
 Each degraded image is restored by the model, rounded to 8 bits (as saving
@@ -17,6 +19,24 @@ paper's Sec. 4.3 analyses are printed before the last line: the baseline's
 summary, mIoR / mIoB of the model over the baseline, and the shares of images
 the model improves (all, hard, easy). The CSV then also holds the baseline's
 scores, whether each image improved, and its IoR / IoB.
+
+mIoR / mIoB split each image into rain and background by thresholding
+``|rainy - clean|`` at its mean (ERL-Net Sec. 4.3), or, with
+``--rain_mask_dir``, by the benchmark's own binary rain masks (the paper does
+this for Rain100H). Each image's mask is the file in that folder with the
+rainy image's stem, else the clean image's stem, else the same first number
+in the name (``rain-001.png`` <-> ``rainmask-001.png`` / ``1.png``); see
+``evaluation.rain_mask_paths``. A pixel whose grey value (mean of the
+channels, in [0, 1]) is > 0.5 is rain, the rest background. A missing,
+ambiguous, unreadable or wrongly sized mask is an error naming the file.
+
+``--norm_statistics=batch`` evaluates as pix2pix's ``test.py`` does by
+default (without ``--eval``): the model is called with ``training=True``, so
+batch normalisation uses each image's own statistics and, in Keras, dropout
+is on too (random outputs where the model has dropout, pix2pix's noise).
+The default, ``running``, is Keras' inference mode (moving statistics, no
+dropout; pix2pix's ``--eval``). Models without batch norm or dropout give the
+same result either way.
 
 The last line on stdout is always the evaluated model's
 ``n=<N> psnr_y=<x.xxxx> ssim_y=<x.xxxxx>``.
@@ -52,6 +72,17 @@ def define_flags():
     flags.DEFINE_string(
         "baseline_model", None, "A baseline model (.keras): adds mIoR/mIoB and improved-image shares."
     )
+    flags.DEFINE_string(
+        "rain_mask_dir", None, "With --baseline_model: the benchmark's binary rain masks (e.g. Rain100H's) for "
+        "mIoR/mIoB instead of thresholded |rainy - clean| maps; paired by the rainy or clean image's name, "
+        "else by the first number in it; grey > 0.5 is rain."
+    )
+    flags.DEFINE_enum(
+        "norm_statistics", "running", ["running", "batch"],
+        "Batch-norm statistics at evaluation: running (Keras inference mode, training=False; pix2pix's test.py "
+        "--eval) or batch (the model is called with training=True: each image's own statistics, and dropout on, "
+        "as pix2pix's test.py does by default). Applies to --baseline_model too."
+    )
     flags.DEFINE_integer("workers", 0, "Threads for decoding/scoring/writing (0: one per CPU, at most 4).",
                          lower_bound=0)
     define_max_image_pixels_flag()
@@ -75,12 +106,16 @@ def main(argv):
                     f"--output_dir={FLAGS.output_dir} is the --{name} folder; restored images must go "
                     "to a different folder (inputs are never overwritten)"
                 )
+    if FLAGS.rain_mask_dir and not FLAGS.baseline_model:
+        raise app.UsageError("--rain_mask_dir gives the rain maps of mIoR/mIoB, which compare two models; "
+                             "add --baseline_model")
     try:
         pairs = pairing.find_pairs(
             FLAGS.input_dir, FLAGS.target_dir, layout=FLAGS.layout, pair_order=FLAGS.pair_order
         )
         if FLAGS.output_dir:
             evaluation.output_paths(pairs, FLAGS.output_dir)  # refuse before the slow part
+        rain_masks = evaluation.rain_mask_paths(pairs, FLAGS.rain_mask_dir) if FLAGS.rain_mask_dir else None
         model = evaluation.load_model(FLAGS.model)
         baseline = evaluation.load_model(FLAGS.baseline_model) if FLAGS.baseline_model else None
         options = dict(
@@ -88,12 +123,13 @@ def main(argv):
             output_dir=FLAGS.output_dir,
             quantize=FLAGS.quantize,
             workers=FLAGS.workers or None,
+            training=FLAGS.norm_statistics == "batch",
         )
         if baseline is None:
             scores, summary = evaluation.evaluate_model(model, pairs, **options)
             comparison = None
         else:
-            comparison = evaluation.compare_models(model, baseline, pairs, **options)
+            comparison = evaluation.compare_models(model, baseline, pairs, rain_masks=rain_masks, **options)
             scores, summary = comparison.scores, comparison.summary
     except (io.DataError, ValueError) as error:
         return fail(error)
@@ -110,6 +146,8 @@ def main(argv):
             ]
             extra["ior"] = [iou[0] for iou in comparison.ious]
             extra["iob"] = [iou[1] for iou in comparison.ious]
+            if rain_masks is not None:
+                extra["rain_mask"] = rain_masks
         evaluation.write_csv(FLAGS.csv, scores, extra_columns=extra)
         logging.info("wrote %d rows to %s", len(scores), FLAGS.csv)
     if comparison is not None:

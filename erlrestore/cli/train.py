@@ -50,8 +50,12 @@ def define_flags():
     flags.DEFINE_integer("dense_layers", 4, "Layers per dense block.", lower_bound=1)
     flags.DEFINE_integer("growth_rate", 16, "Dense block growth rate.", lower_bound=1)
     flags.DEFINE_enum("norm", "none", ["none", "instance", "batch"], "Normalisation inside dense blocks.")
-    flags.DEFINE_boolean("global_residual", True, "Restoration nets predict a correction added to the input.")
+    flags.DEFINE_boolean("global_residual", True, "Restoration nets predict a correction added to the input (our "
+                         "addition; the paper's flagfiles say --noglobal_residual: its decoder generates the image).")
     flags.DEFINE_float("fre_weight", 0.01, "lambda of L_ERL = L_pre + lambda L_fre (paper: 0.01).", lower_bound=0)
+    flags.DEFINE_enum("fre_reduction", "mean_sum", list(losses.FRE_REDUCTIONS),
+                      "L_fre: mean |difference| of each entangled level, then summed (mean_sum) or averaged "
+                      "(mean_mean, = mean_sum / levels) over the levels.")
     # Generative family (defaults: pix2pix).
     flags.DEFINE_integer("levels", 8, "Generator down/up-sampling levels N (pix2pix: 8).", lower_bound=1, upper_bound=8)
     flags.DEFINE_integer("gen_filters", 64, "Generator width of the first level.", lower_bound=1)
@@ -62,7 +66,13 @@ def define_flags():
     flags.DEFINE_list("info_accum_positions", ["0"], "InfoAccum positions: 0 before the generator, k before level k.")
     flags.DEFINE_boolean("subpixel", False, "Top decoder up-sampling by sub-pixel convolution (SubPixUpsamp).")
     flags.DEFINE_enum("gan_loss", "bce", list(losses.GAN_LOSSES), "Adversarial loss: pix2pix BCE or LSGAN.")
-    flags.DEFINE_float("l1_weight", 100.0, "lambda of the generator's L1 term (pix2pix: 100).", lower_bound=0)
+    flags.DEFINE_float("l1_weight", 100.0, "lambda of the generator's pixel term, L1 or MSE as --pixel_loss says "
+                       "(pix2pix: 100 with L1; the name is kept for compatibility).", lower_bound=0)
+    flags.DEFINE_enum("pixel_loss", "l1", ["l1", "mse"], "Generator pixel loss: L1 (pix2pix) or mean squared error "
+                      "(the rethinking paper's Table III autoencoders); logged as g_l1 / g_mse.")
+    flags.DEFINE_enum("weight_init", "pix2pix", ["pix2pix", "keras"], "Generator and discriminator initialisation: "
+                      "pix2pix's (conv kernels N(0, 0.02), norm scales N(1, 0.02), biases 0; from --seed) or "
+                      "Keras' defaults (Glorot uniform).")
     flags.DEFINE_integer("d_filters", 64, "PatchGAN width of the first layer.", lower_bound=1)
     flags.DEFINE_integer("d_layers", 5, "PatchGAN layers (paper: 5).", lower_bound=2)
     flags.DEFINE_float("beta_1", 0.5, "Adam beta_1 of the generative family (paper: 0.5).", lower_bound=0, upper_bound=1)
@@ -78,6 +88,8 @@ def define_flags():
     flags.DEFINE_string("synthetic_clean_dir", "", "Clean photos degraded on the fly by --degradation.")
     flags.DEFINE_integer("procedural", 0, "Generate this many clean images and degrade them on the fly.", lower_bound=0)
     flags.DEFINE_enum("degradation", "rain", sorted(synthetic.DEGRADATIONS), "Synthetic degradation.")
+    flags.DEFINE_string("streak_dir", "", "Folder of rendered rain-streak images (grey PNGs), required by "
+                        "--degradation=real_rain / real_heavy_rain.")
     flags.DEFINE_string("val_input_dir", "", "Validation images (full size), measured with Y-PSNR/SSIM.")
     flags.DEFINE_string("val_target_dir", "", "Clean validation images, when not inside --val_input_dir.")
     flags.DEFINE_integer("val_max_images", 0, "Validate on at most this many pairs (0: all).", lower_bound=0)
@@ -93,12 +105,19 @@ def define_flags():
     # Schedule.
     flags.DEFINE_list("stage_steps", [], "Optimizer steps per stage: one value for all stages or one per stage.")
     flags.DEFINE_list("stage_epochs", [], "Passes over the training images per stage (paper: 400 in all).")
+    flags.DEFINE_enum("stage_budget", "each", list(experiment.STAGE_BUDGETS),
+                      "With one --stage_steps/--stage_epochs value: give it to each stage, or split it as a total "
+                      "over the stages (earlier stages get the remainder steps); split refuses one value per stage.")
     flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints (one Keras epoch).", lower_bound=1)
     flags.DEFINE_float("learning_rate", 0.0, "Adam learning rate at the start of each stage (0: the paper's, "
                        "4e-4 for ERL-Net, 2e-4 for the generators).", lower_bound=0)
     flags.DEFINE_integer("plateau_patience", 10, "Divide the learning rate after this many checkpoint intervals "
-                         "without a lower loss (0: never).", lower_bound=0)
+                         "without a lower loss (0: never); only with the plateau --lr_schedule.", lower_bound=0)
     flags.DEFINE_float("plateau_factor", 0.1, "Factor applied on a plateau (paper: 1/10).", lower_bound=0)
+    flags.DEFINE_enum("lr_schedule", "auto", ["auto", "linear_decay", "plateau", "constant"],
+                      "Learning rate in each stage: linear_decay (pix2pix: constant for the first half of the "
+                      "stage's steps, then linearly towards 0, on both GAN optimizers), plateau (--plateau_patience, "
+                      "--plateau_factor), constant; auto: linear_decay for UNet/EnDec, plateau for the ERL-Net family.")
     flags.DEFINE_string("model_dir", None, "Checkpoints, logs, run_config.json and final.keras go here.")
     flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"], "Keras progress output.")
     flags.DEFINE_integer("stop_after", 0, "End this invocation at the first checkpoint after this many optimizer "
@@ -129,6 +148,7 @@ def settings_from_flags():
         train_input_dir=FLAGS.train_input_dir, train_target_dir=FLAGS.train_target_dir, layout=FLAGS.layout,
         pair_order=FLAGS.pair_order, train_tfrecords=FLAGS.train_tfrecords,
         synthetic_clean_dir=FLAGS.synthetic_clean_dir, procedural=FLAGS.procedural, degradation=FLAGS.degradation,
+        streak_dir=FLAGS.streak_dir,
         val_input_dir=FLAGS.val_input_dir, val_target_dir=FLAGS.val_target_dir, val_max_images=FLAGS.val_max_images,
         crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size, augment=FLAGS.augment, cache=FLAGS.cache,
         pad_small=FLAGS.pad_small, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
@@ -148,8 +168,10 @@ def settings_from_flags():
         info_accum_positions=_numbers("info_accum_positions", FLAGS.info_accum_positions, int),
         subpixel=FLAGS.subpixel, gan_loss=FLAGS.gan_loss, l1_weight=FLAGS.l1_weight, d_filters=FLAGS.d_filters,
         d_layers=FLAGS.d_layers, beta_1=FLAGS.beta_1, pretrain_data=pretrain_data,
+        pixel_loss=FLAGS.pixel_loss, weight_init=FLAGS.weight_init, lr_schedule=FLAGS.lr_schedule,
         stage_steps=_numbers("stage_steps", FLAGS.stage_steps, int),
-        stage_epochs=_numbers("stage_epochs", FLAGS.stage_epochs, float),
+        stage_epochs=_numbers("stage_epochs", FLAGS.stage_epochs, float), stage_budget=FLAGS.stage_budget,
+        fre_reduction=FLAGS.fre_reduction,
         checkpoint_every=FLAGS.checkpoint_every, learning_rate=FLAGS.learning_rate, fre_weight=FLAGS.fre_weight,
         plateau_patience=FLAGS.plateau_patience, plateau_factor=FLAGS.plateau_factor, val_every=FLAGS.val_every,
         verbose=verbose, data=data, stop_after=FLAGS.stop_after,
@@ -165,6 +187,7 @@ def main(argv):
     settings = settings_from_flags()
     try:
         experiment.check_settings(settings)
+        inputs.check_synthetic(settings.data)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     try:

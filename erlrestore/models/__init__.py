@@ -34,10 +34,12 @@ from erlrestore.models.memd import (
 from erlrestore.models.pix2pix import (
     GENERATOR_PRESETS,
     KINDS,
+    WEIGHT_INITS,
     GeneratorConfig,
     build_generator,
     build_patchgan,
     generator_config,
+    init_pix2pix_weights,
     patchgan_output_size,
 )
 
@@ -46,6 +48,7 @@ __all__ = [
     "GENERATOR_PRESETS",
     "KINDS",
     "VARIANTS",
+    "WEIGHT_INITS",
     "GeneratorConfig",
     "MEMDConfig",
     "build_clean_to_clean",
@@ -62,6 +65,7 @@ __all__ = [
     "erlnet_feature_model",
     "erlnet_from_memd",
     "generator_config",
+    "init_pix2pix_weights",
     "memd_config",
     "patchgan_output_size",
 ]

@@ -28,17 +28,29 @@ outputs at ``1/2**(k+1)``; decoder block ``k = N-1..0`` outputs at ``1/2**k``
 InfoAccum position "1st" is our position 0 (before the generator, i.e. before
 encoder level 0), its "(k+1)-th" our position ``k``.
 
-Dropout: Keras applies it only when the model is called with
-``training=True``. pix2pix keeps dropout on at test time as its noise source;
-call the generator with ``training=True`` to get that behaviour (this also
-switches batch normalisation to batch statistics, as pix2pix's test script
-does by default).
+Dropout: placed as pix2pix's ``UnetGenerator`` places it (see
+:meth:`GeneratorConfig.dropout_levels`): rate 0.5 in the ``N - 5``
+intermediate decoder blocks directly above the innermost one, i.e. blocks
+``N-2, ..., 4`` (UNet-8: blocks 6, 5, 4; UNet-5 and shallower: none), never in
+the innermost block ``N-1`` nor in the outer four. Keras applies dropout only
+when the model is called with ``training=True``. pix2pix keeps dropout on at
+test time as its noise source; call the generator with ``training=True`` to
+get that behaviour (this also switches batch normalisation to batch
+statistics, as pix2pix's test script does by default;
+``erlrestore-evaluate --norm_statistics=batch``).
+
+Initialisation: :func:`init_pix2pix_weights` re-draws a built model's
+weights as pix2pix's ``init_weights(init_type="normal", init_gain=0.02)``
+does (conv kernels ``N(0, 0.02)``, norm scales ``N(1, 0.02)``, biases and
+shifts 0); the training code applies it to both networks of the generative
+family unless ``--weight_init=keras``.
 """
 
 import dataclasses
 import re
 
 import keras
+import numpy as np
 
 from erlrestore.layers import IMAGE_DTYPE, CropToMatch, InfoAccum, PadToMultiple, SubPixelUpsample
 
@@ -65,8 +77,9 @@ def _is_int(value):
 class GeneratorConfig:
     """Architecture of a UNet-N or En/Decoder-N generator.
 
-    Defaults give pix2pix's generator (UNet-8, batch norm, dropout 0.5 in the
-    three deepest decoder blocks, no InfoAccum, transposed-conv up-sampling).
+    Defaults give pix2pix's generator (UNet-8, batch norm, dropout 0.5 in
+    decoder blocks 6, 5 and 4 -- the three 512-channel blocks directly above
+    the innermost one --, no InfoAccum, transposed-conv up-sampling).
 
     Attributes:
         levels: number ``N`` of 2x down/up-sampling levels, 1..8.
@@ -79,10 +92,16 @@ class GeneratorConfig:
             InfoAccum modules. Batch norm uses PyTorch's defaults (momentum
             0.1, i.e. Keras ``momentum=0.9``, epsilon 1e-5), as pix2pix is a
             PyTorch model.
-        dropout: dropout rate of the deepest decoder blocks (0 disables).
-        dropout_blocks: how many decoder blocks, counted from the deepest,
-            get dropout (pix2pix: 3). The top block never does, so ``N < 4``
-            gives ``N - 1`` blocks.
+        dropout: dropout rate of the blocks chosen by ``dropout_blocks``
+            (0 disables).
+        dropout_blocks: ``None`` (default): pix2pix's rule, dropout in the
+            ``max(0, N - 5)`` blocks ``N-2, ..., 4`` (pix2pix's
+            ``UnetGenerator`` adds ``num_downs - 5`` dropout blocks between
+            the innermost block and the outer four). An integer ``b``
+            overrides the count: blocks ``N-2, N-3, ...`` downward, ``b`` of
+            them, stopping above block 0; the innermost block ``N-1`` and
+            the top block 0 never get dropout (as in pix2pix). The same
+            block indices apply to the En/Decoder.
         info_accum_layers: layers ``L`` of each InfoAccum module; 0 = none.
         info_accum_growth: InfoAccum growth rate (our choice: 4; the paper
             says only "a relatively small value").
@@ -101,7 +120,7 @@ class GeneratorConfig:
     max_filters: int = 512
     norm: str = "batch"
     dropout: float = 0.5
-    dropout_blocks: int = 3
+    dropout_blocks: int = None
     info_accum_layers: int = 0
     info_accum_growth: int = 4
     info_accum_positions: tuple = (0,)
@@ -118,6 +137,8 @@ class GeneratorConfig:
                 raise ValueError(f"GeneratorConfig: {field} must be a positive integer, got {value!r}")
         for field in ("info_accum_layers", "dropout_blocks"):
             value = getattr(self, field)
+            if field == "dropout_blocks" and value is None:
+                continue
             if not _is_int(value) or value < 0:
                 raise ValueError(f"GeneratorConfig: {field} must be a non-negative integer, got {value!r}")
         if self.norm not in _NORMS:
@@ -154,11 +175,22 @@ class GeneratorConfig:
         return [min(self.base_filters * 2**k, self.max_filters) for k in range(self.levels)]
 
     def dropout_levels(self):
-        """Decoder blocks with dropout, deepest first (empty when ``dropout == 0``)."""
+        """Decoder blocks with dropout, deepest first (empty when ``dropout == 0``).
+
+        pix2pix's ``UnetGenerator(num_downs)`` nests, from the inside out: the
+        innermost block (no dropout), ``num_downs - 5`` 512-channel blocks
+        with ``use_dropout``, then four outer blocks without. A block's
+        up-sampling outputs at the resolution its down-sampling reads, so
+        pix2pix's ``k``-th block from the outside is our decoder block
+        ``k``: dropout in blocks ``N-2, ..., 4`` (UNet-8: ``[6, 5, 4]``;
+        ``N <= 5``: none). ``dropout_blocks`` overrides the count, still
+        starting at ``N-2`` and never reaching block 0.
+        """
         if self.dropout == 0:
             return []
-        deepest = self.levels - 1
-        return list(range(deepest, max(0, deepest - self.dropout_blocks), -1))
+        count = max(0, self.levels - 5) if self.dropout_blocks is None else self.dropout_blocks
+        first = self.levels - 2  # the block directly above the innermost one
+        return list(range(first, max(0, first - count), -1))
 
     def info_accum_at(self):
         """Encoder levels preceded by an InfoAccum module (empty without InfoAccum)."""
@@ -383,3 +415,49 @@ def build_patchgan(base_filters=64, num_layers=5, norm="batch", name="discrimina
     h = keras.layers.ZeroPadding2D(1, name=f"pad_{num_layers - 1}")(h)
     logits = keras.layers.Conv2D(1, 4, name="logits", dtype=IMAGE_DTYPE)(h)
     return keras.Model([source, candidate], logits, name=name)
+
+
+WEIGHT_INITS = ("pix2pix", "keras")
+_KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")
+
+
+def init_pix2pix_weights(model, seed=0, gain=0.02):
+    """Re-initialises a built model's weights as pix2pix does; returns the model.
+
+    pix2pix (``networks.init_weights`` with its defaults ``init_type="normal"``,
+    ``init_gain=0.02``) draws every convolution and transposed-convolution
+    kernel (and any linear layer's) from ``N(0, 0.02)`` with zero biases, and
+    every batch-norm scale from ``N(1, 0.02)`` with zero shifts, in the
+    generator and the discriminator alike. Here every variable of
+    ``model.weights`` is matched by the last part of its path, so the
+    sub-layers of :class:`~erlrestore.layers.InfoAccum` and
+    :class:`~erlrestore.layers.SubPixelUpsample` are covered too:
+
+    * ``kernel``, ``depthwise_kernel``, ``pointwise_kernel``: ``N(0, gain)``;
+    * ``bias``: 0;
+    * ``gamma`` (batch norm and our "instance" ``GroupNormalization``, whose
+      PyTorch counterpart in pix2pix has no affine parameters): ``N(1, gain)``;
+    * ``beta``: 0;
+    * anything else (batch-norm moving statistics, dropout seed states) is
+      left alone.
+
+    The draws come from ``numpy.random.default_rng(seed)`` in the order of
+    ``model.weights`` (the architecture fixes it), so a seed gives the same
+    weights on every machine and under any ``tf.distribute`` strategy.
+    ``seed`` may be an int or a sequence of ints (e.g. ``(run_seed, 1)`` for
+    a second network of the same run).
+    """
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        kind = variable.path.rsplit("/", 1)[-1]
+        shape = tuple(variable.shape)
+        if kind in _KERNELS:
+            values = rng.normal(0.0, gain, size=shape)
+        elif kind == "gamma":
+            values = rng.normal(1.0, gain, size=shape)
+        elif kind in ("bias", "beta"):
+            values = np.zeros(shape)
+        else:
+            continue
+        variable.assign(values.astype(keras.backend.standardize_dtype(variable.dtype)))
+    return model

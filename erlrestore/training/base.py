@@ -64,6 +64,15 @@ class RestorationTrainer(keras.Model):
     def call(self, images, training=False):
         return self.restoration_net(images, training=training)
 
+    def optimizers(self):
+        """Every optimizer the trainer steps (a learning-rate schedule sets them all); here the compiled one."""
+        return [self.optimizer]
+
+    def set_learning_rate(self, learning_rate):
+        """Sets the learning rate of every optimizer of :meth:`optimizers`."""
+        for optimizer in self.optimizers():
+            optimizer.learning_rate = learning_rate
+
     def set_stage(self, stage):
         """Selects the stage; the next ``fit`` traces a fresh train step."""
         self.stage = stage

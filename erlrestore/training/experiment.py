@@ -24,6 +24,13 @@ Where and how it computes (``distribution_strategy``, ``precision``,
 networks, optimizers and checkpoints are made inside the strategy's scope.
 Whatever the training precision, the saved ``.keras`` models are float32.
 
+The generative family follows pix2pix's published implementation: both
+networks are initialised from ``N(0, 0.02)`` (``weight_init``, see
+:func:`build_networks`), the discriminator is updated before the generator
+on every step (:mod:`erlrestore.training.gan`), and each stage keeps its
+learning rate for half its steps, then decays it linearly
+(``lr_schedule``, see :meth:`TrainSettings.resolved_lr_schedule`).
+
 ERL-Net is built with REN's embedding heads zero-initialised: while REN is
 frozen (stage I of the MA strategies) it adds exactly nothing, so stage I
 trains a plain MEMD as in the paper, and stage II stitches REN on.
@@ -37,6 +44,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from erlrestore import losses
 from erlrestore.data import pairing
 from erlrestore.models import erlnet, memd, pix2pix
 from erlrestore.training import devices, inputs, run, stages
@@ -52,8 +60,18 @@ _IDENTITY_FIELDS = (
     "model", "entanglement", "strategy", "depth", "base_filters", "dense_layers", "growth_rate", "norm",
     "global_residual", "levels", "gen_filters", "gen_norm", "dropout", "info_accum_layers", "info_accum_growth",
     "info_accum_positions", "subpixel", "gan_loss", "l1_weight", "d_filters", "d_layers", "stage_steps",
-    "stage_epochs",
+    "stage_epochs", "stage_budget", "fre_reduction", "weight_init", "pixel_loss", "lr_schedule",
 )
+# The value an identity field had before it existed: a run_config.json written
+# before the field was added holds that run with this value, so resuming it is
+# not refused as a change.
+_IDENTITY_DEFAULTS = {"stage_budget": "each", "fre_reduction": "mean_sum",
+                      # Before pix2pix's initialisation, pixel-loss choice and schedules:
+                      "weight_init": "keras", "pixel_loss": "l1", "lr_schedule": "plateau"}
+# Learning-rate schedules (--lr_schedule); "auto" resolves per family (TrainSettings.resolved_lr_schedule).
+LR_SCHEDULES = ("auto", "linear_decay", "plateau", "constant")
+
+STAGE_BUDGETS = ("each", "split")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +88,7 @@ class TrainSettings:
     norm: str = "none"
     global_residual: bool = True
     fre_weight: float = 0.01
+    fre_reduction: str = "mean_sum"  # L_fre: per-level mean, summed over levels (losses.FRE_REDUCTIONS)
     # Generative family (defaults: pix2pix).
     levels: int = 8
     gen_filters: int = 64
@@ -84,13 +103,17 @@ class TrainSettings:
     d_filters: int = 64
     d_layers: int = 5
     beta_1: float = 0.5
+    weight_init: str = "pix2pix"  # pix2pix's N(0, 0.02) init of both networks, or "keras" (pix2pix.WEIGHT_INITS)
+    pixel_loss: str = "l1"  # the generator's pixel term, weighed by l1_weight: "l1" (pix2pix) or "mse"
     # Schedule.
     stage_steps: tuple = ()
     stage_epochs: tuple = ()
+    stage_budget: str = "each"  # one length: "each" stage gets it, or "split" it over the stages (stage_lengths)
     checkpoint_every: int = 500
     learning_rate: float = 0.0  # 0: the family's paper value (ERL-Net 4e-4, pix2pix 2e-4)
     plateau_patience: int = 10
     plateau_factor: float = 0.1
+    lr_schedule: str = "auto"  # linear_decay (pix2pix), plateau, constant; auto: per family (resolved_lr_schedule)
     val_every: int = 1
     verbose: object = "auto"
     stop_after: int = 0  # end this invocation at the first checkpoint after this many steps (0: run to the end)
@@ -118,6 +141,22 @@ class TrainSettings:
         if self.learning_rate:
             return self.learning_rate
         return 2e-4 if self.is_gan else 4e-4
+
+    def resolved_lr_schedule(self):
+        """The learning-rate schedule of each stage.
+
+        ``linear_decay``: pix2pix's ``lr_policy="linear"``, constant for the
+        first half of a stage's steps, then linearly down towards zero
+        (:class:`~erlrestore.training.run.LinearDecay`); the default
+        (``auto``) of the generative family. ``plateau``: divided by
+        ``1 / plateau_factor`` after ``plateau_patience`` checkpoint intervals
+        without a lower loss (never when ``plateau_patience`` is 0); the
+        default of the ERL-Net family (the ERL-Net paper's). ``constant``: the
+        base rate throughout.
+        """
+        if self.lr_schedule != "auto":
+            return self.lr_schedule
+        return "linear_decay" if self.is_gan else "plateau"
 
 
 def check_settings(settings):
@@ -148,6 +187,23 @@ def check_settings(settings):
         )
     if any(value <= 0 for value in lengths):
         raise ValueError(f"stage lengths must be positive, got {list(lengths)}")
+    if settings.stage_budget not in STAGE_BUDGETS:
+        raise ValueError(f"unknown stage budget {settings.stage_budget!r}; choose one of {', '.join(STAGE_BUDGETS)}")
+    if settings.stage_steps:  # epochs are checked in full once train() knows the number of images
+        stage_lengths(len(stage_list), stage_steps=settings.stage_steps, budget=settings.stage_budget,
+                      auxiliary=auxiliary_stages(stage_list))
+    elif settings.stage_budget == "split" and len(lengths) > 1:  # refused whatever the number of images
+        stage_lengths(len(stage_list), stage_epochs=settings.stage_epochs, budget="split", images=1)
+    if settings.fre_reduction not in losses.FRE_REDUCTIONS:
+        raise ValueError(f"unknown L_fre reduction {settings.fre_reduction!r}; "
+                         f"choose one of {', '.join(losses.FRE_REDUCTIONS)}")
+    if settings.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {settings.lr_schedule!r}; "
+                         f"choose one of {', '.join(LR_SCHEDULES)}")
+    if settings.weight_init not in pix2pix.WEIGHT_INITS:
+        raise ValueError(f"unknown weight_init {settings.weight_init!r}; choose one of {', '.join(pix2pix.WEIGHT_INITS)}")
+    if settings.pixel_loss not in losses.PIXEL_LOSSES:
+        raise ValueError(f"unknown pixel loss {settings.pixel_loss!r}; choose one of {', '.join(losses.PIXEL_LOSSES)}")
     if settings.checkpoint_every <= 0:
         raise ValueError(f"checkpoint_every must be positive, got {settings.checkpoint_every}")
     if settings.stop_after < 0:
@@ -160,6 +216,71 @@ def check_settings(settings):
     return stage_list
 
 
+def stage_lengths(stage_count, stage_steps=(), stage_epochs=(), budget="each", images=None, batch_size=1,
+                  auxiliary=()):
+    """Optimizer steps of each of a strategy's ``stage_count`` stages.
+
+    Give exactly one of ``stage_steps`` (ints) or ``stage_epochs`` (passes
+    over ``images`` training images at ``batch_size``; converted by
+    :func:`erlrestore.training.inputs.steps_for`, which rounds up), as one
+    value or one value per stage.
+
+    * ``budget="each"`` (the default, and the behaviour before the option
+      existed): one value is given to every stage, so a 3-stage MA_D trains
+      three times as many steps as a 1-stage MEMD; one value per stage is
+      used as given.
+    * ``budget="split"``: one value is the whole run's total. Epochs are first
+      turned into a total number of steps; the total ``T`` is then divided
+      into ``stage_count`` integer parts that sum exactly to ``T``: every
+      stage gets ``T // stage_count`` and the first ``T % stage_count``
+      stages one step more (earlier stages get the remainder). Stages listed
+      in ``auxiliary`` (indices of stages that train only the clean-to-clean
+      net: DT's first stage) do not count: the total is divided over the
+      stages that train the restoration network, and an auxiliary stage
+      gets as many steps as the first of those. So DT's whole net gets the
+      same number of steps as MEMD, and MA_D's three stages share that
+      number (the clean-to-clean net trains alongside MA_D's stage I). One
+      value per stage is a ValueError (the lengths already say how to split;
+      use ``each``), and so is a total smaller than the number of stages.
+
+    Returns:
+      A list of ``stage_count`` positive ints.
+    """
+    if budget not in STAGE_BUDGETS:
+        raise ValueError(f"unknown stage budget {budget!r}; choose one of {', '.join(STAGE_BUDGETS)}")
+    if bool(stage_steps) == bool(stage_epochs):
+        raise ValueError("give the stage lengths as exactly one of stage_steps or stage_epochs")
+    values = list(stage_steps or stage_epochs)
+    if len(values) not in (1, stage_count):
+        raise ValueError(f"give 1 or {stage_count} stage lengths, got {len(values)}")
+    if budget == "split" and len(values) > 1:
+        raise ValueError(
+            f"--stage_budget=split divides one total over the stages, but {len(values)} stage lengths were given "
+            f"({','.join(str(v) for v in values)}); give one total or use --stage_budget=each"
+        )
+    if stage_epochs:
+        if images is None:
+            raise ValueError("stage_epochs needs the number of training images")
+        values = [inputs.steps_for(e, images, batch_size) for e in values]
+    if budget == "each":
+        return values * stage_count if len(values) == 1 else values
+    counted = [index for index in range(stage_count) if index not in set(auxiliary)] or list(range(stage_count))
+    total = values[0]
+    if total < len(counted):
+        what = "steps" if stage_steps else f"steps ({stage_epochs[0]} epochs of {images} images)"
+        raise ValueError(f"--stage_budget=split cannot divide {total} {what} over {stage_count} stages: "
+                         "every stage needs at least one step")
+    share, remainder = divmod(total, len(counted))
+    shares = {index: share + 1 if rank < remainder else share for rank, index in enumerate(counted)}
+    return [shares.get(index, shares[counted[0]]) for index in range(stage_count)]
+
+
+def auxiliary_stages(stage_list):
+    """Indices of stages that train only the clean-to-clean net (not counted by ``--stage_budget=split``)."""
+    return tuple(index for index, stage in enumerate(stage_list)
+                 if getattr(stage, "restoration_branches", None) == ())
+
+
 def generator_config(settings):
     return pix2pix.GeneratorConfig(
         levels=settings.levels, kind=settings.model.lower(), base_filters=settings.gen_filters,
@@ -170,12 +291,22 @@ def generator_config(settings):
 
 
 def build_networks(settings):
-    """{file name: network} for the settings; ``final.keras`` is the restoration network."""
+    """{file name: network} for the settings; ``final.keras`` is the restoration network.
+
+    The generative family's two networks get pix2pix's initialisation
+    (:func:`~erlrestore.models.pix2pix.init_pix2pix_weights`: conv kernels
+    ``N(0, 0.02)``, norm scales ``N(1, 0.02)``, biases and shifts 0) with
+    ``weight_init="pix2pix"``, drawn from the run's seed (``(seed, 0)`` for
+    the generator, ``(seed, 1)`` for the discriminator) so that a run is
+    reproducible; ``weight_init="keras"`` keeps Keras' initialisers.
+    """
     if settings.is_gan:
-        return {
-            "final.keras": pix2pix.build_generator(generator_config(settings)),
-            "discriminator.keras": pix2pix.build_patchgan(settings.d_filters, settings.d_layers, settings.gen_norm),
-        }
+        generator = pix2pix.build_generator(generator_config(settings))
+        discriminator = pix2pix.build_patchgan(settings.d_filters, settings.d_layers, settings.gen_norm)
+        if settings.weight_init == "pix2pix":
+            pix2pix.init_pix2pix_weights(generator, seed=(settings.data.seed, 0))
+            pix2pix.init_pix2pix_weights(discriminator, seed=(settings.data.seed, 1))
+        return {"final.keras": generator, "discriminator.keras": discriminator}
     net, c2c = build_erl_networks(settings)
     return {"final.keras": net} if c2c is None else {"final.keras": net, "c2c.keras": c2c}
 
@@ -193,7 +324,7 @@ def build_trainer(settings):
     lr = settings.resolved_learning_rate()
     if settings.is_gan:
         trainer = GANTrainer(networks["final.keras"], networks["discriminator.keras"], gan_loss=settings.gan_loss,
-                             l1_weight=settings.l1_weight, name="trainer")
+                             l1_weight=settings.l1_weight, pixel_loss=settings.pixel_loss, name="trainer")
         trainer.compile(
             g_optimizer=devices.wrap_optimizer(keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=0.999), policy),
             d_optimizer=devices.wrap_optimizer(keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=0.999), policy),
@@ -201,7 +332,7 @@ def build_trainer(settings):
         )
     else:
         trainer = StagedTrainer(networks["final.keras"], networks.get("c2c.keras"), fre_weight=settings.fre_weight,
-                                name="trainer")
+                                fre_reduction=settings.fre_reduction, name="trainer")
         trainer.compile(optimizer=devices.wrap_optimizer(keras.optimizers.Adam(lr), policy), jit_compile=jit)
     return trainer, networks
 
@@ -230,9 +361,11 @@ def build_erl_networks(settings):
     return net, erlnet.build_clean_to_clean(config)
 
 
-_ERL_FIELDS = ("entanglement", "depth", "base_filters", "dense_layers", "growth_rate", "norm", "global_residual")
+_ERL_FIELDS = ("entanglement", "depth", "base_filters", "dense_layers", "growth_rate", "norm", "global_residual",
+               "fre_reduction")
 _GAN_FIELDS = ("levels", "gen_filters", "gen_norm", "dropout", "info_accum_layers", "info_accum_growth",
-               "info_accum_positions", "subpixel", "gan_loss", "l1_weight", "d_filters", "d_layers")
+               "info_accum_positions", "subpixel", "gan_loss", "l1_weight", "d_filters", "d_layers", "weight_init",
+               "pixel_loss")
 
 
 def _record_settings(settings, write=True):
@@ -240,6 +373,7 @@ def _record_settings(settings, write=True):
     path = os.path.join(settings.model_dir, "run_config.json")
     current = {field: getattr(settings, field) for field in _IDENTITY_FIELDS}
     current["strategy"] = settings.resolved_strategy()
+    current["lr_schedule"] = settings.resolved_lr_schedule()
     current["batch_size"] = settings.data.batch_size
     if not settings.is_gan:  # keep only the fields of the run's family
         current = {k: v for k, v in current.items() if k not in _GAN_FIELDS}
@@ -249,6 +383,7 @@ def _record_settings(settings, write=True):
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             stored = json.load(f)
+        stored = {**{k: v for k, v in _IDENTITY_DEFAULTS.items() if k in current}, **stored}
         changed = {k: (stored.get(k), v) for k, v in current.items() if stored.get(k) != v}
         if changed:
             details = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
@@ -300,12 +435,9 @@ def train(settings):
                                   settings.pretrain_data.seed)
     validation, val_pairs = inputs.validation_data(settings.data)
     validation = _shard_by_data(validation)
-    if settings.stage_steps:
-        lengths = list(settings.stage_steps)
-    else:
-        lengths = [inputs.steps_for(e, images, settings.data.batch_size) for e in settings.stage_epochs]
-    if len(lengths) == 1:
-        lengths = lengths * len(stage_list)
+    lengths = stage_lengths(len(stage_list), settings.stage_steps, settings.stage_epochs, settings.stage_budget,
+                            images=images, batch_size=settings.data.batch_size,
+                            auxiliary=auxiliary_stages(stage_list))
     plans = [
         run.StagePlan(stage, steps, pretrain if stage.name == "d_pretrain" else None)
         for stage, steps in zip(stage_list, lengths)
@@ -315,7 +447,8 @@ def train(settings):
         trainer, networks = build_trainer(settings)
         callbacks = []
         plateau = None
-        if settings.plateau_patience:  # acts on the (generator's) optimizer
+        schedule = settings.resolved_lr_schedule()
+        if schedule == "plateau" and settings.plateau_patience:  # acts on the (generator's) optimizer
             plateau = run.Plateau(monitor="g_loss" if settings.is_gan else "loss", factor=settings.plateau_factor,
                                   patience=settings.plateau_patience)
         if val_pairs and chief:
@@ -339,6 +472,7 @@ def train(settings):
             verbose=settings.verbose,
             stop_after=settings.stop_after,
             plateau=plateau,
+            lr_schedule=run.LinearDecay() if schedule == "linear_decay" else None,
             extra_bytes=sum(4 * net.count_params() for net in networks.values()),
         )
     if not finished:

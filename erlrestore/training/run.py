@@ -6,12 +6,17 @@ trainer is a ``keras.Model`` with:
 * ``set_stage(stage)``: select what the next ``fit`` trains;
 * ``reset_optimizer(learning_rate)``: start a stage's optimisation afresh;
 * ``checkpoint_items()``: the objects a checkpoint must hold (networks and
-  optimizers), as a dict.
+  optimizers), as a dict;
+* ``set_learning_rate(rate)`` (for a per-step ``lr_schedule``): set every
+  optimizer's learning rate (:class:`~erlrestore.training.base.RestorationTrainer`
+  has it).
 
 Checkpoints (``tf.train.Checkpoint`` + ``CheckpointManager`` in
 ``<model_dir>/checkpoints``) hold those items, the run's position
 (``stage_index`` and ``stage_step``, optimizer steps done in that stage) and
-the learning-rate plateau state. One Keras "epoch" is one checkpoint interval
+the learning-rate plateau state. A per-step learning-rate schedule
+(:class:`LinearDecay`, pix2pix's) needs no state: it is a function of the
+stage step, set on every optimizer before each step. One Keras "epoch" is one checkpoint interval
 (``checkpoint_every`` steps) and one ``fit`` call, with a data pipeline made
 for it from ``(stage, first step)``; a checkpoint is written at every epoch
 end and at every stage end. TensorFlow writes the checkpoint files under
@@ -116,6 +121,51 @@ class Plateau:
     min_delta: float = 1e-4
 
 
+@dataclasses.dataclass(frozen=True)
+class LinearDecay:
+    """pix2pix's ``lr_policy="linear"``, per optimizer step of a stage: the
+    learning rate stays at its base value for the first half of the stage's
+    steps, then falls linearly towards zero over the second half.
+
+    pix2pix (``n_epochs`` constant + ``n_epochs_decay`` decaying epochs)
+    multiplies the base rate by ``1 - max(0, e + 1 - n_epochs) / (n_epochs_decay + 1)``
+    in epoch ``e`` (from 0), so its last epoch still trains at
+    ``1 / (n_epochs_decay + 1)`` of the base rate. The same rule per step,
+    for a stage of ``S`` steps with ``D = S // 2`` decaying ones
+    (``S - D = ceil(S / 2)`` constant ones), is :meth:`factor`::
+
+        factor(step) = min(1, (S - step) / (D + 1))
+
+    1 up to step ``S - D - 1``, then ``D / (D + 1)``, ..., ``1 / (D + 1)`` at the
+    last step ``S - 1``. It is a pure function of the step: a resumed stage
+    gets exactly the learning rates an uninterrupted one would. Every
+    optimizer of the trainer (both of a GAN) is set before every step.
+    """
+
+    @staticmethod
+    def factor(step, steps):
+        """The multiplier of the base learning rate at ``step`` (0-based) of a ``steps``-step stage."""
+        if steps <= 0 or not 0 <= step < steps:
+            raise ValueError(f"step {step} is outside a stage of {steps} steps")
+        decay = steps // 2
+        return min(1.0, (steps - step) / (decay + 1))
+
+
+class _ScheduledRate(keras.callbacks.Callback):
+    """Before every step: every optimizer's learning rate = ``base * schedule.factor(stage step, steps)``."""
+
+    def __init__(self, schedule, base_rate, steps, first_step):
+        super().__init__()
+        self.schedule = schedule
+        self.base_rate = base_rate
+        self.steps = steps
+        self.first_step = first_step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        rate = self.base_rate * self.schedule.factor(self.first_step + batch, self.steps)
+        self.model.set_learning_rate(rate)
+
+
 def _value(variable):
     """A scalar variable's value as a Python float (also a MirroredVariable's)."""
     return float(tf.convert_to_tensor(variable).numpy())
@@ -181,6 +231,8 @@ class Run:
         self.chief = chief
         self.position = _RunPosition()
         self.plateau = None
+        self.lr_schedule = None
+        self.learning_rate = None
         self._plateau_state = _PlateauState()
         self._items = trainer.checkpoint_items()
         self.checkpoint = None  # made once the optimizers are built (see run)
@@ -290,15 +342,21 @@ class Run:
         return int(self.position.stage_index.numpy()), int(self.position.stage_step.numpy())
 
     def run(self, plans, dataset, *, learning_rate, checkpoint_every, validation_data=None,
-            validation_every=1, callbacks=(), verbose="auto", stop_after=0, plateau=None, extra_bytes=0):
+            validation_every=1, callbacks=(), verbose="auto", stop_after=0, plateau=None, extra_bytes=0,
+            lr_schedule=None):
         """Trains every stage of ``plans`` not finished yet.
 
         ``plateau``: a :class:`Plateau` rule for the learning rate, or None.
+        ``lr_schedule``: a per-step schedule such as :class:`LinearDecay`
+        (``factor(step, steps)``) applied to every optimizer from
+        ``learning_rate`` in each stage, or None (constant, unless ``plateau``).
         ``extra_bytes``: disk space wanted besides the checkpoints (final models).
         Returns True when every stage is finished, False when ``stop_after``
         (optimizer steps in this invocation, 0 for no limit) ended it first.
         """
         self.plateau = plateau
+        self.lr_schedule = lr_schedule
+        self.learning_rate = learning_rate
         try:
             return self._run(plans, dataset, learning_rate, checkpoint_every, validation_data, validation_every,
                              callbacks, verbose, stop_after, extra_bytes)
@@ -357,6 +415,9 @@ class Run:
                 if self.should_stop():
                     return
                 first_step = epoch * per_epoch
+                scheduled = []
+                if self.lr_schedule is not None:
+                    scheduled = [_ScheduledRate(self.lr_schedule, self.learning_rate, plan.steps, first_step)]
                 self.trainer.fit(
                     dataset(index, first_step) if callable(dataset) else dataset,
                     initial_epoch=epoch,
@@ -364,7 +425,7 @@ class Run:
                     steps_per_epoch=min(per_epoch, plan.steps - first_step),
                     validation_data=validation_data,
                     validation_freq=validation_every,
-                    callbacks=callbacks + [_IntervalEnd(self, plan, first_step, writers)],
+                    callbacks=callbacks + scheduled + [_IntervalEnd(self, plan, first_step, writers)],
                     shuffle=False,  # datasets arrive shuffled
                     verbose=verbose,
                 )
