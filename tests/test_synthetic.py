@@ -20,7 +20,9 @@ from erlrestore.data.synthetic import (
     procedural_images,
 )
 
-NAMES = list(DEGRADATIONS)
+# The degradations that need nothing but an image and a seed (the real-streak
+# ones need a streak folder: tests/test_real_streaks.py).
+NAMES = [name for name in DEGRADATIONS if not synthetic.required_params(name)]
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,7 @@ def grey(value, shape=(64, 64, 3)):
 
 def test_registry_names():
     assert NAMES == ["rain", "heavy_rain", "haze", "gaussian_noise", "poisson_gaussian_noise"]
+    assert list(DEGRADATIONS) == NAMES + ["real_rain", "real_heavy_rain"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -335,7 +338,7 @@ def test_poisson_gaussian_variance_is_signal_dependent():
 def test_unknown_degradation_and_parameter():
     with pytest.raises(ValueError, match=(
             "unknown degradation 'snow'; valid names: rain, heavy_rain, haze, gaussian_noise, "
-            "poisson_gaussian_noise")):
+            "poisson_gaussian_noise, real_rain, real_heavy_rain")):
         make_degradation("snow")
     with pytest.raises(ValueError, match=(
             "unknown parameter\\(s\\) sigma for degradation 'rain'; valid parameters: "

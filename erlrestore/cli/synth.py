@@ -2,12 +2,16 @@
 
     erlrestore-synth --clean_dir=photos --output_dir=rainy --degradation=rain [--copies=3]
     erlrestore-synth --procedural=20 --size=128 --output_dir=demo --degradation=haze --haze_beta=0.5,1.5
+    erlrestore-synth --clean_dir=photos --output_dir=rainy --degradation=real_rain --streak_dir=streaks \
+        --streak_layers=1,8
 
 Writes OUTPUT/input/<name>.png (degraded) and OUTPUT/target/<name>.png (clean),
 the ``folders`` layout that ``erlrestore.data.pairing`` reads; with --copies>1
 the names are <stem>_<k>.png. Parameter flags take a number or a "low,high"
 range sampled per image (or per call for streak geometry); flags that do not
-apply to --degradation are ignored with a warning. The last stdout line is
+apply to --degradation are ignored with a warning. real_rain and
+real_heavy_rain composite rendered streak layers from --streak_dir (required
+for them; see :mod:`erlrestore.data.synthetic`). The last stdout line is
 ``wrote <N> pairs (<degradation>) to <OUTPUT>``.
 """
 
@@ -35,6 +39,11 @@ FLAG_PARAMS = {
     "depth_variation": "depth_variation",
     "noise_sigma": "sigma",
     "noise_peak": "peak",
+    "streak_layers": "streak_layers",
+    "streak_transparency": "transparency",
+    "streak_scale": "scale",
+    "streak_blur": "streak_blur",
+    "mix_procedural": "mix_procedural",
 }
 
 _RANGE_HELP = ' A number or a "low,high" range; default: the degradation\'s own.'
@@ -73,6 +82,18 @@ def define_flags(flag_values=FLAGS):
                         + _RANGE_HELP, **fv)
     flags.DEFINE_string("noise_peak", None, "poisson_gaussian_noise: photons at white (smaller is noisier)."
                         + _RANGE_HELP, **fv)
+    flags.DEFINE_string("streak_dir", None, "real_rain/real_heavy_rain (required for them): folder of rendered "
+                        "rain-streak images (grey PNGs; RGB is converted to grey).", **fv)
+    flags.DEFINE_string("streak_layers", None, "real_rain/real_heavy_rain: streak layers per image (integers)."
+                        + _RANGE_HELP, **fv)
+    flags.DEFINE_string("streak_transparency", None, "real_rain/real_heavy_rain: transparency t of each layer."
+                        + _RANGE_HELP, **fv)
+    flags.DEFINE_string("streak_scale", None, "real_rain/real_heavy_rain: up-scaling of each layer." + _RANGE_HELP,
+                        **fv)
+    flags.DEFINE_string("streak_blur", None, "real_rain/real_heavy_rain: Gaussian sigma (pixels) of each layer."
+                        + _RANGE_HELP, **fv)
+    flags.DEFINE_float("mix_procedural", None, "real_rain/real_heavy_rain: probability that an image also gets a "
+                       "procedural streak layer (shaped by the --rain_* flags).", **fv)
 
 
 def parse_number_or_range(text):
@@ -117,7 +138,7 @@ def degradation_params_from_flags(degradation, flag_values=FLAGS):
             except ValueError as error:
                 raise app.UsageError(f"--{flag_name}: {error}") from None
         try:
-            synthetic.make_degradation(degradation, **{param: value})
+            synthetic.check_params(degradation, **{param: value})
         except ValueError as error:
             raise app.UsageError(f"--{flag_name}: {error}") from None
         params[param] = value
@@ -139,6 +160,12 @@ def main(argv, flag_values=FLAGS):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     params = degradation_params_from_flags(fv.degradation, fv)
+    if "streaks" in synthetic.required_params(fv.degradation):
+        if not fv.streak_dir:
+            raise app.UsageError(f"--degradation={fv.degradation} needs --streak_dir, a folder of rain-streak images")
+        params["streaks"] = fv.streak_dir
+    elif fv.streak_dir:
+        logging.warning("--streak_dir does not apply to --degradation=%s; ignored", fv.degradation)
     try:
         pairs = synthetic.synthesize_folder(
             fv.output_dir,

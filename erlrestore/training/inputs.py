@@ -6,7 +6,9 @@ Exactly one training source:
   ``erlrestore.data.pairing``;
 * TFRecord shards: ``train_tfrecords`` (a folder or glob);
 * synthetic pairs made on the fly: clean images from ``synthetic_clean_dir``
-  (or ``procedural`` generated ones) degraded by ``degradation``.
+  (or ``procedural`` generated ones) degraded by ``degradation``; the
+  real-streak degradations (``real_rain``, ``real_heavy_rain``) also need
+  ``streak_dir``, a folder of rendered rain-streak images, loaded once.
 
 An "epoch" of the data is one pass over its images at the batch size, which
 turns ``--stage_epochs`` into steps.
@@ -32,6 +34,7 @@ class DataSettings:
     synthetic_clean_dir: str = ""
     procedural: int = 0
     degradation: str = "rain"
+    streak_dir: str = ""  # rain-streak layers of the real_rain / real_heavy_rain degradations
     val_input_dir: str = ""
     val_target_dir: str = ""
     val_max_images: int = 0
@@ -50,6 +53,28 @@ def _sources_given(settings):
         ("train_tfrecords", settings.train_tfrecords),
         ("synthetic_clean_dir/procedural", settings.synthetic_clean_dir or settings.procedural),
     ) if given]
+
+
+def synthetic_params(settings):
+    """The degradation parameters the settings give: ``{"streaks": streak_dir}`` for the real-streak ones.
+
+    ValueError when ``degradation`` needs a streak folder and ``streak_dir``
+    is empty, or ``streak_dir`` is given to a degradation without streaks.
+    """
+    needs = "streaks" in synthetic.required_params(settings.degradation)
+    if needs and not settings.streak_dir:
+        raise ValueError(f"--degradation={settings.degradation} needs --streak_dir, a folder of rain-streak images")
+    if settings.streak_dir and not needs:
+        users = [n for n in synthetic.DEGRADATIONS if "streaks" in synthetic.required_params(n)]
+        raise ValueError(f"--streak_dir is only used by --degradation={' or '.join(users)}, "
+                         f"not {settings.degradation}")
+    return {"streaks": settings.streak_dir} if needs else {}
+
+
+def check_synthetic(settings):
+    """Raises ValueError for synthetic-data settings that cannot work (before anything is loaded)."""
+    if settings.synthetic_clean_dir or settings.procedural or settings.streak_dir:
+        synthetic_params(settings)
 
 
 def _procedural_folder(settings, cache_dir):
@@ -110,7 +135,7 @@ def training_data(settings, cache_dir):
         return _maker(lambda seed: pipeline.train_dataset(head, seed=seed, **common), settings.seed), count
     clean_dir = settings.synthetic_clean_dir or _procedural_folder(settings, cache_dir)
     paths = io.list_images(clean_dir)
-    degrade = synthetic.make_degradation(settings.degradation)
+    degrade = synthetic.make_degradation(settings.degradation, **synthetic_params(settings))
     clean = pipeline.clean_images(paths)
     if settings.cache:
         clean = clean.cache()
