@@ -13,6 +13,8 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["erlrestore", "erlrestore.*"]),
+    # Trained models shipped with the package (erlrestore.pretrained): config + float16 weights.
+    package_data={"erlrestore.pretrained": ["*.json", "*.npz"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",

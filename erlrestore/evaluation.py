@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 import erlrestore.layers  # noqa: F401  (registers the custom layers that saved models name)
-from erlrestore import metrics
+from erlrestore import metrics, pretrained
 from erlrestore.data import io, pairing
 from erlrestore.progress import progress
 
@@ -151,7 +151,7 @@ def _csv_value(value):
 
 
 def load_model(path):
-    """Loads a Keras restoration model (a ``.keras`` or ``.h5`` file) for inference.
+    """Loads a Keras restoration model (a ``.keras`` or ``.h5`` file, or ``pretrained:<name>``) for inference.
 
     erlrestore's custom layers are registered first; the model is loaded
     without its training configuration (``compile=False``), which evaluation
@@ -160,6 +160,8 @@ def load_model(path):
     Raises:
       DataError naming ``path`` when the file is missing or cannot be loaded.
     """
+    if pretrained.is_pretrained(path):
+        return pretrained.load(path)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise io.DataError(f"model file {path} does not exist")

@@ -58,7 +58,7 @@ import shutil
 import keras
 import tensorflow as tf
 
-from erlrestore import evaluation
+from erlrestore import evaluation, pretrained
 from erlrestore.data import io
 
 SERVING_SIGNATURE = "serving_default"
@@ -100,6 +100,8 @@ def _resolve_model(model_or_path):
             "model_or_path must be a keras.Model, a .keras file or a training run folder, "
             f"got {type(model_or_path).__name__}"
         )
+    if pretrained.is_pretrained(model_or_path):
+        return pretrained.load(model_or_path), pretrained.name_of(model_or_path)
     path = os.fspath(model_or_path)
     if os.path.isdir(path):
         model_file = os.path.join(path, RUN_MODEL_FILE)

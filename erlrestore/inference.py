@@ -63,6 +63,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from erlrestore import pretrained
 from erlrestore.data import io
 from erlrestore.progress import progress
 
@@ -207,6 +208,8 @@ def load_restorer(path):
 
     ``path`` may be:
 
+    * ``pretrained:<name>``, a model shipped in the package
+      (:mod:`erlrestore.pretrained`);
     * a ``.keras`` (or ``.h5``) model file;
     * a training run folder (``erlrestore-train``'s ``--model_dir``), which
       holds ``final.keras``;
@@ -222,6 +225,8 @@ def load_restorer(path):
       DataError naming ``path`` when it does not exist, is none of the
       above, or cannot be loaded.
     """
+    if pretrained.is_pretrained(path):
+        return restorer_from_model(pretrained.load(path), source=path)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise io.DataError(f"model path {path} does not exist")

@@ -58,7 +58,8 @@ _BOOLEAN_FLAGS = ("quantize",)
 
 
 def define_flags():
-    flags.DEFINE_string("model", None, "The restoration model to evaluate (a .keras file).")
+    flags.DEFINE_string("model", None, "The restoration model to evaluate: a .keras file, or pretrained:<name> "
+                        "(a model shipped in the package, see erlrestore.pretrained.list()).")
     flags.DEFINE_string("input_dir", None, "Degraded images (or one folder holding both sets).")
     flags.DEFINE_string("target_dir", None, "Clean reference images; omit when --input_dir holds both sets.")
     flags.DEFINE_enum("layout", "auto", pairing.LAYOUTS, "How files are paired; 'auto' detects it.")

@@ -17,13 +17,15 @@ import os
 
 from absl import app, flags, logging
 
+from erlrestore import pretrained
 from erlrestore.cli import fail
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("model", None, "The model: a .keras file, or a training run folder holding final.keras.")
+    flags.DEFINE_string("model", None, "The model: a .keras file, a training run folder holding final.keras, "
+                        "or pretrained:<name> (shipped in the package).")
     flags.DEFINE_string("base_dir", "savedmodels", "TF Serving's base folder; models go to <base_dir>/<name>/.")
     flags.DEFINE_string("name", None, "Model name (folder); default: the .keras file's stem or run folder's name.")
     flags.DEFINE_integer("version", None, "Version to write (a positive integer); default: largest existing + 1.")
@@ -39,7 +41,7 @@ def main(argv):
         raise app.UsageError("--name may not be empty (omit it to derive the name from --model)")
     if not FLAGS.base_dir:
         raise app.UsageError("--base_dir may not be empty")
-    if not os.path.exists(FLAGS.model):
+    if not pretrained.is_pretrained(FLAGS.model) and not os.path.exists(FLAGS.model):
         raise app.UsageError(f"--model={FLAGS.model} does not exist (a .keras file or a training run folder)")
 
     # Imported here so that usage errors come back without loading TensorFlow.

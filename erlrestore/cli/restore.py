@@ -36,7 +36,8 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     flags.DEFINE_string(
-        "model", None, "A .keras file, a training run folder, or a SavedModel (version or model folder)."
+        "model", None, "A .keras file, a training run folder, a SavedModel (version or model folder), or "
+        "pretrained:<name> (shipped in the package)."
     )
     flags.DEFINE_string("input", None, "An image file or a folder of images to restore.")
     flags.DEFINE_string("output_dir", None, "Where restored images are written (never the input folder).")

@@ -1,0 +1,100 @@
+"""erlrestore.pretrained: shipped models by name, float16 storage, and pretrained:<name> in the tools."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from erlrestore import metrics, pretrained
+from erlrestore.data import io
+from erlrestore.models import memd
+
+
+def _tiny_memd():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    config = memd.memd_config("MEMD", depth=2, base_filters=4, dense_layers=2, growth_rate=4, global_residual=True)
+    return memd.build_memd(config, name="tiny_memd")
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("zoo")
+    model = _tiny_memd()
+    pretrained.save(model, "tiny-memd", {"description": "a test model"}, folder=str(folder))
+    return folder, model
+
+
+def test_save_lists_and_loads_with_float16_weights_within_a_hundredth_of_a_db(zoo):
+    folder, model = zoo
+    assert pretrained.list(str(folder)) == ["tiny-memd"]
+    assert pretrained.info("tiny-memd", folder=str(folder)) == {"description": "a test model"}
+    with np.load(folder / "tiny-memd.npz") as stored:
+        assert {stored[k].dtype for k in stored.files} == {np.dtype(np.float16)}
+    loaded = pretrained.load("pretrained:tiny-memd", folder=str(folder))
+    assert all(w.dtype == "float32" for w in loaded.weights)
+    image = np.random.default_rng(0).random((1, 40, 56, 3), dtype=np.float32)
+    clean = np.clip(image[0] + 0.05, 0, 1)
+    ours = np.clip(loaded(image).numpy()[0], 0, 1)
+    reference = np.clip(model(image).numpy()[0], 0, 1)
+    assert abs(metrics.psnr_y(ours, clean) - metrics.psnr_y(reference, clean)) < 0.01
+
+
+def test_unknown_names_and_damaged_files_are_clear_errors(zoo, tmp_path):
+    folder, _ = zoo
+    with pytest.raises(io.DataError, match=r"unknown pretrained model 'nope'; known: tiny-memd"):
+        pretrained.load("pretrained:nope", folder=str(folder))
+    with pytest.raises(io.DataError, match="none are shipped in this version"):
+        pretrained.load("nope", folder=str(tmp_path))
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for suffix in (".json", ".npz"):
+        (damaged / f"tiny-memd{suffix}").write_bytes((folder / f"tiny-memd{suffix}").read_bytes())
+    with open(damaged / "tiny-memd.npz", "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(io.DataError, match="does not match its checksum"):
+        pretrained.load("tiny-memd", folder=str(damaged))
+    with pytest.raises(ValueError, match="lower-case words"):
+        pretrained.save(_tiny_memd(), "Bad Name", {}, folder=str(tmp_path))
+
+
+def test_package_folder_ships_only_complete_models():
+    for name in pretrained.list(pretrained.PACKAGE_FOLDER):
+        with open(os.path.join(pretrained.PACKAGE_FOLDER, name + ".json"), encoding="utf-8") as f:
+            record = json.load(f)
+        assert {"model", "card", "weights_sha256"} <= set(record)
+        assert os.path.getsize(os.path.join(pretrained.PACKAGE_FOLDER, name + ".npz")) < 25 * 2**20
+
+
+def test_tools_take_pretrained_names(zoo, tmp_path):
+    folder, _ = zoo
+    env = dict(os.environ, **{pretrained.FOLDER_VARIABLE: str(folder)})
+    data = tmp_path / "set"
+    synth = subprocess.run([sys.executable, "-m", "erlrestore.cli.synth", "--procedural=2", "--size=48",
+                            "--degradation=rain", f"--output_dir={data}"], capture_output=True, text=True,
+                           timeout=300)
+    assert synth.returncode == 0, synth.stderr[-2000:]
+    evaluate = subprocess.run([sys.executable, "-m", "erlrestore.cli.evaluate", "--model=pretrained:tiny-memd",
+                               f"--input_dir={data}"], capture_output=True, text=True, env=env, timeout=300)
+    assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+    assert evaluate.stdout.strip().splitlines()[-1].startswith("n=2 psnr_y=")
+    restored = tmp_path / "restored"
+    restore = subprocess.run([sys.executable, "-m", "erlrestore.cli.restore", "--model=pretrained:tiny-memd",
+                              f"--input={data}/input", f"--output_dir={restored}"], capture_output=True, text=True,
+                             env=env, timeout=300)
+    assert restore.returncode == 0, restore.stderr[-2000:]
+    assert len(os.listdir(restored)) == 2
+    export = subprocess.run([sys.executable, "-m", "erlrestore.cli.export", "--model=pretrained:tiny-memd",
+                             f"--base_dir={tmp_path / 'savedmodels'}"], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert export.returncode == 0, export.stderr[-2000:]
+    assert (tmp_path / "savedmodels" / "tiny-memd" / "1" / "saved_model.pb").is_file()
+    unknown = subprocess.run([sys.executable, "-m", "erlrestore.cli.evaluate", "--model=pretrained:nope",
+                              f"--input_dir={data}"], capture_output=True, text=True, env=env, timeout=300)
+    assert unknown.returncode == 1
+    assert "unknown pretrained model 'nope'; known: tiny-memd" in unknown.stderr
