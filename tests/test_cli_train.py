@@ -307,3 +307,27 @@ def test_generative_flagfiles_state_pix2pix_schedule_init_and_pixel_loss():
         if name.startswith(("pix2pix_unet8", "unet5_lsgan")):  # Table II rows state them explicitly
             assert stated == "linear_decay", flagfile
         assert pixel == ("mse" if name.startswith("recon_") else "l1"), flagfile
+
+
+def test_best_validation_model_is_kept_beside_the_last(tmp_path):
+    from erlrestore import reproduce
+
+    data = tmp_path / "val"
+    synth = subprocess.run([sys.executable, "-m", "erlrestore.cli.synth", "--procedural=2", "--size=48",
+                            "--degradation=rain", f"--output_dir={data}"], capture_output=True, text=True, timeout=300)
+    assert synth.returncode == 0, synth.stderr[-2000:]
+    model_dir = tmp_path / "run"
+    result = run_train("--flagfile=flags/tiny/memd.flags", "--stage_steps=8", "--checkpoint_every=2",
+                       f"--val_input_dir={data}", f"--model_dir={model_dir}", "--verbose=0")
+    assert result.returncode == 0, result.stderr[-4000:]
+    curve = reproduce.learning_curve(str(model_dir))
+    assert len(curve) == 4
+    best = json.loads((model_dir / "best.json").read_text())
+    assert best["val_psnr_y"] == pytest.approx(max(curve), abs=1e-4)
+    assert best["interval"] == curve.index(max(curve)) + 1 and best["stage"] == "I"
+    # best.keras is that model: evaluating it (float output, as validation scores it) gives the recorded score.
+    evaluate = subprocess.run([sys.executable, "-m", "erlrestore.cli.evaluate", f"--model={model_dir / 'best.keras'}",
+                               f"--input_dir={data}", "--noquantize"], capture_output=True, text=True, timeout=300)
+    assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+    psnr = float(evaluate.stdout.strip().splitlines()[-1].split()[1].split("=")[1])
+    assert psnr == pytest.approx(best["val_psnr_y"], abs=2e-3)

@@ -343,9 +343,9 @@ def float32_networks(settings, networks):
         return networks
     with devices.precision_scope("float32"):
         twins = build_networks(settings)
-    for name, twin in twins.items():
-        twin.set_weights(networks[name].get_weights())
-    return twins
+    for name in networks:
+        twins[name].set_weights(networks[name].get_weights())
+    return {name: twins[name] for name in networks}
 
 
 def build_erl_networks(settings):
@@ -452,6 +452,7 @@ def train(settings):
             plateau = run.Plateau(monitor="g_loss" if settings.is_gan else "loss", factor=settings.plateau_factor,
                                   patience=settings.plateau_patience)
         if val_pairs and chief:
+            callbacks.append(BestModel(settings, networks))
             samples = [pairing.load_pair(p) for p in val_pairs[:3]]
             callbacks.append(run.ImageSamples(
                 os.path.join(settings.model_dir, "logs", "samples"),
@@ -483,6 +484,51 @@ def train(settings):
             _save_model(network, os.path.join(settings.model_dir, file_name))
         logging.info("wrote %s", final)
     return final
+
+
+class BestModel(keras.callbacks.Callback):
+    """Keeps the restoration network of the best validation Y-PSNR seen so far as ``best.keras``.
+
+    After every validation (``--val_every`` checkpoint intervals) whose
+    ``val_psnr_y`` beats the one recorded in ``best.json``, the float32
+    twin of the restoration network is written to ``best.keras`` (atomically)
+    and ``best.json`` records the score, the stage and the interval. The
+    record lives on disk, so a resumed run keeps comparing against the best
+    of the whole run. ``final.keras`` is still the last weights: a short
+    run on synthetic data can fit the synthetic look past the point where
+    held-out data scores best, and this keeps that point.
+    """
+
+    def __init__(self, settings, networks):
+        super().__init__()
+        self.settings = settings
+        self.networks = networks
+        self.record_path = os.path.join(settings.model_dir, "best.json")
+
+    def best_so_far(self):
+        try:
+            with open(self.record_path, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if "val_psnr_y" not in logs:
+            return
+        score = float(logs["val_psnr_y"])
+        best = self.best_so_far()
+        if best is not None and score <= best["val_psnr_y"]:
+            return
+        twin = float32_networks(self.settings, {"final.keras": self.networks["final.keras"]})["final.keras"]
+        _save_model(twin, os.path.join(self.settings.model_dir, "best.keras"))
+        stage = getattr(self.model, "stage", None)
+        record = {"val_psnr_y": score, "val_ssim_y": float(logs.get("val_ssim_y", float("nan"))),
+                  "stage": getattr(stage, "name", ""), "interval": epoch + 1}
+        tmp = self.record_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2)
+        os.replace(tmp, self.record_path)
 
 
 def _stage_streams(make_dataset, seed):
