@@ -98,3 +98,31 @@ def test_tools_take_pretrained_names(zoo, tmp_path):
                               f"--input_dir={data}"], capture_output=True, text=True, env=env, timeout=300)
     assert unknown.returncode == 1
     assert "unknown pretrained model 'nope'; known: tiny-memd" in unknown.stderr
+
+
+def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    _tiny_memd().save(run_dir / "best.keras")
+    (run_dir / "run_config.json").write_text(json.dumps({"model": "MEMD", "stage_steps": [4]}))
+    (run_dir / "best.json").write_text(json.dumps({"val_psnr_y": 20.5, "stage": "I", "interval": 2}))
+    data = tmp_path / "set"
+    synth = subprocess.run([sys.executable, "-m", "erlrestore.cli.synth", "--procedural=2", "--size=48",
+                            "--degradation=rain", f"--output_dir={data}"], capture_output=True, text=True,
+                           timeout=300)
+    assert synth.returncode == 0, synth.stderr[-2000:]
+    zoo = tmp_path / "zoo"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "tools/ship_pretrained.py", f"--run_dir={run_dir}", "--name=tiny-memd",
+                             "--description=test", f"--eval_sets=synthetic={data}", f"--folder={zoo}"],
+                            capture_output=True, text=True, cwd=repo, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = pretrained.info("tiny-memd", folder=str(zoo))
+    assert card["run_config"]["model"] == "MEMD" and card["kept_weights"]["interval"] == 2
+    score = card["scores"]["synthetic"]
+    assert score["n"] == 2 and abs(score["psnr_y"] - score["float32_psnr_y"]) <= 0.01
+    strict = subprocess.run([sys.executable, "tools/ship_pretrained.py", f"--run_dir={run_dir}", "--name=tiny-memd",
+                             f"--eval_sets=synthetic={data}", f"--folder={tmp_path / 'zoo2'}", "--max_db_change=0"],
+                            capture_output=True, text=True, cwd=repo, timeout=300)
+    if score["psnr_y"] != score["float32_psnr_y"]:  # float16 moved the score: a zero tolerance must refuse it
+        assert strict.returncode != 0 and "not shipped" in strict.stderr

@@ -1,0 +1,94 @@
+"""Package a trained run as a shipped model (``erlrestore.pretrained``), checked against float32.
+
+    python tools/ship_pretrained.py --run_dir=runs/erlnet-derain --name=erlnet-derain \
+        --description="ERL-Net (MLGD, MA_D) for de-raining, light to heavy rain" \
+        --eval_sets=rain12=../shared/data/rain12,rain100l-10=../shared/data/rain100l-10
+
+Takes the run's ``best.keras`` (the best validation score; ``--use=final``
+for the last weights), stores it with float16 weights in
+``erlrestore/pretrained/<name>.{json,npz}`` and writes its model card into
+the JSON: the run's settings (``run_config.json``), where the kept weights
+come from (``best.json``), the machine, and the Y-PSNR/SSIM of the stored
+model on each ``--eval_sets`` folder. Before writing it checks that the
+float16 weights score within ``--max_db_change`` (0.01 dB) of the float32
+model on every set, and refuses otherwise.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+from absl import app, flags
+
+from erlrestore import evaluation, pretrained, reproduce
+from erlrestore.data import pairing
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("run_dir", None, "The training run (erlrestore-train's --model_dir).")
+    flags.DEFINE_string("name", None, "Name to ship it under: lower-case words joined by '-'.")
+    flags.DEFINE_string("description", "", "One line for the model card.")
+    flags.DEFINE_enum("use", "best", ["best", "final"], "best.keras (best validation score) or final.keras.")
+    flags.DEFINE_list("eval_sets", [], "Scored for the model card: name=folder (rain/ + norain/ inside) or "
+                      "name=input_dir:target_dir.")
+    flags.DEFINE_float("max_db_change", 0.01, "Largest PSNR change allowed by float16 storage.", lower_bound=0)
+    flags.DEFINE_string("folder", pretrained.PACKAGE_FOLDER, "Where to write (default: the package).")
+    flags.mark_flags_as_required(["run_dir", "name"])
+
+
+def _json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def ship(run_dir, name, description, use, eval_sets, max_db_change, folder):
+    source = os.path.join(run_dir, f"{use}.keras")
+    model = evaluation.load_model(source)
+    card = {
+        "description": description,
+        "source": f"{use}.keras of the run",
+        "run_config": _json(os.path.join(run_dir, "run_config.json")),
+        "kept_weights": _json(os.path.join(run_dir, "best.json")) if use == "best" else "last",
+        "machine": reproduce.machine_description(),
+        "parameters": int(model.count_params()),
+        "scores": {},
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        pretrained.save(model, name, card, folder=scratch)
+        stored = pretrained.load(name, folder=scratch)
+        for set_name, (input_dir, target_dir) in eval_sets.items():
+            pairs = pairing.find_pairs(input_dir, target_dir or None)
+            _, ours = evaluation.evaluate_model(stored, pairs)
+            _, reference = evaluation.evaluate_model(model, pairs)
+            change = abs(ours.psnr_y - reference.psnr_y)
+            if change > max_db_change:
+                raise ValueError(f"float16 storage moves the PSNR on {set_name} by {change:.4f} dB "
+                                 f"(more than {max_db_change} dB); not shipped")
+            card["scores"][set_name] = {"n": ours.count, "psnr_y": round(ours.psnr_y, 4), "ssim_y": round(ours.ssim_y, 5),
+                                        "float32_psnr_y": round(reference.psnr_y, 4)}
+            print(f"{set_name}: {ours.line()} (float32 weights: psnr_y={reference.psnr_y:.4f})")
+    return pretrained.save(model, name, card, folder=folder)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        sets = reproduce.parse_eval_sets(FLAGS.eval_sets)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    paths = ship(FLAGS.run_dir, FLAGS.name, FLAGS.description, FLAGS.use, sets, FLAGS.max_db_change, FLAGS.folder)
+    for path in paths:
+        print(f"wrote {path} ({os.path.getsize(path) / 2**20:.2f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    sys.exit(app.run(main))
