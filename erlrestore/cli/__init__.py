@@ -8,6 +8,19 @@ from absl import flags, logging
 MAX_IMAGE_PIXELS_FLAG = "max_image_pixels"
 
 
+def show_flags_in_help(module_name):
+    """Makes ``--help`` list the flags ``module_name`` defines (and the shared ones of this package).
+
+    absl's ``--help`` lists the key flags of the main module, named by
+    ``sys.argv[0]``; a console script's main module is its generated
+    wrapper, which defines none. Call after the flags are defined.
+    """
+    main = sys.argv[0]
+    for module in (module_name, __name__):
+        for flag in flags.FLAGS.get_flags_for_module(module):
+            flags.FLAGS.register_key_flag_for_module(main, flag)
+
+
 def fail(error):
     """Reports a bad-input error the same way in every tool; returns exit status 1."""
     logging.error("%s", error)

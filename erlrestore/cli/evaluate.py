@@ -47,7 +47,7 @@ import sys
 
 from absl import app, flags, logging
 
-from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, show_flags_in_help
 
 from erlrestore import evaluation
 from erlrestore.data import io, pairing
@@ -167,6 +167,7 @@ def _absl_booleans(argv):
 
 def run():
     define_flags()
+    show_flags_in_help(__name__)
     app.run(main, argv=_absl_booleans(sys.argv))
 
 

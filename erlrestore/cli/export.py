@@ -18,7 +18,7 @@ import os
 from absl import app, flags, logging
 
 from erlrestore import pretrained
-from erlrestore.cli import fail
+from erlrestore.cli import fail, show_flags_in_help
 
 FLAGS = flags.FLAGS
 
@@ -61,6 +61,7 @@ def main(argv):
 
 def run():
     define_flags()
+    show_flags_in_help(__name__)
     app.run(main)
 
 

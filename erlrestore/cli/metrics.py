@@ -10,7 +10,7 @@ The last line on stdout is always ``n=<N> psnr_y=<x.xxxx> ssim_y=<x.xxxxx>``.
 
 from absl import app, flags, logging
 
-from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, show_flags_in_help
 
 from erlrestore import evaluation
 from erlrestore.data import io, pairing
@@ -50,6 +50,7 @@ def main(argv):
 
 def run():
     define_flags()
+    show_flags_in_help(__name__)
     app.run(main)
 
 

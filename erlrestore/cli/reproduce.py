@@ -21,7 +21,7 @@ import sys
 from absl import app, flags
 
 from erlrestore import reproduce
-from erlrestore.cli import fail
+from erlrestore.cli import fail, show_flags_in_help
 
 FLAGS = flags.FLAGS
 
@@ -100,10 +100,7 @@ def main(argv):
 
 def run():
     define_flags()
-    # absl's --help lists the main module's flags; a console script's main module is its wrapper.
-    for name in ("table", "scale", "output_dir", "data_root", "eval_sets", "train_flags", "rows", "flags_dir",
-                 "dry_run"):
-        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+    show_flags_in_help(__name__)
     app.run(main)
 
 

@@ -21,7 +21,7 @@ import sys
 
 from absl import app, flags
 
-from erlrestore.cli import fail
+from erlrestore.cli import fail, show_flags_in_help
 
 from erlrestore import serving
 from erlrestore.data import io
@@ -117,6 +117,7 @@ def main(argv):
 
 def run():
     define_flags()
+    show_flags_in_help(__name__)
     app.run(main)
 
 

@@ -18,7 +18,7 @@ for them; see :mod:`erlrestore.data.synthetic`). The last stdout line is
 
 from absl import app, flags, logging
 
-from erlrestore.cli import fail
+from erlrestore.cli import fail, show_flags_in_help
 
 from erlrestore.data import io, synthetic
 
@@ -187,6 +187,7 @@ def main(argv, flag_values=FLAGS):
 
 def run():
     define_flags()
+    show_flags_in_help(__name__)
     app.run(main)
 
 

@@ -15,7 +15,7 @@ import os
 
 from absl import app, flags
 
-from erlrestore.cli import fail
+from erlrestore.cli import fail, show_flags_in_help
 
 from erlrestore.data import io, pairing, tfrecord
 
@@ -56,6 +56,7 @@ def main(argv):
 
 def run():
     define_flags()
+    show_flags_in_help(__name__)
     app.run(main)
 
 

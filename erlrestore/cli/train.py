@@ -26,7 +26,7 @@ import sys
 
 from absl import app, flags
 
-from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, show_flags_in_help
 
 from erlrestore import losses
 from erlrestore.data import io, pairing, synthetic
@@ -208,6 +208,7 @@ def main(argv):
 
 def run():
     define_flags()
+    show_flags_in_help(__name__)
     app.run(main)
 
 
