@@ -455,14 +455,20 @@ def _stage_number(path):
 
 
 def curve_verdict(curve, flat_db=0.1):
-    """'flat' when the last quarter of the curve gained less than ``flat_db`` dB, else 'rising +x.xx dB'."""
+    """Whether a validation curve has flattened: the mean of its last quarter against the quarter before.
+
+    'flat' when they differ by less than ``flat_db`` dB, else 'rising +x.xx dB' or
+    'falling -x.xx dB' (means of quarters, so one noisy validation does not decide it).
+    """
     if len(curve) < 4:
         return "too short"
-    tail = curve[-max(2, len(curve) // 4) - 1:]
-    gain = tail[-1] - tail[0]
-    if gain < flat_db:
-        return "flat" if gain > -flat_db else f"falling {gain:+.2f} dB"
-    return f"rising {gain:+.2f} dB"
+    quarter = len(curve) // 4
+    last = sum(curve[-quarter:]) / quarter
+    before = sum(curve[-2 * quarter:-quarter]) / quarter
+    gain = last - before
+    if abs(gain) < flat_db:
+        return "flat"
+    return f"{'rising' if gain > 0 else 'falling'} {gain:+.2f} dB"
 
 
 # --------------------------------------------------------------------------
@@ -511,7 +517,7 @@ def markdown(table, results, set_names, header=""):
     if header:
         lines += [header, ""]
     columns = [f"paper: {table.paper_column}"] + [f"ours: {name}" for name in set_names]
-    lines.append("| row | " + " | ".join(columns) + " | steps | train time | learning curve |")
+    lines.append("| row | " + " | ".join(columns) + " | steps | train time | validation curve (last quarter) |")
     lines.append("|---|" + "---|" * len(columns) + "---|---|---|")
     for r in results:
         cells = [f"{_number(r.row.paper_psnr, 2)} / {_number(r.row.paper_ssim, 4)}"]
@@ -521,8 +527,11 @@ def markdown(table, results, set_names, header=""):
             else:
                 cells.append("failed" if r.error else "—")
         minutes = f"{r.train_seconds / 60:.1f} min" if r.train_seconds else "—"
-        lines.append(f"| {r.row.label} | " + " | ".join(cells) +
-                     f" | {r.steps or '—'} | {minutes} | {curve_verdict(r.curve)} |")
+        curve = curve_verdict(r.curve)
+        if r.curve:
+            peak = max(range(len(r.curve)), key=r.curve.__getitem__)
+            curve += f"; peak {r.curve[peak]:.2f} at {peak + 1}/{len(r.curve)}"
+        lines.append(f"| {r.row.label} | " + " | ".join(cells) + f" | {r.steps or '—'} | {minutes} | {curve} |")
     errors = [r for r in results if r.error]
     if errors:
         lines += ["", "Failed rows:", ""] + [f"- `{r.row.id}`: {r.error}" for r in errors]
