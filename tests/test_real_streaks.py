@@ -422,3 +422,41 @@ def test_real_garg_nayar_layers():
     photo = procedural_images(1, 481, 321, seed=0)[0]  # taller than a layer: tiled
     out = add_real_heavy_rain(photo, [0, 1], streaks=bank).numpy()
     assert out.shape == (481, 321, 3) and 0 <= out.min() and out.max() <= 1
+
+
+def test_parse_params_reads_values_ranges_and_words():
+    assert synthetic.parse_params("") == {}
+    assert synthetic.parse_params("streak_layers=1,12; veil_share=0.35;depth=gradient") == {
+        "streak_layers": (1, 12), "veil_share": 0.35, "depth": "gradient"}
+    with pytest.raises(ValueError, match="name=value"):
+        synthetic.parse_params("streak_layers")
+    with pytest.raises(ValueError, match="low,high pair"):
+        synthetic.parse_params("scale=1,2,3")
+
+
+def test_veil_share_veils_only_that_share_of_the_images(streak_folder):
+    folder = streak_folder[0]
+    clean = tf.fill([64, 32, 32, 3], 0.2)
+    common = dict(streaks=str(folder), streak_layers=1, transparency=0.0, mix_procedural=0.0, beta=2.0)
+    never = synthetic.add_real_heavy_rain(clean, [1, 2], veil_share=0.0, **common)
+    assert np.allclose(never.numpy(), 0.2, atol=1e-6)  # transparency 0 and no veil: the clean image
+    always = synthetic.add_real_heavy_rain(clean, [1, 2], veil_share=1.0, **common)
+    assert np.all(np.abs(always.numpy() - 0.2).max(axis=(1, 2, 3)) > 0.05)
+    half = synthetic.add_real_heavy_rain(clean, [1, 2], veil_share=0.5, **common).numpy()
+    veiled = np.abs(half - 0.2).max(axis=(1, 2, 3)) > 1e-4
+    assert 16 <= veiled.sum() <= 48
+    with pytest.raises(ValueError, match="veil_share"):
+        synthetic.add_real_heavy_rain(clean, [1, 2], veil_share=1.5, **common)
+
+
+def test_training_takes_degradation_params(streak_folder):
+    from erlrestore.training import inputs
+
+    folder = streak_folder[0]
+    settings = inputs.DataSettings(procedural=2, degradation="real_heavy_rain", streak_dir=str(folder),
+                                   degradation_params="streak_layers=1,2;veil_share=0.5")
+    assert inputs.synthetic_params(settings) == {"streak_layers": (1, 2), "veil_share": 0.5, "streaks": str(folder)}
+    bad = inputs.DataSettings(procedural=2, degradation="real_heavy_rain", streak_dir=str(folder),
+                              degradation_params="no_such=1")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        inputs.check_synthetic(bad)

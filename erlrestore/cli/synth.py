@@ -44,6 +44,7 @@ FLAG_PARAMS = {
     "streak_scale": "scale",
     "streak_blur": "streak_blur",
     "mix_procedural": "mix_procedural",
+    "veil_share": "veil_share",
 }
 
 _RANGE_HELP = ' A number or a "low,high" range; default: the degradation\'s own.'
@@ -94,6 +95,8 @@ def define_flags(flag_values=FLAGS):
                         + _RANGE_HELP, **fv)
     flags.DEFINE_float("mix_procedural", None, "real_rain/real_heavy_rain: probability that an image also gets a "
                        "procedural streak layer (shaped by the --rain_* flags).", **fv)
+    flags.DEFINE_float("veil_share", None, "real_heavy_rain: probability that an image gets the veil (the others "
+                       "are plain real rain).", **fv)
 
 
 def parse_number_or_range(text):

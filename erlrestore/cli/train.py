@@ -90,6 +90,8 @@ def define_flags():
     flags.DEFINE_enum("degradation", "rain", sorted(synthetic.DEGRADATIONS), "Synthetic degradation.")
     flags.DEFINE_string("streak_dir", "", "Folder of rendered rain-streak images (grey PNGs), required by "
                         "--degradation=real_rain / real_heavy_rain.")
+    flags.DEFINE_string("degradation_params", "", "Parameters of --degradation as name=value;name=low,high "
+                        "(e.g. streak_layers=1,12;veil_share=0.35; see erlrestore.data.synthetic).")
     flags.DEFINE_string("val_input_dir", "", "Validation images (full size), measured with Y-PSNR/SSIM.")
     flags.DEFINE_string("val_target_dir", "", "Clean validation images, when not inside --val_input_dir.")
     flags.DEFINE_integer("val_max_images", 0, "Validate on at most this many pairs (0: all).", lower_bound=0)
@@ -148,7 +150,7 @@ def settings_from_flags():
         train_input_dir=FLAGS.train_input_dir, train_target_dir=FLAGS.train_target_dir, layout=FLAGS.layout,
         pair_order=FLAGS.pair_order, train_tfrecords=FLAGS.train_tfrecords,
         synthetic_clean_dir=FLAGS.synthetic_clean_dir, procedural=FLAGS.procedural, degradation=FLAGS.degradation,
-        streak_dir=FLAGS.streak_dir,
+        streak_dir=FLAGS.streak_dir, degradation_params=FLAGS.degradation_params,
         val_input_dir=FLAGS.val_input_dir, val_target_dir=FLAGS.val_target_dir, val_max_images=FLAGS.val_max_images,
         crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size, augment=FLAGS.augment, cache=FLAGS.cache,
         pad_small=FLAGS.pad_small, seed=FLAGS.seed, deterministic=FLAGS.deterministic,

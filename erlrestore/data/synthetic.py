@@ -1017,7 +1017,8 @@ def add_real_rain(clean, seed, *, streaks, streak_layers=(1, 4), transparency=(0
 def add_real_heavy_rain(clean, seed, *, streaks, streak_layers=(4, 12), transparency=(0.25, 0.45),
                         scale=(1, 3), streak_blur=(0, 1), mix_procedural=0.5, density=(0.005, 0.03),
                         length=(15, 40), angle=(-15, 15), width=(1, 2), brightness=(0.3, 0.7), blur=0.5,
-                        beta=(0.3, 1.0), airlight=(0.7, 0.9), depth="gradient", depth_variation=0.2):
+                        beta=(0.3, 1.0), airlight=(0.7, 0.9), depth="gradient", depth_variation=0.2,
+                        veil_share=1.0):
     """Heavy real rain: :func:`add_real_rain`'s streaks behind the rain veil of :func:`add_heavy_rain`.
 
     ``I = T (J + sum_i t_i S_i) + (1 - T) A``: the streaks (more layers by
@@ -1027,8 +1028,11 @@ def add_real_heavy_rain(clean, seed, *, streaks, streak_layers=(4, 12), transpar
     fills in. The defaults make a milder veil than :func:`add_heavy_rain`'s
     (beta 0.3-1.0 rather than 0.8-1.6).
 
-    Args: those of :func:`add_real_rain`, and ``beta``, ``airlight``,
-    ``depth``, ``depth_variation`` as in :func:`add_haze`.
+    Args: those of :func:`add_real_rain`, ``beta``, ``airlight``, ``depth``,
+    ``depth_variation`` as in :func:`add_haze`, and ``veil_share``: the
+    probability that an image gets the veil at all (drawn per image; the
+    others are plain real rain, ``T = 1``). With a wide ``streak_layers``
+    range and ``veil_share < 1`` one source covers light to heavy rain.
     """
     x, rank = _as_batch(clean, "add_real_heavy_rain")
     seed = _as_seed(seed, "add_real_heavy_rain")
@@ -1038,11 +1042,15 @@ def add_real_heavy_rain(clean, seed, *, streaks, streak_layers=(4, 12), transpar
     beta = _PARAM_CHECKS["beta"](beta)
     airlight = _PARAM_CHECKS["airlight"](airlight)
     _check_depth(depth, depth_variation)
+    veil_share = _PARAM_CHECKS["veil_share"](veil_share)
     bank = as_streak_bank(streaks)
     seeds = _split(seed, 3)
     rain = _real_rain(x, seeds[0], bank, real, mix, procedural)
     t = _transmission(x, seeds[1], beta, depth, depth_variation)
     batch = tf.shape(x)[0]
+    if veil_share < 1:
+        veiled = tf.random.stateless_uniform([batch], tf.random.experimental.stateless_fold_in(seeds[2], 1))
+        t = tf.where((veiled < veil_share)[:, tf.newaxis, tf.newaxis, tf.newaxis], t, tf.ones_like(t))
     a = _per_image(_sample(airlight, seeds[2], [batch]), batch)
     return _restore_rank(t * (x + rain) + (1.0 - t) * a, rank)
 
@@ -1134,7 +1142,37 @@ _PARAM_CHECKS = {
     "scale": lambda v: _as_range("scale", v, 0.0, 16.0, low_open=True),
     "streak_blur": lambda v: _as_range("streak_blur", v, 0.0, 5.0),
     "mix_procedural": lambda v: _check_probability("mix_procedural", v),
+    "veil_share": lambda v: _check_probability("veil_share", v),
 }
+
+
+def parse_params(text):
+    """Degradation parameters from text: ``"name=value;name=low,high;..."`` -> dict.
+
+    Values are numbers, ``low,high`` pairs (a range) or words (``depth=gradient``);
+    the training command's ``--degradation_params`` uses this. Whether the
+    names and values suit a degradation is :func:`check_params`' job.
+    """
+    params = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(";"))):
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise ValueError(f"degradation parameters look like name=value;name=low,high, got {item!r}")
+        parts = [_number(v.strip()) for v in value.split(",")]
+        if len(parts) > 2:
+            raise ValueError(f"{name}: a value or a low,high pair, got {value!r}")
+        params[name] = parts[0] if len(parts) == 1 else tuple(parts)
+    return params
+
+
+def _number(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 DEGRADATIONS = {
     "rain": add_rain,

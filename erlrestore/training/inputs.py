@@ -35,6 +35,7 @@ class DataSettings:
     procedural: int = 0
     degradation: str = "rain"
     streak_dir: str = ""  # rain-streak layers of the real_rain / real_heavy_rain degradations
+    degradation_params: str = ""  # "name=value;name=low,high": parameters of the degradation (synthetic.parse_params)
     val_input_dir: str = ""
     val_target_dir: str = ""
     val_max_images: int = 0
@@ -68,12 +69,17 @@ def synthetic_params(settings):
         users = [n for n in synthetic.DEGRADATIONS if "streaks" in synthetic.required_params(n)]
         raise ValueError(f"--streak_dir is only used by --degradation={' or '.join(users)}, "
                          f"not {settings.degradation}")
-    return {"streaks": settings.streak_dir} if needs else {}
+    params = synthetic.parse_params(settings.degradation_params)
+    if params:
+        synthetic.check_params(settings.degradation, **params)
+    if needs:
+        params["streaks"] = settings.streak_dir
+    return params
 
 
 def check_synthetic(settings):
     """Raises ValueError for synthetic-data settings that cannot work (before anything is loaded)."""
-    if settings.synthetic_clean_dir or settings.procedural or settings.streak_dir:
+    if settings.synthetic_clean_dir or settings.procedural or settings.streak_dir or settings.degradation_params:
         synthetic_params(settings)
 
 
