@@ -10,9 +10,10 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
-# flags/reproduce/ holds scale overlays of erlrestore-reproduce, stacked after these (tests/test_reproduce.py).
+# flags/reproduce/ holds scale overlays of erlrestore-reproduce, stacked after these (tests/test_reproduce.py);
+# flags/pretrained/ the recipes of the shipped models (tested below).
 FLAGFILES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags").rglob("*.flags")
-                   if p.parent.name != "reproduce")
+                   if p.parent.name not in ("reproduce", "pretrained"))
 
 
 def run_train(*args, timeout=600):
@@ -331,3 +332,14 @@ def test_best_validation_model_is_kept_beside_the_last(tmp_path):
     assert evaluate.returncode == 0, evaluate.stderr[-2000:]
     psnr = float(evaluate.stdout.strip().splitlines()[-1].split()[1].split("=")[1])
     assert psnr == pytest.approx(best["val_psnr_y"], abs=2e-3)
+
+
+def test_pretrained_recipes_parse_into_the_faithful_models():
+    recipes = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags" / "pretrained").glob("*.flags"))
+    assert recipes == ["flags/pretrained/erlnet_derain.flags", "flags/pretrained/memd_derain.flags"]
+    result = subprocess.run([sys.executable, "-c", PARSE_ALL, *recipes], capture_output=True, text=True,
+                            cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    assert rows["flags/pretrained/erlnet_derain.flags"][:4] == ["ERLNet", "MA_D", "MLGD", "3"]
+    assert rows["flags/pretrained/memd_derain.flags"][:2] == ["MEMD", "MEMD"]
