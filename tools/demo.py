@@ -20,6 +20,7 @@ import os
 import numpy as np
 from absl import app, flags
 
+import erlrestore.cli  # noqa: F401  (quiet by default; imported before anything imports TensorFlow)
 from erlrestore import evaluation, export, inference
 from erlrestore.data import io, pairing, synthetic
 from erlrestore.training import experiment, inputs

@@ -1,11 +1,77 @@
 """Thin absl entry points: define flags in functions, turn them into plain
-arguments, call the library."""
+arguments, call the library.
 
+Quiet by default: importing this package (which every tool does before
+anything imports TensorFlow) imports TensorFlow with the process's stderr
+pointed at /dev/null, so its C++ start-up lines (oneDNN, CUDA, cuInit) do
+not show, and drops TensorFlow's and Keras' own INFO log lines
+(checkpointing's "Sharding callback duration"...). The tools' own messages,
+warnings and errors are unchanged. ``-v`` / ``--verbosity=N`` on the command
+line, or ``ERLRESTORE_VERBOSE=1`` in the environment, keeps everything.
+"""
+
+import logging as python_logging
+import os
 import sys
 
 from absl import flags, logging
 
 MAX_IMAGE_PIXELS_FLAG = "max_image_pixels"
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OWN_DIRS = (_PACKAGE_DIR + os.sep, os.path.join(os.path.dirname(_PACKAGE_DIR), "tools") + os.sep)
+
+
+def verbose_requested(argv=None):
+    """Whether the command line (``-v``, ``--v``, ``--verbosity``) or ``ERLRESTORE_VERBOSE`` asks for every log line."""
+    argv = sys.argv if argv is None else argv
+    if os.environ.get("ERLRESTORE_VERBOSE", "") not in ("", "0"):
+        return True
+    return any(arg in ("-v", "--v") or arg.startswith(("-v=", "--v=", "--verbosity")) for arg in argv[1:])
+
+
+class _OwnInfoOnly(python_logging.Filter):
+    """Passes warnings and errors, and INFO lines logged by erlrestore or tools/ (not by TensorFlow or Keras)."""
+
+    def filter(self, record):
+        return record.levelno >= python_logging.WARNING or record.pathname.startswith(_OWN_DIRS)
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow and initialises its devices with file descriptor 2 sent to /dev/null.
+
+    TensorFlow's C++ start-up lines are written before its log settings
+    apply, so ``TF_CPP_MIN_LOG_LEVEL`` alone cannot silence them.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # device discovery logs (cuInit) happen here
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def quiet():
+    """Quiet defaults for a command-line tool (see the module docstring); a no-op when verbosity is asked for."""
+    if verbose_requested():
+        return
+    _import_tensorflow_quietly()
+    logging.get_absl_handler().addFilter(_OwnInfoOnly())
+
+
+quiet()
 
 
 def show_flags_in_help(module_name):

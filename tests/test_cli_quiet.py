@@ -1,0 +1,48 @@
+"""The tools are quiet by default: no TensorFlow C++ start-up lines, no TensorFlow/Keras INFO lines."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+NOISE = ("oneDNN", "absl::InitializeLog", "cuInit", "cuda", "Sharding callback duration")
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ERLRESTORE_VERBOSE")}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("quiet") / "set"
+    result = subprocess.run([sys.executable, "-m", "erlrestore.cli.synth", "--procedural=2", "--size=48",
+                             "--degradation=rain", f"--output_dir={folder}"], capture_output=True, text=True,
+                            timeout=300, env=_env())
+    assert result.returncode == 0, result.stderr[-2000:]
+    return folder
+
+
+def test_metrics_prints_its_line_and_nothing_of_tensorflow(tiny_set):
+    quiet = subprocess.run([sys.executable, "-m", "erlrestore.cli.metrics", f"--input_dir={tiny_set}"],
+                           capture_output=True, text=True, timeout=300, env=_env())
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert quiet.stdout.strip().startswith("n=2 psnr_y=")
+    assert not [word for word in NOISE if word in quiet.stderr], quiet.stderr
+    loud = subprocess.run([sys.executable, "-m", "erlrestore.cli.metrics", f"--input_dir={tiny_set}"],
+                          capture_output=True, text=True, timeout=300, env=_env(ERLRESTORE_VERBOSE="1"))
+    assert loud.returncode == 0
+    assert len(loud.stderr) > len(quiet.stderr)  # TensorFlow's start-up lines are back
+
+
+def test_training_shows_its_own_progress_but_no_checkpoint_info_lines(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "erlrestore.cli.train", "--flagfile=flags/tiny/memd.flags",
+                             f"--model_dir={tmp_path / 'run'}", "--verbose=0"], capture_output=True, text=True,
+                            timeout=600, cwd=REPO, env=_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stage I (1/1): 2 steps, from step 0" in result.stderr
+    assert not [word for word in NOISE if word in result.stderr], result.stderr
