@@ -343,3 +343,30 @@ def test_pretrained_recipes_parse_into_the_faithful_models():
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
     assert rows["flags/pretrained/erlnet_derain.flags"][:4] == ["ERLNet", "MA_D", "MLGD", "3"]
     assert rows["flags/pretrained/memd_derain.flags"][:2] == ["MEMD", "MEMD"]
+
+
+HOLD_LOCK = """
+import sys, time
+from erlrestore.training import folder_lock
+with folder_lock.locked(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_busy_model_folder_is_refused_and_freed_when_its_holder_is_killed(tmp_path):
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(model_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        second = run_train("--flagfile=flags/tiny/memd.flags", f"--model_dir={model_dir}", "--verbose=0")
+        assert second.returncode == 1
+        assert f"{model_dir} is in use by another training run (pid {holder.pid} on" in second.stderr
+        assert not (model_dir / "checkpoints").exists() and not (model_dir / "run_config.json").exists()
+    finally:
+        holder.kill()  # SIGKILL: the OS releases the lock
+        holder.wait()
+    third = run_train("--flagfile=flags/tiny/memd.flags", f"--model_dir={model_dir}", "--verbose=0")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert (model_dir / "final.keras").is_file()

@@ -36,6 +36,7 @@ frozen (stage I of the MA strategies) it adds exactly nothing, so stage I
 trains a plain MEMD as in the paper, and stage II stitches REN on.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -47,7 +48,7 @@ from absl import logging
 from erlrestore import losses
 from erlrestore.data import pairing
 from erlrestore.models import erlnet, memd, pix2pix
-from erlrestore.training import devices, inputs, run, stages
+from erlrestore.training import devices, folder_lock, inputs, run, stages
 from erlrestore.training.gan import GANTrainer
 from erlrestore.training.staged import StagedTrainer
 
@@ -419,6 +420,21 @@ def train(settings):
                          f"over {replicas} replicas")
     try:
         os.makedirs(settings.model_dir, exist_ok=True)
+        lock = folder_lock.locked(settings.model_dir) if chief else contextlib.nullcontext()
+        lock.__enter__()
+    except folder_lock.FolderBusyError:
+        raise
+    except OSError as error:
+        raise OSError(f"cannot write to --model_dir {settings.model_dir}: {error.strerror or error}") from None
+    try:
+        return _train_locked(settings, stage_list, strategy, chief, replicas)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _train_locked(settings, stage_list, strategy, chief, replicas):
+    """:func:`train` once the model folder is this process's."""
+    try:
         _record_settings(settings, write=chief)
     except OSError as error:
         raise OSError(f"cannot write to --model_dir {settings.model_dir}: {error.strerror or error}") from None
