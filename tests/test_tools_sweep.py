@@ -446,3 +446,21 @@ def test_tiny_levels_sweep_end_to_end_then_rerun_skips_training(tmp_path):
     assert [line.split()[-1] for line in again.stdout.splitlines()[1:3]] == ["cached", "cached"]
     assert _rows(output) == rows
     assert os.path.getmtime(output / "levels" / "UNet-1" / "final.keras") == trained_at
+
+
+def test_event_reader_takes_tf1_simple_values_and_ignores_a_cut_off_tail(tmp_path):
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(tmp_path))
+    for step, value in ((1, 3.0), (2, 2.0), (3, 1.5)):
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="loss", simple_value=value)])
+        writer.add_event(event_pb2.Event(step=step, wall_time=float(step), summary=summary))
+    writer.close()
+    (path,) = tmp_path.glob("events.out.tfevents*")
+    with open(path, "ab") as f:
+        f.write(b"\x10\x00\x00")  # a record cut off mid-write
+    steps, values = fit.read_event_scalars(str(tmp_path), "loss")
+    assert steps.tolist() == [1.0, 2.0, 3.0] and values.tolist() == [3.0, 2.0, 1.5]
+    with pytest.raises(fit.DataError, match=r"no scalar 'accuracy' .*tags found: loss"):
+        fit.read_event_scalars(str(tmp_path), "accuracy")

@@ -61,7 +61,6 @@ import json
 import math
 import os
 import re
-import struct
 import sys
 
 import numpy as np
@@ -287,39 +286,23 @@ def fit_exponentials(steps, losses, terms=2, use_scipy=True):
 _STAGE_DIR = re.compile(r"^stage(\d+)_(.+)$")
 
 
-def _records(path):
-    """Yields the records of a TFRecord file (CRCs are not checked; a cut-off last record ends the file)."""
-    with open(path, "rb") as f:
-        while True:
-            header = f.read(12)
-            if len(header) < 12:
-                return
-            (length,) = struct.unpack("<Q", header[:8])
-            data = f.read(length)
-            if len(data) < length or len(f.read(4)) < 4:
-                return
-            yield data
+def _events(path):
+    """The events of one file, read by TensorBoard's own loader (TF1 ``simple_value`` scalars arrive as tensors)."""
+    from tensorboard.backend.event_processing import event_file_loader
+
+    return event_file_loader.EventFileLoader(path).Load()
 
 
-def _tensor_value(tensor, tag, path):
-    from tensorboard.compat.proto import types_pb2
+def _scalar(tensor, tag, path):
+    from tensorboard.util import tensor_util
 
-    dtypes = {
-        types_pb2.DT_FLOAT: np.float32, types_pb2.DT_DOUBLE: np.float64, types_pb2.DT_HALF: np.float16,
-        types_pb2.DT_INT32: np.int32, types_pb2.DT_INT64: np.int64,
-    }
-    if tensor.tensor_content and tensor.dtype in dtypes:
-        values = np.frombuffer(tensor.tensor_content, dtype=dtypes[tensor.dtype])
-    elif tensor.dtype == types_pb2.DT_HALF:
-        values = np.array(tensor.half_val, np.uint16).view(np.float16)
-    elif tensor.dtype == types_pb2.DT_BFLOAT16:
-        values = (np.array(tensor.half_val, np.uint32) << 16).view(np.float32)
-    else:
-        values = np.array(list(tensor.float_val) or list(tensor.double_val) or list(tensor.int_val)
-                          or list(tensor.int64_val), np.float64)
+    try:
+        values = np.asarray(tensor_util.make_ndarray(tensor), np.float64)
+    except Exception as error:  # unsupported dtypes and malformed tensors
+        raise DataError(f"{path}: summary {tag!r} is not a number ({error})") from None
     if values.size != 1:
         raise DataError(f"{path}: summary {tag!r} is not a scalar (it holds {values.size} values)")
-    return float(values[0])
+    return float(values.reshape(-1)[0])
 
 
 def read_event_scalars(log_dir, tag):
@@ -328,33 +311,26 @@ def read_event_scalars(log_dir, tag):
     Returns ``(steps, values)`` as float64 arrays sorted by step; when a step
     was logged more than once (a resumed run), the value written last counts.
     Handles TF2 tensor summaries (what Keras 3 writes) and TF1-style
-    ``simple_value`` ones. Raises :class:`DataError` when there are no event
-    files or the tag is missing (naming the tags found).
+    ``simple_value`` ones, read by TensorBoard's own event-file loader.
+    Raises :class:`DataError` when there are no event files or the tag is
+    missing (naming the tags found).
     """
-    from tensorboard.compat.proto import event_pb2
-
     paths = sorted(glob.glob(os.path.join(glob.escape(log_dir), "events.out.tfevents*")))
     if not paths:
         raise DataError(f"no TensorBoard event files (events.out.tfevents*) in {log_dir}")
     found = {}
     tags = set()
     for path in paths:
-        for record in _records(path):
-            try:
-                event = event_pb2.Event.FromString(record)
-            except Exception as error:  # protobuf's DecodeError has no stable import path
-                raise DataError(f"{path}: not a TensorBoard event file ({error})") from None
+        try:
+            events = list(_events(path))
+        except Exception as error:  # the loader raises protobuf and I/O errors of several types
+            raise DataError(f"{path}: not a TensorBoard event file ({error})") from None
+        for event in events:
             for value in event.summary.value:
                 tags.add(value.tag)
-                if value.tag != tag:
+                if value.tag != tag or value.WhichOneof("value") != "tensor":
                     continue
-                kind = value.WhichOneof("value")
-                if kind == "simple_value":
-                    number = float(value.simple_value)
-                elif kind == "tensor":
-                    number = _tensor_value(value.tensor, tag, path)
-                else:
-                    continue
+                number = _scalar(value.tensor, tag, path)
                 key = event.step
                 if key not in found or event.wall_time >= found[key][0]:
                     found[key] = (event.wall_time, number)
