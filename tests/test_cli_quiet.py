@@ -40,9 +40,12 @@ def test_metrics_prints_its_line_and_nothing_of_tensorflow(tiny_set):
 
 
 def test_training_shows_its_own_progress_but_no_checkpoint_info_lines(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "erlrestore.cli.train", "--flagfile=flags/tiny/memd.flags",
-                             f"--model_dir={tmp_path / 'run'}", "--verbose=0"], capture_output=True, text=True,
-                            timeout=600, cwd=REPO, env=_env())
+    result = subprocess.run([sys.executable, "-m", "erlrestore.cli.train",
+                             "--flagfile=flags/tiny/erlnet_ma_d_mlgd.flags", f"--model_dir={tmp_path / 'run'}"],
+                            capture_output=True, text=True, timeout=600, cwd=REPO, env=_env())
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "stage I (1/1): 2 steps, from step 0" in result.stderr
-    assert not [word for word in NOISE if word in result.stderr], result.stderr
+    assert "stage I (1/3): 2 steps, from step 0" in result.stderr
+    # Progress in the run's own terms: stage, step / steps of the stage, losses; not Keras' epochs.
+    assert "stage II (2/3) step 2/2: fre " in result.stderr
+    assert "Epoch" not in result.stderr
+    assert not [word for word in NOISE + ("remapper",) if word in result.stderr], result.stderr

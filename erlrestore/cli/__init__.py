@@ -42,7 +42,8 @@ def _import_tensorflow_quietly():
     TensorFlow's C++ start-up lines are written before its log settings
     apply, so ``TF_CPP_MIN_LOG_LEVEL`` alone cannot silence them.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: not even TensorFlow's C++ errors (the Grappler remapper's, for one); Python exceptions still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
         return
     try:

@@ -51,7 +51,9 @@ import dataclasses
 import math
 import os
 import shutil
+import sys
 import tempfile
+import time
 
 import keras
 import tensorflow as tf
@@ -242,6 +244,7 @@ class Run:
         # A non-chief worker's scratch folder: its saves go here and are deleted.
         self.scratch_dir = None if chief else os.path.join(model_dir, ".workers", f"worker{worker_id}")
         self.steps_done = 0  # optimizer steps checkpointed by this invocation
+        self.stage_count = 0
         self.stop_after = 0
         self._scratch_logs = None
 
@@ -372,6 +375,7 @@ class Run:
         trainer = self.trainer
         self.stop_after = stop_after
         self.steps_done = 0
+        self.stage_count = len(plans)
         trainer.reset_optimizer(learning_rate)  # builds the optimizer state the checkpoint restores into
         stage_index, stage_step = self.restore()
         if stage_index >= len(plans):
@@ -418,6 +422,9 @@ class Run:
                 scheduled = []
                 if self.lr_schedule is not None:
                     scheduled = [_ScheduledRate(self.lr_schedule, self.learning_rate, plan.steps, first_step)]
+                progress = []
+                if verbose == "auto" and self.chief:  # our lines: stage, step / steps, losses, validation
+                    progress = [StageProgress(plan, index, self.stage_count, first_step)]
                 self.trainer.fit(
                     dataset(index, first_step) if callable(dataset) else dataset,
                     initial_epoch=epoch,
@@ -425,13 +432,53 @@ class Run:
                     steps_per_epoch=min(per_epoch, plan.steps - first_step),
                     validation_data=validation_data,
                     validation_freq=validation_every,
-                    callbacks=callbacks + scheduled + [_IntervalEnd(self, plan, first_step, writers)],
+                    callbacks=callbacks + scheduled + [_IntervalEnd(self, plan, first_step, writers)] + progress,
                     shuffle=False,  # datasets arrive shuffled
-                    verbose=verbose,
+                    verbose=0 if verbose == "auto" else verbose,
                 )
         finally:
             for writer in writers.values():
                 writer.close()
+
+
+class StageProgress(keras.callbacks.Callback):
+    """Training progress as the run sees it, on stderr: stage, optimizer step of the stage, losses, validation.
+
+    One line at the end of every checkpoint interval (with the validation
+    scores when there are some), and one at most every ``every_seconds`` in
+    between. Keras' own bar counts one "epoch" per checkpoint interval,
+    which reads as "Epoch 5/5, Epoch 6/6"; this is what ``--verbose=auto``
+    shows instead (``--verbose=1`` or ``2`` brings Keras' bar back).
+    """
+
+    def __init__(self, plan, index, count, first_step, every_seconds=30.0, stream=None):
+        super().__init__()
+        self.plan, self.index, self.count, self.first_step = plan, index, count, first_step
+        self.every_seconds = every_seconds
+        self.stream = stream
+        self._started = self._last = None
+
+    def _write(self, step, logs, final):
+        now = time.monotonic()
+        rate = (now - self._started) / max(1, step - self.first_step)
+        train = ", ".join(f"{k} {float(v):.4g}" for k, v in sorted((logs or {}).items()) if not k.startswith("val_"))
+        line = f"stage {self.plan.stage.name} ({self.index + 1}/{self.count}) step {step}/{self.plan.steps}: {train}"
+        if final:
+            val = ", ".join(f"{k[4:]} {float(v):.4f}" for k, v in sorted(logs.items()) if k.startswith("val_"))
+            if val:
+                line += f" | validation {val}"
+        print(f"{line} ({rate:.2f} s/step)", file=self.stream or sys.stderr, flush=True)
+        self._last = now
+
+    def on_train_begin(self, logs=None):
+        self._started = self._last = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self._last >= self.every_seconds:
+            self._write(self.first_step + batch + 1, logs, final=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._write(self.first_step + self.params["steps"], logs or {}, final=True)
 
 
 class ImageSamples(keras.callbacks.Callback):
