@@ -97,6 +97,164 @@ def test_folders_layout_needs_subfolders(tmp_path):
         find_pairs(tmp_path, layout="folders")
 
 
+# ---------------------------------------------------------------- one sub-folder beside images (PReNet)
+
+def test_prenet_rainy_subfolder_beside_clean_images(tmp_path):
+    root = tmp_path / "Rain100L"
+    for i in (2, 1, 3):
+        _write(root / f"norain-{i:03d}.png", 100 + i)
+        _write(root / "rainy" / f"rain-{i:03d}.png", i)
+    pairs = find_pairs(root)
+    assert _names(pairs) == [(f"rain-00{i}.png", f"norain-00{i}.png") for i in (1, 2, 3)]
+    assert all(os.path.dirname(p.input_path) == str(root / "rainy") for p in pairs)
+    assert all(os.path.dirname(p.target_path) == str(root) for p in pairs)
+    _check_values(pairs, [(1, 101), (2, 102), (3, 103)])
+    assert find_pairs(root, layout="folders") == pairs
+    assert find_pairs(root / "rainy", root) == pairs
+
+
+@pytest.mark.parametrize("sub", ["rain", "input", "hazy", "noisy", "Rainy"])
+def test_input_subfolder_names_beside_clean_images(tmp_path, sub):
+    _write(tmp_path / "norain-1.png", 101)
+    _write(tmp_path / sub / "rain-1.png", 1)
+    pairs = find_pairs(tmp_path)
+    assert _names(pairs) == [("rain-1.png", "norain-1.png")]
+    _check_values(pairs, [(1, 101)])
+
+
+def test_mirror_case_clean_subfolder_beside_degraded_images(tmp_path):
+    for i in (1, 2):
+        _write(tmp_path / f"rain-{i:03d}.png", i)
+        _write(tmp_path / "norain" / f"norain-{i:03d}.png", 100 + i)
+    pairs = find_pairs(tmp_path)
+    assert _names(pairs) == [("rain-001.png", "norain-001.png"), ("rain-002.png", "norain-002.png")]
+    assert os.path.dirname(pairs[0].input_path) == str(tmp_path)
+    _check_values(pairs, [(1, 101), (2, 102)])
+
+
+def test_mirror_case_gt_subfolder_identical_stems(tmp_path):
+    _write(tmp_path / "a.png", 1)
+    _write(tmp_path / "gt" / "a.png", 101)
+    pairs = find_pairs(tmp_path)
+    assert [(p.input_path, p.target_path) for p in pairs] == [
+        (str(tmp_path / "a.png"), str(tmp_path / "gt" / "a.png"))]
+
+
+def test_subfolder_pair_still_wins_over_images_beside_it(tmp_path):
+    _write(tmp_path / "rain" / "rain-1.png", 1)
+    _write(tmp_path / "norain" / "norain-1.png", 2)
+    _write(tmp_path / "preview.png", 3)
+    assert _names(find_pairs(tmp_path)) == [("rain-1.png", "norain-1.png")]
+
+
+def test_prenet_layout_with_two_input_subfolders_is_ambiguous(tmp_path):
+    _write(tmp_path / "norain-001.png", 101)
+    _write(tmp_path / "rain" / "rain-001.png", 1)
+    _write(tmp_path / "rainy" / "rain-001.png", 1)
+    with pytest.raises(DataError, match=r"holds images and several degraded-image sub-folders \(rain/, rainy/\); "
+                                         r"cannot tell which one .*pass input_dir and target_dir"):
+        find_pairs(tmp_path)
+
+
+def test_prenet_layout_beside_a_one_folder_set_is_ambiguous(tmp_path):
+    _write(tmp_path / "rain-001.png", 1)
+    _write(tmp_path / "norain-001.png", 101)
+    _write(tmp_path / "rainy" / "rain-001.png", 2)
+    with pytest.raises(DataError, match=r"is ambiguous: it holds a rainy/ sub-folder of degraded images, and its "
+                                         r"own images are named as both degraded and clean \(e\.g\. rain-001\.png / "
+                                         r"norain-001\.png\)\. Pass layout='one_folder'"):
+        find_pairs(tmp_path)
+    # layout="one_folder" is the explicit choice of the images beside the sub-folder.
+    pairs = find_pairs(tmp_path, layout="one_folder")
+    assert _names(pairs) == [("rain-001.png", "norain-001.png")]
+    _check_values(pairs, [(1, 101)])
+
+
+def test_prenet_layout_with_both_sides_named_degraded_is_ambiguous(tmp_path):
+    _write(tmp_path / "rain-001.png", 1)
+    _write(tmp_path / "rainy" / "rain-001.png", 2)
+    with pytest.raises(DataError, match=r"is ambiguous: its rainy/ sub-folder holds degraded images, but the images "
+                                         r"beside it are named as degraded images too \(rain-001\.png\), so neither "
+                                         r"side is the clean one"):
+        find_pairs(tmp_path)
+    _write(tmp_path / "x_gt.png", 1)
+    _write(tmp_path / "gt" / "x_gt.png", 2)
+    (tmp_path / "rainy" / "rain-001.png").unlink()
+    (tmp_path / "rainy").rmdir()
+    (tmp_path / "rain-001.png").unlink()
+    with pytest.raises(DataError, match=r"its gt/ sub-folder holds clean images, but the images beside it are named "
+                                         r"as clean images too \(x_gt\.png\), so neither side is the degraded one"):
+        find_pairs(tmp_path)
+
+
+# ---------------------------------------------------------------- more sub-folder names and scale folders
+
+@pytest.mark.parametrize("inp, tgt", [
+    ("low", "high"),  # LOL
+    ("blur", "sharp"),  # GoPro, one scene
+    ("LR", "HR"),
+    ("lq", "gt"),
+    ("data", "gt"),
+    ("input", "target"),  # Restormer / MPRNet test sets
+])
+def test_more_subfolder_pair_names(tmp_path, inp, tgt):
+    for i in (1, 2):
+        _write(tmp_path / inp / f"{i}.png", i)
+        _write(tmp_path / tgt / f"{i}.png", 100 + i)
+    pairs = find_pairs(tmp_path)
+    assert _names(pairs) == [("1.png", "1.png"), ("2.png", "2.png")]
+    _check_values(pairs, [(1, 101), (2, 102)])
+
+
+def test_rain1400_names_pair_many_to_one(tmp_path):
+    for scene in (901, 902):
+        _write(tmp_path / "ground_truth" / f"{scene}.jpg", 100 + scene - 900)
+        for k in (1, 14):
+            _write(tmp_path / "rainy_image" / f"{scene}_{k}.jpg", scene - 900)
+    pairs = find_pairs(tmp_path)
+    assert _names(pairs) == [("901_1.jpg", "901.jpg"), ("901_14.jpg", "901.jpg"),
+                             ("902_1.jpg", "902.jpg"), ("902_14.jpg", "902.jpg")]
+    inp, tgt = load_pair(pairs[0])  # same size: the SOTS border does not apply
+    assert inp.shape == tgt.shape == (8, 8, 3)
+
+
+def _jorder(root, scales=("X2",), count=3):
+    for i in range(1, count + 1):
+        _write(root / "norain" / f"norain-{i}.png", 100 + i)
+        for scale in scales:
+            _write(root / "rain" / scale / f"norain-{i}x{scale[1:]}.png", i)
+    (root / "rainregion").mkdir(parents=True, exist_ok=True)  # Rain100H's extra folders are not roles
+
+
+def test_jorder_rain100_scale_folder_and_x2_names(tmp_path):
+    root = tmp_path / "rain_data_test_Light"
+    _jorder(root)
+    pairs = find_pairs(root)
+    assert _names(pairs) == [(f"norain-{i}x2.png", f"norain-{i}.png") for i in (1, 2, 3)]
+    assert all(os.path.dirname(p.input_path) == str(root / "rain" / "X2") for p in pairs)
+    _check_values(pairs, [(1, 101), (2, 102), (3, 103)])
+    assert find_pairs(root / "rain", root / "norain") == pairs
+    assert find_pairs(root / "rain" / "X2", root / "norain") == pairs
+
+
+def test_several_scale_folders_are_refused(tmp_path):
+    _jorder(tmp_path, scales=("X2", "X3"))
+    with pytest.raises(DataError, match=r"rain holds no images but several scale folders \(X2/, X3/\); pass the "
+                                         r"one to use as input_dir"):
+        find_pairs(tmp_path)
+
+
+def test_scale_tag_is_stripped_only_when_it_is_the_same_everywhere(tmp_path):
+    _write(tmp_path / "lr" / "0001x2.png", 1)
+    _write(tmp_path / "lr" / "0002x2.png", 2)
+    _write(tmp_path / "hr" / "0001.png", 101)
+    _write(tmp_path / "hr" / "0002.png", 102)
+    assert _names(find_pairs(tmp_path)) == [("0001x2.png", "0001.png"), ("0002x2.png", "0002.png")]
+    (tmp_path / "lr" / "0002x2.png").rename(tmp_path / "lr" / "0002x3.png")
+    with pytest.raises(DataError, match=r"degraded image\(s\) in .*lr have no clean partner"):
+        find_pairs(tmp_path)
+
+
 # ---------------------------------------------------------------- one folder
 
 @pytest.mark.parametrize("inp, tgt", [

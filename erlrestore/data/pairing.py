@@ -8,9 +8,22 @@ aligned float32 arrays. Layouts (``layout=``):
     Two folders. Files pair by identical stem (the extension may differ);
     otherwise by name with the tokens that mark a folder's role removed, e.g.
     ``rain/rain-001.png`` <-> ``norain/norain-001.png``. Given ONE folder,
-    it looks for a known pair of sub-folders inside it (``rain``/``norain``,
-    ``input``/``target``, ``hazy``/``gt``, ... see ``INPUT_FOLDER_NAMES`` and
-    ``TARGET_FOLDER_NAMES``, any case).
+    it looks inside it for (any case; ``INPUT_FOLDER_NAMES`` and
+    ``TARGET_FOLDER_NAMES``):
+
+    * a known pair of sub-folders: ``rain``/``norain``, ``rainy``/``norain``,
+      ``input``/``target``, ``hazy``/``gt``, ``lq``/``gt``, ``data``/``gt``,
+      ``low``/``high`` (LOL), ``blur``/``sharp`` (GoPro), ``lr``/``hr``,
+      ``rainy_image``/``ground_truth`` (Rain1400), ...;
+    * PReNet's test layout: ONE such sub-folder beside images in the folder
+      itself, the sub-folder's name giving its role and the folder's own
+      images the other role: ``Rain100L/rainy/rain-001.png`` <->
+      ``Rain100L/norain-001.png``, or the mirror case
+      ``X/rain-001.png`` <-> ``X/norain/norain-001.png``;
+    * JORDER's Rain100H/L release: an input sub-folder holding no images but
+      exactly one scale folder ``X<k>`` (``rain/X2/norain-1x2.png`` <->
+      ``norain/norain-1.png``) is read through that folder. (An input
+      folder given explicitly is descended the same way.)
 ``one_folder``
     Degraded and clean images in one folder, told apart by a role word in
     the name: ``rain-001`` / ``norain-001``, PolyU ``X_real`` / ``X_mean``,
@@ -29,15 +42,36 @@ Name matching splits a file stem into letter runs and digit runs (``rain-001``
 -> ``rain``, ``1``); letters compare case-insensitively and numbers by value,
 so ``rain-1`` pairs with ``norain-001``. When the stems differ, a token
 present in every file of one side and in no file of the other side is taken
-to mark the side's role and is ignored.
+to mark the side's role and is ignored. A scale tag ``x<k>`` ending every
+degraded stem (the same ``k``, ``x`` standing alone between digits or
+separators: ``norain-1x2``, ``0001x2``) and no clean stem is ignored too
+(JORDER's Rain100H/L ``rain/X2`` names, DIV2K's ``LR/X2`` names).
 
 ``layout="auto"`` resolves as follows. Two different folders: ``reside`` when
 every input stem looks like ``\\d+(_[\\d.]+)+`` and every target stem is a
 bare number, else ``folders``. One folder: a recognised sub-folder pair if
-there is exactly one (more than one is an error listing them); else
+there is exactly one (more than one is an error listing them); else one
+recognised sub-folder beside images of the other role (PReNet); else
 ``reside`` if its images split into RESIDE hazy names and bare ids; else
 ``one_folder``. Anything ambiguous raises a DataError naming the ``layout=``
 to pass.
+
+The one-sub-folder (PReNet) layout is refused as ambiguous when the folder
+holds more than one recognised sub-folder of the one role (``rain/`` and
+``rainy/``), when the folder's own images split into degraded and clean by
+role words (a ``one_folder`` set beside the sub-folder: pass
+``layout='one_folder'`` or both folders), or when every one of them is
+named with the sub-folder's own role (``rainy/`` beside ``rain-001.png``:
+both sides would be degraded). Two-folder RESIDE names
+also cover Rain1400 (``rainy_image/901_3.jpg`` <-> ``ground_truth/901.jpg``,
+14 rainy images per clean one; its clean images are the inputs' size, so the
+SOTS border is never applied).
+
+Layouts looked at and left out: super-resolution sets (DIV2K ``LR``/``HR``)
+pair by these rules but their sizes differ, which :func:`load_pair`
+refuses; GoPro's per-sequence ``<scene>/blur`` + ``<scene>/sharp`` folders
+pair one scene at a time (no recursion over scenes); SIDD's per-scene
+folders likewise.
 """
 
 import collections
@@ -48,18 +82,19 @@ import re
 import numpy as np
 from absl import logging
 
-from erlrestore.data.io import DataError, list_images, read_image
+from erlrestore.data.io import DataError, is_image_file, list_images, read_image
 
 LAYOUTS = ("auto", "folders", "one_folder", "reside", "side_by_side")
 PAIR_ORDERS = ("input_left", "target_left")
 
-# Sub-folder names (compared in lower case) recognised by find_pairs(one_folder).
+# Sub-folder names (compared in lower case) recognised by find_pairs(one folder).
 INPUT_FOLDER_NAMES = (
     "rain", "rainy", "input", "inputs", "hazy", "noisy", "lq", "degraded", "data",
+    "rainy_image", "rainy_images", "low", "lr", "blur", "blurred", "blurry",
 )
 TARGET_FOLDER_NAMES = (
     "norain", "clean", "target", "targets", "gt", "clear", "groundtruth", "ground_truth",
-    "ground-truth", "label", "labels",
+    "ground-truth", "label", "labels", "high", "hr", "hq", "sharp",
 )
 # Role words (whole tokens, any case) that mark files in a one_folder layout.
 INPUT_WORDS = ("rain", "rainy", "input", "hazy", "noisy", "lq", "degraded", "real")
@@ -69,6 +104,7 @@ RESIDE_BORDER = 10
 _RESIDE_HAZY = re.compile(r"^\d+(_[\d.]+)+$")
 _BARE_ID = re.compile(r"^\d+$")
 _TOKEN = re.compile(r"[A-Za-z]+|\d+")
+_SCALE_FOLDER = re.compile(r"^[xX]\d+$")
 _MAX_LISTED = 20
 
 
@@ -154,6 +190,25 @@ def _check_assignment(assignment, unmatched, input_where, target_where, shared_t
     return sorted(assignment.items())
 
 
+def _scale_tag(input_tokens, target_tokens):
+    """The ``("x", k)`` tokens ending every input stem and no target stem, or None.
+
+    ``norain-1x2`` -> ``(..., "1", "x", "2")``: JORDER's Rain100H/L ``rain/X2``
+    images and DIV2K's ``X2`` images carry the scale after the clean name.
+    Something must remain of every input stem once the tag is removed.
+    """
+    input_tokens, target_tokens = list(input_tokens), list(target_tokens)
+    ends = {toks[-2:] for toks in input_tokens}
+    if len(ends) != 1:
+        return None
+    (end,) = ends
+    if len(end) != 2 or end[0] != "x" or not end[1].isdigit():
+        return None
+    if any(len(toks) <= 2 for toks in input_tokens) or any(toks[-2:] == end for toks in target_tokens):
+        return None
+    return end
+
+
 def _match_by_name(inputs, targets, input_where, target_where):
     """Pairs two lists of files by stem, or by stem minus role tokens."""
     by_stem = collections.defaultdict(list)
@@ -164,6 +219,9 @@ def _match_by_name(inputs, targets, input_where, target_where):
     else:
         in_tokens = {i: _tokens(_stem(i)) for i in inputs}
         tg_tokens = {t: _tokens(_stem(t)) for t in targets}
+        scale = _scale_tag(in_tokens.values(), tg_tokens.values())
+        if scale:
+            in_tokens = {i: toks[:-2] for i, toks in in_tokens.items()}
         in_all = set.intersection(*(set(v) for v in in_tokens.values()))
         tg_all = set.intersection(*(set(v) for v in tg_tokens.values()))
         in_any = set().union(*(set(v) for v in in_tokens.values()))
@@ -227,8 +285,40 @@ def _match_reside(inputs, targets, input_where, target_where):
     return [Pair(i, t, target_border=RESIDE_BORDER) for i, t in pairs]
 
 
-def _subfolder_pairs(folder):
-    """All (input_dir, target_dir) combinations of recognised sub-folders."""
+def _image_entries(folder):
+    """True when ``folder`` directly holds entries named like images (not hidden)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return any(not n.startswith(".") and is_image_file(n) and not os.path.isdir(os.path.join(folder, n))
+               for n in names)
+
+
+def _scale_folder(folder):
+    """``folder``, or its only ``X<k>`` sub-folder when it holds no images itself (JORDER ``rain/X2``).
+
+    Raises a DataError when such a folder holds several scale folders.
+    """
+    if not os.path.isdir(folder) or _image_entries(folder):
+        return folder
+    scales = sorted(
+        os.path.join(folder, name) for name in os.listdir(folder)
+        if _SCALE_FOLDER.match(name) and os.path.isdir(os.path.join(folder, name))
+    )
+    if len(scales) > 1:
+        raise DataError(
+            f"{folder} holds no images but several scale folders "
+            f"({', '.join(os.path.basename(p) + '/' for p in scales)}); pass the one to use as input_dir"
+        )
+    if scales:
+        logging.info("reading the degraded images of %s from its scale folder %s", folder, scales[0])
+        return scales[0]
+    return folder
+
+
+def _recognised_subfolders(folder):
+    """(input sub-folders, target sub-folders) of ``folder`` with recognised names, sorted."""
     inputs, targets = [], []
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
@@ -238,7 +328,65 @@ def _subfolder_pairs(folder):
             inputs.append(path)
         elif name.lower() in TARGET_FOLDER_NAMES:
             targets.append(path)
-    return [(i, t) for i in inputs for t in targets]
+    return inputs, targets
+
+
+def _marked(path, words, other_words):
+    """True when ``path``'s stem holds one of ``words`` and none of ``other_words`` as a token."""
+    tokens = set(_tokens(_stem(path)))
+    return bool(tokens & set(words)) and not tokens & set(other_words)
+
+
+def _subfolder_layout(folder):
+    """(input_dir, target_dir) from ``folder``'s sub-folders, or None (module docstring).
+
+    A recognised sub-folder pair wins; else one recognised sub-folder beside
+    images in ``folder`` itself (PReNet). Raises a DataError when that is
+    ambiguous.
+    """
+    inputs, targets = _recognised_subfolders(folder)
+    pairs = [(i, t) for i in inputs for t in targets]
+    if len(pairs) > 1:
+        listed = ", ".join(f"{os.path.basename(i)}/ + {os.path.basename(t)}/" for i, t in pairs)
+        raise DataError(
+            f"{folder} holds several degraded/clean sub-folder pairs ({listed}); pass "
+            "input_dir and target_dir explicitly"
+        )
+    if pairs:
+        return pairs[0]
+    subs = inputs or targets
+    if not subs or not _image_entries(folder):
+        return None
+    is_input = bool(inputs)
+    role, other = ("degraded", "clean") if is_input else ("clean", "degraded")
+    if len(subs) > 1:
+        raise DataError(
+            f"{folder} holds images and several {role}-image sub-folders "
+            f"({', '.join(os.path.basename(p) + '/' for p in subs)}); cannot tell which one pairs with the "
+            "images beside them: pass input_dir and target_dir explicitly"
+        )
+    sub = subs[0]
+    name = os.path.basename(sub)
+    images = list_images(folder)
+    try:
+        split = _split_by_role(folder, images)
+    except DataError:
+        split = None
+    if split:
+        raise DataError(
+            f"{folder} is ambiguous: it holds a {name}/ sub-folder of {role} images, and its own images "
+            f"are named as both degraded and clean (e.g. {os.path.basename(split[0][0])} / "
+            f"{os.path.basename(split[1][0])}). Pass layout='one_folder' to pair the images in {folder} "
+            "by name, or input_dir and target_dir"
+        )
+    own, others = (INPUT_WORDS, TARGET_WORDS) if is_input else (TARGET_WORDS, INPUT_WORDS)
+    if all(_marked(p, own, others) for p in images):
+        raise DataError(
+            f"{folder} is ambiguous: its {name}/ sub-folder holds {role} images, but the images beside it "
+            f"are named as {role} images too ({_listing(images)}), so neither side is the {other} one. "
+            "Pass input_dir and target_dir explicitly"
+        )
+    return (sub, folder) if is_input else (folder, sub)
 
 
 def _split_by_role(folder, images):
@@ -286,22 +434,14 @@ def _pairs_in_one_folder(folder, layout):
     if not os.path.isdir(folder):
         list_images(folder)  # raises the "does not exist" / "not a folder" DataError
     if layout in ("auto", "folders", "reside"):
-        subs = _subfolder_pairs(folder)
-        if len(subs) > 1:
-            listed = ", ".join(
-                f"{os.path.basename(i)}/ + {os.path.basename(t)}/" for i, t in subs
-            )
-            raise DataError(
-                f"{folder} holds several degraded/clean sub-folder pairs ({listed}); pass "
-                "input_dir and target_dir explicitly"
-            )
-        if subs:
-            return _pairs_in_two_folders(subs[0][0], subs[0][1], layout)
+        found = _subfolder_layout(folder)
+        if found:
+            return _pairs_in_two_folders(found[0], found[1], layout)
         if layout == "folders":
             raise DataError(
                 f"{folder} holds no degraded/clean sub-folder pair (looked for one of "
-                f"{', '.join(INPUT_FOLDER_NAMES)} with one of {', '.join(TARGET_FOLDER_NAMES)}); "
-                "pass target_dir"
+                f"{', '.join(INPUT_FOLDER_NAMES)} with one of {', '.join(TARGET_FOLDER_NAMES)}, or one "
+                "of them beside images in the folder itself); pass target_dir"
             )
     try:
         images = list_images(folder)
@@ -328,6 +468,7 @@ def _pairs_in_one_folder(folder, layout):
 
 
 def _pairs_in_two_folders(input_dir, target_dir, layout):
+    input_dir = _scale_folder(input_dir)
     inputs = list_images(input_dir)
     targets = list_images(target_dir)
     if layout == "reside" or (layout == "auto" and _looks_reside(inputs, targets)):
@@ -339,8 +480,10 @@ def find_pairs(input_dir, target_dir=None, *, layout="auto", pair_order=""):
     """Finds the (degraded, clean) image pairs of a benchmark folder layout.
 
     Args:
-      input_dir: folder of degraded images; or, alone, a folder holding a
-        sub-folder pair, both kinds of images, or side-by-side images.
+      input_dir: folder of degraded images (or holding one ``X<k>`` scale
+        folder of them); or, alone, a folder holding a sub-folder pair, one
+        recognised sub-folder beside images of the other role (PReNet),
+        both kinds of images, or side-by-side images.
       target_dir: folder of clean images; None (or ``input_dir`` itself) for
         the one-folder layouts.
       layout: one of LAYOUTS (see the module docstring); "auto" picks one only
