@@ -1,9 +1,10 @@
 """Measuring image pairs, and evaluating restoration models on them.
 
-``measure_pairs`` turns pairs of files into per-image Y-channel PSNR/SSIM
-rows and a summary (the metrics tool). ``evaluate_model`` first runs a Keras
-restoration model on each degraded image and scores the restored image
-against the clean one; ``compare_models`` does that for a model and a
+``measure_pairs`` turns pairs of files into per-image PSNR/SSIM rows (on
+the BT.601 Y channel by default, or on RGB with ``channel="rgb"``; see
+:mod:`erlrestore.metrics`) and a summary (the metrics tool).
+``evaluate_model`` first runs a Keras restoration model on each degraded
+image and scores the restored image against the clean one; ``compare_models`` does that for a model and a
 baseline together and adds the ERL-Net paper's analyses (Sec. 4.3): the share
 of images the model improves over the baseline, overall and on the hard /
 easy halves (Fig. 3, :func:`compare_to_baseline`), and mIoR / mIoB (Eq. 6-8,
@@ -27,6 +28,19 @@ Choices where the papers are silent:
 * Restored images are written as PNG named after the input's stem. The
   output folder may not be a folder that holds input or clean images, so
   evaluation never overwrites its data.
+* ``channel`` chooses what PSNR/SSIM are measured on (``"y"`` or ``"rgb"``)
+  and names the numbers: :class:`ImageScore` and :class:`Summary` carry it,
+  the summary line reads ``psnr_y=... ssim_y=...`` or ``psnr_rgb=...
+  ssim_rgb=...`` and the CSV columns are named the same way. The improved
+  shares of :func:`compare_to_baseline` use that channel's PSNR; mIoR / mIoB
+  stay on the Y channel, as the ERL-Net paper defines them.
+* ``self_ensemble=True`` restores each image with the x8 geometric
+  self-ensemble (:func:`erlrestore.inference.self_ensemble`): the model runs
+  on the 8 flips/rotations of the degraded image, one call each (a batch of
+  one, so batch statistics under ``training=True`` stay per image), every
+  output is clipped to [0, 1], transformed back and the 8 are averaged;
+  quantization and scoring then apply to the average. With a baseline it
+  applies to both models.
 
 Decoding, scoring and writing run in a small thread pool (OpenCV and NumPy
 release the GIL) while the model runs on the calling thread; at most a few
@@ -48,82 +62,139 @@ import numpy as np
 import tensorflow as tf
 
 import erlrestore.layers  # noqa: F401  (registers the custom layers that saved models name)
-from erlrestore import metrics, pretrained
+from erlrestore import inference, metrics, pretrained
 from erlrestore.data import io, pairing
 from erlrestore.progress import progress
 
 
+class _NamedByChannel:
+    """``psnr_y`` / ``ssim_y`` / ``psnr_rgb`` / ``ssim_rgb``: ``psnr`` / ``ssim`` named by their channel.
+
+    Asking for the other channel's name is an AttributeError, so RGB numbers
+    are never read as Y ones (or the reverse).
+    """
+
+    def _named(self, value, channel):
+        if self.channel != channel:
+            raise AttributeError(f"these scores are measured on channel {self.channel!r}, not {channel!r}")
+        return value
+
+    @property
+    def psnr_y(self):
+        return self._named(self.psnr, "y")
+
+    @property
+    def ssim_y(self):
+        return self._named(self.ssim, "y")
+
+    @property
+    def psnr_rgb(self):
+        return self._named(self.psnr, "rgb")
+
+    @property
+    def ssim_rgb(self):
+        return self._named(self.ssim, "rgb")
+
+
 @dataclasses.dataclass(frozen=True)
-class ImageScore:
+class ImageScore(_NamedByChannel):
+    """One image's PSNR/SSIM against its clean image, measured on ``channel`` (``"y"`` or ``"rgb"``)."""
+
     name: str
     input_path: str
     target_path: str
-    psnr_y: float
-    ssim_y: float
+    psnr: float
+    ssim: float
+    channel: str = "y"
 
 
 @dataclasses.dataclass(frozen=True)
-class Summary:
+class Summary(_NamedByChannel):
+    """A set's mean PSNR (inf if any pair is identical) and mean SSIM on ``channel``."""
+
     count: int
-    psnr_y: float  # mean of per-image PSNRs (inf if any pair is identical)
-    ssim_y: float
+    psnr: float
+    ssim: float
+    channel: str = "y"
 
     def line(self):
-        """The tools' last stdout line: ``n=<N> psnr_y=<x.xxxx> ssim_y=<x.xxxxx>``."""
-        return f"n={self.count} psnr_y={self.psnr_y:.4f} ssim_y={self.ssim_y:.5f}"
+        """The tools' last stdout line: ``n=<N> psnr_<c>=<x.xxxx> ssim_<c>=<x.xxxxx>``, ``<c>`` the channel.
+
+        ``n=12 psnr_y=30.1354 ssim_y=0.85540`` (the default), or
+        ``n=12 psnr_rgb=28.1234 ssim_rgb=0.81234`` with ``channel="rgb"``.
+        """
+        c = self.channel
+        return f"n={self.count} psnr_{c}={self.psnr:.4f} ssim_{c}={self.ssim:.5f}"
 
 
-def image_score(pair, image, clean, crop_border=0):
-    """Y-channel PSNR/SSIM of ``image`` (the pair's input, or its restoration) against ``clean``.
+def image_score(pair, image, clean, crop_border=0, channel="y"):
+    """PSNR/SSIM of ``image`` (the pair's input, or its restoration) against ``clean``.
 
-    Images the metrics cannot measure (smaller than SSIM's 11x11 window,
-    or than twice ``crop_border``) raise a DataError naming the pair's files.
+    ``channel``: ``"y"`` (BT.601 Y, the default) or ``"rgb"``. Images the
+    metrics cannot measure (smaller than SSIM's 11x11 window, or than twice
+    ``crop_border``) raise a DataError naming the pair's files.
     """
+    metrics.is_y_channel(channel)  # an unknown channel is a plain ValueError, not the pair's fault
     try:
-        psnr = metrics.psnr_y(image, clean, crop_border)
-        ssim = metrics.ssim_y(image, clean, crop_border)
+        psnr, ssim = metrics.psnr_ssim(image, clean, crop_border, channel)
     except ValueError as error:
         where = pair.input_path if pair.input_path == pair.target_path else f"{pair.input_path} / {pair.target_path}"
         raise io.DataError(f"{where}: {error}") from None
     return ImageScore(name=pair.name, input_path=pair.input_path, target_path=pair.target_path,
-                      psnr_y=psnr, ssim_y=ssim)
+                      psnr=psnr, ssim=ssim, channel=channel)
 
 
-def score_pair(pair, crop_border=0):
-    """Y-channel PSNR/SSIM of one pair of files."""
+def score_pair(pair, crop_border=0, channel="y"):
+    """PSNR/SSIM of one pair of files on ``channel`` (``"y"`` or ``"rgb"``)."""
     degraded, clean = pairing.load_pair(pair)
-    return image_score(pair, degraded, clean, crop_border)
+    return image_score(pair, degraded, clean, crop_border, channel)
 
 
-def measure_pairs(pairs, crop_border=0, workers=None, show_progress=True):
-    """Scores every pair; returns (list of ImageScore in pair order, Summary)."""
+def measure_pairs(pairs, crop_border=0, workers=None, show_progress=True, channel="y"):
+    """Scores every pair on ``channel``; returns (list of ImageScore in pair order, Summary)."""
     if not pairs:
         raise ValueError("no image pairs to measure")
+    metrics.is_y_channel(channel)
     workers = workers or min(8, os.cpu_count() or 1)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        scores = pool.map(lambda p: score_pair(p, crop_border), pairs)
+        scores = pool.map(lambda p: score_pair(p, crop_border, channel), pairs)
         if show_progress:
             scores = progress(scores, total=len(pairs), desc="measuring")
         scores = list(scores)
     return scores, summarize(scores)
 
 
+def _channel_of(scores):
+    channels = sorted({s.channel for s in scores})
+    if len(channels) != 1:
+        raise ValueError(f"scores measured on different channels ({', '.join(channels)}) cannot be combined")
+    return channels[0]
+
+
 def summarize(scores):
+    """The Summary (mean PSNR and SSIM) of ImageScores measured on one channel."""
+    if not scores:
+        raise ValueError("no scores to summarize")
     count = len(scores)
     return Summary(
         count=count,
-        psnr_y=math.fsum(s.psnr_y for s in scores) / count,
-        ssim_y=math.fsum(s.ssim_y for s in scores) / count,
+        psnr=math.fsum(s.psnr for s in scores) / count,
+        ssim=math.fsum(s.ssim for s in scores) / count,
+        channel=_channel_of(scores),
     )
 
 
 def write_csv(path, scores, extra_columns=None):
-    """Per-image rows (name, input, target, psnr_y, ssim_y), written atomically.
+    """Per-image rows (name, input, target, psnr_<c>, ssim_<c>), written atomically.
+
+    ``<c>`` is the scores' channel (``y`` or ``rgb``).
 
     ``extra_columns`` (optional) maps further column names to one value per
     row; floats are written with 6 decimals, anything else as ``str``.
     """
+    path = os.fspath(path)
     extra_columns = dict(extra_columns or {})
+    channel = _channel_of(scores) if scores else "y"
     for column, values in extra_columns.items():
         if len(values) != len(scores):
             raise ValueError(f"column {column!r} has {len(values)} values for {len(scores)} rows")
@@ -132,10 +203,10 @@ def write_csv(path, scores, extra_columns=None):
     tmp = path + ".tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["name", "input", "target", "psnr_y", "ssim_y", *extra_columns])
+        writer.writerow(["name", "input", "target", f"psnr_{channel}", f"ssim_{channel}", *extra_columns])
         for i, s in enumerate(scores):
             extra = [_csv_value(values[i]) for values in extra_columns.values()]
-            writer.writerow([s.name, s.input_path, s.target_path, f"{s.psnr_y:.6f}", f"{s.ssim_y:.7f}", *extra])
+            writer.writerow([s.name, s.input_path, s.target_path, f"{s.psnr:.6f}", f"{s.ssim:.7f}", *extra])
     os.replace(tmp, path)
 
 
@@ -206,8 +277,14 @@ def _moving_statistics(model):
     return [w for w in model.non_trainable_weights if w.path.rsplit("/", 1)[-1].startswith("moving_")]
 
 
-def restore_image(model, image, training=False):
+def restore_image(model, image, training=False, self_ensemble=False):
     """Runs ``model`` on one ``H x W x 3`` image; returns float32 ``H x W x 3`` in [0, 1].
+
+    ``self_ensemble=True`` averages the x8 geometric self-ensemble: the model
+    runs (one call each) on the 8 flips/rotations of the image, each output
+    is clipped, transformed back, and the 8 are averaged
+    (:func:`erlrestore.inference.self_ensemble`; rotations swap height and
+    width, so any size works).
 
     The model sees a batch of one in inference mode (``training=False``:
     batch norm uses its moving statistics, dropout is off); erlrestore's
@@ -230,6 +307,8 @@ def restore_image(model, image, training=False):
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"restore_image expects an H x W x 3 image, got shape {image.shape}")
+    if self_ensemble:
+        return inference.self_ensemble(lambda x: restore_image(model, x, training=training), image)
     batch = np.ascontiguousarray(image, dtype=np.float32)[np.newaxis]
     kept = [(w, w.numpy()) for w in _moving_statistics(model)] if training else []
     try:
@@ -417,13 +496,13 @@ def _load(indexed_pair):
     return index, pair, *pairing.load_pair(pair)
 
 
-def _restore_all(models, loaded, training=False):
+def _restore_all(models, loaded, training=False, self_ensemble=False):
     """(index, pair, degraded, clean) -> the same plus [restored by each model]."""
     for index, pair, degraded, clean in loaded:
         restored = []
         for model in models:
             try:
-                restored.append(restore_image(model, degraded, training=training))
+                restored.append(restore_image(model, degraded, training=training, self_ensemble=self_ensemble))
             except Exception as error:
                 height, width = degraded.shape[:2]
                 raise io.DataError(
@@ -440,10 +519,11 @@ class _Evaluated:
 
 
 def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, workers, desc, rain_masks=None,
-              training=False):
+              training=False, channel="y", self_ensemble=False):
     """The shared loop of evaluate_model and compare_models; models[0] is the one written."""
     if not pairs:
         raise ValueError("no image pairs to evaluate")
+    metrics.is_y_channel(channel)
     if rain_masks is not None and len(rain_masks) != len(pairs):
         raise ValueError(f"{len(rain_masks)} rain masks for {len(pairs)} image pairs")
     if crop_border < 0:
@@ -456,7 +536,7 @@ def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, w
             restored = [quantize_8bit(image) for image in restored]
         if outputs[index]:
             io.write_image(outputs[index], restored[0])
-        scores = [image_score(pair, image, clean, crop_border) for image in restored]
+        scores = [image_score(pair, image, clean, crop_border, channel) for image in restored]
         iou = None
         if len(restored) == 2:
             mask = None if rain_masks is None else read_rain_mask(rain_masks[index], degraded.shape[:2])
@@ -467,14 +547,14 @@ def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, w
     depth = workers + 1
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         loaded = _ordered(pool, _load, enumerate(pairs), depth)
-        results = _ordered(pool, finish, _restore_all(models, loaded, training), depth)
+        results = _ordered(pool, finish, _restore_all(models, loaded, training, self_ensemble), depth)
         if show_progress:
             results = progress(results, total=len(pairs), desc=desc)
         return list(results)
 
 
 def evaluate_model(model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None,
-                   training=False):
+                   training=False, channel="y", self_ensemble=False):
     """Restores every pair's input with ``model`` and scores it against the clean image.
 
     Args:
@@ -491,13 +571,17 @@ def evaluate_model(model, pairs, crop_border=0, output_dir=None, quantize=True, 
       training: call the model with ``training=True`` (batch-norm batch
         statistics and dropout on, pix2pix's default test mode; see
         :func:`restore_image`) instead of inference mode.
+      channel: ``"y"`` (BT.601 Y, the default) or ``"rgb"``: what PSNR/SSIM
+        are measured on (:mod:`erlrestore.metrics`).
+      self_ensemble: restore with the x8 flip/rotation self-ensemble (see
+        the module docstring); 8 model calls per image.
 
     Returns:
       ``(scores, summary)``: ImageScore per pair (restored vs clean, in pair
       order; ``input_path`` is still the degraded file) and their Summary.
     """
     results = _evaluate([model], pairs, crop_border, output_dir, quantize, show_progress, workers, "evaluating",
-                        training=training)
+                        training=training, channel=channel, self_ensemble=self_ensemble)
     scores = [r.scores[0] for r in results]
     return scores, summarize(scores)
 
@@ -525,7 +609,7 @@ class ModelComparison:
 
 def compare_models(
     model, baseline_model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None,
-    rain_masks=None, training=False,
+    rain_masks=None, training=False, channel="y", self_ensemble=False,
 ):
     """Evaluates ``model`` and ``baseline_model`` in one pass (each image is decoded once).
 
@@ -535,13 +619,15 @@ def compare_models(
     ``metrics.rain_maps``) and the same crop as the scores; or, with
     ``rain_masks`` (one mask file per pair, e.g. from :func:`rain_mask_paths`),
     the masks read by :func:`read_rain_mask` (cropped the same way).
+    ``channel`` applies to both models' scores and the improved shares,
+    ``self_ensemble`` to both models' restorations; IoR / IoB are on Y.
 
     Returns:
       A :class:`ModelComparison`.
     """
     results = _evaluate(
         [model, baseline_model], pairs, crop_border, output_dir, quantize, show_progress, workers, "comparing",
-        rain_masks=rain_masks, training=training,
+        rain_masks=rain_masks, training=training, channel=channel, self_ensemble=self_ensemble,
     )
     scores = [r.scores[0] for r in results]
     baseline_scores = [r.scores[1] for r in results]
@@ -560,9 +646,10 @@ def compare_models(
 def compare_to_baseline(scores, baseline_scores):
     """How many images a model improves over a baseline (ERL-Net Fig. 3).
 
-    An image is improved when the model's Y-PSNR is strictly higher than the
-    baseline's (equal is not improved). The hard subset holds the images whose
-    baseline PSNR is below the mean baseline PSNR of the set, the easy subset
+    An image is improved when the model's PSNR (on the scores' channel, Y by
+    default) is strictly higher than the baseline's (equal is not improved).
+    The hard subset holds the images whose baseline PSNR is below the mean
+    baseline PSNR of the set, the easy subset
     the others (equal to the mean counts as easy; the paper leaves it open).
     When some baseline PSNR is infinite the mean is too, and every image with
     a finite baseline PSNR is hard.
@@ -575,10 +662,12 @@ def compare_to_baseline(scores, baseline_scores):
       A dict with ``count``, ``improved``, ``improved_share`` (improved /
       count), the same three for ``hard_`` and ``easy_`` (e.g.
       ``hard_count``, ``hard_improved``, ``hard_improved_share``; a share of
-      an empty subset is nan), and ``baseline_mean_psnr_y``.
+      an empty subset is nan), and ``baseline_mean_psnr_<c>`` with ``<c>``
+      the channel (``baseline_mean_psnr_y`` by default).
 
     Raises:
-      ValueError when the lists are empty or do not hold the same images.
+      ValueError when the lists are empty, do not hold the same images, or
+      were measured on different channels.
     """
     if not scores:
         raise ValueError("no scores to compare")
@@ -587,9 +676,10 @@ def compare_to_baseline(scores, baseline_scores):
     for new, base in zip(scores, baseline_scores):
         if new.name != base.name:
             raise ValueError(f"score lists do not match: {new.name!r} against baseline {base.name!r}")
-    mean = math.fsum(b.psnr_y for b in baseline_scores) / len(baseline_scores)
-    improved = [new.psnr_y > base.psnr_y for new, base in zip(scores, baseline_scores)]
-    hard = [base.psnr_y < mean for base in baseline_scores]
+    channel = _channel_of(list(scores) + list(baseline_scores))
+    mean = math.fsum(b.psnr for b in baseline_scores) / len(baseline_scores)
+    improved = [new.psnr > base.psnr for new, base in zip(scores, baseline_scores)]
+    hard = [base.psnr < mean for base in baseline_scores]
 
     def subset(prefix, members):
         count = sum(members)
@@ -603,7 +693,7 @@ def compare_to_baseline(scores, baseline_scores):
     result = subset("", [True] * len(scores))
     result.update(subset("hard_", hard))
     result.update(subset("easy_", [not h for h in hard]))
-    result["baseline_mean_psnr_y"] = mean
+    result[f"baseline_mean_psnr_{channel}"] = mean
     return result
 
 

@@ -47,6 +47,34 @@ Tiling (see :func:`tile_grid`), choices made here:
   ``H x W x 3`` sum and a float32 ``H x W`` weight sum, which are divided at
   the end; the model only ever sees ``tile_batch`` tiles at a time.
 
+x8 self-ensemble (``self_ensemble=True``; :func:`self_ensemble`,
+:data:`ENSEMBLE_TRANSFORMS`), the geometric ensemble of EDSR/RCAN
+(``forward_x8``): the model restores the 8 flips/rotations of the image (the
+identity, rotations by 90, 180 and 270 degrees, and the same four after a
+horizontal flip), each output is transformed back and the 8 are averaged.
+Choices made here:
+
+* With tiling, the WHOLE tiled restoration is ensembled (not each tile):
+  each of the 8 transformed images is tiled on its own, with tiles aligned
+  to the transformed image's origin as for any image, and restored exactly
+  as :func:`restore_tiled` would restore it; the 8 results are transformed
+  back and averaged. The result is therefore the ensemble of the 8
+  whole-image restorations wherever tiling itself equals the whole-image
+  restoration (module docstring above), and a U-Net's down-sampling grid
+  stays anchored to each transformed image's corner, as it would be without
+  tiling. (Ensembling each tile instead would anchor a flipped tile's grid
+  at the tile's far edge, which is not on the transformed image's grid.)
+  Rotations swap height and width, so a non-square image gives tiles of
+  the swapped shape for four of the transforms.
+* An image no larger than ``tile`` in both sides is restored in one call
+  per transform, the transforms of equal shape batched ``tile_batch`` at a
+  time (4 + 4 for a non-square image).
+* Each transform's output is clipped to [0, 1] (every restorer output is)
+  before the average, and the average is accumulated in float32 in the
+  order of :data:`ENSEMBLE_TRANSFORMS`. It costs 8 times the model calls;
+  the extra memory is two ``H x W x 3`` float32 images (the transformed
+  input and the running sum) beside one tiled restoration.
+
 Files (:func:`restore_file`): the output keeps the input's format, chosen by
 the output's extension (the same as the input's in :func:`restore_paths`):
 PNG and TIFF inputs with more than 8 bits per sample (16-bit, or
@@ -252,6 +280,85 @@ def load_restorer(path):
 
 
 # --------------------------------------------------------------------------
+# x8 self-ensemble.
+# --------------------------------------------------------------------------
+
+# (horizontal flip first?, quarter turns counter-clockwise) of each transform:
+# the identity, the three rotations, and the same four after a horizontal flip.
+ENSEMBLE_TRANSFORMS = tuple((flip, turns) for flip in (False, True) for turns in range(4))
+
+
+def transform_image(image, transform, axes=(0, 1)):
+    """``image`` flipped horizontally (when ``transform[0]``), then rotated by ``transform[1]`` quarter turns.
+
+    ``axes`` are the (height, width) axes: ``(0, 1)`` for ``H x W x C``,
+    ``(1, 2)`` for a ``[B, H, W, C]`` batch. Returns a view.
+    """
+    flip, turns = transform
+    if flip:
+        image = np.flip(image, axis=axes[1])
+    return np.rot90(image, turns, axes=axes)
+
+
+def untransform_image(image, transform, axes=(0, 1)):
+    """The inverse of :func:`transform_image`: ``untransform_image(transform_image(x, t), t) == x``."""
+    flip, turns = transform
+    image = np.rot90(image, -turns, axes=axes)
+    if flip:
+        image = np.flip(image, axis=axes[1])
+    return image
+
+
+def self_ensemble(restore, image):
+    """The x8 self-ensemble of ``restore`` on one ``H x W x 3`` image (module docstring).
+
+    Args:
+      restore: a function from one ``h x w x 3`` float32 image to the
+        restored image of the same shape (it is called with ``h x w`` and
+        with ``w x h`` images).
+      image: the degraded image.
+
+    Returns:
+      float32 ``H x W x 3``: the mean over :data:`ENSEMBLE_TRANSFORMS` of
+      ``untransform_image(restore(transform_image(image, t)), t)``.
+
+    Raises:
+      ValueError when ``restore`` changes a transformed image's shape.
+    """
+    image = _check_image(image)
+    total = np.zeros(image.shape, dtype=np.float32)
+    for transform in ENSEMBLE_TRANSFORMS:
+        moved = np.ascontiguousarray(transform_image(image, transform))
+        restored = np.asarray(restore(moved), dtype=np.float32)
+        if restored.shape != moved.shape:
+            raise ValueError(
+                f"self-ensemble: restoring a transformed image of shape {moved.shape} gave shape {restored.shape}"
+            )
+        total += untransform_image(restored, transform)
+    total /= np.float32(len(ENSEMBLE_TRANSFORMS))
+    return total
+
+
+_self_ensemble = self_ensemble  # restore_tiled's argument of that name hides the function there
+
+
+def _ensemble_in_one_call(restorer, image, tile_batch):
+    """:func:`self_ensemble` of an image that fits one tile, equal-shape transforms batched."""
+    total = np.zeros(image.shape, dtype=np.float32)
+    groups = {}
+    for transform in ENSEMBLE_TRANSFORMS:
+        groups.setdefault(transform[1] % 2, []).append(transform)
+    for transforms in groups.values():
+        for start in range(0, len(transforms), tile_batch):
+            chunk = transforms[start : start + tile_batch]
+            batch = np.stack([transform_image(image, t) for t in chunk])
+            for transform, restored in zip(chunk, _run(restorer, batch)):
+                total += untransform_image(np.clip(restored, 0.0, 1.0), transform)
+    total /= np.float32(len(ENSEMBLE_TRANSFORMS))
+    return total
+
+
+# --------------------------------------------------------------------------
 # Tiling.
 # --------------------------------------------------------------------------
 
@@ -364,7 +471,7 @@ def _default_align(restorer, align):
     return getattr(restorer, "multiple", None) or DEFAULT_ALIGN
 
 
-def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=1):
+def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=1, self_ensemble=False):
     """Restores one ``H x W x 3`` image of any size; returns float32 ``H x W x 3`` in [0, 1].
 
     Args:
@@ -380,6 +487,9 @@ def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=
         ``multiple`` attribute, or :data:`DEFAULT_ALIGN` when it has none.
       tile_batch: up to this many tiles of one size go to the restorer per
         call (faster on accelerators; memory grows with it).
+      self_ensemble: average the x8 flip/rotation self-ensemble; with tiling
+        the whole tiled restoration of each transformed image is ensembled
+        (module docstring). 8 times the model calls.
 
     Raises:
       ValueError for a bad image, bad tiling parameters (``tile > 2 *
@@ -390,6 +500,12 @@ def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=
     tile_batch = _check_int(tile_batch, "tile_batch", 1)
     check_tiling(tile, overlap, align)
     height, width = image.shape[:2]
+    if self_ensemble:
+        if height <= tile and width <= tile:
+            return _ensemble_in_one_call(restorer, image, tile_batch)
+        return _self_ensemble(
+            lambda moved: restore_tiled(restorer, moved, tile, overlap, align, tile_batch), image
+        )
     if height <= tile and width <= tile:
         return np.clip(_run(restorer, image[np.newaxis])[0], 0.0, 1.0)
 
@@ -469,12 +585,14 @@ def source_bit_depth(path):
     return 16 if bits is None or bits > 8 else 8
 
 
-def restore_file(restorer, input_path, output_path, tile=512, overlap=32, align=None, tile_batch=1):
+def restore_file(restorer, input_path, output_path, tile=512, overlap=32, align=None, tile_batch=1,
+                 self_ensemble=False):
     """Restores the image file ``input_path`` into ``output_path`` (atomically).
 
     The format follows ``output_path``'s extension; the bit depth follows the
     input (:func:`source_bit_depth`; 16-bit only where the output format
-    holds it), JPEG is written with quality 95. Returns ``output_path``.
+    holds it), JPEG is written with quality 95. ``self_ensemble``: see
+    :func:`restore_tiled`. Returns ``output_path``.
 
     Raises:
       DataError when the input cannot be read (naming it) or when
@@ -485,7 +603,8 @@ def restore_file(restorer, input_path, output_path, tile=512, overlap=32, align=
     if _same_file(input_path, output_path):
         raise io.DataError(f"output {output_path} is the input file {input_path}; inputs are never overwritten")
     image = io.read_image(input_path)
-    restored = restore_tiled(restorer, image, tile=tile, overlap=overlap, align=align, tile_batch=tile_batch)
+    restored = restore_tiled(restorer, image, tile=tile, overlap=overlap, align=align, tile_batch=tile_batch,
+                             self_ensemble=self_ensemble)
     bit_depth = source_bit_depth(input_path)
     if os.path.splitext(output_path)[1].lower() not in (".png", ".tif", ".tiff"):
         bit_depth = 8
@@ -570,7 +689,8 @@ def output_paths(inputs, output_dir, overwrite=False):
 
 
 def restore_paths(
-    restorer, inputs, output_dir, tile=512, overlap=32, align=None, tile_batch=1, overwrite=False, show_progress=True
+    restorer, inputs, output_dir, tile=512, overlap=32, align=None, tile_batch=1, overwrite=False, show_progress=True,
+    self_ensemble=False,
 ):
     """Restores image files and folders into ``output_dir``, keeping the file names.
 
@@ -582,6 +702,7 @@ def restore_paths(
       tile, overlap, align, tile_batch: see :func:`restore_tiled`.
       overwrite: replace existing output files (inputs are never replaced).
       show_progress: draw a progress bar on stderr.
+      self_ensemble: restore with the x8 self-ensemble (module docstring).
 
     Returns:
       ``(written, failures)``: output paths written, and ``(input path,
@@ -600,7 +721,8 @@ def restore_paths(
     items = progress(pairs, total=len(pairs), desc="restoring") if show_progress else pairs
     for source, target in items:
         try:
-            written.append(restore_file(restorer, source, target, tile, overlap, align, tile_batch))
+            written.append(restore_file(restorer, source, target, tile, overlap, align, tile_batch,
+                                        self_ensemble=self_ensemble))
         except (ValueError, OSError, tf.errors.OpError) as error:
             message = str(error) if isinstance(error, io.DataError) else f"{type(error).__name__}: {error}"
             failures.append((source, message))

@@ -12,8 +12,18 @@ Conventions (SPEC section 3; the same as BasicSR's ``calculate_psnr`` /
 * SSIM is Wang et al.'s: an 11x11 Gaussian window with sigma 1.5,
   K1 = 0.01, K2 = 0.03, L = 255, averaged over the *valid* region only (no
   padding). Like BasicSR, and unlike MATLAB's newer ``ssim``, images are not
-  down-sampled first. RGB SSIM is the mean of the per-channel SSIMs.
+  down-sampled first.
 * A data set's PSNR is the mean of the per-image PSNRs.
+
+``channel="rgb"`` (``y_channel=False``) is what de-noising and de-hazing
+papers report, BasicSR's ``calculate_psnr`` / ``calculate_ssim`` with
+``test_y_channel=False``: PSNR from the mean squared error over all three
+channels together, on the 0-255 scale in float64; SSIM computed on each
+channel as above and averaged over the three channels (the same as
+scikit-image's ``structural_similarity`` with ``gaussian_weights=True,
+sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1``,
+which also averages its valid region). Channel order does not matter to
+either number. :func:`psnr_ssim` gives both for one channel choice.
 
 Two implementations: NumPy (float64, the reference for reported numbers) and
 TensorFlow (batched, for validation during training; agrees with NumPy to
@@ -33,6 +43,8 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+# What PSNR/SSIM are measured on: the BT.601 Y channel (the default), or RGB.
+CHANNELS = ("y", "rgb")
 
 
 def to_255(image):
@@ -77,12 +89,22 @@ def _prepare(a, b, crop_border, y_channel):
     return a, b
 
 
+def is_y_channel(channel):
+    """True for ``"y"``, False for ``"rgb"``; ValueError for anything else."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}: choose one of {', '.join(CHANNELS)}")
+    return channel == "y"
+
+
 def psnr(a, b, crop_border=0, y_channel=True):
     """PSNR in dB between RGB images ``a`` and ``b``; ``inf`` when they are equal.
 
     ``y_channel=False`` measures on all three RGB channels instead of Y.
     """
-    a, b = _prepare(a, b, crop_border, y_channel)
+    return _psnr_prepared(*_prepare(a, b, crop_border, y_channel))
+
+
+def _psnr_prepared(a, b):
     mse = np.mean((a - b) ** 2)
     if mse == 0:
         return math.inf
@@ -120,10 +142,30 @@ def _ssim_single_channel(a, b):
 
 def ssim(a, b, crop_border=0, y_channel=True):
     """Mean SSIM between RGB images ``a`` and ``b`` (Y channel, or mean over RGB)."""
-    a, b = _prepare(a, b, crop_border, y_channel)
-    if y_channel:
+    return _ssim_prepared(*_prepare(a, b, crop_border, y_channel))
+
+
+def _ssim_prepared(a, b):
+    """SSIM of :func:`_prepare`'s output: one Y plane, or the mean over three channels."""
+    if a.ndim == 2:
         return _ssim_single_channel(a, b)
-    return float(np.mean([_ssim_single_channel(a[..., c], b[..., c]) for c in range(3)]))
+    return float(np.mean([_ssim_single_channel(a[..., c], b[..., c]) for c in range(a.shape[-1])]))
+
+
+def psnr_ssim(a, b, crop_border=0, channel="y"):
+    """``(PSNR, SSIM)`` of one pair on ``channel`` (``"y"`` or ``"rgb"``), preparing the images once."""
+    a, b = _prepare(a, b, crop_border, is_y_channel(channel))
+    return _psnr_prepared(a, b), _ssim_prepared(a, b)
+
+
+def psnr_rgb(a, b, crop_border=0):
+    """PSNR over the three RGB channels (de-noising / de-hazing papers' number)."""
+    return psnr(a, b, crop_border=crop_border, y_channel=False)
+
+
+def ssim_rgb(a, b, crop_border=0):
+    """Per-channel SSIM averaged over R, G and B (de-noising / de-hazing papers' number)."""
+    return ssim(a, b, crop_border=crop_border, y_channel=False)
 
 
 def psnr_y(a, b, crop_border=0):

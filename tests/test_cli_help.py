@@ -10,9 +10,10 @@ BIN = pathlib.Path(sys.executable).parent
 
 TOOLS = {
     "erlrestore-train": ["--model_dir", "--stage_budget", "--lr_schedule", "--streak_dir", "--max_image_pixels"],
-    "erlrestore-evaluate": ["--model", "--norm_statistics", "--rain_mask_dir", "--max_image_pixels"],
-    "erlrestore-metrics": ["--input_dir", "--crop_border", "--max_image_pixels"],
-    "erlrestore-restore": ["--model", "--tile", "--overlap", "--max_image_pixels"],
+    "erlrestore-evaluate": ["--model", "--norm_statistics", "--rain_mask_dir", "--max_image_pixels", "--channel",
+                            "--[no]self_ensemble"],
+    "erlrestore-metrics": ["--input_dir", "--crop_border", "--max_image_pixels", "--channel"],
+    "erlrestore-restore": ["--model", "--tile", "--overlap", "--max_image_pixels", "--[no]self_ensemble"],
     "erlrestore-export": ["--model", "--base_dir", "--version"],
     "erlrestore-serve": ["--model_base_path", "--port", "--grpc_port"],
     "erlrestore-synth": ["--degradation", "--streak_dir", "--output_dir"],

@@ -14,6 +14,7 @@ from skimage.metrics import structural_similarity
 from erlrestore import metrics
 
 SUMMARY = re.compile(r"^n=(\d+) psnr_y=(inf|\d+\.\d{4}) ssim_y=(\d\.\d{5})$")
+SUMMARY_RGB = re.compile(r"^n=(\d+) psnr_rgb=(inf|\d+\.\d{4}) ssim_rgb=(\d\.\d{5})$")
 
 
 def run_metrics(*args):
@@ -78,6 +79,49 @@ def test_identical_sets_report_inf(rain_set):
     result = run_metrics(f"--input_dir={folder / 'norain'}", f"--target_dir={folder / 'norain'}", "--layout=folders")
     assert result.returncode == 0, result.stderr[-3000:]
     assert last_line(result) == "n=3 psnr_y=inf ssim_y=1.00000"
+
+
+def test_channel_rgb_line_csv_and_values(rain_set, tmp_path):
+    folder, rainy, clean = rain_set
+    out_csv = tmp_path / "rgb.csv"
+    result = run_metrics(f"--input_dir={folder}", "--channel=rgb", "--crop_border=1", f"--csv={out_csv}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    match = SUMMARY_RGB.match(last_line(result))
+    assert match, last_line(result)
+    psnrs = [metrics.psnr_rgb(r, c, crop_border=1) for r, c in zip(rainy, clean)]
+    ssims = [metrics.ssim_rgb(r, c, crop_border=1) for r, c in zip(rainy, clean)]
+    assert last_line(result) == f"n=3 psnr_rgb={math.fsum(psnrs) / 3:.4f} ssim_rgb={math.fsum(ssims) / 3:.5f}"
+    # RGB is not Y: the numbers differ from the default run's.
+    y_line = last_line(run_metrics(f"--input_dir={folder}", "--crop_border=1"))
+    assert SUMMARY.match(y_line) and y_line.split()[1][len("psnr_y="):] != match.group(2)
+    with open(out_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["name", "input", "target", "psnr_rgb", "ssim_rgb"]
+    assert float(rows[2]["psnr_rgb"]) == pytest.approx(psnrs[2], abs=1e-6)
+    assert float(rows[2]["ssim_rgb"]) == pytest.approx(ssims[2], abs=1e-7)
+
+
+def test_channel_rgb_constant_offset_golden_value(tmp_path):
+    # Every channel of every pixel 5 levels brighter: RGB PSNR = 20 log10(255 / 5).
+    clean = np.full((16, 16, 3), 90, np.uint8)
+    write_set(tmp_path / "rain", "rain-", [clean + np.uint8(5)])
+    write_set(tmp_path / "norain", "norain-", [clean])
+    result = run_metrics(f"--input_dir={tmp_path}", "--channel=rgb")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line(result) == f"n=1 psnr_rgb={20 * math.log10(255 / 5):.4f} ssim_rgb=" + (
+        f"{(2 * 95 * 90 + 6.5025) / (95**2 + 90**2 + 6.5025):.5f}")
+
+
+def test_default_channel_is_y_and_reproduce_still_parses_it(rain_set):
+    from erlrestore import reproduce
+
+    folder, rainy, clean = rain_set
+    default, explicit = run_metrics(f"--input_dir={folder}"), run_metrics(f"--input_dir={folder}", "--channel=y")
+    assert last_line(default) == last_line(explicit)
+    n, psnr, ssim = reproduce.parse_score_line(default.stdout)
+    assert n == 3 and psnr == pytest.approx(np.mean([metrics.psnr_y(r, c) for r, c in zip(rainy, clean)]), abs=5e-5)
+    bad = run_metrics(f"--input_dir={folder}", "--channel=ycbcr")
+    assert bad.returncode != 0 and "channel" in bad.stderr
 
 
 def test_unpaired_input_is_a_clear_error(rain_set):

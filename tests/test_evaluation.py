@@ -15,8 +15,10 @@ import subprocess
 import sys
 
 import cv2
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from erlrestore import evaluation, metrics
 from erlrestore.data import io, pairing
@@ -24,6 +26,7 @@ from erlrestore.evaluation import ImageScore
 from erlrestore.models.memd import build_memd, memd_config
 
 SUMMARY = re.compile(r"^n=(\d+) psnr_y=(inf|\d+\.\d{4}) ssim_y=(\d\.\d{5})$")
+SUMMARY_RGB = re.compile(r"^n=(\d+) psnr_rgb=(inf|\d+\.\d{4}) ssim_rgb=(\d\.\d{5})$")
 SIZE = (32, 40)  # height, width of the constructed rain set
 ODD_SIZE = (27, 35)  # not a multiple of the models' 2**depth = 4: they pad and crop
 
@@ -346,6 +349,146 @@ def test_compare_to_baseline_empty_subset_and_mismatch():
         evaluation.compare_to_baseline(scores_of([1.0]), [ImageScore("x.png", "", "", 1.0, 1.0)])
     with pytest.raises(ValueError, match="2 scores but 1 baseline scores"):
         evaluation.compare_to_baseline(scores_of([1.0, 2.0]), scores_of([1.0]))
+
+
+# --- channel="rgb" -------------------------------------------------------------
+
+
+PLUS4_PSNR_RGB = 20 * math.log10(255 / 4)  # every channel of every pixel 4 levels off
+
+
+def test_rgb_channel_scores_and_names(models, rain_set):
+    folder, rainy, clean = rain_set
+    pairs = pairing.find_pairs(folder)
+    scores, summary = evaluation.evaluate_model(models["plus4"][0], pairs, channel="rgb", show_progress=False)
+    assert [s.psnr for s in scores] == pytest.approx([PLUS4_PSNR_RGB] * 3, abs=1e-6)
+    assert all(s.channel == "rgb" and s.psnr_rgb == s.psnr and s.ssim_rgb == s.ssim for s in scores)
+    assert summary.channel == "rgb" and summary.psnr == pytest.approx(PLUS4_PSNR_RGB, abs=1e-6)
+    assert SUMMARY_RGB.match(summary.line()) and summary.line().startswith(f"n=3 psnr_rgb={PLUS4_PSNR_RGB:.4f} ")
+    with pytest.raises(AttributeError, match=r"measured on channel 'rgb', not 'y'"):
+        scores[0].psnr_y
+    with pytest.raises(AttributeError, match=r"measured on channel 'rgb', not 'y'"):
+        summary.ssim_y
+    # measure_pairs agrees with the metrics on the decoded files.
+    measured, inputs = evaluation.measure_pairs(pairs, channel="rgb", show_progress=False)
+    for score, r, c in zip(measured, as_read(rainy), as_read(clean)):
+        assert (score.psnr, score.ssim) == metrics.psnr_ssim(r, c, channel="rgb")
+    # Y scores are still the default, and name themselves y.
+    y_scores, y_summary = evaluation.evaluate_model(models["plus4"][0], pairs, show_progress=False)
+    assert y_scores[0].psnr_y == pytest.approx(PLUS4_PSNR, abs=1e-6) and y_summary.line().startswith("n=3 psnr_y=")
+    with pytest.raises(AttributeError, match=r"measured on channel 'y', not 'rgb'"):
+        y_scores[0].psnr_rgb
+    with pytest.raises(ValueError, match=r"cannot be combined"):
+        evaluation.summarize([y_scores[0], scores[0]])
+    with pytest.raises(ValueError, match=r"unknown channel 'bgr'"):
+        evaluation.evaluate_model(models["plus4"][0], pairs, channel="bgr", show_progress=False)
+
+
+def test_rgb_compare_models_and_csv(models, rain_set, tmp_path):
+    folder, rainy, clean = rain_set
+    pairs = pairing.find_pairs(folder)
+    result = evaluation.compare_models(models["plus4"][0], models["identity"][0], pairs, channel="rgb",
+                                       show_progress=False)
+    # The identity errs by 8 levels on a share f of the rows in every channel: MSE 64 f.
+    baseline = [10 * math.log10(255**2 / (64 * f)) for f in (1 / 2, 1 / 2, 1 / 16)]
+    assert [s.psnr for s in result.baseline_scores] == pytest.approx(baseline, abs=1e-5)  # float32 k/255
+    assert result.improvement["improved"] == 2 and result.improvement["hard_improved"] == 2
+    assert result.improvement["baseline_mean_psnr_rgb"] == pytest.approx(sum(baseline) / 3, abs=1e-5)
+    assert "baseline_mean_psnr_y" not in result.improvement
+    assert result.miou == (1.0, 0.0)  # mIoR / mIoB stay on Y
+    evaluation.write_csv(tmp_path / "rgb.csv", result.scores)
+    with open(tmp_path / "rgb.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["name", "input", "target", "psnr_rgb", "ssim_rgb"]
+    assert float(rows[0]["psnr_rgb"]) == pytest.approx(PLUS4_PSNR_RGB, abs=1e-6)
+
+
+# --- x8 self-ensemble -------------------------------------------------------------
+
+
+class ColumnRamp(keras.Model):
+    """Adds ``step * column`` to every pixel: a model that is not flip/rotation equivariant."""
+
+    def __init__(self, step, **kwargs):
+        super().__init__(**kwargs)
+        self.step = step
+
+    def call(self, x, training=False):
+        ramp = tf.cast(tf.range(tf.shape(x)[2]), x.dtype) * self.step
+        return x + ramp[tf.newaxis, tf.newaxis, :, tf.newaxis]
+
+
+def test_restore_image_self_ensemble_equivariant_and_by_hand(models):
+    height, width = ODD_SIZE
+    image = np.random.default_rng(2).random(ODD_SIZE + (3,)).astype(np.float32)
+    # The identity and x + 4/255 are equivariant: the ensemble is the plain output.
+    for name in ("identity", "plus4"):
+        model = models[name][0]
+        np.testing.assert_allclose(evaluation.restore_image(model, image, self_ensemble=True),
+                                   evaluation.restore_image(model, image), atol=1e-6)
+    step = 0.01
+    ramp = ColumnRamp(step)
+    half = 0.5 * image
+    np.testing.assert_allclose(evaluation.restore_image(ramp, half), half + step * np.arange(width)[:, None],
+                               atol=1e-6)
+    # The ramp runs along each of +x, -x, +y, -y twice; averaged back it is a constant.
+    np.testing.assert_allclose(evaluation.restore_image(ramp, half, self_ensemble=True),
+                               half + step * (height + width - 2) / 4, atol=1e-6)
+
+
+def test_evaluate_model_self_ensemble(models, rain_set):
+    folder, rainy, clean = rain_set
+    pairs = pairing.find_pairs(folder)
+    plain = evaluation.evaluate_model(models["identity"][0], pairs, show_progress=False)
+    assert evaluation.evaluate_model(models["identity"][0], pairs, self_ensemble=True, show_progress=False) == plain
+    step = 0.002
+    ramp = ColumnRamp(step)
+    height, width = SIZE
+    scores, summary = evaluation.evaluate_model(ramp, pairs, self_ensemble=True, quantize=False, channel="rgb",
+                                                show_progress=False)
+    for score, r, c in zip(scores, as_read(rainy), as_read(clean)):
+        by_hand = r.astype(np.float64) + step * (height + width - 2) / 4
+        assert score.psnr == pytest.approx(metrics.psnr_rgb(by_hand, c), abs=1e-4)
+        assert score.ssim == pytest.approx(metrics.ssim_rgb(by_hand, c), abs=1e-6)
+    _, one_pass = evaluation.evaluate_model(ramp, pairs, quantize=False, channel="rgb", show_progress=False)
+    assert abs(one_pass.psnr - summary.psnr) > 0.1
+
+
+def shift_conv_model():
+    """``0.75 x + 0.25 x[i, j - 1]`` (zero padded): a saveable model that is not equivariant."""
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 3, padding="same", use_bias=False)])
+    kernel = np.zeros((3, 3, 3, 3), np.float32)
+    for c in range(3):
+        kernel[1, 1, c, c] = 0.75
+        kernel[1, 0, c, c] = 0.25
+    model.layers[-1].set_weights([kernel])
+    return model
+
+
+def test_cli_channel_rgb_and_self_ensemble_with_baseline(models, rain_set, tmp_path):
+    folder, _, _ = rain_set
+    pairs = pairing.find_pairs(folder)
+    model = shift_conv_model()
+    path = tmp_path / "shift.keras"
+    model.save(path)
+    expected = evaluation.compare_models(model, models["identity"][0], pairs, channel="rgb", self_ensemble=True,
+                                         show_progress=False)
+    _, one_pass = evaluation.evaluate_model(model, pairs, channel="rgb", show_progress=False)
+    assert one_pass.line() != expected.summary.line()
+    table = tmp_path / "scores.csv"
+    result = run_evaluate(f"--model={path}", f"--baseline_model={models['identity'][1]}", f"--input_dir={folder}",
+                          "--channel=rgb", "--self_ensemble", f"--csv={table}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = stdout_lines(result)
+    assert lines[-1] == expected.summary.line() and SUMMARY_RGB.match(lines[-1])
+    assert lines[-4] == f"baseline: {expected.baseline_summary.line()}"
+    assert lines[-4].startswith("baseline: n=3 psnr_rgb=")
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:5] == ["name", "input", "target", "psnr_rgb", "ssim_rgb"]
+    assert "baseline_psnr_rgb" in rows[0] and "baseline_ssim_rgb" in rows[0] and "psnr_y" not in rows[0]
+    for row, score in zip(rows, expected.scores):
+        assert float(row["psnr_rgb"]) == pytest.approx(score.psnr, abs=1e-6)
 
 
 # --- the command-line tool ---------------------------------------------------

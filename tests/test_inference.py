@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import cv2
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -234,6 +235,167 @@ def test_load_errors_name_the_path(tmp_path):
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
     with pytest.raises(io.DataError, match="could not load model .*bad.keras"):
         inference.load_restorer(tmp_path / "bad.keras")
+
+
+# --------------------------------------------------------------------------
+# x8 self-ensemble.
+# --------------------------------------------------------------------------
+
+
+def shifted(x, dy, dx):
+    """``out[..., i, j, :] = x[..., i - dy, j - dx, :]``, zero where that falls outside."""
+    out = np.zeros_like(x)
+    height, width = x.shape[-3], x.shape[-2]
+    out[..., max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0), :] = x[
+        ..., max(-dy, 0) : height - max(dy, 0), max(-dx, 0) : width - max(dx, 0), :
+    ]
+    return out
+
+
+def shift_restorer(batch):
+    """A local model that is not rotation/flip equivariant: ``0.75 x + 0.25 x[i, j - 1]`` (zero padded)."""
+    batch = np.asarray(batch, dtype=np.float32)
+    return 0.75 * batch + 0.25 * shifted(batch, 0, 1)
+
+
+def shift_ensemble_by_hand(image):
+    # The 8 transforms carry "one pixel to the left" to each of the 4 directions twice.
+    neighbours = shifted(image, 0, 1) + shifted(image, 0, -1) + shifted(image, 1, 0) + shifted(image, -1, 0)
+    return 0.75 * image + 0.25 * neighbours / 4
+
+
+def ramp_restorer(step):
+    """Adds ``step * column`` to every pixel: not equivariant, and it depends on the width it is given."""
+    def restore(batch):
+        batch = np.asarray(batch, dtype=np.float32)
+        return batch + np.float32(step) * np.arange(batch.shape[2], dtype=np.float32)[None, None, :, None]
+    return restore
+
+
+def shift_conv_model():
+    """``shift_restorer`` as a saveable Keras model: a fixed 3x3 convolution, zero padded."""
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 3, padding="same", use_bias=False)])
+    kernel = np.zeros((3, 3, 3, 3), np.float32)
+    for c in range(3):
+        kernel[1, 1, c, c] = 0.75
+        kernel[1, 0, c, c] = 0.25  # cross-correlation: x[i, j - 1]
+    model.layers[-1].set_weights([kernel])
+    return model
+
+
+def test_ensemble_transforms_are_the_eight_flips_and_rotations():
+    x = random_image(3, 5)
+    transforms = inference.ENSEMBLE_TRANSFORMS
+    assert transforms == ((False, 0), (False, 1), (False, 2), (False, 3), (True, 0), (True, 1), (True, 2), (True, 3))
+    moved = [inference.transform_image(x, t) for t in transforms]
+    expected = [np.rot90(x, k) for k in range(4)] + [np.rot90(x[:, ::-1], k) for k in range(4)]
+    for m, e in zip(moved, expected):
+        np.testing.assert_array_equal(m, e)
+    assert [m.shape[:2] for m in moved] == [(3, 5), (5, 3)] * 4
+    for i in range(8):
+        for j in range(i):
+            assert moved[i].shape != moved[j].shape or not np.array_equal(moved[i], moved[j])
+    for t, m in zip(transforms, moved):
+        np.testing.assert_array_equal(inference.untransform_image(m, t), x)
+    batch = np.stack([x, 0.5 * x])
+    for t in transforms:
+        np.testing.assert_array_equal(inference.transform_image(batch, t, axes=(1, 2))[1],
+                                      inference.transform_image(0.5 * x, t))
+
+
+@pytest.mark.parametrize("height, width", [(13, 21), (16, 16), (21, 13)])
+def test_self_ensemble_of_equivariant_models_is_the_plain_output(height, width):
+    image = random_image(height, width)
+    np.testing.assert_allclose(
+        inference.restore_tiled(identity, image, tile=64, overlap=8, self_ensemble=True), image, atol=1e-6
+    )
+    keras.utils.set_random_seed(5)
+    per_pixel = keras.Sequential([
+        keras.Input((None, None, 3)),
+        keras.layers.Conv2D(8, 1, activation="tanh"),
+        keras.layers.Conv2D(3, 1, activation="sigmoid"),
+    ])
+    restorer = inference.restorer_from_model(per_pixel)
+    plain = restorer(image[np.newaxis])[0]
+    assert np.abs(plain - image).mean() > 0.02  # not the identity
+    for tile_batch in (1, 8):
+        ensembled = inference.restore_tiled(restorer, image, tile=64, overlap=8, tile_batch=tile_batch,
+                                            self_ensemble=True)
+        np.testing.assert_allclose(ensembled, plain, atol=1e-6)
+
+
+@pytest.mark.parametrize("height, width", [(12, 20), (20, 12), (15, 15)])
+def test_self_ensemble_of_a_ramp_adding_model_by_hand(height, width):
+    step = 0.02
+    image = 0.5 * random_image(height, width)
+    calls = []
+
+    def spy(batch):
+        calls.append(batch.shape)
+        return ramp_restorer(step)(batch)
+
+    plain = inference.restore_tiled(spy, image, tile=32, overlap=8)
+    np.testing.assert_allclose(plain, image + step * np.arange(width)[None, :, None], atol=1e-6)
+    # Under the 8 transforms the ramp runs along +x, -x, +y and -y twice each; going back
+    # and averaging, j + (W - 1 - j) and i + (H - 1 - i) leave a constant step * (H + W - 2) / 4.
+    expected = image + step * (height + width - 2) / 4
+    for tile_batch, call_count in ((1, 8), (3, 4), (8, 2)):
+        calls.clear()
+        ensembled = inference.restore_tiled(spy, image, tile=32, overlap=8, tile_batch=tile_batch, self_ensemble=True)
+        np.testing.assert_allclose(ensembled, expected, atol=1e-6)
+        assert len(calls) == call_count  # one tile: the transforms of one shape are batched
+        assert sorted({shape[1:3] for shape in calls}) == sorted({(height, width), (width, height)})
+    np.testing.assert_allclose(
+        inference.self_ensemble(lambda x: ramp_restorer(step)(x[np.newaxis])[0], image), expected, atol=1e-6
+    )
+
+
+def test_self_ensemble_with_tiling_on_a_non_square_image_larger_than_the_tile():
+    image = random_image(37, 53)
+    calls = []
+
+    def spy(batch):
+        calls.append(batch.shape)
+        return shift_restorer(batch)
+
+    expected = shift_ensemble_by_hand(image)
+    out = inference.restore_tiled(spy, image, tile=24, overlap=8, align=1, self_ensemble=True)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    assert all(h <= 24 and w <= 24 for _, h, w, _ in calls)
+    tiles = len(list(inference.tile_grid(37, 53, tile=24, overlap=8, align=1)))
+    assert tiles == 6 == len(list(inference.tile_grid(53, 37, tile=24, overlap=8, align=1)))
+    assert len(calls) == 8 * tiles  # each transformed image tiled on its own
+    # The same with batched tiles, the default alignment (16), and against the ensemble of whole images.
+    np.testing.assert_allclose(
+        inference.restore_tiled(shift_restorer, image, tile=24, overlap=8, tile_batch=4, self_ensemble=True),
+        expected, atol=1e-5,
+    )
+    whole = inference.self_ensemble(lambda x: shift_restorer(x[np.newaxis])[0], image)
+    np.testing.assert_allclose(whole, expected, atol=1e-6)
+    # The model is not equivariant, so the ensemble really differs from one pass.
+    plain = inference.restore_tiled(shift_restorer, image, tile=24, overlap=8, align=1)
+    np.testing.assert_allclose(plain, shift_restorer(image[np.newaxis])[0], atol=1e-5)
+    assert np.abs(plain - out).max() > 0.05
+
+
+def test_self_ensemble_refuses_a_restorer_that_changes_the_shape():
+    with pytest.raises(ValueError, match=r"restoring a transformed image of shape \(5, 3, 3\) gave shape \(3, 5, 3\)"):
+        inference.self_ensemble(lambda x: np.zeros((3, 5, 3), np.float32), random_image(3, 5))
+
+
+def test_cli_self_ensemble_with_tiling(tmp_path):
+    model_path = tmp_path / "shift.keras"
+    shift_conv_model().save(model_path)
+    src = tmp_path / "in"
+    src.mkdir()
+    write_png(src / "wide.png", random_image(37, 53))
+    image = io.read_image(src / "wide.png")
+    result = run_cli(f"--model={model_path}", f"--input={src}", f"--output_dir={tmp_path / 'out'}", "--tile=24",
+                     "--overlap=8", "--align=1", "--self_ensemble")
+    assert result.returncode == 0, result.stderr[-3000:]
+    restored = io.read_image(tmp_path / "out" / "wide.png")
+    np.testing.assert_allclose(restored, shift_ensemble_by_hand(image), atol=0.5 / 255 + 1e-5)
+    assert np.abs(restored - shift_restorer(image[np.newaxis])[0]).max() > 0.05
 
 
 # --------------------------------------------------------------------------

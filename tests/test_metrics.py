@@ -160,6 +160,90 @@ def test_psnr_matches_scikit_image_on_y():
     assert metrics.psnr_y(a, b) == pytest.approx(reference, abs=1e-9)
 
 
+# --- RGB (channel="rgb"), BasicSR's test_y_channel=False --------------------------
+
+
+@pytest.mark.parametrize("levels", [1, 3, 10])
+def test_rgb_psnr_of_a_constant_offset(levels):
+    # Every channel of every pixel off by `levels` grey levels: MSE = levels^2.
+    a = np.full((16, 24, 3), 100, np.uint8)
+    b = a + np.uint8(levels)
+    expected = 20 * math.log10(255.0 / levels)
+    assert metrics.psnr_rgb(a, b) == pytest.approx(expected, abs=1e-9)
+    assert metrics.psnr_ssim(a, b, channel="rgb")[0] == pytest.approx(expected, abs=1e-9)
+    if levels == 1:
+        assert metrics.psnr_rgb(a, b) == pytest.approx(48.1308036087, abs=1e-9)
+
+
+def test_rgb_psnr_one_channel_half_the_pixels():
+    # Green off by 6 levels on half the pixels, R and B equal:
+    # MSE over all 3 channels = 36 * (1/2) / 3 = 6.
+    rng = np.random.default_rng(3)
+    a = rng.integers(10, 240, (20, 30, 3), dtype=np.uint8)
+    b = a.copy()
+    b[:10, :, 1] += 6
+    assert metrics.psnr_rgb(a, b) == pytest.approx(10 * math.log10(255.0**2 / 6.0), abs=1e-9)
+    # Y sees only the green weight: 6 * 128.553 / 255 on half the pixels.
+    assert metrics.psnr_y(a, b) == pytest.approx(10 * math.log10(255.0**2 / ((6 * 128.553 / 255) ** 2 / 2)), abs=1e-9)
+
+
+def test_rgb_ssim_one_flat_channel_differs_by_hand():
+    # R and G identical (textured): SSIM 1 each. B flat black vs flat white:
+    # sigma = 0, mu = 0 and 255, so SSIM_B = C1 / (255^2 + C1), C1 = (0.01 * 255)^2.
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    a[..., 2] = 0
+    b = a.copy()
+    b[..., 2] = 255
+    c1 = 6.5025
+    expected = (1 + 1 + c1 / (255.0**2 + c1)) / 3
+    assert metrics.ssim_rgb(a, b) == pytest.approx(expected, abs=1e-12)
+    assert metrics.psnr_ssim(a, b, channel="rgb")[1] == pytest.approx(expected, abs=1e-12)
+    assert expected == pytest.approx(0.66670000, abs=1e-7)
+
+
+@pytest.mark.parametrize("seed, size, crop_border", [(20, (40, 48), 0), (21, (33, 57), 4), (22, (64, 23), 1)])
+def test_rgb_ssim_matches_scikit_image_on_the_valid_region(seed, size, crop_border):
+    # scikit-image filters the whole image (reflect padding) but averages only
+    # the map cropped by (win_size - 1) // 2 = 5 pixels: the valid region, as
+    # here. So the two agree to float rounding, not just to 1e-4.
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, size + (3,), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-25, 26, a.shape), 0, 255).astype(np.uint8)
+    k = crop_border
+    a_c, b_c = (x[k : x.shape[0] - k, k : x.shape[1] - k].astype(np.float64) for x in (a, b))
+    reference = structural_similarity(
+        a_c, b_c, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1
+    )
+    assert metrics.ssim_rgb(a, b, crop_border=k) == pytest.approx(reference, abs=1e-7)
+    per_channel = [
+        structural_similarity(a_c[..., c], b_c[..., c], gaussian_weights=True, sigma=1.5,
+                              use_sample_covariance=False, data_range=255)
+        for c in range(3)
+    ]
+    assert metrics.ssim_rgb(a, b, crop_border=k) == pytest.approx(np.mean(per_channel), abs=1e-7)
+
+
+def test_rgb_psnr_matches_basicsr_formula():
+    # BasicSR calculate_psnr(test_y_channel=False): float64, 0-255, MSE over H, W and C.
+    rng = np.random.default_rng(23)
+    a = rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    mse = np.mean((a.astype(np.float64)[2:-2, 2:-2] - b.astype(np.float64)[2:-2, 2:-2]) ** 2)
+    assert metrics.psnr_rgb(a, b, crop_border=2) == pytest.approx(10 * np.log10(255.0**2 / mse), abs=1e-12)
+
+
+def test_psnr_ssim_equals_the_single_metrics_and_checks_the_channel():
+    a, b = random_pair(24, noise=0.08)
+    for channel, y in (("y", True), ("rgb", False)):
+        p, s = metrics.psnr_ssim(a, b, crop_border=2, channel=channel)
+        assert p == metrics.psnr(a, b, 2, y_channel=y)
+        assert s == metrics.ssim(a, b, 2, y_channel=y)
+    assert metrics.CHANNELS == ("y", "rgb")
+    with pytest.raises(ValueError, match=r"unknown channel 'Y': choose one of y, rgb"):
+        metrics.psnr_ssim(a, b, channel="Y")
+
+
 # --- TensorFlow twin ---------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from erlrestore import color, metrics
+from erlrestore import color, inference, metrics
 from erlrestore.data.pairing import Pair
 from erlrestore.data.pipeline import pad_to_min_size, train_dataset
 
@@ -313,6 +313,58 @@ def test_uint8_uint16_and_float_inputs_measure_the_same(data, pair, y_channel):
         else:
             assert value == pytest.approx(reference_psnr, abs=psnr_tol), name
         assert metrics.ssim(a, b, k, y_channel) == pytest.approx(reference_ssim, abs=ssim_tol), name
+
+
+@fixed(60)
+@given(data=st.data(), pair=image_pairs(min_side=SSIM_MIN), channel=st.integers(0, 2))
+def test_rgb_metrics_of_a_one_channel_difference(data, pair, channel):
+    # Only one channel differs: RGB PSNR's MSE is that channel's MSE / 3, so
+    # PSNR_RGB = PSNR of the channel + 10 log10(3); RGB SSIM = (1 + 1 + SSIM of the channel) / 3,
+    # the channel's SSIM being RGB SSIM of the grey images made of that channel.
+    a, other = pair
+    b = a.copy()
+    b[..., channel] = other[..., channel]
+    k = data.draw(crop_borders(a.shape, SSIM_MIN), label="crop_border")
+    diff = crop(metrics.to_255(a[..., channel]) - metrics.to_255(b[..., channel]), k)
+    mse = float(np.mean(diff**2))
+    psnr_rgb, ssim_rgb = metrics.psnr_ssim(a, b, k, channel="rgb")
+    if mse == 0:
+        assert psnr_rgb == math.inf
+    else:
+        assert psnr_rgb == pytest.approx(10 * math.log10(255.0**2 / mse) + 10 * math.log10(3.0), abs=1e-9)
+    grey_a, grey_b = (np.repeat(x[..., channel : channel + 1], 3, axis=-1) for x in (a, b))
+    assert ssim_rgb == pytest.approx((2 + metrics.ssim_rgb(grey_a, grey_b, k)) / 3, abs=1e-12)
+
+
+def _not_equivariant(batch):
+    """A fixed map that no flip or rotation commutes with: a one-pixel shift plus a ramp along the width."""
+    batch = np.asarray(batch, dtype=np.float32)
+    shifted = np.zeros_like(batch)
+    shifted[:, :, 1:] = batch[:, :, :-1]
+    ramp = np.linspace(0.0, 0.1, batch.shape[2], dtype=np.float32)[None, None, :, None]
+    return 0.6 * batch + 0.3 * shifted + ramp
+
+
+@fixed(60)
+@given(height=st.integers(1, 14), width=st.integers(1, 14), transform=st.sampled_from(inference.ENSEMBLE_TRANSFORMS),
+       seed=st.integers(0, 2**16), tile=st.sampled_from([6, 16]))
+def test_the_self_ensemble_of_any_model_commutes_with_flips_and_rotations(height, width, transform, seed, tile):
+    # ensemble(T x) = mean_g g^-1 f(g T x) = T mean_h h^-1 f(h x) = T ensemble(x), h = g T;
+    # with tiling (tile 6: several tiles, non-square ones after rotation) as without.
+    image = np.random.default_rng(seed).random((height, width, 3), dtype=np.float32)
+    ensembled = inference.restore_tiled(_not_equivariant, image, tile=tile, overlap=2, align=1, self_ensemble=True)
+    moved = np.ascontiguousarray(inference.transform_image(image, transform))
+    ensembled_moved = inference.restore_tiled(_not_equivariant, moved, tile=tile, overlap=2, align=1,
+                                              self_ensemble=True)
+    assert ensembled_moved.shape == moved.shape
+    np.testing.assert_allclose(ensembled_moved, inference.transform_image(ensembled, transform), atol=1e-6)
+    assert np.all((ensembled >= 0) & (ensembled <= 1))
+    # An equivariant (per-pixel) model's ensemble is its plain output.
+    np.testing.assert_allclose(
+        inference.restore_tiled(lambda b: np.asarray(b) ** 2, image, tile=tile, overlap=2, align=1,
+                                self_ensemble=True),
+        image**2, atol=1e-6,
+    )
 
 
 # ---------------------------------------------------------------------------

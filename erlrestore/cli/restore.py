@@ -2,7 +2,7 @@
 
     erlrestore-restore --model=runs/memd --input=photo.png --output_dir=restored
     erlrestore-restore --model=savedmodels/erlnet --input=rainy/ --output_dir=restored \\
-        [--tile=512] [--overlap=32] [--tile_batch=1] [--align=0] [--overwrite]
+        [--tile=512] [--overlap=32] [--tile_batch=1] [--align=0] [--overwrite] [--self_ensemble]
 
 ``--model`` is a ``.keras`` file, a training run folder (``final.keras``
 inside), a SavedModel version folder or a SavedModel model folder (the
@@ -11,6 +11,11 @@ images, not recursive). Each restored image is written to ``--output_dir``
 under the input's file name, in the input's format and bit depth (16-bit PNG
 and TIFF stay 16-bit, JPEG is written with quality 95). Images larger than
 ``--tile`` are restored in overlapping tiles (see ``erlrestore.inference``).
+
+``--self_ensemble`` averages the x8 geometric self-ensemble: the model
+restores the 8 flips/rotations of each image, the outputs are transformed
+back and averaged (8 times the model calls). With tiling, each transformed
+image is tiled and restored whole, then the 8 restorations are averaged.
 
 Inputs are never overwritten: an ``--output_dir`` that is the input folder,
 or would put an output onto an input file, is refused. ``--overwrite`` only
@@ -50,6 +55,8 @@ def define_flags():
         "Tiles start at multiples of this; 0: the model's padding multiple (16 when unknown, e.g. SavedModels).",
     )
     flags.DEFINE_boolean("overwrite", False, "Replace existing output files (inputs are never replaced).")
+    flags.DEFINE_boolean("self_ensemble", False, "Average the x8 flip/rotation self-ensemble (8 times the model "
+                         "calls; each transformed image is tiled and restored, transformed back, then averaged).")
     define_max_image_pixels_flag()
     flags.mark_flag_as_required("model")
     flags.mark_flag_as_required("input")
@@ -86,6 +93,7 @@ def main(argv):
             align=FLAGS.align or None,
             tile_batch=FLAGS.tile_batch,
             overwrite=FLAGS.overwrite,
+            self_ensemble=FLAGS.self_ensemble,
         )
     except (io.DataError, ValueError) as error:
         return fail(error)
