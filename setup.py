@@ -20,6 +20,8 @@ setuptools.setup(
         "keras>=3.0",
         "numpy",
         "opencv-python-headless",
+        # Reads image headers (sizes) without decoding, to refuse decompression bombs first.
+        "imagesize>=1.4",
         "absl-py",
         # TensorFlow 2.21 no longer pulls it in; training logs scalars and images to it.
         "tensorboard",
@@ -27,7 +29,12 @@ setuptools.setup(
     extras_require={
         # scikit-image is used only by the tests, as an independent SSIM reference.
         # The tests also exercise the gRPC client and server paths.
-        "test": ["pytest", "scikit-image", "hypothesis", "tensorflow-serving-api", "matplotlib"],
+        "test": ["pytest", "scikit-image", "hypothesis", "tensorflow-serving-api", "matplotlib",
+                 "tf2onnx", "onnx", "onnxruntime"],
+        # ONNX export (erlrestore-export --format=onnx) and erlrestore-restore --backend=onnxruntime.
+        # Checked with tf2onnx 1.17.0, onnx 1.23.2, onnxruntime 1.32.0 on numpy 2.4 / protobuf 7 / TF 2.21
+        # (tf2onnx 1.17 predates numpy 2; export applies Keras' patch for it).
+        "onnx": ["tf2onnx", "onnx", "onnxruntime"],
         # gRPC for tools/serving_client.py and erlrestore-serve --grpc_port (needs TF >= 2.21).
         "grpc": ["tensorflow-serving-api"],
         # Figures of the sweep and loss-fit tools; without it they still write CSVs.

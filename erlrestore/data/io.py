@@ -48,10 +48,11 @@ Choices made where a convention had to be picked:
 """
 
 import os
-import struct
 import uuid
+from io import BytesIO
 
 import cv2
+import imagesize
 import numpy as np
 from absl import logging
 
@@ -160,84 +161,6 @@ def set_max_pixels(limit):
     return previous
 
 
-def _u16(data, offset, order):
-    return struct.unpack_from(order + "H", data, offset)[0]
-
-
-def _u32(data, offset, order):
-    return struct.unpack_from(order + "I", data, offset)[0]
-
-
-def _png_size(data):
-    """(width, height) from a PNG's IHDR chunk (always the first chunk)."""
-    if data[12:16] != b"IHDR":
-        raise ValueError("the first chunk is not IHDR")
-    return _u32(data, 16, ">"), _u32(data, 20, ">")
-
-
-def _jpeg_size(data):
-    """(width, height) from a JPEG's first SOFn frame header."""
-    pos = 2
-    while True:
-        pos = data.find(b"\xff", pos)  # tolerate junk between segments, as libjpeg does
-        if pos < 0:
-            raise IndexError("no marker")
-        while data[pos] == 0xFF:  # fill bytes
-            pos += 1
-        marker = data[pos]
-        pos += 1
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length field
-            continue
-        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame
-            raise ValueError("no frame header (SOFn) before the image data")
-        length = _u16(data, pos, ">")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = _u16(data, pos + 3, ">"), _u16(data, pos + 5, ">")
-            return width, height
-        pos += length
-
-
-def _tiff_size(data):
-    """(width, height) from the first IFD of a classic or Big TIFF."""
-    order = "<" if data[:2] == b"II" else ">"
-    big = _u16(data, 2, order) == 43
-    if big:
-        offset = struct.unpack_from(order + "Q", data, 8)[0]
-        count = struct.unpack_from(order + "Q", data, offset)[0]
-        first, step, value_at = offset + 8, 20, 12
-    else:
-        offset = _u32(data, 4, order)
-        count = _u16(data, offset, order)
-        first, step, value_at = offset + 2, 12, 8
-    found = {}
-    for index in range(count):
-        entry = first + index * step
-        tag, kind = _u16(data, entry, order), _u16(data, entry + 2, order)
-        if tag in (256, 257):  # ImageWidth, ImageLength
-            code = {3: "H", 4: "I", 16: "Q"}.get(kind)
-            if code is None:
-                raise ValueError(f"tag {tag} has an unexpected type {kind}")
-            found[tag] = struct.unpack_from(order + code, data, entry + value_at)[0]
-            if len(found) == 2:
-                break
-    if len(found) < 2:
-        raise ValueError("the first image directory has no ImageWidth/ImageLength")
-    return found[256], found[257]
-
-
-def _webp_size(data):
-    """(width, height) from a WebP's VP8X, VP8L or VP8 chunk."""
-    chunk = data[12:16]
-    if chunk == b"VP8X":
-        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
-    if chunk == b"VP8L":
-        bits = _u32(data, 21, "<")
-        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
-    if chunk == b"VP8 ":
-        return _u16(data, 26, "<") & 0x3FFF, _u16(data, 28, "<") & 0x3FFF
-    raise ValueError(f"unknown WebP chunk {chunk!r}")
-
-
 class HeaderError(ValueError):
     """An image header that cannot be read; the message says why ("has a ... header")."""
 
@@ -245,15 +168,21 @@ class HeaderError(ValueError):
 _READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WebP")  # what read_image decodes (OpenCV)
 
 
-def _bmp_size(data):
-    if _u32(data, 14, "<") == 12:  # OS/2 core header: 16-bit sizes
-        return _u16(data, 18, "<"), _u16(data, 20, "<")
-    width, height = struct.unpack_from("<ii", data, 18)
-    return abs(width), abs(height)  # negative height: top-down rows
-
-
-def _gif_size(data):
-    return _u16(data, 6, "<"), _u16(data, 8, "<")
+def _kind_of(data):
+    """The format ``data`` is in, judged by its magic bytes (None: none we read)."""
+    if data.startswith(_PNG_SIGNATURE):
+        return "PNG"
+    if data.startswith(_JPEG_SOI):
+        return "JPEG"
+    if data.startswith(b"BM"):
+        return "BMP"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "TIFF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return None
 
 
 def declared_size(data):
@@ -261,31 +190,25 @@ def declared_size(data):
 
     Formats: PNG, JPEG, BMP, GIF, TIFF and WebP, judged by content. Returns
     None for data in other formats; raises :class:`HeaderError` for a header
-    cut short or corrupt. The serving code uses it too, to refuse
-    decompression bombs before TensorFlow decodes them.
+    cut short or corrupt. The header is read by the ``imagesize`` library
+    (header only, no pixel data; sizes as stored, without applying an EXIF
+    rotation, as OpenCV decodes them here); OpenCV does the decoding. The
+    serving code uses it too, to refuse decompression bombs before
+    TensorFlow decodes them.
     """
     if not isinstance(data, bytes):
         data = bytes(data)
-    if data.startswith(_PNG_SIGNATURE):
-        kind, reader = "PNG", _png_size
-    elif data.startswith(_JPEG_SOI):
-        kind, reader = "JPEG", _jpeg_size
-    elif data.startswith(b"BM"):
-        kind, reader = "BMP", _bmp_size
-    elif data.startswith((b"GIF87a", b"GIF89a")):
-        kind, reader = "GIF", _gif_size
-    elif data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        kind, reader = "TIFF", _tiff_size
-    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        kind, reader = "WebP", _webp_size
-    else:
+    kind = _kind_of(data)
+    if kind is None:
         return None
     try:
-        width, height = reader(data)
-    except (IndexError, struct.error, OverflowError):
+        width, height = imagesize.get(BytesIO(data), exif_rotation=False)
+    except Exception:  # imagesize raises several types for a header cut short (struct.error, ValueError...)
         raise HeaderError(f"has a truncated or corrupt {kind} header") from None
-    except ValueError as exc:
-        raise HeaderError(f"has a corrupt {kind} header: {exc}") from None
+    if width < 0 or height < 0:  # imagesize's answer for a header it cannot read
+        if kind == "GIF" and len(data) >= 10:  # imagesize 2.0 reads GIF's unsigned 16-bit sizes as signed
+            return kind, int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+        raise HeaderError(f"has a truncated or corrupt {kind} header")
     return kind, width, height
 
 
