@@ -49,3 +49,17 @@ def test_training_shows_its_own_progress_but_no_checkpoint_info_lines(tmp_path):
     assert "stage II (2/3) step 2/2: fre " in result.stderr
     assert "Epoch" not in result.stderr
     assert not [word for word in NOISE + ("remapper",) if word in result.stderr], result.stderr
+
+
+def test_export_prints_where_it_wrote_and_no_tensorflow_info(tmp_path):
+    train = subprocess.run([sys.executable, "-m", "erlrestore.cli.train", "--flagfile=flags/tiny/memd.flags",
+                            f"--model_dir={tmp_path / 'run'}", "--verbose=0"], capture_output=True, text=True,
+                           timeout=600, cwd=REPO, env=_env())
+    assert train.returncode == 0, train.stderr[-3000:]
+    export = subprocess.run([sys.executable, "-m", "erlrestore.cli.export", f"--model={tmp_path / 'run'}",
+                             f"--base_dir={tmp_path / 'savedmodels'}"], capture_output=True, text=True, timeout=600,
+                            env=_env())
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert export.stdout.strip().endswith(str(tmp_path / "savedmodels" / "run" / "1"))
+    assert "INFO:tensorflow" not in export.stderr and "Assets written" not in export.stderr
+    assert not [word for word in NOISE if word in export.stderr], export.stderr

@@ -70,6 +70,7 @@ def quiet():
         return
     _import_tensorflow_quietly()
     logging.get_absl_handler().addFilter(_OwnInfoOnly())
+    python_logging.getLogger("tensorflow").setLevel(python_logging.WARNING)  # "INFO:tensorflow:Assets written"
 
 
 quiet()
