@@ -261,7 +261,10 @@ class PadToMultiple(keras.layers.Layer):
         x = inputs
         for axis in (1, 2):
             size = shape[axis]
-            pad = (-size) % self.multiple
+            # Non-negative operands only: ``(-size) % multiple`` gives the same in TF, but
+            # converters (tf2onnx for ONNX) lower integer FloorMod to a truncating division,
+            # which made the pad negative (a 321x481 image came back 320x480).
+            pad = (self.multiple - size % self.multiple) % self.multiple
             x = tf.gather(x, _pad_indices(size, pad, self.mode), axis=axis)
         return x
 
