@@ -46,6 +46,25 @@ Choices where the spec is silent:
   integers), and a failed export leaves nothing behind.
 * Model names must be a single folder name of letters, digits, ``.``, ``_``
   and ``-`` not starting with ``.`` (they appear in TF Serving's URLs).
+* ONNX (:func:`export_onnx`, ``erlrestore-export --format=onnx``, needs the
+  ``onnx`` extra: tf2onnx, onnx, onnxruntime) uses the same naming and
+  versioning but writes ``<base_dir>/<name>/<version>/model.onnx``
+  (default base folder ``onnx``: TF Serving cannot load such a version, so
+  keep them out of its folder; versions are shared with any SavedModels in
+  the same ``<base_dir>/<name>``). The graph is ``serving_default``'s:
+  input ``images`` float32 ``[N, H, W, 3]`` in [0, 1] with dynamic ``N``,
+  ``H`` and ``W``, output ``restored`` (same shape, float32, clipped to
+  [0, 1]); there is no bytes signature (decode and encode outside). The
+  model's padding multiple is stored in the ONNX metadata
+  (``erlrestore.multiple``) so tiled restoration aligns its tiles as for
+  the Keras model. It is converted with tf2onnx (as ``model.export(...,
+  format="onnx")`` does) from the traced TensorFlow graph, so the
+  pad-to-multiple and crop-back stay dynamic; ``PadToMultiple`` computes
+  its pad with non-negative operands only, because tf2onnx lowers integer
+  ``FloorMod`` to a truncating division (a negative dividend gave a
+  negative pad: 321x481 came back 320x480). Models with a mixed-precision
+  policy are converted as traced (float16/bfloat16 ops); onnxruntime's CPU
+  provider may lack some of them, so export float32 models.
 * TensorFlow Lite export is not provided: with TF 2.21 a converted model of
   these networks kept unfrozen resource variables and produced NaN in the
   (deprecated) ``tf.lite.Interpreter``.
@@ -54,6 +73,7 @@ Choices where the spec is silent:
 import os
 import re
 import shutil
+import warnings
 
 import keras
 import tensorflow as tf
@@ -67,6 +87,10 @@ IMAGES_KEY = "images"
 RESTORED_KEY = "restored"
 IMAGE_BYTES_KEY = "image_bytes"
 RESTORED_BYTES_KEY = "restored_bytes"
+
+ONNX_FILE = "model.onnx"  # inside an ONNX version folder
+ONNX_MULTIPLE_KEY = "erlrestore.multiple"  # ONNX metadata: the model's padding multiple (tile alignment)
+FORMATS = ("saved_model", "onnx")
 
 RUN_MODEL_FILE = "final.keras"  # what erlrestore-train writes in its model folder
 
@@ -149,12 +173,17 @@ def _to_png(image):
     return tf.io.encode_png(tf.cast(levels, tf.uint8))
 
 
+def _restore(model, images):
+    """``serving_default``'s computation (also the ONNX graph's): run, cast to float32, clip to [0, 1]."""
+    restored = tf.cast(model(images, training=False), tf.float32)
+    return tf.clip_by_value(restored, 0.0, 1.0)
+
+
 def build_archive(model):
     """A ``keras.export.ExportArchive`` of ``model`` with both signatures (not yet written)."""
 
     def restore(images):
-        restored = tf.cast(model(images, training=False), tf.float32)
-        return tf.clip_by_value(restored, 0.0, 1.0)
+        return _restore(model, images)
 
     # The python argument names become the signatures' input keys.
     def serving_default(images):
@@ -203,6 +232,20 @@ def export_savedmodel(model_or_path, base_dir="savedmodels", name=None, version=
       ValueError: a bad name or version.
       FileExistsError: the version exists already.
     """
+
+    def prepare(model):
+        archive = build_archive(model)  # traces both signatures before anything touches the disk
+        return lambda folder: archive.write_out(folder, verbose=False)
+
+    return _export_version(model_or_path, base_dir, name, version, prepare)
+
+
+def _export_version(model_or_path, base_dir, name, version, prepare):
+    """Resolves the model, name and version, then writes ``<base_dir>/<name>/<version>/`` atomically.
+
+    ``prepare(model)`` does all the work that may fail before the disk is
+    touched and returns ``write(folder)``, which fills the temporary folder.
+    """
     explicit_name = name is not None
     if version is not None:
         _check_version(version)
@@ -229,7 +272,7 @@ def export_savedmodel(model_or_path, base_dir="savedmodels", name=None, version=
             )
 
     refuse_existing()
-    archive = build_archive(model)  # traces both signatures before anything touches the disk
+    write = prepare(model)
 
     created_model_dir = not os.path.isdir(model_dir)
     os.makedirs(model_dir, exist_ok=True)
@@ -237,7 +280,7 @@ def export_savedmodel(model_or_path, base_dir="savedmodels", name=None, version=
     try:
         if os.path.lexists(temp):  # left by a killed export that had this process id
             shutil.rmtree(temp)
-        archive.write_out(temp, verbose=False)
+        write(temp)
         refuse_existing()  # another export may have taken this version meanwhile
         os.rename(temp, destination)
     except BaseException:
@@ -249,3 +292,67 @@ def export_savedmodel(model_or_path, base_dir="savedmodels", name=None, version=
                 pass
         raise
     return destination
+
+
+def _import_onnx_tools():
+    """(tf2onnx, onnx), with tf2onnx patched for NumPy 2 as Keras does; ImportError names the extra."""
+    try:
+        import onnx
+        import tf2onnx
+    except ImportError as error:
+        raise ImportError(
+            f"ONNX export needs tf2onnx and onnx ({error}); install them with pip install 'erlrestore[onnx]'"
+        ) from error
+    try:  # Keras' own fix of tf2onnx 1.17 for NumPy 2 (np.object, constant folding); private API.
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    except ImportError:
+        pass
+    else:
+        with warnings.catch_warnings():  # its hasattr(np, "object") probe warns under NumPy 2
+            warnings.simplefilter("ignore", FutureWarning)
+            patch_tf2onnx()
+    return tf2onnx, onnx
+
+
+def onnx_function(model):
+    """A ``tf.function`` ``images`` -> ``{"restored": ...}`` computing exactly ``serving_default``."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGES_KEY)])
+    def serving(images):
+        return {RESTORED_KEY: _restore(model, images)}
+
+    return serving
+
+
+def export_onnx(model_or_path, base_dir="onnx", name=None, version=None, opset=None):
+    """Writes ``model_or_path`` as ``<base_dir>/<name>/<version>/model.onnx`` (see the module docstring).
+
+    Arguments, versioning and errors are those of :func:`export_savedmodel`
+    (plus ImportError when tf2onnx/onnx are missing). ``opset`` is the ONNX
+    opset (default: tf2onnx's). Returns the written version folder.
+    """
+    tf2onnx, onnx = _import_onnx_tools()
+
+    def prepare(model):
+        from erlrestore.inference import _pad_multiple
+
+        with tf.device("/cpu:0"):
+            proto, _ = tf2onnx.convert.from_function(
+                onnx_function(model),
+                input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGES_KEY)],
+                opset=opset,
+            )
+        multiple = _pad_multiple(model)
+        if multiple:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = ONNX_MULTIPLE_KEY, str(multiple)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "erlrestore.model", model.name
+        onnx.checker.check_model(proto)
+        def write(folder):
+            os.makedirs(folder)
+            onnx.save_model(proto, os.path.join(folder, ONNX_FILE))
+
+        return write
+
+    return _export_version(model_or_path, base_dir, name, version, prepare)

@@ -214,11 +214,11 @@ def _load_savedmodel(path):
     return Restorer(call, path, multiple=None, keep_alive=loaded)
 
 
-def _latest_version(path):
-    """The largest integer-named sub-folder of ``path`` that holds a saved_model.pb, or None."""
+def _latest_version(path, marker="saved_model.pb"):
+    """The largest integer-named sub-folder of ``path`` that holds ``marker``, or None."""
     versions = []
     for name in os.listdir(path):
-        if name.isdigit() and os.path.isfile(os.path.join(path, name, "saved_model.pb")):
+        if name.isdigit() and os.path.isfile(os.path.join(path, name, marker)):
             versions.append(int(name))
     if not versions:
         return None
@@ -227,11 +227,82 @@ def _latest_version(path):
     return next(
         os.path.join(path, name)
         for name in os.listdir(path)
-        if name.isdigit() and int(name) == best and os.path.isfile(os.path.join(path, name, "saved_model.pb"))
+        if name.isdigit() and int(name) == best and os.path.isfile(os.path.join(path, name, marker))
     )
 
 
-def load_restorer(path):
+# --------------------------------------------------------------------------
+# ONNX models (erlrestore-export --format=onnx) run with onnxruntime.
+# --------------------------------------------------------------------------
+
+BACKENDS = ("tensorflow", "onnxruntime")
+ONNX_FILE = "model.onnx"  # erlrestore.export.ONNX_FILE
+ONNX_MULTIPLE_KEY = "erlrestore.multiple"  # erlrestore.export.ONNX_MULTIPLE_KEY
+
+
+class OnnxRestorer:
+    """A :class:`Restorer`-compatible callable running an ONNX model with onnxruntime (CPU).
+
+    Takes and returns float32 ``[B, H, W, 3]`` NumPy batches in [0, 1]
+    (clipped), like :class:`Restorer`. ``multiple`` is read from the model's
+    metadata (written by :func:`erlrestore.export.export_onnx`), else None.
+    """
+
+    def __init__(self, path, threads=None):
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise io.DataError(
+                f"--backend=onnxruntime needs onnxruntime ({error}); install it with pip install 'erlrestore[onnx]'"
+            ) from error
+        self.source = path
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        try:
+            self._session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise io.DataError(f"could not load ONNX model {path}: {type(error).__name__}: {error}") from error
+        inputs = [i.name for i in self._session.get_inputs()]
+        outputs = [o.name for o in self._session.get_outputs()]
+        if inputs != [INPUT_KEY]:
+            raise io.DataError(f"ONNX model {path} takes inputs {inputs}, not [{INPUT_KEY!r}]")
+        if OUTPUT_KEY not in outputs:
+            raise io.DataError(f"ONNX model {path} returns {outputs}, not {OUTPUT_KEY!r}")
+        metadata = self._session.get_modelmeta().custom_metadata_map
+        try:
+            self.multiple = int(metadata[ONNX_MULTIPLE_KEY])
+        except (KeyError, ValueError):
+            self.multiple = None
+
+    def __call__(self, batch):
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[-1] != 3:
+            raise ValueError(f"a restorer takes a [B, H, W, 3] batch, got shape {batch.shape}")
+        output = self._session.run([OUTPUT_KEY], {INPUT_KEY: batch})[0]
+        output = np.clip(np.asarray(output, dtype=np.float32), 0.0, 1.0)
+        if output.shape != batch.shape:
+            raise ValueError(
+                f"the model from {self.source} turned a batch of shape {batch.shape} into shape "
+                f"{output.shape}; a restoration model must keep the size"
+            )
+        return output
+
+    def __repr__(self):
+        return f"OnnxRestorer(source={self.source!r}, multiple={self.multiple})"
+
+
+def _onnx_file(path):
+    """The model.onnx that ``path`` names (the file, a version folder or a model folder), or None."""
+    if os.path.isfile(path):
+        return path if path.lower().endswith(".onnx") else None
+    if os.path.isfile(os.path.join(path, ONNX_FILE)):
+        return os.path.join(path, ONNX_FILE)
+    version = _latest_version(path, ONNX_FILE)
+    return None if version is None else os.path.join(version, ONNX_FILE)
+
+
+def load_restorer(path, backend="tensorflow"):
     """Loads a restoration model from ``path`` as a :class:`Restorer`.
 
     ``path`` may be:
@@ -249,16 +320,30 @@ def load_restorer(path):
     A folder that is both (``saved_model.pb`` and ``final.keras``) is read
     as a SavedModel.
 
+    With ``backend="onnxruntime"``, ``path`` must instead be a ``.onnx``
+    file, an ONNX version folder holding ``model.onnx`` or a model folder
+    of such version folders (the largest is used), as written by
+    ``erlrestore-export --format=onnx``; it is run by onnxruntime on the CPU
+    (:class:`OnnxRestorer`, as many threads as CPUs). Keras models and
+    SavedModels are not converted on the fly: export them first.
+
     Raises:
       DataError naming ``path`` when it does not exist, is none of the
       above, or cannot be loaded.
+      ValueError for an unknown backend.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "onnxruntime":
+        return _load_onnx(path)
     if pretrained.is_pretrained(path):
         return restorer_from_model(pretrained.load(path), source=path)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise io.DataError(f"model path {path} does not exist")
     if os.path.isfile(path):
+        if os.path.splitext(path)[1].lower() == ".onnx":
+            raise io.DataError(f"model file {path} is an ONNX model: run it with --backend=onnxruntime")
         if os.path.splitext(path)[1].lower() not in (".keras", ".h5"):
             raise io.DataError(
                 f"model file {path} is not a .keras or .h5 file (give a .keras file, a training run "
@@ -273,10 +358,31 @@ def load_restorer(path):
     version = _latest_version(path)
     if version is not None:
         return _load_savedmodel(version)
+    if _onnx_file(path) is not None:
+        raise io.DataError(f"folder {path} holds an ONNX model: run it with --backend=onnxruntime")
     raise io.DataError(
         f"no model found in folder {path}: expected final.keras (a training run), saved_model.pb "
         "(a SavedModel version) or integer-named version folders holding saved_model.pb"
     )
+
+
+def _load_onnx(path):
+    if pretrained.is_pretrained(path):
+        raise io.DataError(
+            f"{path} is a Keras model: --backend=onnxruntime runs ONNX models only; export it first "
+            "with erlrestore-export --format=onnx"
+        )
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise io.DataError(f"model path {path} does not exist")
+    model_file = _onnx_file(path)
+    if model_file is None:
+        raise io.DataError(
+            f"--backend=onnxruntime runs ONNX models only, and {path} is not a .onnx file nor a folder "
+            f"holding {ONNX_FILE} (or integer-named version folders holding it); export a Keras model or "
+            "SavedModel first with erlrestore-export --format=onnx, or use --backend=tensorflow"
+        )
+    return OnnxRestorer(model_file)
 
 
 # --------------------------------------------------------------------------

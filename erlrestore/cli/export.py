@@ -1,7 +1,8 @@
-"""erlrestore-export: write a restoration model as a SavedModel for TensorFlow Serving.
+"""erlrestore-export: write a restoration model as a SavedModel for TensorFlow Serving, or as ONNX.
 
     erlrestore-export --model=runs/memd_rain100l                 # a training run folder (final.keras)
     erlrestore-export --model=memd.keras [--base_dir=savedmodels] [--name=memd] [--version=3]
+    erlrestore-export --model=memd.keras --format=onnx [--base_dir=onnx]   # <base_dir>/<name>/<version>/model.onnx
 
 Writes ``<base_dir>/<name>/<version>/`` (see ``erlrestore.export``) with the
 signatures ``serving_default`` (``images`` -> ``restored``, float32 in [0, 1])
@@ -9,6 +10,13 @@ and ``restore_bytes`` (``image_bytes`` -> ``restored_bytes``, encoded images
 in, PNGs out). ``--name`` defaults to the .keras file's stem or the run
 folder's name; ``--version`` to the largest existing version + 1. An
 existing version is never overwritten.
+
+``--format=onnx`` writes ``<base_dir>/<name>/<version>/model.onnx`` instead
+(same naming and versioning; ``--base_dir`` defaults to ``onnx`` so that a
+TF Serving folder never gets a version it cannot load): input ``images``,
+float32 ``[N, H, W, 3]`` in [0, 1] with dynamic N, H and W, output
+``restored`` (same shape, clipped to [0, 1]), the same computation as
+``serving_default``. Needs ``pip install 'erlrestore[onnx]'``.
 
 The last line on stdout is the written version folder.
 """
@@ -26,7 +34,10 @@ FLAGS = flags.FLAGS
 def define_flags():
     flags.DEFINE_string("model", None, "The model: a .keras file, a training run folder holding final.keras, "
                         "or pretrained:<name> (shipped in the package).")
-    flags.DEFINE_string("base_dir", "savedmodels", "TF Serving's base folder; models go to <base_dir>/<name>/.")
+    flags.DEFINE_enum("format", "saved_model", ["saved_model", "onnx"],
+                      "saved_model: a SavedModel for TF Serving; onnx: <base_dir>/<name>/<version>/model.onnx.")
+    flags.DEFINE_string("base_dir", None, "Base folder; models go to <base_dir>/<name>/<version>/ "
+                        "(default: savedmodels for --format=saved_model, onnx for --format=onnx).")
     flags.DEFINE_string("name", None, "Model name (folder); default: the .keras file's stem or run folder's name.")
     flags.DEFINE_integer("version", None, "Version to write (a positive integer); default: largest existing + 1.")
     flags.mark_flag_as_required("model")
@@ -39,8 +50,9 @@ def main(argv):
         raise app.UsageError(f"--version must be a positive integer, got {FLAGS.version}")
     if FLAGS.name is not None and not FLAGS.name:
         raise app.UsageError("--name may not be empty (omit it to derive the name from --model)")
-    if not FLAGS.base_dir:
+    if FLAGS.base_dir is not None and not FLAGS.base_dir:
         raise app.UsageError("--base_dir may not be empty")
+    base_dir = FLAGS.base_dir or ("onnx" if FLAGS.format == "onnx" else "savedmodels")
     if not pretrained.is_pretrained(FLAGS.model) and not os.path.exists(FLAGS.model):
         raise app.UsageError(f"--model={FLAGS.model} does not exist (a .keras file or a training run folder)")
 
@@ -48,11 +60,10 @@ def main(argv):
     from erlrestore import export
     from erlrestore.data import io
 
+    write = export.export_onnx if FLAGS.format == "onnx" else export.export_savedmodel
     try:
-        path = export.export_savedmodel(
-            FLAGS.model, base_dir=FLAGS.base_dir, name=FLAGS.name, version=FLAGS.version
-        )
-    except (io.DataError, ValueError, OSError) as error:  # FileExistsError is an OSError
+        path = write(FLAGS.model, base_dir=base_dir, name=FLAGS.name, version=FLAGS.version)
+    except (io.DataError, ValueError, OSError, ImportError) as error:  # FileExistsError is an OSError
         return fail(error)
     logging.info("exported %s", path)
     print(path)

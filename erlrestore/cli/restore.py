@@ -6,7 +6,12 @@
 
 ``--model`` is a ``.keras`` file, a training run folder (``final.keras``
 inside), a SavedModel version folder or a SavedModel model folder (the
-largest version is used). ``--input`` is an image file or a folder (its
+largest version is used). With ``--backend=onnxruntime`` it is instead a
+``model.onnx`` file, an ONNX version folder holding one, or an ONNX model
+folder (largest version), as written by ``erlrestore-export --format=onnx``,
+run by onnxruntime on the CPU with the same tiling; a Keras model or
+SavedModel given with ``--backend=onnxruntime`` (or an ONNX model with
+``--backend=tensorflow``) is an error, not converted: export it first. ``--input`` is an image file or a folder (its
 images, not recursive). Each restored image is written to ``--output_dir``
 under the input's file name, in the input's format and bit depth (16-bit PNG
 and TIFF stay 16-bit, JPEG is written with quality 95). Images larger than
@@ -44,6 +49,9 @@ def define_flags():
         "model", None, "A .keras file, a training run folder, a SavedModel (version or model folder), or "
         "pretrained:<name> (shipped in the package)."
     )
+    flags.DEFINE_enum("backend", "tensorflow", ["tensorflow", "onnxruntime"],
+                      "tensorflow: Keras models and SavedModels; onnxruntime: ONNX models (model.onnx, a version "
+                      "folder holding one or a model folder of versions) from erlrestore-export --format=onnx.")
     flags.DEFINE_string("input", None, "An image file or a folder of images to restore.")
     flags.DEFINE_string("output_dir", None, "Where restored images are written (never the input folder).")
     flags.DEFINE_integer("tile", 512, "Largest tile side in pixels; larger images are tiled.")
@@ -83,7 +91,7 @@ def main(argv):
     try:
         # Refuse bad inputs / outputs before the model is loaded.
         inference.output_paths(FLAGS.input, output_dir, overwrite=FLAGS.overwrite)
-        restorer = inference.load_restorer(FLAGS.model)
+        restorer = inference.load_restorer(FLAGS.model, backend=FLAGS.backend)
         written, failures = inference.restore_paths(
             restorer,
             FLAGS.input,
