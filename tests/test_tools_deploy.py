@@ -235,14 +235,16 @@ def test_run_worker_reads_the_result_line(monkeypatch):
 def test_run_worker_failure_names_the_worker_and_shows_stderr(monkeypatch):
     script = "import sys; sys.stderr.write('boom: out of memory\\n'); sys.exit(3)"
     monkeypatch.setattr(bench, "_worker_command", lambda *args: [sys.executable, "-c", script])
-    with pytest.raises(RuntimeError, match=r"restore worker for memd at 8x6 failed \(exit status 3\):\nboom: out of"):
+    with pytest.raises(RuntimeError,
+                       match=r"restore worker for memd \(tensorflow\) at 8x6 failed \(exit status 3\):\nboom: out of"):
         bench.run_worker("memd", 8, 6, 32, 8)
 
 
 def test_run_worker_timeout(monkeypatch):
     monkeypatch.setattr(bench, "_worker_command",
                         lambda *args: [sys.executable, "-c", "import time; time.sleep(30)"])
-    with pytest.raises(RuntimeError, match=r"restore worker for memd at 8x6 did not finish within 0.5 s"):
+    with pytest.raises(RuntimeError,
+                       match=r"restore worker for memd \(tensorflow\) at 8x6 did not finish within 0.5 s"):
         bench.run_worker("memd", 8, 6, 32, 8, timeout=0.5)
 
 
@@ -250,4 +252,4 @@ def test_worker_command_passes_the_settings():
     command = bench._worker_command("erlnet", 40, 30, 32, 8, 2, 3, True)
     assert command[1] == str(REPO / "tools" / "bench_deploy.py")
     assert command[2:] == ["--worker", "--models=erlnet", "--sizes=40x30", "--tile=32", "--overlap=8",
-                           "--tile_batch=2", "--repeats=3", "--tiny"]
+                           "--tile_batch=2", "--repeats=3", "--tiny", "--backends=tensorflow"]

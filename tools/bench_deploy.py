@@ -110,7 +110,7 @@ SERVING_MODEL_NAME = "memd"
 WORKER_PREFIX = "BENCH_DEPLOY_WORKER_RESULT "
 JSON_KEYS = ("machine", "settings", "restore", "serving")
 RESTORE_KEYS = (
-    "model", "width", "height", "megapixels", "tile", "overlap", "align", "tiles", "tile_batch", "params",
+    "model", "backend", "width", "height", "megapixels", "tile", "overlap", "align", "tiles", "tile_batch", "params",
     "untrained", "warmup_calls", "timed_calls", "seconds", "seconds_all", "megapixels_per_second",
     "baseline_rss_mb", "peak_rss_mb", "peak_rss_growth_mb", "steady_peak_rss_growth_mb", "gpu_peak_mb",
 )
@@ -383,15 +383,26 @@ def decode_png_shape(data):
 # --------------------------------------------------------------------------
 
 
-def measure_restore(name, width, height, tile, overlap, tile_batch=1, repeats=1, tiny=False):
-    """Runs in a worker: times ``restore_tiled`` of one model on one image; returns a result dict (RESTORE_KEYS)."""
+def measure_restore(name, width, height, tile, overlap, tile_batch=1, repeats=1, tiny=False, backend="tensorflow"):
+    """Runs in a worker: times ``restore_tiled`` of one model on one image; returns a result dict (RESTORE_KEYS).
+
+    ``backend="onnxruntime"`` exports the same model (same seed, same
+    weights) to ONNX in a temporary folder and times it through
+    onnxruntime's CPU provider instead of TensorFlow.
+    """
+    import tempfile  # pylint: disable=import-outside-toplevel
+
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    from erlrestore import inference  # pylint: disable=import-outside-toplevel
+    from erlrestore import export, inference  # pylint: disable=import-outside-toplevel
     from erlrestore.models import memd  # pylint: disable=import-outside-toplevel
 
     model = build_model(name, tiny=tiny)
-    restorer = inference.restorer_from_model(model, source=name)
+    if backend == "onnxruntime":
+        scratch = tempfile.mkdtemp(prefix="bench-onnx-")
+        restorer = inference.load_restorer(export.export_onnx(model, base_dir=scratch, name="m"), backend=backend)
+    else:
+        restorer = inference.restorer_from_model(model, source=name)
     align = restorer.multiple or inference.DEFAULT_ALIGN
     tiles = sum(1 for _ in inference.tile_grid(height, width, tile, overlap, align))
     image = synthetic_image(height, width)
@@ -423,6 +434,7 @@ def measure_restore(name, width, height, tile, overlap, tile_batch=1, repeats=1,
     megapixels = width * height / 1e6
     return {
         "model": name,
+        "backend": backend,
         "width": width,
         "height": height,
         "megapixels": megapixels,
@@ -446,24 +458,25 @@ def measure_restore(name, width, height, tile, overlap, tile_batch=1, repeats=1,
     }
 
 
-def _worker_command(name, width, height, tile, overlap, tile_batch, repeats, tiny):
+def _worker_command(name, width, height, tile, overlap, tile_batch, repeats, tiny, backend="tensorflow"):
     return [
         sys.executable, os.path.abspath(__file__), "--worker", f"--models={name}", f"--sizes={width}x{height}",
         f"--tile={tile}", f"--overlap={overlap}", f"--tile_batch={tile_batch}", f"--repeats={repeats}",
-        "--tiny" if tiny else "--notiny",
+        "--tiny" if tiny else "--notiny", f"--backends={backend}",
     ]
 
 
-def run_worker(name, width, height, tile, overlap, tile_batch=1, repeats=1, tiny=False, timeout=3600.0):
+def run_worker(name, width, height, tile, overlap, tile_batch=1, repeats=1, tiny=False, timeout=3600.0,
+               backend="tensorflow"):
     """:func:`measure_restore` in a fresh subprocess; returns its result dict.
 
     Raises:
       RuntimeError (with the end of the worker's stderr) when the worker
       fails, times out or prints no result.
     """
-    command = _worker_command(name, width, height, tile, overlap, tile_batch, repeats, tiny)
+    command = _worker_command(name, width, height, tile, overlap, tile_batch, repeats, tiny, backend)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    what = f"restore worker for {name} at {width}x{height}"
+    what = f"restore worker for {name} ({backend}) at {width}x{height}"
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired:
@@ -482,7 +495,7 @@ def format_restore(result):
     steady = result["steady_peak_rss_growth_mb"]
     gpu = result["gpu_peak_mb"]
     return (
-        f"restore {result['model']} {result['width']}x{result['height']} "
+        f"restore {result['model']} [{result.get('backend', 'tensorflow')}] {result['width']}x{result['height']} "
         f"({result['tiles']} tile(s) of <= {result['tile']} px, overlap {result['overlap']}, align {result['align']}): "
         f"{result['megapixels_per_second']:.3f} MP/s, {result['seconds']:.3f} s/image "
         f"(median of {result['timed_calls']} after 1 warm-up), peak RSS +{result['peak_rss_growth_mb']:.1f} MB "
@@ -493,7 +506,7 @@ def format_restore(result):
 
 
 def restore_part(models, sizes, tile, overlap, tile_batch=1, repeats=1, tiny=False, worker_timeout=3600.0,
-                 emit=print):
+                 emit=print, backends=("tensorflow",)):
     """Runs :func:`run_worker` for every model and size, one after another; returns ``(results, errors)``.
 
     ``emit`` gets one line per result (or failure). A failing worker is
@@ -506,14 +519,17 @@ def restore_part(models, sizes, tile, overlap, tile_batch=1, repeats=1, tiny=Fal
     results, errors = [], []
     for name in models:
         for width, height in sizes:
-            try:
-                result = run_worker(name, width, height, tile, overlap, tile_batch, repeats, tiny, worker_timeout)
-            except RuntimeError as error:
-                errors.append({"model": name, "width": width, "height": height, "error": str(error)})
-                emit(f"restore {name} {width}x{height}: FAILED: {error}")
-                continue
-            results.append(result)
-            emit(format_restore(result))
+            for backend in backends:  # back to back, so their ratio is a same-run figure
+                try:
+                    result = run_worker(name, width, height, tile, overlap, tile_batch, repeats, tiny,
+                                        worker_timeout, backend)
+                except RuntimeError as error:
+                    errors.append({"model": name, "backend": backend, "width": width, "height": height,
+                                   "error": str(error)})
+                    emit(f"restore {name} [{backend}] {width}x{height}: FAILED: {error}")
+                    continue
+                results.append(result)
+                emit(format_restore(result))
     return results, errors
 
 
@@ -614,6 +630,9 @@ def define_flags():
     flags.DEFINE_integer("tile", 512, "Restore part: largest tile side.", lower_bound=1)
     flags.DEFINE_integer("overlap", 32, "Restore part: least tile overlap.", lower_bound=0)
     flags.DEFINE_integer("tile_batch", 1, "Restore part: tiles per model call.", lower_bound=1)
+    flags.DEFINE_multi_enum("backends", ["tensorflow"], ["tensorflow", "onnxruntime"],
+                            "Restore part: runtimes measured back to back on the same model (repeat the flag; "
+                            "onnxruntime needs the [onnx] extra).")
     flags.DEFINE_integer("repeats", 3, "Restore part: timed calls after the warm-up (the median is reported).",
                          lower_bound=1)
     flags.DEFINE_float("worker_timeout", 3600.0, "Restore part: seconds one model/size worker may take.",
@@ -666,7 +685,7 @@ def main(argv):
             raise app.UsageError("--worker measures exactly one model and one size")
         (width, height), = sizes
         result = measure_restore(models[0], width, height, FLAGS.tile, FLAGS.overlap, FLAGS.tile_batch,
-                                 FLAGS.repeats, FLAGS.tiny)
+                                 FLAGS.repeats, FLAGS.tiny, FLAGS.backends[0])
         print(WORKER_PREFIX + json.dumps(result), flush=True)
         return 0
 
@@ -679,12 +698,14 @@ def main(argv):
     report["settings"] = {
         "part": FLAGS.part, "tiny": FLAGS.tiny, "models": models, "sizes": [f"{w}x{h}" for w, h in sizes],
         "tile": FLAGS.tile, "overlap": FLAGS.overlap, "tile_batch": FLAGS.tile_batch, "repeats": FLAGS.repeats,
+        "backends": FLAGS.backends,
         "clients": FLAGS.clients, "requests": FLAGS.requests, "image_size": FLAGS.image_size,
     }
     failed = False
     if FLAGS.part in ("all", "restore"):
         results, errors = restore_part(models, sizes, FLAGS.tile, FLAGS.overlap, FLAGS.tile_batch, FLAGS.repeats,
-                                       FLAGS.tiny, FLAGS.worker_timeout, emit=lambda line: print(line, flush=True))
+                                       FLAGS.tiny, FLAGS.worker_timeout, emit=lambda line: print(line, flush=True),
+                                       backends=FLAGS.backends)
         report["restore"] = results
         if errors:
             report["restore_errors"] = errors
