@@ -418,16 +418,19 @@ def run_row(table, row, scale, flags_dir, data_flags, eval_sets, runs_dir, env=N
 
 
 def total_steps(run_dir):
-    """Optimizer steps of a run given in steps (0 when given in epochs), from its run_config.json."""
-    from erlrestore.training import stages
+    """Optimizer steps of a run given in steps, over all its stages (0 when given in epochs), from run_config.json."""
+    from erlrestore.training import experiment, stages
 
     config = _load_json(os.path.join(run_dir, "run_config.json"), {})
     steps = config.get("stage_steps") or []
     strategy = config.get("strategy", "")
-    count = len(stages.STRATEGIES.get(strategy) or stages.GAN_STRATEGIES.get(strategy) or ())
-    if len(steps) == 1 and count > 1 and config.get("stage_budget", "each") == "each":
-        return steps[0] * count
-    return int(sum(steps))
+    stage_list = stages.STRATEGIES.get(strategy) or stages.GAN_STRATEGIES.get(strategy) or ()
+    if not steps or not stage_list:
+        return 0
+    lengths = experiment.stage_lengths(len(stage_list), stage_steps=tuple(steps),
+                                       budget=config.get("stage_budget", "each"),
+                                       auxiliary=experiment.auxiliary_stages(stage_list))
+    return int(sum(lengths))
 
 
 def learning_curve(run_dir):
@@ -517,7 +520,7 @@ def markdown(table, results, set_names, header=""):
     if header:
         lines += [header, ""]
     columns = [f"paper: {table.paper_column}"] + [f"ours: {name}" for name in set_names]
-    lines.append("| row | " + " | ".join(columns) + " | steps | train time | validation curve (last quarter) |")
+    lines.append("| row | " + " | ".join(columns) + " | optimizer steps | train time | validation curve (last quarter) |")
     lines.append("|---|" + "---|" * len(columns) + "---|---|---|")
     for r in results:
         cells = [f"{_number(r.row.paper_psnr, 2)} / {_number(r.row.paper_ssim, 4)}"]
