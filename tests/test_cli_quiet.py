@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -48,6 +49,7 @@ def test_training_shows_its_own_progress_but_no_checkpoint_info_lines(tmp_path):
     # Progress in the run's own terms: stage, step / steps of the stage, losses; not Keras' epochs.
     assert "stage II (2/3) step 2/2: fre " in result.stderr
     assert "Epoch" not in result.stderr
+    assert not re.search(r"^[IW]\d{4} ", result.stderr, re.M), result.stderr  # no absl INFO/WARNING-format lines
     assert not [word for word in NOISE + ("remapper",) if word in result.stderr], result.stderr
 
 

@@ -80,7 +80,7 @@ def main(argv):
     settings = experiment.TrainSettings(
         model_dir=model_dir, model="ERLNet", strategy="MA_D", entanglement="MLGD",
         depth=3, base_filters=16, dense_layers=3, growth_rate=8,
-        stage_steps=steps, checkpoint_every=50, plateau_patience=0, verbose=2,
+        stage_steps=steps, checkpoint_every=50, plateau_patience=0, verbose="auto",
         data=inputs.DataSettings(train_input_dir=train_dir, val_input_dir=test_dir, crop_size=96,
                                  batch_size=4, augment=True, cache=True, seed=FLAGS.seed),
     )

@@ -4,9 +4,9 @@ arguments, call the library.
 Quiet by default: importing this package (which every tool does before
 anything imports TensorFlow) imports TensorFlow with the process's stderr
 pointed at /dev/null, so its C++ start-up lines (oneDNN, CUDA, cuInit) do
-not show, and drops TensorFlow's and Keras' own INFO log lines
-(checkpointing's "Sharding callback duration"...). The tools' own messages,
-warnings and errors are unchanged. ``-v`` / ``--verbosity=N`` on the command
+not show, and sets absl's and TensorFlow's Python logging to WARNING, so no
+INFO lines (checkpointing's "Sharding callback duration"...) show either.
+The tools print their own progress, results, warnings and errors. ``-v`` / ``--verbosity=N`` on the command
 line, or ``ERLRESTORE_VERBOSE=1`` in the environment, keeps everything.
 """
 
@@ -17,8 +17,6 @@ import sys
 from absl import flags, logging
 
 MAX_IMAGE_PIXELS_FLAG = "max_image_pixels"
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_OWN_DIRS = (_PACKAGE_DIR + os.sep, os.path.join(os.path.dirname(_PACKAGE_DIR), "tools") + os.sep)
 
 
 def verbose_requested(argv=None):
@@ -27,13 +25,6 @@ def verbose_requested(argv=None):
     if os.environ.get("ERLRESTORE_VERBOSE", "") not in ("", "0"):
         return True
     return any(arg in ("-v", "--v") or arg.startswith(("-v=", "--v=", "--verbosity")) for arg in argv[1:])
-
-
-class _OwnInfoOnly(python_logging.Filter):
-    """Passes warnings and errors, and INFO lines logged by erlrestore or tools/ (not by TensorFlow or Keras)."""
-
-    def filter(self, record):
-        return record.levelno >= python_logging.WARNING or record.pathname.startswith(_OWN_DIRS)
 
 
 def _import_tensorflow_quietly():
@@ -69,7 +60,7 @@ def quiet():
     if verbose_requested():
         return
     _import_tensorflow_quietly()
-    logging.get_absl_handler().addFilter(_OwnInfoOnly())
+    logging.set_verbosity(logging.WARNING)  # the tools print their own progress; INFO lines with -v
     python_logging.getLogger("tensorflow").setLevel(python_logging.WARNING)  # "INFO:tensorflow:Assets written"
 
 

@@ -43,7 +43,6 @@ import os
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from erlrestore import losses
 from erlrestore.data import pairing
@@ -474,7 +473,7 @@ def _train_locked(settings, stage_list, strategy, chief, replicas):
                 os.path.join(settings.model_dir, "logs", "samples"),
                 [(tf.constant(x), tf.constant(y)) for x, y in samples], every=settings.val_every,
             ))
-        logging.info("training %s with strategy %s on %d replica(s) (%s), precision %s, XLA %s: %s",
+        run.report("training %s with strategy %s on %d replica(s) (%s), precision %s, XLA %s: %s",
                      networks["final.keras"].name, settings.resolved_strategy(), replicas,
                      settings.distribution_strategy, devices.resolve_precision(settings.precision),
                      "on" if devices.resolve_jit_compile(settings.jit_compile, strategy) else "off",
@@ -498,7 +497,7 @@ def _train_locked(settings, stage_list, strategy, chief, replicas):
     if chief:
         for file_name, network in float32_networks(settings, networks).items():
             _save_model(network, os.path.join(settings.model_dir, file_name))
-        logging.info("wrote %s", final)
+        run.report("wrote %s", final)
     return final
 
 

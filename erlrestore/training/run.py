@@ -57,7 +57,6 @@ import time
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +95,15 @@ def _variables_of(item):
     # A network's ``variables`` are its weights plus its random-seed states
     # (dropout), so a resumed run draws the masks an uninterrupted one would.
     return _Variables(item.variables)
+
+
+def report(message, *args):
+    """A line of the run's own progress on stderr (stage starts, resumes, stops), unprefixed.
+
+    Not absl INFO: the tools are quiet by default and show their own
+    progress; ``-v`` adds the INFO lines of the libraries underneath.
+    """
+    print(message % args if args else message, file=sys.stderr, flush=True)
 
 
 class _RunPosition(tf.Module):
@@ -321,7 +329,7 @@ class Run:
             new = max(old * plateau.factor, plateau.min_lr)
             if new < old:
                 optimizer.learning_rate = new
-                logging.info("%s has not improved for %d intervals: learning rate %.3g -> %.3g",
+                report("%s has not improved for %d intervals: learning rate %.3g -> %.3g",
                              plateau.monitor, plateau.patience, old, new)
             state.wait.assign(0)
 
@@ -341,7 +349,7 @@ class Run:
         latest = tf.train.latest_checkpoint(self.checkpoint_dir)
         if latest:
             self.checkpoint.restore(latest).assert_consumed()
-            logging.info("resumed from %s", latest)
+            report("resumed from %s", latest)
         return int(self.position.stage_index.numpy()), int(self.position.stage_step.numpy())
 
     def run(self, plans, dataset, *, learning_rate, checkpoint_every, validation_data=None,
@@ -379,7 +387,7 @@ class Run:
         trainer.reset_optimizer(learning_rate)  # builds the optimizer state the checkpoint restores into
         stage_index, stage_step = self.restore()
         if stage_index >= len(plans):
-            logging.info("all %d stages already finished in %s", len(plans), self.model_dir)
+            report("all %d stages already finished in %s", len(plans), self.model_dir)
             return True
         self.check_writable(extra_bytes)
         for index in range(stage_index, len(plans)):
@@ -389,20 +397,20 @@ class Run:
             if start == 0:
                 trainer.reset_optimizer(learning_rate)
                 self._plateau_state.reset()
-            logging.info("stage %s (%d/%d): %d steps, from step %d",
+            report("stage %s (%d/%d): %d steps, from step %d",
                          plan.stage.name, index + 1, len(plans), plan.steps, start)
             stage_data = dataset if plan.dataset is None else plan.dataset
             self._fit_stage(plan, index, start, stage_data, checkpoint_every, validation_data,
                             validation_every, list(callbacks), verbose)
             if int(self.position.stage_step.numpy()) < plan.steps:
-                logging.info("stopping after %d steps (--stop_after); run again to continue from step %d of stage %s",
+                report("stopping after %d steps (--stop_after); run again to continue from step %d of stage %s",
                              self.steps_done, int(self.position.stage_step.numpy()), plan.stage.name)
                 return False
             self.position.stage_index.assign(index + 1)
             self.position.stage_step.assign(0)
             self.save()
             if self.should_stop() and index + 1 < len(plans):
-                logging.info("stopping after %d steps (--stop_after); run again to continue with stage %s",
+                report("stopping after %d steps (--stop_after); run again to continue with stage %s",
                              self.steps_done, plans[index + 1].stage.name)
                 return False
         return True
