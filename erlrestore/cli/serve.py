@@ -19,7 +19,7 @@ import logging as std_logging
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from erlrestore.cli import fail, show_flags_in_help
 
@@ -101,6 +101,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     settings = settings_from_flags()
+    # A server's INFO lines are its own output (the address it listens on, one line per request, shutdown).
+    logging.set_verbosity(logging.INFO)
     try:
         unfinished = serving.serve(**settings)
     except (io.DataError, OSError, serving.GrpcUnavailableError) as error:
