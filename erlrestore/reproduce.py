@@ -369,10 +369,9 @@ def _load_json(path, default):
 
 
 def _write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    from erlrestore.data import io
+
+    io.write_bytes_atomically(path, json.dumps(value, indent=2, sort_keys=True).encode("utf-8"))
 
 
 def run_row(table, row, scale, flags_dir, data_flags, eval_sets, runs_dir, env=None, log=print):

@@ -130,8 +130,7 @@ def save(model, name, card, folder=PACKAGE_FOLDER):
     os.replace(tmp, weights_path)
     record = {"model": keras.saving.serialize_keras_object(model), "card": card,
               "weights_sha256": _digest(weights_path)}
-    tmp = config_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1, sort_keys=True)
-    os.replace(tmp, config_path)
+    from erlrestore.data import io
+
+    io.write_bytes_atomically(config_path, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
     return config_path, weights_path

@@ -45,7 +45,7 @@ import keras
 import tensorflow as tf
 
 from erlrestore import losses
-from erlrestore.data import pairing
+from erlrestore.data import io, pairing
 from erlrestore.models import erlnet, memd, pix2pix
 from erlrestore.training import devices, folder_lock, inputs, run, stages
 from erlrestore.training.gan import GANTrainer
@@ -540,10 +540,7 @@ class BestModel(keras.callbacks.Callback):
         stage = getattr(self.model, "stage", None)
         record = {"val_psnr_y": score, "val_ssim_y": float(logs.get("val_ssim_y", float("nan"))),
                   "stage": getattr(stage, "name", ""), "interval": epoch + 1}
-        tmp = self.record_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2)
-        os.replace(tmp, self.record_path)
+        io.write_bytes_atomically(self.record_path, json.dumps(record, indent=2).encode("utf-8"))
 
 
 def _stage_streams(make_dataset, seed):
