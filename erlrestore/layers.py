@@ -142,6 +142,17 @@ class FeatureFusion(keras.layers.Layer):
     path) are our reading of its figure. With a zero 1x1 convolution FUS
     passes the decoder feature through unchanged.
 
+    The output goes through ``tf.ensure_shape`` (an identity at run time that
+    Grappler keeps). Without it, TensorFlow's oneDNN remapper (CPU) matches
+    ``Conv2D + BiasAdd + Add + Relu`` from the 1x1 convolution through this
+    add into the next layer's activation. It does not check that the add has
+    other consumers (a DenseBlock also concatenates it), so it deletes a node
+    that is still in use. The whole remapper pass then fails ("remapper
+    failed: ... Mutation::Apply error: fanout ... exist for missing node
+    .../fuse_<i>/add"). In forward-only graphs that leaves every convolution
+    unfused. Behind the ``EnsureShape`` the remapper fuses the legal
+    ``Conv2D + BiasAdd + Add`` instead. See docs/BENCHMARKS.md.
+
     Args:
         filters: output channels; the decoder feature (second input) must have
             exactly this many channels.
@@ -191,7 +202,9 @@ class FeatureFusion(keras.layers.Layer):
         pooled = keras.ops.mean(x, axis=(1, 2))
         scale = self.excite(self.squeeze(pooled))
         x = x * scale[:, None, None, :]
-        return decoder + self.combine(x)
+        # The EnsureShape only hides the add from the oneDNN remapper's
+        # add+activation fusion (see the class docstring); the values are unchanged.
+        return tf.ensure_shape(decoder + self.combine(x), decoder.shape)
 
     def compute_output_shape(self, input_shape):
         _, decoder_shape = self._split_shapes(input_shape)

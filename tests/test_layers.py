@@ -1,5 +1,9 @@
 """Tests for erlrestore.layers (every layer also goes through layer_testing.check_layer)."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -101,6 +105,56 @@ def test_feature_fusion_rejects_wrong_decoder_channels():
     fus = FeatureFusion(8, name="fus")
     with pytest.raises(ValueError, match=r"FeatureFusion 'fus' \(filters=8\) needs the decoder feature .* 8 channels, got 6"):
         fus([np.zeros((1, 4, 4, 8), "float32"), np.zeros((1, 4, 4, 6), "float32")])
+
+
+# A tiny ERL-Net's train step (StagedTrainer.fit) and a forward-only tf.function, in
+# float32 and in mixed_bfloat16. Run in a fresh process so that TF's C++ log (where
+# Grappler reports a failed optimizer) is on and goes to stderr.
+_REMAPPER_SCRIPT = r"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from erlrestore.models import erlnet, memd
+from erlrestore.models.presets import TINY_MEMD
+from erlrestore.training import strategies
+from erlrestore.training.erl_trainer import StagedTrainer
+
+rng = np.random.default_rng(0)
+clean = rng.random((2, 16, 16, 3)).astype("float32")
+data = tf.data.Dataset.from_tensor_slices((clean, clean)).repeat().batch(1)
+for policy in ("float32", "mixed_bfloat16"):
+    keras.mixed_precision.set_global_policy(policy)
+    keras.utils.set_random_seed(0)
+    config = memd.memd_config("MEMD", **TINY_MEMD)
+    net, c2c = erlnet.build_erlnet(config, "MLGD"), erlnet.build_clean_to_clean(config)
+    trainer = StagedTrainer(net, c2c)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    trainer.set_stage(strategies.strategy("MA_D")[1])  # stage II: L_ERL, the feature-loss graph
+    trainer.reset_optimizer(1e-3)
+    trainer.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+    tf.function(lambda x: net(x, training=False))(tf.constant(clean[:1]))
+    print("ran", policy, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_erlnet_graphs_pass_grapplers_remapper():
+    """FeatureFusion's add feeds a DenseBlock's ReLU *and* its concatenation. TF's
+    oneDNN remapper fused Conv2D+BiasAdd+Add+ReLU across it, deleting the add the
+    concatenation still reads, and dropped its whole pass ("remapper failed: ...
+    fanout ... exist for missing node .../fuse_<i>/add"). A forward-only graph was
+    then left with no fused op at all. See FeatureFusion and docs/BENCHMARKS.md."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0", TF_ENABLE_ONEDNN_OPTS="1", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CPP_VMODULE", None)
+    proc = subprocess.run([sys.executable, "-c", _REMAPPER_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["ran", "float32", "ran", "mixed_bfloat16"], proc.stdout
+    if "oneDNN custom operations are on" not in proc.stderr:
+        pytest.skip("this TensorFlow runs without oneDNN; the remapper path of this bug does not exist")
+    failures = [line for line in proc.stderr.splitlines() if "remapper failed" in line or "Mutation::Apply" in line]
+    assert not failures, "\n".join(failures)
 
 
 # ------------------------------------------------------ PadToMultiple / Crop
