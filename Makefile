@@ -1,6 +1,7 @@
 # The two commands a fresh machine needs (Python 3.10+ as python3):
 #   make demo   create .venv, install erlrestore, run the main job
 #   make test   create .venv, install erlrestore with test extras, run the test suite
+#   make test-fast   the same without the tests marked slow (processes, faults, load)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?= -q
 
-.PHONY: demo test install bench benchmark clean
+.PHONY: demo test test-fast install bench benchmark clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +22,20 @@ install: $(VENV)/.installed
 test: $(VENV)/.installed
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest $(PYTEST_ARGS) tests
 
+test-fast: $(VENV)/.installed
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest $(PYTEST_ARGS) -m "not slow" tests
+
 demo: $(VENV)/.installed
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) tools/demo.py --output_dir=$(DEMO_DIR)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m tools.demo --output_dir=$(DEMO_DIR)
 
 bench: $(VENV)/.installed
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) tools/bench_data.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m tools.bench_data
 
 # Compute benchmark (under 10 minutes on 2 CPU cores): JSON on stdout and in $(BENCHMARK_JSON).
 BENCHMARK_JSON ?= runs/benchmark.json
 benchmark: $(VENV)/.installed
 	mkdir -p $(dir $(BENCHMARK_JSON))
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) tools/benchmark.py --output=$(BENCHMARK_JSON)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m tools.benchmark --output=$(BENCHMARK_JSON)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

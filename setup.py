@@ -35,13 +35,18 @@ setuptools.setup(
         # Checked with tf2onnx 1.17.0, onnx 1.23.2, onnxruntime 1.32.0 on numpy 2.4 / protobuf 7 / TF 2.21
         # (tf2onnx 1.17 predates numpy 2; export applies Keras' patch for it).
         "onnx": ["tf2onnx", "onnx", "onnxruntime"],
-        # gRPC for tools/serving_client.py and erlrestore-serve --grpc_port (needs TF >= 2.21).
+        # gRPC for erlrestore-client (erlrestore.client) and erlrestore-serve --grpc_port (needs TF >= 2.21).
         "grpc": ["tensorflow-serving-api"],
         # Figures of the sweep and loss-fit tools; without it they still write CSVs.
         "plots": ["matplotlib"],
+        # The PyTorch reference of tools.bench_peer (the published pix2pix). Not a test dependency: its tests
+        # skip without it. The CPU build is enough and far smaller than the default CUDA one:
+        # pip install torch --index-url https://download.pytorch.org/whl/cpu  (before pip install -e '.[peer]').
+        "peer": ["torch"],
     },
     entry_points={
         "console_scripts": [
+            "erlrestore-client=erlrestore.client:run",
             "erlrestore-evaluate=erlrestore.cli.evaluate:run",
             "erlrestore-export=erlrestore.cli.export:run",
             "erlrestore-metrics=erlrestore.cli.metrics:run",

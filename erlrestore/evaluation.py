@@ -3,11 +3,12 @@
 ``measure_pairs`` turns pairs of files into per-image PSNR/SSIM rows (on
 the BT.601 Y channel by default, or on RGB with ``channel="rgb"``; see
 :mod:`erlrestore.metrics`) and a summary (the metrics tool).
-``evaluate_model`` first runs a Keras restoration model on each degraded
-image and scores the restored image against the clean one; ``compare_models`` does that for a model and a
-baseline together and adds the ERL-Net paper's analyses (Sec. 4.3): the share
-of images the model improves over the baseline, overall and on the hard /
-easy halves (Fig. 3, :func:`compare_to_baseline`), and mIoR / mIoB (Eq. 6-8,
+``evaluate_model`` first restores each degraded image with a model and
+scores the restored image against the clean one; ``compare_models`` does
+that for a model and a baseline together and adds the ERL-Net paper's
+analyses (Sec. 4.3): the share of images the model improves over the
+baseline, overall and on the hard / easy halves (Fig. 3,
+:func:`compare_to_baseline`), and mIoR / mIoB (Eq. 6-8,
 :mod:`erlrestore.metrics`).
 
 Choices where the papers are silent:
@@ -25,9 +26,16 @@ Choices where the papers are silent:
   a benchmark's own binary rain masks as the paper uses for Rain100H
   (:func:`rain_mask_paths` pairs them to the images, :func:`read_rain_mask`
   reads them: a pixel is rain where the grey value is > 0.5).
-* Restored images are written as PNG named after the input's stem. The
-  output folder may not be a folder that holds input or clean images, so
-  evaluation never overwrites its data.
+* Models are run by :mod:`erlrestore.inference`, the one runner of every
+  tool: a Keras model, a restorer, or anything ``load_restorer`` loads (a
+  ``.keras`` file, a run folder, a SavedModel, ``pretrained:<name>``). This
+  module only measures what the restorer returns. By default each image
+  goes through whole (``tile=None``, as papers evaluate); ``tile`` restores
+  larger images in overlapping tiles as ``erlrestore-restore`` does.
+* Restored images are written as PNG named after the input's stem, under
+  :mod:`erlrestore.outputs`' policy: the output folder may not be a folder
+  that holds input or clean images, so evaluation never overwrites its data,
+  and existing restored images are only replaced with ``overwrite``.
 * ``channel`` chooses what PSNR/SSIM are measured on (``"y"`` or ``"rgb"``)
   and names the numbers: :class:`ImageScore` and :class:`Summary` carry it,
   the summary line reads ``psnr_y=... ssim_y=...`` or ``psnr_rgb=...
@@ -35,7 +43,7 @@ Choices where the papers are silent:
   shares of :func:`compare_to_baseline` use that channel's PSNR; mIoR / mIoB
   stay on the Y channel, as the ERL-Net paper defines them.
 * ``self_ensemble=True`` restores each image with the x8 geometric
-  self-ensemble (:func:`erlrestore.inference.self_ensemble`): the model runs
+  self-ensemble (:func:`erlrestore.inference.restore_tiled`): the model runs
   on the 8 flips/rotations of the degraded image, one call each (a batch of
   one, so batch statistics under ``training=True`` stay per image), every
   output is clipped to [0, 1], transformed back and the 8 are averaged;
@@ -55,15 +63,11 @@ import dataclasses
 import math
 import os
 import re
-import weakref
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-import erlrestore.layers  # noqa: F401  (registers the custom layers that saved models name)
-from erlrestore import inference, metrics, pretrained
-from erlrestore.data import io, pairing
+from erlrestore import inference, metrics, outputs
+from erlrestore.data import image_files, pairing
 from erlrestore.progress import progress
 
 
@@ -139,7 +143,7 @@ def image_score(pair, image, clean, crop_border=0, channel="y"):
         psnr, ssim = metrics.psnr_ssim(image, clean, crop_border, channel)
     except ValueError as error:
         where = pair.input_path if pair.input_path == pair.target_path else f"{pair.input_path} / {pair.target_path}"
-        raise io.DataError(f"{where}: {error}") from None
+        raise image_files.DataError(f"{where}: {error}") from None
     return ImageScore(name=pair.name, input_path=pair.input_path, target_path=pair.target_path,
                       psnr=psnr, ssim=ssim, channel=channel)
 
@@ -221,152 +225,48 @@ def _csv_value(value):
 # --------------------------------------------------------------------------
 
 
-def load_model(path):
-    """Loads a Keras restoration model (a ``.keras`` or ``.h5`` file, or ``pretrained:<name>``) for inference.
-
-    erlrestore's custom layers are registered first; the model is loaded
-    without its training configuration (``compile=False``), which evaluation
-    does not need and which may reference losses unknown here.
-
-    Raises:
-      DataError naming ``path`` when the file is missing or cannot be loaded.
-    """
-    if pretrained.is_pretrained(path):
-        return pretrained.load(path)
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise io.DataError(f"model file {path} does not exist")
-    if not os.path.isfile(path):
-        raise io.DataError(f"model path {path} is not a file (expected a .keras model file)")
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types (ValueError, OSError, zipfile errors...).
-        raise io.DataError(f"could not load model {path}: {type(error).__name__}: {error}") from error
-    if not isinstance(model, keras.Model):
-        raise io.DataError(f"{path} holds a {type(model).__name__}, not a Keras model")
-    return model
-
-
-# model -> {training: its inference function} (each traced once for any
-# image size). The function reaches the model through a weak reference, so
-# that the cache does not keep models alive.
-_RESTORE_FUNCTIONS = weakref.WeakKeyDictionary()
-
-
-def _restore_function(model, training=False):
-    training = bool(training)
-    try:
-        return _RESTORE_FUNCTIONS[model][training]
-    except (KeyError, TypeError):
-        pass
-    model_ref = weakref.ref(model)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-    def restore(batch):
-        return tf.cast(model_ref()(batch, training=training), tf.float32)
-
-    try:
-        _RESTORE_FUNCTIONS.setdefault(model, {})[training] = restore
-    except TypeError:  # not weak-referenceable: just do not cache
-        pass
-    return restore
-
-
-def _moving_statistics(model):
-    """The model's batch-norm moving statistics (``moving_mean`` / ``moving_variance``)."""
-    return [w for w in model.non_trainable_weights if w.path.rsplit("/", 1)[-1].startswith("moving_")]
-
-
 def restore_image(model, image, training=False, self_ensemble=False):
-    """Runs ``model`` on one ``H x W x 3`` image; returns float32 ``H x W x 3`` in [0, 1].
+    """Restores one whole ``H x W x 3`` image; returns float32 ``H x W x 3`` in [0, 1].
 
-    ``self_ensemble=True`` averages the x8 geometric self-ensemble: the model
-    runs (one call each) on the 8 flips/rotations of the image, each output
-    is clipped, transformed back, and the 8 are averaged
-    (:func:`erlrestore.inference.self_ensemble`; rotations swap height and
-    width, so any size works).
-
-    The model sees a batch of one in inference mode (``training=False``:
-    batch norm uses its moving statistics, dropout is off); erlrestore's
-    models pad to their multiple internally, so any size works. The output
-    is clipped to [0, 1]. The inference function is traced once per model
-    (and ``training`` value) with dynamic height and width and reused.
-
-    ``training=True`` is pix2pix's default test mode (its ``test.py``
-    without ``--eval`` leaves the networks in PyTorch's train mode): batch
-    norm normalises with the statistics of the image itself (a batch of
-    one), and Keras also turns dropout on, so the output is random where
-    the model has dropout, pix2pix's noise source. The moving statistics
-    that a training-mode call updates are put back afterwards, so
-    evaluating never changes the model.
+    A shortcut for :func:`erlrestore.inference.restore_tiled` with
+    ``tile=None``: ``model`` is a Keras model, a restorer or a model path
+    (:func:`erlrestore.inference.as_restorer`), run on a batch of one.
+    ``training=True`` runs a Keras model with batch statistics
+    (:class:`erlrestore.inference.KerasRestorer`: pix2pix's default test
+    mode; the model's moving statistics are left unchanged).
+    ``self_ensemble=True`` averages the x8 flip/rotation self-ensemble, one
+    call per transform.
 
     Raises:
       ValueError for an image that is not ``H x W x 3``, or a model whose
       output does not have the input's shape.
     """
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"restore_image expects an H x W x 3 image, got shape {image.shape}")
-    if self_ensemble:
-        return inference.self_ensemble(lambda x: restore_image(model, x, training=training), image)
-    batch = np.ascontiguousarray(image, dtype=np.float32)[np.newaxis]
-    kept = [(w, w.numpy()) for w in _moving_statistics(model)] if training else []
-    try:
-        output = _restore_function(model, training)(batch)
-    finally:
-        for weight, value in kept:
-            weight.assign(value)
-    if isinstance(output, (list, tuple)):
-        raise ValueError(f"model {model.name!r} returns {len(output)} outputs; expected one restored image")
-    output = np.asarray(output)
-    if output.shape != batch.shape:
-        raise ValueError(
-            f"model {model.name!r} turned an image of shape {image.shape} into shape "
-            f"{output.shape[1:]}; a restoration model must keep the size"
-        )
-    return np.clip(output[0], 0.0, 1.0)
+    restorer = inference.as_restorer(model, batch_statistics=training)
+    return inference.restore_tiled(restorer, image, tile=None, self_ensemble=self_ensemble)
 
 
 def quantize_8bit(image):
     """``image`` rounded to 8 bits (float32 ``k / 255``), as writing a PNG and reading it back does.
 
-    Bit-identical to ``io.read_image`` of the file ``io.write_image`` makes
+    Bit-identical to ``image_files.read_image`` of the file ``image_files.write_image`` makes
     from ``image``.
     """
     levels = np.rint(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
     return levels.astype(np.float32) / np.float32(255.0)
 
 
-def output_paths(pairs, output_dir):
+def restored_paths(pairs, output_dir, overwrite=False):
     """Where the restored image of each pair is written: ``output_dir/<input stem>.png``.
 
     Raises:
-      DataError when ``output_dir`` is a folder holding any input or clean
-      image of ``pairs`` (writing there could overwrite the data), or when two
+      DataError (:func:`erlrestore.outputs.output_paths`) when ``output_dir``
+      is a folder holding any input or clean image of ``pairs``, when two
       inputs share a stem (``a.png`` and ``a.jpg``) and would overwrite each
-      other's result.
+      other's result, or, without ``overwrite``, when restored images exist
+      there already.
     """
-    output_dir = os.fspath(output_dir)
-    real_out = os.path.realpath(output_dir)
-    for pair in pairs:
-        for role, path in (("input", pair.input_path), ("clean", pair.target_path)):
-            if os.path.realpath(os.path.dirname(os.path.abspath(path))) == real_out:
-                raise io.DataError(
-                    f"output folder {output_dir} holds the {role} image {path}; write restored "
-                    "images to a different folder so that no data is overwritten"
-                )
-    paths = []
-    seen = {}
-    for pair in pairs:
-        stem = os.path.splitext(os.path.basename(pair.input_path))[0]
-        if stem in seen:
-            raise io.DataError(
-                f"inputs {seen[stem]} and {pair.input_path} share the name {stem!r}; their restored "
-                f"images would both be {os.path.join(output_dir, stem + '.png')}"
-            )
-        seen[stem] = pair.input_path
-        paths.append(os.path.join(output_dir, stem + ".png"))
-    return paths
+    return outputs.output_paths([pair.input_path for pair in pairs], output_dir, extension=".png",
+                                overwrite=overwrite, references=[pair.target_path for pair in pairs])
 
 
 _NUMBER = re.compile(r"\d+")
@@ -408,9 +308,9 @@ def rain_mask_paths(pairs, mask_dir):
       competing masks); ``mask_dir`` itself must be a folder of images.
     """
     images = {os.path.realpath(path) for pair in pairs for path in (pair.input_path, pair.target_path)}
-    masks = [path for path in io.list_images(mask_dir) if os.path.realpath(path) not in images]
+    masks = [path for path in image_files.list_images(mask_dir) if os.path.realpath(path) not in images]
     if not masks:
-        raise io.DataError(f"{mask_dir} holds no rain masks, only the evaluated images")
+        raise image_files.DataError(f"{mask_dir} holds no rain masks, only the evaluated images")
     by_stem, by_number = collections.defaultdict(list), collections.defaultdict(list)
     for path in masks:
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -424,7 +324,7 @@ def rain_mask_paths(pairs, mask_dir):
 
     def one(found, pair, rule):
         if len(found) > 1:
-            raise io.DataError(
+            raise image_files.DataError(
                 f"rain masks {' and '.join(found)} both match {pair.input_path} ({rule}); "
                 f"keep one of them in {mask_dir}"
             )
@@ -444,7 +344,7 @@ def rain_mask_paths(pairs, mask_dir):
         if number is None:
             wanted = f"{input_stem!r} or {clean_stem!r}" if clean_stem != input_stem else repr(input_stem)
             numbered = f" or numbered {numbers[0]}" if numbers else ""
-            raise io.DataError(
+            raise image_files.DataError(
                 f"no rain mask for {pair.input_path} in {mask_dir}: looked for a mask named {wanted}{numbered}"
             )
         result.append(one(by_number[number], pair, f"number {number}"))
@@ -467,9 +367,9 @@ def read_rain_mask(path, shape):
       DataError naming ``path`` when it cannot be read, or when its size is
       not ``shape``.
     """
-    mask = io.read_image(path)
+    mask = image_files.read_image(path)
     if mask.shape[:2] != tuple(shape[:2]):
-        raise io.DataError(
+        raise image_files.DataError(
             f"rain mask {path} is {mask.shape[1]}x{mask.shape[0]} (width x height), but its images are "
             f"{shape[1]}x{shape[0]}"
         )
@@ -496,18 +396,19 @@ def _load(indexed_pair):
     return index, pair, *pairing.load_pair(pair)
 
 
-def _restore_all(models, loaded, training=False, self_ensemble=False):
-    """(index, pair, degraded, clean) -> the same plus [restored by each model]."""
+def _restore_all(restorers, loaded, self_ensemble, tile, overlap):
+    """(index, pair, degraded, clean) -> the same plus [restored by each restorer]."""
     for index, pair, degraded, clean in loaded:
         restored = []
-        for model in models:
+        for restorer in restorers:
             try:
-                restored.append(restore_image(model, degraded, training=training, self_ensemble=self_ensemble))
+                restored.append(inference.restore_tiled(restorer, degraded, tile=tile, overlap=overlap,
+                                                        self_ensemble=self_ensemble))
             except Exception as error:
                 height, width = degraded.shape[:2]
-                raise io.DataError(
-                    f"model {model.name!r} failed on {pair.input_path} ({width}x{height}): "
-                    f"{type(error).__name__}: {error}"
+                raise image_files.DataError(
+                    f"restoring {pair.input_path} ({width}x{height}) with {getattr(restorer, 'source', restorer)} "
+                    f"failed: {type(error).__name__}: {error}"
                 ) from error
         yield index, pair, degraded, clean, restored
 
@@ -519,7 +420,7 @@ class _Evaluated:
 
 
 def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, workers, desc, rain_masks=None,
-              training=False, channel="y", self_ensemble=False):
+              training=False, channel="y", self_ensemble=False, tile=None, overlap=32, overwrite=False):
     """The shared loop of evaluate_model and compare_models; models[0] is the one written."""
     if not pairs:
         raise ValueError("no image pairs to evaluate")
@@ -528,14 +429,18 @@ def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, w
         raise ValueError(f"{len(rain_masks)} rain masks for {len(pairs)} image pairs")
     if crop_border < 0:
         raise ValueError(f"crop_border must be >= 0, got {crop_border}")
-    outputs = output_paths(pairs, output_dir) if output_dir else [None] * len(pairs)
+    restorers = [inference.as_restorer(model, batch_statistics=training) for model in models]
+    if tile is not None:
+        for restorer in restorers:
+            inference.check_tiling(tile, overlap, inference.default_align(restorer))
+    targets = restored_paths(pairs, output_dir, overwrite=overwrite) if output_dir else [None] * len(pairs)
 
     def finish(item):
         index, pair, degraded, clean, restored = item
         if quantize:
             restored = [quantize_8bit(image) for image in restored]
-        if outputs[index]:
-            io.write_image(outputs[index], restored[0])
+        if targets[index]:
+            image_files.write_image(targets[index], restored[0])
         scores = [image_score(pair, image, clean, crop_border, channel) for image in restored]
         iou = None
         if len(restored) == 2:
@@ -547,22 +452,25 @@ def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, w
     depth = workers + 1
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         loaded = _ordered(pool, _load, enumerate(pairs), depth)
-        results = _ordered(pool, finish, _restore_all(models, loaded, training, self_ensemble), depth)
+        results = _ordered(pool, finish, _restore_all(restorers, loaded, self_ensemble, tile, overlap), depth)
         if show_progress:
             results = progress(results, total=len(pairs), desc=desc)
         return list(results)
 
 
 def evaluate_model(model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None,
-                   training=False, channel="y", self_ensemble=False):
+                   training=False, channel="y", self_ensemble=False, tile=None, overlap=32, overwrite=False):
     """Restores every pair's input with ``model`` and scores it against the clean image.
 
     Args:
-      model: a Keras model mapping ``[1, H, W, 3]`` images to the same shape.
+      model: a Keras model mapping ``[B, H, W, 3]`` images to the same shape,
+        a restorer (:mod:`erlrestore.inference`), or a path
+        ``load_restorer`` loads (``.keras`` file, run folder, SavedModel,
+        ``pretrained:<name>``).
       pairs: ``pairing.Pair`` records (``pairing.find_pairs``).
       crop_border: pixels removed from every side before measuring.
       output_dir: when given, each restored image is written there as
-        ``<input stem>.png`` (8-bit; see :func:`output_paths` for refusals).
+        ``<input stem>.png`` (8-bit; see :func:`restored_paths` for refusals).
       quantize: round restored images to 8 bits before scoring (see the
         module docstring); False scores the float32 output.
       show_progress: draw a progress bar on stderr.
@@ -570,18 +478,26 @@ def evaluate_model(model, pairs, crop_border=0, output_dir=None, quantize=True, 
         most 4).
       training: call the model with ``training=True`` (batch-norm batch
         statistics and dropout on, pix2pix's default test mode; see
-        :func:`restore_image`) instead of inference mode.
+        :class:`erlrestore.inference.KerasRestorer`) instead of inference
+        mode. Keras models only: a SavedModel or ONNX model is an error.
       channel: ``"y"`` (BT.601 Y, the default) or ``"rgb"``: what PSNR/SSIM
         are measured on (:mod:`erlrestore.metrics`).
       self_ensemble: restore with the x8 flip/rotation self-ensemble (see
         the module docstring); 8 model calls per image.
+      tile, overlap: None restores each image whole (the default); a tile
+        side restores larger images in overlapping tiles
+        (:func:`erlrestore.inference.restore_tiled`, tiles aligned to the
+        model's padding multiple).
+      overwrite: replace restored images that exist in ``output_dir``
+        (without it they are refused before anything runs).
 
     Returns:
       ``(scores, summary)``: ImageScore per pair (restored vs clean, in pair
       order; ``input_path`` is still the degraded file) and their Summary.
     """
     results = _evaluate([model], pairs, crop_border, output_dir, quantize, show_progress, workers, "evaluating",
-                        training=training, channel=channel, self_ensemble=self_ensemble)
+                        training=training, channel=channel, self_ensemble=self_ensemble, tile=tile,
+                        overlap=overlap, overwrite=overwrite)
     scores = [r.scores[0] for r in results]
     return scores, summarize(scores)
 
@@ -609,7 +525,7 @@ class ModelComparison:
 
 def compare_models(
     model, baseline_model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None,
-    rain_masks=None, training=False, channel="y", self_ensemble=False,
+    rain_masks=None, training=False, channel="y", self_ensemble=False, tile=None, overlap=32, overwrite=False,
 ):
     """Evaluates ``model`` and ``baseline_model`` in one pass (each image is decoded once).
 
@@ -620,14 +536,16 @@ def compare_models(
     ``rain_masks`` (one mask file per pair, e.g. from :func:`rain_mask_paths`),
     the masks read by :func:`read_rain_mask` (cropped the same way).
     ``channel`` applies to both models' scores and the improved shares,
-    ``self_ensemble`` to both models' restorations; IoR / IoB are on Y.
+    ``training``, ``self_ensemble`` and ``tile`` to both models'
+    restorations; IoR / IoB are on Y.
 
     Returns:
       A :class:`ModelComparison`.
     """
     results = _evaluate(
         [model, baseline_model], pairs, crop_border, output_dir, quantize, show_progress, workers, "comparing",
-        rain_masks=rain_masks, training=training, channel=channel, self_ensemble=self_ensemble,
+        rain_masks=rain_masks, training=training, channel=channel, self_ensemble=self_ensemble, tile=tile,
+        overlap=overlap, overwrite=overwrite,
     )
     scores = [r.scores[0] for r in results]
     baseline_scores = [r.scores[1] for r in results]

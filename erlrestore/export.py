@@ -29,21 +29,24 @@ Choices where the spec is silent:
   decoded at 16 bits and divided by 65535, so 16-bit PNGs keep their
   precision and 8-bit PNGs give exactly ``k / 255``; other formats are
   decoded at 8 bits and divided by 255. This matches
-  ``erlrestore.data.io.read_image`` value for value. Grey images are
+  ``erlrestore.data.image_files.read_image`` value for value. Grey images are
   replicated to three channels and alpha is dropped (``channels=3``).
 * Encoding: the clipped result is scaled to 255 and rounded half to even in
-  float64, exactly as ``erlrestore.data.io.write_image`` (``np.rint``) and
+  float64, exactly as ``erlrestore.data.image_files.write_image`` (``np.rint``) and
   evaluation's ``quantize`` do, so a PNG from ``restore_bytes`` equals the
   8-bit rounding of ``serving_default``'s output on the decoded image.
 * Only the restoration network is exported: the ``.keras`` model is that
   network (a GAN's discriminator or ERL-Net's clean-to-clean branch are kept
   in other files and are never needed for inference).
 * Versions are positive integers; without ``version`` the next one after the
-  largest existing is used. An existing version is never overwritten. The
-  SavedModel is written to ``<base_dir>/<name>/.tmp-<version>-<pid>`` and then
-  renamed into place, so a server watching the folder never sees a
-  half-written version (TF Serving ignores folder names that are not
-  integers), and a failed export leaves nothing behind.
+  largest existing is used. Only sub-folders named entirely by ASCII digits
+  count as versions (:mod:`erlrestore.savedmodel_contract`, which also names
+  the signatures and tensors below). An existing version is never
+  overwritten. The SavedModel is written to
+  ``<base_dir>/<name>/.tmp-<version>-<pid>`` and then renamed into place, so
+  a server watching the folder never sees a half-written version (TF Serving
+  ignores folder names that are not integers), and a failed export leaves
+  nothing behind.
 * Model names must be a single folder name of letters, digits, ``.``, ``_``
   and ``-`` not starting with ``.`` (they appear in TF Serving's URLs).
 * ONNX (:func:`export_onnx`, ``erlrestore-export --format=onnx``, needs the
@@ -78,41 +81,26 @@ import warnings
 import keras
 import tensorflow as tf
 
-from erlrestore import evaluation, pretrained
-from erlrestore.data import io
+from erlrestore import inference, pretrained
+from erlrestore import savedmodel_contract as contract
+from erlrestore.savedmodel_contract import ONNX_FILE, ONNX_MULTIPLE_KEY  # noqa: F401  (part of this module's API)
 
-SERVING_SIGNATURE = "serving_default"
-BYTES_SIGNATURE = "restore_bytes"
-IMAGES_KEY = "images"
-RESTORED_KEY = "restored"
-IMAGE_BYTES_KEY = "image_bytes"
-RESTORED_BYTES_KEY = "restored_bytes"
-
-ONNX_FILE = "model.onnx"  # inside an ONNX version folder
-ONNX_MULTIPLE_KEY = "erlrestore.multiple"  # ONNX metadata: the model's padding multiple (tile alignment)
 FORMATS = ("saved_model", "onnx")
 
-RUN_MODEL_FILE = "final.keras"  # what erlrestore-train writes in its model folder
-
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The input of serving_default (and of the ONNX graph); the argument's name becomes the input key.
+_IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name=contract.INPUT_KEY)
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
-_VERSION_PATTERN = re.compile(r"[0-9]+")
 
 
 def list_versions(base_dir, name):
     """Sorted integer versions present under ``<base_dir>/<name>`` ([] when there is none).
 
-    Every sub-folder whose name is a non-negative decimal integer counts (as for
-    TF Serving), whether or not it holds a complete SavedModel.
+    Every sub-folder whose name is entirely ASCII digits counts (as for TF
+    Serving), whether or not it holds a complete model
+    (:func:`erlrestore.savedmodel_contract.list_versions`).
     """
-    folder = os.path.join(os.fspath(base_dir), name)
-    if not os.path.isdir(folder):
-        return []
-    return sorted(
-        int(entry.name)
-        for entry in os.scandir(folder)
-        if entry.is_dir() and _VERSION_PATTERN.fullmatch(entry.name)
-    )
+    return contract.list_versions(os.path.join(os.fspath(base_dir), name))
 
 
 def _resolve_model(model_or_path):
@@ -124,15 +112,12 @@ def _resolve_model(model_or_path):
             "model_or_path must be a keras.Model, a .keras file or a training run folder, "
             f"got {type(model_or_path).__name__}"
         )
+    model = inference.load_keras_model(model_or_path)  # DataError naming the file when missing or unreadable
     if pretrained.is_pretrained(model_or_path):
-        return pretrained.load(model_or_path), pretrained.name_of(model_or_path)
+        return model, pretrained.name_of(model_or_path)
     path = os.fspath(model_or_path)
     if os.path.isdir(path):
-        model_file = os.path.join(path, RUN_MODEL_FILE)
-        if not os.path.isfile(model_file):
-            raise io.DataError(f"run folder {path} has no {RUN_MODEL_FILE} (train the model first)")
-        return evaluation.load_model(model_file), os.path.basename(os.path.normpath(os.path.abspath(path)))
-    model = evaluation.load_model(path)  # DataError naming the file when missing or unreadable
+        return model, os.path.basename(os.path.normpath(os.path.abspath(path)))
     return model, os.path.splitext(os.path.basename(path))[0]
 
 
@@ -185,28 +170,28 @@ def build_archive(model):
     def restore(images):
         return _restore(model, images)
 
-    # The python argument names become the signatures' input keys.
+    # The python argument names become the signatures' input keys (contract.INPUT_KEY, contract.BYTES_INPUT_KEY).
     def serving_default(images):
-        return {RESTORED_KEY: restore(images)}
+        return {contract.OUTPUT_KEY: restore(images)}
 
     def restore_bytes(image_bytes):
         def one(data):
             return _to_png(restore(_decode(data)[tf.newaxis])[0])
 
         encoded = tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))
-        return {RESTORED_BYTES_KEY: encoded}
+        return {contract.BYTES_OUTPUT_KEY: encoded}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(  # the first endpoint is also the archive's default
-        SERVING_SIGNATURE,
+        contract.SERVING_SIGNATURE,
         serving_default,
-        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGES_KEY)],
+        input_signature=[_IMAGES_SPEC],
     )
     archive.add_endpoint(
-        BYTES_SIGNATURE,
+        contract.BYTES_SIGNATURE,
         restore_bytes,
-        input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_KEY)],
+        input_signature=[tf.TensorSpec([None], tf.string, name=contract.BYTES_INPUT_KEY)],
     )
     return archive
 
@@ -317,9 +302,9 @@ def _import_onnx_tools():
 def onnx_function(model):
     """A ``tf.function`` ``images`` -> ``{"restored": ...}`` computing exactly ``serving_default``."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGES_KEY)])
+    @tf.function(input_signature=[_IMAGES_SPEC])
     def serving(images):
-        return {RESTORED_KEY: _restore(model, images)}
+        return {contract.OUTPUT_KEY: _restore(model, images)}
 
     return serving
 
@@ -334,15 +319,9 @@ def export_onnx(model_or_path, base_dir="onnx", name=None, version=None, opset=N
     tf2onnx, onnx = _import_onnx_tools()
 
     def prepare(model):
-        from erlrestore.inference import _pad_multiple
-
         with tf.device("/cpu:0"):
-            proto, _ = tf2onnx.convert.from_function(
-                onnx_function(model),
-                input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGES_KEY)],
-                opset=opset,
-            )
-        multiple = _pad_multiple(model)
+            proto, _ = tf2onnx.convert.from_function(onnx_function(model), input_signature=[_IMAGES_SPEC], opset=opset)
+        multiple = inference.pad_multiple(model)
         if multiple:
             entry = proto.metadata_props.add()
             entry.key, entry.value = ONNX_MULTIPLE_KEY, str(multiple)

@@ -1,11 +1,25 @@
-"""Restoring images of any size with a trained model: loading, tiling, files.
+"""Running a trained model: the one place that loads models and restores images with them.
 
 :func:`load_restorer` turns a saved model (a ``.keras`` file, a training run
-folder, or a TF Serving SavedModel) into a :class:`Restorer`, a callable on
-float32 ``[B, H, W, 3]`` batches in [0, 1]. :func:`restore_tiled` runs it on
-one image of any size in overlapping tiles, :func:`restore_file` on one file
-and :func:`restore_paths` on files and folders (the ``erlrestore-restore``
-tool).
+folder, ``pretrained:<name>``, a TF Serving SavedModel, or, with
+``backend="onnxruntime"``, an ONNX model) into a :class:`Restorer`, a
+callable on float32 ``[B, H, W, 3]`` batches in [0, 1];
+:func:`restorer_from_model` does so for an in-memory Keras model and
+:func:`load_keras_model` loads the Keras model itself (for exporting it).
+:func:`restore_tiled` runs a restorer on one image of any size, whole or in
+overlapping tiles, optionally as the x8 self-ensemble; :func:`restore_file`
+on one file and :func:`restore_paths` on files and folders (the
+``erlrestore-restore`` tool). ``erlrestore-evaluate`` scores what these
+return (:mod:`erlrestore.evaluation`), and the names of a SavedModel's
+signatures and tensors come from :mod:`erlrestore.savedmodel_contract`.
+
+Batch-statistics mode (``batch_statistics=True``, ``erlrestore-evaluate
+--norm_statistics=batch``) calls a Keras model with ``training=True``, as
+pix2pix's ``test.py`` does without ``--eval`` (:class:`KerasRestorer`).
+Batch norm then normalises with the statistics of what one call sees: one
+whole image, or one tile when tiling (choice: the tools restore one image or
+tile per call in this mode, so statistics never mix images). SavedModels and
+ONNX models are frozen in inference mode and refuse it.
 
 Tiling (see :func:`tile_grid`), choices made here:
 
@@ -81,29 +95,60 @@ PNG and TIFF inputs with more than 8 bits per sample (16-bit, or
 floating-point TIFF) are written with 16 bits, 8-bit ones with 8; JPEG is
 written with quality 95 and BMP with 8 bits. The bit depth is read from the
 file header (PNG ``IHDR``, TIFF ``BitsPerSample``). Writing is atomic
-(:func:`erlrestore.data.io.write_image`).
+(:func:`erlrestore.data.image_files.write_image`). Which output files may be written
+(never an input, existing ones only with ``overwrite``) is
+:mod:`erlrestore.outputs`' policy, shared by every tool.
 """
 
 import dataclasses
 import math
 import os
+import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from erlrestore import pretrained
-from erlrestore.data import io
-from erlrestore.progress import progress
-
-# The serving signature of erlrestore's SavedModels (erlrestore/export.py).
-SIGNATURE = "serving_default"
-INPUT_KEY = "images"
-OUTPUT_KEY = "restored"
+import erlrestore.layers  # noqa: F401  (registers the custom layers that saved .keras models name)
+from erlrestore import outputs, pretrained
+from erlrestore import savedmodel_contract as contract
+from erlrestore.data import image_files
 
 _BATCH_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32)
 
 # Tile alignment when the restorer's padding multiple is unknown (module docstring).
 DEFAULT_ALIGN = 16
+
+RUN_MODEL_FILE = "final.keras"  # what erlrestore-train writes in its model folder
+KERAS_EXTENSIONS = (".keras", ".h5")
+
+
+def _clipped(function):
+    """``function`` (tensor ``[B, H, W, 3]`` -> tensor) cast, clipped and traced once for any batch and size."""
+
+    @tf.function(input_signature=[_BATCH_SPEC])
+    def restore(batch):
+        return tf.clip_by_value(tf.cast(function(batch), tf.float32), 0.0, 1.0)
+
+    return restore
+
+
+def _as_batch(batch):
+    """``batch`` as a contiguous float32 ``[B, H, W, 3]`` array (ValueError for another shape)."""
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    if batch.ndim != 4 or batch.shape[-1] != 3:
+        raise ValueError(f"a restorer takes a [B, H, W, 3] batch, got shape {batch.shape}")
+    return batch
+
+
+def _same_shape(source, batch, output):
+    """``output``, after checking that the model from ``source`` kept ``batch``'s shape."""
+    if output.shape != batch.shape:
+        raise ValueError(
+            f"the model from {source} turned a batch of shape {batch.shape} into shape "
+            f"{output.shape}; a restoration model must keep the size"
+        )
+    return output
 
 
 class Restorer:
@@ -118,41 +163,29 @@ class Restorer:
       source: where the model was loaded from (a path), or a description.
       multiple: the model pads its input to a multiple of this (None when
         unknown, as for SavedModels); :func:`restore_tiled` aligns tiles to it.
+      batch_statistics: whether the model normalises with each batch's own
+        statistics (:class:`KerasRestorer` only; False for every other model).
     """
+
+    batch_statistics = False
 
     def __init__(self, function, source, multiple=None, keep_alive=None):
         """Wraps ``function`` (tensor ``[B, H, W, 3]`` -> tensor of the same shape)."""
         self.source = source
         self.multiple = None if multiple is None else int(multiple)
         self._keep_alive = keep_alive  # the Keras model / loaded SavedModel the function uses
-
-        @tf.function(input_signature=[_BATCH_SPEC])
-        def restore(batch):
-            return tf.clip_by_value(tf.cast(function(batch), tf.float32), 0.0, 1.0)
-
-        self._function = restore
+        self._function = _clipped(function)
 
     def __call__(self, batch):
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.ndim != 4 or batch.shape[-1] != 3:
-            raise ValueError(f"a restorer takes a [B, H, W, 3] batch, got shape {batch.shape}")
-        output = self._function(tf.constant(batch))
-        output = np.asarray(output)
-        if output.shape != batch.shape:
-            raise ValueError(
-                f"the model from {self.source} turned a batch of shape {batch.shape} into shape "
-                f"{output.shape}; a restoration model must keep the size"
-            )
-        return output
+        batch = _as_batch(batch)
+        return _same_shape(self.source, batch, np.asarray(self._function(tf.constant(batch))))
 
     def __repr__(self):
-        return f"Restorer(source={self.source!r}, multiple={self.multiple})"
+        return f"{type(self).__name__}(source={self.source!r}, multiple={self.multiple})"
 
 
-def _pad_multiple(model):
+def pad_multiple(model):
     """The least common multiple of the ``multiple`` of every PadToMultiple layer in ``model`` (None if none)."""
-    from erlrestore.layers import PadToMultiple
-
     result = None
     stack = [model]
     seen = set()
@@ -161,74 +194,169 @@ def _pad_multiple(model):
         if id(layer) in seen:
             continue
         seen.add(id(layer))
-        if isinstance(layer, PadToMultiple):
+        if isinstance(layer, erlrestore.layers.PadToMultiple):
             result = math.lcm(result or 1, int(layer.multiple))
         stack.extend(getattr(layer, "layers", None) or [])
     return result
 
 
-def restorer_from_model(model, source=None):
-    """A :class:`Restorer` around an in-memory Keras model (run with ``training=False``)."""
-    source = source or f"Keras model {model.name!r}"
+def _moving_statistics(model):
+    """The model's batch-norm moving statistics (``moving_mean`` / ``moving_variance``)."""
+    return [w for w in model.non_trainable_weights if w.path.rsplit("/", 1)[-1].startswith("moving_")]
+
+
+# model -> {training: its traced, clipped function}. A Keras model's function
+# is traced once per model (and mode) and shared by every KerasRestorer of it,
+# so that wrapping one model again and again (evaluating it several times)
+# does not trace again. The function reaches the model through a weak
+# reference, so that the cache does not keep models alive; the restorer does.
+_KERAS_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _keras_function(model, training):
+    try:
+        return _KERAS_FUNCTIONS[model][training]
+    except (KeyError, TypeError):
+        pass
+    model_ref = weakref.ref(model)
 
     def call(batch):
-        output = model(batch, training=False)
+        output = model_ref()(batch, training=training)
         if isinstance(output, (list, tuple)):
-            raise ValueError(f"{source} returns {len(output)} outputs; expected one restored image")
+            raise ValueError(f"Keras model {model_ref().name!r} returns {len(output)} outputs; expected one "
+                             "restored image")
         return output
 
-    return Restorer(call, source, multiple=_pad_multiple(model), keep_alive=model)
+    function = _clipped(call)
+    try:
+        _KERAS_FUNCTIONS.setdefault(model, {})[training] = function
+    except TypeError:  # not weak-referenceable: just do not cache
+        pass
+    return function
 
 
-def _load_keras(path):
-    from erlrestore import evaluation  # imports erlrestore.layers, registering the custom layers
+class KerasRestorer(Restorer):
+    """A :class:`Restorer` around an in-memory Keras model.
 
-    return restorer_from_model(evaluation.load_model(path), source=path)
+    By default the model runs in inference mode (``training=False``: batch
+    norm uses its moving statistics, dropout is off).
+
+    ``batch_statistics=True`` calls it with ``training=True`` instead,
+    pix2pix's default test mode (its ``test.py`` without ``--eval`` leaves the
+    networks in PyTorch's train mode): batch norm normalises with the
+    statistics of the batch itself (one image, or one tile, per call as the
+    tools run it), and Keras also turns dropout on, so the output is random
+    where the model has dropout, pix2pix's noise source. The moving
+    statistics that a training-mode call updates are put back after every
+    call, so restoring never changes the model. Exported SavedModels and ONNX
+    models are frozen in inference mode and cannot do this.
+
+    Attributes (beside :class:`Restorer`'s): ``model``, the Keras model.
+    """
+
+    def __init__(self, model, source=None, batch_statistics=False):
+        self.model = model
+        self.source = source or f"Keras model {model.name!r}"
+        self.multiple = pad_multiple(model)
+        self.batch_statistics = bool(batch_statistics)
+        self._keep_alive = model
+        self._function = _keras_function(model, self.batch_statistics)
+
+    def __call__(self, batch):
+        if not self.batch_statistics:
+            return super().__call__(batch)
+        kept = [(weight, weight.numpy()) for weight in _moving_statistics(self.model)]
+        try:
+            return super().__call__(batch)
+        finally:
+            for weight, value in kept:
+                weight.assign(value)
+
+
+def restorer_from_model(model, source=None, batch_statistics=False):
+    """A :class:`KerasRestorer` around an in-memory Keras model (inference mode unless ``batch_statistics``)."""
+    return KerasRestorer(model, source=source, batch_statistics=batch_statistics)
+
+
+def load_keras_model(path):
+    """Loads a Keras restoration model for inference.
+
+    ``path`` is a ``.keras`` (or ``.h5``) file, a training run folder holding
+    ``final.keras``, or ``pretrained:<name>`` (:mod:`erlrestore.pretrained`).
+    erlrestore's custom layers are registered (this module imports
+    :mod:`erlrestore.layers`); the model is loaded without its training
+    configuration (``compile=False``), which inference does not need and
+    which may reference losses unknown here.
+
+    Raises:
+      DataError naming ``path`` when it is missing, a folder without
+      ``final.keras``, or cannot be loaded as a Keras model.
+    """
+    if pretrained.is_pretrained(path):
+        return pretrained.load(path)
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise image_files.DataError(f"model file {path} does not exist")
+    if os.path.isdir(path):
+        model_file = os.path.join(path, RUN_MODEL_FILE)
+        if not os.path.isfile(model_file):
+            raise image_files.DataError(f"run folder {path} has no {RUN_MODEL_FILE} (train the model first)")
+        path = model_file
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types (ValueError, OSError, zipfile errors...).
+        raise image_files.DataError(f"could not load model {path}: {type(error).__name__}: {error}") from error
+    if not isinstance(model, keras.Model):
+        raise image_files.DataError(f"{path} holds a {type(model).__name__}, not a Keras model")
+    return model
+
+
+def _load_keras(path, batch_statistics):
+    return restorer_from_model(load_keras_model(path), source=os.fspath(path), batch_statistics=batch_statistics)
+
+
+def _refuse_batch_statistics(kind, path):
+    raise image_files.DataError(
+        f"{kind} {path} is frozen in inference mode: batch statistics (--norm_statistics=batch) need a Keras "
+        "model (a .keras file, a training run folder or pretrained:<name>)"
+    )
 
 
 def _load_savedmodel(path):
     try:
         loaded = tf.saved_model.load(path)
     except Exception as error:  # TF raises many types for a bad SavedModel.
-        raise io.DataError(f"could not load SavedModel {path}: {type(error).__name__}: {error}") from error
+        raise image_files.DataError(f"could not load SavedModel {path}: {type(error).__name__}: {error}") from error
+    signature, input_key, output_key = contract.SERVING_SIGNATURE, contract.INPUT_KEY, contract.OUTPUT_KEY
     signatures = getattr(loaded, "signatures", {})
-    if SIGNATURE not in signatures:
-        raise io.DataError(
-            f"SavedModel {path} has no {SIGNATURE!r} signature (it has: {', '.join(sorted(signatures)) or 'none'})"
+    if signature not in signatures:
+        raise image_files.DataError(
+            f"SavedModel {path} has no {signature!r} signature (it has: {', '.join(sorted(signatures)) or 'none'})"
         )
-    function = signatures[SIGNATURE]
+    function = signatures[signature]
     inputs = function.structured_input_signature[1]
-    if INPUT_KEY not in inputs:
-        raise io.DataError(
-            f"the {SIGNATURE!r} signature of SavedModel {path} takes {sorted(inputs)}, not {INPUT_KEY!r}"
+    if input_key not in inputs:
+        raise image_files.DataError(
+            f"the {signature!r} signature of SavedModel {path} takes {sorted(inputs)}, not {input_key!r}"
         )
-    outputs = function.structured_outputs
-    if OUTPUT_KEY not in outputs:
-        raise io.DataError(
-            f"the {SIGNATURE!r} signature of SavedModel {path} returns {sorted(outputs)}, not {OUTPUT_KEY!r}"
+    returned = function.structured_outputs
+    if output_key not in returned:
+        raise image_files.DataError(
+            f"the {signature!r} signature of SavedModel {path} returns {sorted(returned)}, not {output_key!r}"
         )
 
     def call(batch):
-        return function(**{INPUT_KEY: batch})[OUTPUT_KEY]
+        return function(**{input_key: batch})[output_key]
 
     return Restorer(call, path, multiple=None, keep_alive=loaded)
 
 
-def _latest_version(path, marker="saved_model.pb"):
-    """The largest integer-named sub-folder of ``path`` that holds ``marker``, or None."""
-    versions = []
-    for name in os.listdir(path):
-        if name.isdigit() and os.path.isfile(os.path.join(path, name, marker)):
-            versions.append(int(name))
-    if not versions:
+def _latest_version(path, marker):
+    """The largest version folder of ``path`` that holds ``marker`` (its own spelling, e.g. ``007``), or None."""
+    try:
+        return contract.latest_version_folder(path, marker)
+    except FileNotFoundError:
         return None
-    best = max(versions)
-    # Keep the folder's own spelling (e.g. "007").
-    return next(
-        os.path.join(path, name)
-        for name in os.listdir(path)
-        if name.isdigit() and int(name) == best and os.path.isfile(os.path.join(path, name, marker))
-    )
 
 
 # --------------------------------------------------------------------------
@@ -236,8 +364,6 @@ def _latest_version(path, marker="saved_model.pb"):
 # --------------------------------------------------------------------------
 
 BACKENDS = ("tensorflow", "onnxruntime")
-ONNX_FILE = "model.onnx"  # erlrestore.export.ONNX_FILE
-ONNX_MULTIPLE_KEY = "erlrestore.multiple"  # erlrestore.export.ONNX_MULTIPLE_KEY
 
 
 class OnnxRestorer:
@@ -248,11 +374,13 @@ class OnnxRestorer:
     metadata (written by :func:`erlrestore.export.export_onnx`), else None.
     """
 
+    batch_statistics = False
+
     def __init__(self, path, threads=None):
         try:
             import onnxruntime
         except ImportError as error:
-            raise io.DataError(
+            raise image_files.DataError(
                 f"--backend=onnxruntime needs onnxruntime ({error}); install it with pip install 'erlrestore[onnx]'"
             ) from error
         self.source = path
@@ -262,31 +390,23 @@ class OnnxRestorer:
         try:
             self._session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types
-            raise io.DataError(f"could not load ONNX model {path}: {type(error).__name__}: {error}") from error
+            raise image_files.DataError(f"could not load ONNX model {path}: {type(error).__name__}: {error}") from error
         inputs = [i.name for i in self._session.get_inputs()]
-        outputs = [o.name for o in self._session.get_outputs()]
-        if inputs != [INPUT_KEY]:
-            raise io.DataError(f"ONNX model {path} takes inputs {inputs}, not [{INPUT_KEY!r}]")
-        if OUTPUT_KEY not in outputs:
-            raise io.DataError(f"ONNX model {path} returns {outputs}, not {OUTPUT_KEY!r}")
+        returned = [o.name for o in self._session.get_outputs()]
+        if inputs != [contract.INPUT_KEY]:
+            raise image_files.DataError(f"ONNX model {path} takes inputs {inputs}, not [{contract.INPUT_KEY!r}]")
+        if contract.OUTPUT_KEY not in returned:
+            raise image_files.DataError(f"ONNX model {path} returns {returned}, not {contract.OUTPUT_KEY!r}")
         metadata = self._session.get_modelmeta().custom_metadata_map
         try:
-            self.multiple = int(metadata[ONNX_MULTIPLE_KEY])
+            self.multiple = int(metadata[contract.ONNX_MULTIPLE_KEY])
         except (KeyError, ValueError):
             self.multiple = None
 
     def __call__(self, batch):
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.ndim != 4 or batch.shape[-1] != 3:
-            raise ValueError(f"a restorer takes a [B, H, W, 3] batch, got shape {batch.shape}")
-        output = self._session.run([OUTPUT_KEY], {INPUT_KEY: batch})[0]
-        output = np.clip(np.asarray(output, dtype=np.float32), 0.0, 1.0)
-        if output.shape != batch.shape:
-            raise ValueError(
-                f"the model from {self.source} turned a batch of shape {batch.shape} into shape "
-                f"{output.shape}; a restoration model must keep the size"
-            )
-        return output
+        batch = _as_batch(batch)
+        output = self._session.run([contract.OUTPUT_KEY], {contract.INPUT_KEY: batch})[0]
+        return _same_shape(self.source, batch, np.clip(np.asarray(output, dtype=np.float32), 0.0, 1.0))
 
     def __repr__(self):
         return f"OnnxRestorer(source={self.source!r}, multiple={self.multiple})"
@@ -296,14 +416,14 @@ def _onnx_file(path):
     """The model.onnx that ``path`` names (the file, a version folder or a model folder), or None."""
     if os.path.isfile(path):
         return path if path.lower().endswith(".onnx") else None
-    if os.path.isfile(os.path.join(path, ONNX_FILE)):
-        return os.path.join(path, ONNX_FILE)
-    version = _latest_version(path, ONNX_FILE)
-    return None if version is None else os.path.join(version, ONNX_FILE)
+    if os.path.isfile(os.path.join(path, contract.ONNX_FILE)):
+        return os.path.join(path, contract.ONNX_FILE)
+    version = _latest_version(path, contract.ONNX_FILE)
+    return None if version is None else os.path.join(version, contract.ONNX_FILE)
 
 
-def load_restorer(path, backend="tensorflow"):
-    """Loads a restoration model from ``path`` as a :class:`Restorer`.
+def load_restorer(path, backend="tensorflow", batch_statistics=False):
+    """Loads a restoration model from ``path`` as a :class:`Restorer`: the one loader of every tool.
 
     ``path`` may be:
 
@@ -314,8 +434,9 @@ def load_restorer(path, backend="tensorflow"):
       holds ``final.keras``;
     * a SavedModel version folder (holding ``saved_model.pb``), run through
       its ``serving_default`` signature (``images`` -> ``restored``);
-    * a SavedModel model folder of integer-named version folders (TF
-      Serving's layout); the largest version is loaded.
+    * a SavedModel model folder of version folders (TF Serving's layout,
+      names of ASCII digits, :mod:`erlrestore.savedmodel_contract`); the
+      largest version is loaded.
 
     A folder that is both (``saved_model.pb`` and ``final.keras``) is read
     as a SavedModel.
@@ -327,59 +448,99 @@ def load_restorer(path, backend="tensorflow"):
     (:class:`OnnxRestorer`, as many threads as CPUs). Keras models and
     SavedModels are not converted on the fly: export them first.
 
+    ``batch_statistics=True`` runs a Keras model with each batch's own
+    batch-norm statistics (:class:`KerasRestorer`); SavedModels and ONNX
+    models are frozen in inference mode, so for them it is an error.
+
     Raises:
       DataError naming ``path`` when it does not exist, is none of the
-      above, or cannot be loaded.
+      above, or cannot be loaded, and for ``batch_statistics`` with a
+      SavedModel or ONNX model.
       ValueError for an unknown backend.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "onnxruntime":
+        if batch_statistics:
+            _refuse_batch_statistics("ONNX model", path)
         return _load_onnx(path)
     if pretrained.is_pretrained(path):
-        return restorer_from_model(pretrained.load(path), source=path)
+        return _load_keras(path, batch_statistics)
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise io.DataError(f"model path {path} does not exist")
+        raise image_files.DataError(f"model path {path} does not exist")
     if os.path.isfile(path):
         if os.path.splitext(path)[1].lower() == ".onnx":
-            raise io.DataError(f"model file {path} is an ONNX model: run it with --backend=onnxruntime")
-        if os.path.splitext(path)[1].lower() not in (".keras", ".h5"):
-            raise io.DataError(
+            raise image_files.DataError(f"model file {path} is an ONNX model: run it with --backend=onnxruntime")
+        if os.path.splitext(path)[1].lower() not in KERAS_EXTENSIONS:
+            raise image_files.DataError(
                 f"model file {path} is not a .keras or .h5 file (give a .keras file, a training run "
                 "folder or a SavedModel folder)"
             )
-        return _load_keras(path)
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return _load_savedmodel(path)
-    final = os.path.join(path, "final.keras")
-    if os.path.isfile(final):
-        return _load_keras(final)
-    version = _latest_version(path)
+        return _load_keras(path, batch_statistics)
+    if os.path.isfile(os.path.join(path, contract.SAVED_MODEL_FILE)):
+        version = path
+    elif os.path.isfile(os.path.join(path, RUN_MODEL_FILE)):
+        return _load_keras(os.path.join(path, RUN_MODEL_FILE), batch_statistics)
+    else:
+        version = _latest_version(path, contract.SAVED_MODEL_FILE)
     if version is not None:
+        if batch_statistics:
+            _refuse_batch_statistics("SavedModel", version)
         return _load_savedmodel(version)
     if _onnx_file(path) is not None:
-        raise io.DataError(f"folder {path} holds an ONNX model: run it with --backend=onnxruntime")
-    raise io.DataError(
+        raise image_files.DataError(f"folder {path} holds an ONNX model: run it with --backend=onnxruntime")
+    raise image_files.DataError(
         f"no model found in folder {path}: expected final.keras (a training run), saved_model.pb "
-        "(a SavedModel version) or integer-named version folders holding saved_model.pb"
+        "(a SavedModel version) or version folders (named by digits) holding saved_model.pb"
     )
+
+
+def as_restorer(model, batch_statistics=False):
+    """A restorer for ``model``: a Keras model is wrapped, a path loaded, a restorer kept.
+
+    ``model`` may be a ``keras.Model`` (:func:`restorer_from_model`), a path
+    or ``pretrained:<name>`` (:func:`load_restorer`), or a restorer (a
+    :class:`Restorer`, :class:`OnnxRestorer`, or any callable on ``[B, H, W,
+    3]`` batches), returned as it is. ``batch_statistics`` as for
+    :func:`load_restorer`; a :class:`KerasRestorer` is rewrapped in the asked
+    mode.
+
+    Raises:
+      ValueError for ``batch_statistics`` with a restorer that is not a
+      Keras model's (DataError when loading such a model from a path).
+    """
+    if isinstance(model, keras.Model):
+        return restorer_from_model(model, batch_statistics=batch_statistics)
+    if isinstance(model, (str, os.PathLike)):
+        return load_restorer(model, batch_statistics=batch_statistics)
+    if isinstance(model, KerasRestorer):
+        if model.batch_statistics == bool(batch_statistics):
+            return model
+        return restorer_from_model(model.model, source=model.source, batch_statistics=batch_statistics)
+    if not callable(model):
+        raise TypeError(f"expected a Keras model, a model path or a restorer, got {type(model).__name__}")
+    if batch_statistics:
+        raise ValueError(
+            f"{getattr(model, 'source', model)!r} is not a Keras model: batch statistics need a Keras model"
+        )
+    return model
 
 
 def _load_onnx(path):
     if pretrained.is_pretrained(path):
-        raise io.DataError(
+        raise image_files.DataError(
             f"{path} is a Keras model: --backend=onnxruntime runs ONNX models only; export it first "
             "with erlrestore-export --format=onnx"
         )
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise io.DataError(f"model path {path} does not exist")
+        raise image_files.DataError(f"model path {path} does not exist")
     model_file = _onnx_file(path)
     if model_file is None:
-        raise io.DataError(
+        raise image_files.DataError(
             f"--backend=onnxruntime runs ONNX models only, and {path} is not a .onnx file nor a folder "
-            f"holding {ONNX_FILE} (or integer-named version folders holding it); export a Keras model or "
+            f"holding {contract.ONNX_FILE} (or version folders holding it); export a Keras model or "
             "SavedModel first with erlrestore-export --format=onnx, or use --backend=tensorflow"
         )
     return OnnxRestorer(model_file)
@@ -571,7 +732,8 @@ def _run(restorer, batch):
     return output
 
 
-def _default_align(restorer, align):
+def default_align(restorer, align=None):
+    """``align`` when given, else the restorer's padding multiple, else :data:`DEFAULT_ALIGN`."""
     if align is not None:
         return align
     return getattr(restorer, "multiple", None) or DEFAULT_ALIGN
@@ -585,7 +747,8 @@ def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=
         same shape (a :class:`Restorer`, or any function).
       image: the degraded image, float values in [0, 1].
       tile: largest tile side; an image no larger in both sides is restored
-        in one call.
+        in one call. None: never tile, the whole image goes through in one
+        call (``overlap`` and ``align`` are then unused).
       overlap: least overlap of neighbouring tiles (pixels); the window
         discards ``overlap // 4`` pixels at inner tile edges and cross-fades
         over the rest (module docstring).
@@ -602,17 +765,19 @@ def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=
       overlap >= 0`` is required) or a restorer that changes the shape.
     """
     image = _check_image(image)
-    align = _default_align(restorer, align)
+    align = default_align(restorer, align)
     tile_batch = _check_int(tile_batch, "tile_batch", 1)
-    check_tiling(tile, overlap, align)
+    if tile is not None:
+        check_tiling(tile, overlap, align)
     height, width = image.shape[:2]
+    whole = tile is None or (height <= tile and width <= tile)
     if self_ensemble:
-        if height <= tile and width <= tile:
+        if whole:
             return _ensemble_in_one_call(restorer, image, tile_batch)
         return _self_ensemble(
             lambda moved: restore_tiled(restorer, moved, tile, overlap, align, tile_batch), image
         )
-    if height <= tile and width <= tile:
+    if whole:
         return np.clip(_run(restorer, image[np.newaxis])[0], 0.0, 1.0)
 
     total = np.zeros(image.shape, dtype=np.float32)
@@ -706,25 +871,16 @@ def restore_file(restorer, input_path, output_path, tile=512, overlap=32, align=
       parameters.
     """
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
-    if _same_file(input_path, output_path):
-        raise io.DataError(f"output {output_path} is the input file {input_path}; inputs are never overwritten")
-    image = io.read_image(input_path)
+    if outputs.same_file(input_path, output_path):
+        raise image_files.DataError(f"output {output_path} is the input file {input_path}; inputs are never overwritten")
+    image = image_files.read_image(input_path)
     restored = restore_tiled(restorer, image, tile=tile, overlap=overlap, align=align, tile_batch=tile_batch,
                              self_ensemble=self_ensemble)
     bit_depth = source_bit_depth(input_path)
     if os.path.splitext(output_path)[1].lower() not in (".png", ".tif", ".tiff"):
         bit_depth = 8
-    io.write_image(output_path, restored, bit_depth=bit_depth, jpeg_quality=95)
+    image_files.write_image(output_path, restored, bit_depth=bit_depth, jpeg_quality=95)
     return output_path
-
-
-def _same_file(a, b):
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)  # also catches hard links
-    except OSError:
-        return False
 
 
 def _collect_inputs(inputs):
@@ -735,63 +891,37 @@ def _collect_inputs(inputs):
     for item in inputs:
         item = os.fspath(item)
         if os.path.isdir(item):
-            files.extend((path, item) for path in io.list_images(item))
+            files.extend((path, item) for path in image_files.list_images(item))
         elif os.path.isfile(item):
-            if not io.is_image_file(item):
-                raise io.DataError(
-                    f"input {item} is not an image file (extensions: {', '.join(io.IMAGE_EXTENSIONS)})"
+            if not image_files.is_image_file(item):
+                raise image_files.DataError(
+                    f"input {item} is not an image file (extensions: {', '.join(image_files.IMAGE_EXTENSIONS)})"
                 )
             files.append((item, None))
         else:
-            raise io.DataError(f"input {item} does not exist")
+            raise image_files.DataError(f"input {item} does not exist")
     if not files:
-        raise io.DataError("no input images given")
+        raise image_files.DataError("no input images given")
     return files
 
 
-def output_paths(inputs, output_dir, overwrite=False):
-    """``[(input file, output file), ...]`` for :func:`restore_paths`; outputs keep the input names.
+def restore_targets(inputs, output_dir, overwrite=False):
+    """``[(input file, output file), ...]`` for :func:`restore_paths`: outputs keep the input's file name.
+
+    The output policy is :mod:`erlrestore.outputs`' (inputs never
+    overwritten, existing outputs only with ``overwrite``, no two inputs onto
+    one output); an input file given twice is restored once.
 
     Raises:
-      DataError (before anything is written) when ``output_dir`` is an input
-      folder, an output would be an input file (also through links), two
-      inputs share a file name, or (without ``overwrite``) outputs already
-      exist; or when an input does not exist / is not an image.
+      DataError (before anything is written) for the refusals of
+      :func:`erlrestore.outputs.output_paths`, or when an input does not
+      exist / is not an image.
     """
-    output_dir = os.fspath(output_dir)
-    files = _collect_inputs(inputs)
-    real_out = os.path.realpath(output_dir)
-    for _, folder in files:
-        if folder is not None and os.path.realpath(folder) == real_out:
-            raise io.DataError(
-                f"output folder {output_dir} is the input folder {folder}; write restored images to a "
-                "different folder (inputs are never overwritten)"
-            )
-    pairs, by_name = [], {}
-    for path, _ in files:
-        name = os.path.basename(path)
-        if name in by_name and not _same_file(by_name[name], path):
-            raise io.DataError(f"inputs {by_name[name]} and {path} share the name {name!r} in {output_dir}")
-        if name in by_name:
-            continue  # the same file given twice
-        by_name[name] = path
-        pairs.append((path, os.path.join(output_dir, name)))
-    input_files = [path for path, _ in pairs]
-    for path, out in pairs:
-        for source in input_files:
-            if _same_file(out, source):
-                raise io.DataError(
-                    f"output {out} would overwrite the input {source}; choose another --output_dir "
-                    "(inputs are never overwritten)"
-                )
-    if not overwrite:
-        existing = [out for _, out in pairs if os.path.lexists(out)]
-        if existing:
-            raise io.DataError(
-                f"{len(existing)} output file(s) already exist (first: {existing[0]}); allow "
-                "overwriting them (--overwrite) or choose another output folder"
-            )
-    return pairs
+    sources = [path for path, _ in _collect_inputs(inputs)]
+    pairs = {}
+    for source, target in zip(sources, outputs.output_paths(sources, output_dir, overwrite=overwrite)):
+        pairs.setdefault(target, (source, target))
+    return list(pairs.values())
 
 
 def restore_paths(
@@ -817,19 +947,16 @@ def restore_paths(
 
     Raises:
       DataError / ValueError before anything is written, for the refusals
-      of :func:`output_paths` and bad tiling parameters.
+      of :func:`restore_targets` and bad tiling parameters.
     """
-    check_tiling(tile, overlap, _default_align(restorer, align))
+    if tile is not None:
+        check_tiling(tile, overlap, default_align(restorer, align))
     _check_int(tile_batch, "tile_batch", 1)
-    pairs = output_paths(inputs, output_dir, overwrite=overwrite)
+    pairs = restore_targets(inputs, output_dir, overwrite=overwrite)
     os.makedirs(output_dir, exist_ok=True)
-    written, failures = [], []
-    items = progress(pairs, total=len(pairs), desc="restoring") if show_progress else pairs
-    for source, target in items:
-        try:
-            written.append(restore_file(restorer, source, target, tile, overlap, align, tile_batch,
-                                        self_ensemble=self_ensemble))
-        except (ValueError, OSError, tf.errors.OpError) as error:
-            message = str(error) if isinstance(error, io.DataError) else f"{type(error).__name__}: {error}"
-            failures.append((source, message))
-    return written, failures
+
+    def write(source, target):
+        return restore_file(restorer, source, target, tile, overlap, align, tile_batch, self_ensemble=self_ensemble)
+
+    return outputs.collect_failures(pairs, write, errors=(ValueError, OSError, tf.errors.OpError),
+                                    show_progress=show_progress, desc="restoring")

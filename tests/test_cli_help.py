@@ -6,9 +6,12 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the installed command lines
+
 BIN = pathlib.Path(sys.executable).parent
 
 TOOLS = {
+    "erlrestore-client": ["--server", "--grpc", "--model_name", "--output_dir", "--[no]overwrite"],
     "erlrestore-train": ["--model_dir", "--stage_budget", "--lr_schedule", "--streak_dir", "--max_image_pixels"],
     "erlrestore-evaluate": ["--model", "--norm_statistics", "--rain_mask_dir", "--max_image_pixels", "--channel",
                             "--[no]self_ensemble"],

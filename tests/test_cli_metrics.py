@@ -13,6 +13,8 @@ from skimage.metrics import structural_similarity
 
 from erlrestore import metrics
 
+pytestmark = pytest.mark.slow  # runs erlrestore-metrics as a command
+
 SUMMARY = re.compile(r"^n=(\d+) psnr_y=(inf|\d+\.\d{4}) ssim_y=(\d\.\d{5})$")
 SUMMARY_RGB = re.compile(r"^n=(\d+) psnr_rgb=(inf|\d+\.\d{4}) ssim_rgb=(\d\.\d{5})$")
 

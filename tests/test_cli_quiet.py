@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the command lines and reads their output
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 NOISE = ("oneDNN", "absl::InitializeLog", "cuInit", "cuda", "Sharding callback duration")
 
@@ -42,7 +44,8 @@ def test_metrics_prints_its_line_and_nothing_of_tensorflow(tiny_set):
 
 def test_training_shows_its_own_progress_but_no_checkpoint_info_lines(tmp_path):
     result = subprocess.run([sys.executable, "-m", "erlrestore.cli.train",
-                             "--flagfile=flags/tiny/erlnet_ma_d_mlgd.flags", f"--model_dir={tmp_path / 'run'}"],
+                             "--flagfile=flags/erlnet_ma_d_mlgd.flags", "--flagfile=flags/tiny/erlnet.flags",
+                             f"--model_dir={tmp_path / 'run'}"],
                             capture_output=True, text=True, timeout=600, cwd=REPO, env=_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert "stage I (1/3): 2 steps, from step 0" in result.stderr
@@ -54,7 +57,8 @@ def test_training_shows_its_own_progress_but_no_checkpoint_info_lines(tmp_path):
 
 
 def test_export_prints_where_it_wrote_and_no_tensorflow_info(tmp_path):
-    train = subprocess.run([sys.executable, "-m", "erlrestore.cli.train", "--flagfile=flags/tiny/memd.flags",
+    train = subprocess.run([sys.executable, "-m", "erlrestore.cli.train", "--flagfile=flags/memd.flags",
+                            "--flagfile=flags/tiny/erlnet.flags",
                             f"--model_dir={tmp_path / 'run'}", "--verbose=0"], capture_output=True, text=True,
                            timeout=600, cwd=REPO, env=_env())
     assert train.returncode == 0, train.stderr[-3000:]

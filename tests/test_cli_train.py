@@ -8,12 +8,20 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # runs erlrestore-train and the other commands as processes
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
-# flags/reproduce/ holds scale overlays of erlrestore-reproduce, stacked after these (tests/test_reproduce.py);
-# flags/pretrained/ the recipes of the shipped models (tested below).
-FLAGFILES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags").rglob("*.flags")
-                   if p.parent.name not in ("reproduce", "pretrained"))
+# The paper flagfiles, one per experiment. flags/reproduce/ holds scale overlays of erlrestore-reproduce, stacked
+# after these (tests/test_reproduce.py); flags/pretrained/ the recipes of the shipped models (tested below);
+# flags/tiny/ one tiny overlay per model family, stacked after these (tiny()).
+FLAGFILES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags").glob("*.flags"))
+
+
+def tiny(flagfile):
+    """The arguments of a paper flagfile's tiny variant: its family's overlay stacked after it."""
+    family = "erlnet" if flagfile.rsplit("/", 1)[-1].startswith(("memd", "erlnet_")) else "gan"
+    return [f"--flagfile={flagfile}", f"--flagfile=flags/tiny/{family}.flags"]
 
 
 def run_train(*args, timeout=600):
@@ -23,82 +31,84 @@ def run_train(*args, timeout=600):
     )
 
 
-PARSE_ALL = """
-import sys
-from absl import flags
-from erlrestore.cli import train
-from erlrestore.training import experiment
-train.define_flags()
-for flagfile in sys.argv[1:]:
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["erlrestore-train", "--flagfile=" + flagfile, "--model_dir=unused"])
-    settings = train.settings_from_flags()
-    stage_list = experiment.check_settings(settings)
-    print(flagfile, settings.model, settings.resolved_strategy(), settings.entanglement, len(stage_list),
-          settings.depth, settings.data.crop_size, settings.stage_epochs, settings.stage_steps,
-          settings.levels, settings.gan_loss, settings.info_accum_layers, settings.subpixel,
-          settings.resolved_learning_rate())
-"""
+@pytest.fixture
+def in_repo(monkeypatch):
+    """Flagfiles name each other relative to the repository root."""
+    monkeypatch.chdir(REPO)
 
 
-def test_every_flagfile_parses_into_valid_settings():
+def parse(arguments):
+    """erlrestore-train's settings for the arguments, parsed in this process."""
+    from erlrestore.training import experiment
+
+    return experiment.settings_from_argv([*arguments, "--model_dir=unused"])
+
+
+def variants(flagfiles):
+    """{label: arguments} of each flagfile and of its tiny variant (label ``<flagfile>+tiny``)."""
+    return {label: arguments for flagfile in flagfiles
+            for label, arguments in ((flagfile, [f"--flagfile={flagfile}"]), (flagfile + "+tiny", tiny(flagfile)))}
+
+
+def test_every_flagfile_parses_into_valid_settings(in_repo):
+    from erlrestore.training import experiment
+
     # ERL-Net: 3 MEMD baselines + MEMD with a global residual + 10 Table 3 rows; rethinking: 5 Table II
-    # rows, the pre-training remedy and 5 Table III autoencoders; each with a tiny variant.
-    assert len(FLAGFILES) == 2 * (14 + 11)
-    result = subprocess.run([sys.executable, "-c", PARSE_ALL, *FLAGFILES], capture_output=True, text=True,
-                            cwd=REPO, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
-    assert rows["flags/erlnet_ma_d_mlgd.flags"][:4] == ["ERLNet", "MA_D", "MLGD", "3"]
-    assert rows["flags/erlnet_dt_clgd.flags"][:4] == ["ERLNet", "DT", "CLGD", "2"]
-    assert rows["flags/memd_minus_minus.flags"][:2] == ["MEMD--", "MEMD"]
+    # rows, the pre-training remedy and 5 Table III autoencoders; each with a tiny variant (two overlays).
+    assert len(FLAGFILES) == 14 + 11
+    assert sorted(p.name for p in (REPO / "flags" / "tiny").iterdir()) == ["erlnet.flags", "gan.flags"]
+    rows = {}
+    for label, arguments in variants(FLAGFILES).items():
+        settings = parse(arguments)
+        stage_list = experiment.check_settings(settings)
+        rows[label] = (settings.model, settings.resolved_strategy(), settings.entanglement, len(stage_list),
+                       settings.depth, settings.data.crop_size, settings.stage_epochs, settings.stage_steps,
+                       settings.levels, settings.gan_loss, settings.info_accum_layers, settings.subpixel,
+                       settings.resolved_learning_rate())
+    assert len(rows) == 2 * len(FLAGFILES)
+    assert rows["flags/erlnet_ma_d_mlgd.flags"][:4] == ("ERLNet", "MA_D", "MLGD", 3)
+    assert rows["flags/erlnet_dt_clgd.flags"][:4] == ("ERLNet", "DT", "CLGD", 2)
+    assert rows["flags/memd_minus_minus.flags"][:2] == ("MEMD--", "MEMD")
     # Paper settings: 320 crops, 400 epochs a stage; tiny variants: 2 steps.
-    assert rows["flags/memd.flags"][5:8] == ["320", "(400.0,)", "()"]
-    assert rows["flags/tiny/memd.flags"][4:8] == ["2", "32", "()", "(2,)"]
-    assert rows["flags/pix2pix_unet8.flags"][0:2] == ["UNet", "GAN"]
-    assert rows["flags/pix2pix_unet8.flags"][5:] == ["256", "(200.0,)", "()", "8", "bce", "0", "False", "0.0002"]
-    assert rows["flags/unet5_lsgan_infoaccum15_subpix.flags"][8:12] == ["5", "lsgan", "15", "True"]
-    assert rows["flags/unet5_lsgan_infoaccum15_subpix_recon_pretrain.flags"][1:4:2] == ["RECON_GAN", "2"]
-    assert rows["flags/recon_endec5.flags"][0:2] == ["EnDec", "RECON"]
+    assert rows["flags/memd.flags"][5:8] == (320, (400.0,), ())
+    assert rows["flags/memd.flags+tiny"][4:8] == (2, 32, (), (2,))
+    assert rows["flags/pix2pix_unet8.flags"][0:2] == ("UNet", "GAN")
+    assert rows["flags/pix2pix_unet8.flags"][5:] == (256, (200.0,), (), 8, "bce", 0, False, 0.0002)
+    assert rows["flags/unet5_lsgan_infoaccum15_subpix.flags"][8:12] == (5, "lsgan", 15, True)
+    assert rows["flags/unet5_lsgan_infoaccum15_subpix_recon_pretrain.flags"][1:4:2] == ("RECON_GAN", 2)
+    assert rows["flags/recon_endec5.flags"][0:2] == ("EnDec", "RECON")
+    for flagfile in FLAGFILES:
+        # A tiny variant trains the paper row's model with its strategy and stages, its generator's levels,
+        # adversarial loss and InfoAccum, in 2 steps a stage on 32 px crops.
+        paper, small = rows[flagfile], rows[flagfile + "+tiny"]
+        assert small[:4] == paper[:4] and small[8:] == paper[8:], flagfile
+        assert small[5:8] == (32, (), (2,)), flagfile
 
 
-PARSE_ERL = """
-import sys
-from absl import flags
-from erlrestore.cli import train
-train.define_flags()
-for flagfile in sys.argv[1:]:
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["erlrestore-train", "--flagfile=" + flagfile, "--model_dir=unused"])
-    settings = train.settings_from_flags()
-    print(flagfile, settings.global_residual, settings.stage_budget, settings.fre_reduction)
-"""
-
-# The ERL-Net paper's rows (Tables 2 and 3) and their tiny variants.
+# The ERL-Net paper's rows (Tables 2 and 3).
 PAPER_ERL_FLAGFILES = [f for f in FLAGFILES if f.rsplit("/", 1)[-1].startswith(("memd", "erlnet_"))
                        and "global_residual" not in f]
 
 
-def test_paper_erlnet_flagfiles_have_no_global_residual():
+def test_paper_erlnet_flagfiles_have_no_global_residual(in_repo):
     """The paper's decoder generates the image; only memd_global_residual.flags adds the input back."""
-    assert len(PAPER_ERL_FLAGFILES) == 2 * 13
-    extra = ["flags/memd_global_residual.flags", "flags/tiny/memd_global_residual.flags"]
-    result = subprocess.run([sys.executable, "-c", PARSE_ERL, *PAPER_ERL_FLAGFILES, *extra], capture_output=True,
-                            text=True, cwd=REPO, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
-    assert sorted(rows) == sorted(PAPER_ERL_FLAGFILES + extra)
-    for flagfile in PAPER_ERL_FLAGFILES:
+    assert len(PAPER_ERL_FLAGFILES) == 13
+    rows = {label: parse(arguments) for label, arguments in variants(PAPER_ERL_FLAGFILES).items()}
+    extra = {label: parse(arguments) for label, arguments in variants(["flags/memd_global_residual.flags"]).items()}
+    assert len(rows) == 2 * 13 and len(extra) == 2
+    for label, settings in rows.items():
         # Paper flagfiles also keep today's stage budget (400 epochs for each stage) and L_fre reduction.
-        assert rows[flagfile] == ["False", "each", "mean_sum"], flagfile
-    for flagfile in extra:
-        assert rows[flagfile] == ["True", "each", "mean_sum"], flagfile
+        assert (settings.global_residual, settings.stage_budget, settings.fre_reduction) == (
+            False, "each", "mean_sum"), label
+    for label, settings in extra.items():
+        assert (settings.global_residual, settings.stage_budget, settings.fre_reduction) == (
+            True, "each", "mean_sum"), label
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("run") / "erlnet"
-    result = run_train("--flagfile=flags/tiny/erlnet_ma_d_mlgd.flags", f"--model_dir={model_dir}", "--verbose=0")
+    result = run_train(*tiny("flags/erlnet_ma_d_mlgd.flags"), f"--model_dir={model_dir}", "--verbose=0")
     return model_dir, result
 
 
@@ -126,12 +136,12 @@ def test_finished_run_is_not_repeated_and_changed_settings_are_refused(trained_r
     model_dir, first = trained_run
     assert first.returncode == 0, first.stderr[-4000:]
     stamp = (model_dir / "checkpoints" / "checkpoint").read_text()
-    again = run_train("--flagfile=flags/tiny/erlnet_ma_d_mlgd.flags", f"--model_dir={model_dir}", "--verbose=0")
+    again = run_train(*tiny("flags/erlnet_ma_d_mlgd.flags"), f"--model_dir={model_dir}", "--verbose=0")
     assert again.returncode == 0, again.stderr[-4000:]
     assert "all 3 stages already finished" in again.stderr
     assert (model_dir / "checkpoints" / "checkpoint").read_text() == stamp
 
-    changed = run_train("--flagfile=flags/tiny/erlnet_ma_c_mlgd.flags", f"--model_dir={model_dir}", "--verbose=0")
+    changed = run_train(*tiny("flags/erlnet_ma_c_mlgd.flags"), f"--model_dir={model_dir}", "--verbose=0")
     assert changed.returncode == 1
     assert "holds a run with other settings" in changed.stderr and "'MA_D' -> 'MA_C'" in changed.stderr
 
@@ -198,7 +208,7 @@ def test_trained_model_evaluates_in_a_fresh_process(trained_run, tmp_path):
 def test_stage_budget_split_divides_the_run_over_the_stages(tmp_path):
     # DT has two stages (the clean-to-clean net, then everything); only the second trains the restoration
     # net, so it gets the whole total (as MEMD would) and the C2C stage as many steps.
-    result = run_train("--flagfile=flags/tiny/erlnet_dt_mlgd.flags", "--stage_steps=3", "--stage_budget=split",
+    result = run_train(*tiny("flags/erlnet_dt_mlgd.flags"), "--stage_steps=3", "--stage_budget=split",
                        f"--model_dir={tmp_path}", "--verbose=0")
     assert result.returncode == 0, result.stderr[-4000:]
     assert "stage C2C (1/2): 3 steps, from step 0" in result.stderr
@@ -207,18 +217,29 @@ def test_stage_budget_split_divides_the_run_over_the_stages(tmp_path):
     assert (config["stage_budget"], config["stage_steps"], config["global_residual"]) == ("split", [3], False)
 
 
-def test_tiny_gan_flagfile_trains_generator_and_discriminator(tmp_path):
-    result = run_train("--flagfile=flags/tiny/unet5_lsgan_infoaccum15_subpix_recon_pretrain.flags",
-                       f"--model_dir={tmp_path}", "--verbose=0")
+def test_tiny_gan_flagfile_trains_generator_and_discriminator(tmp_path, in_repo):
+    arguments = tiny("flags/unet5_lsgan_infoaccum15_subpix_recon_pretrain.flags")
+    result = run_train(*arguments, f"--model_dir={tmp_path}", "--verbose=0")
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "final.keras").is_file() and (tmp_path / "discriminator.keras").is_file()
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["stage1_reconstruct", "stage2_restore"]
     import keras
 
     import erlrestore.layers  # noqa: F401
+    from erlrestore.training import experiment
 
     generator = keras.models.load_model(tmp_path / "final.keras")
+    discriminator = keras.models.load_model(tmp_path / "discriminator.keras")
     assert generator(np.zeros((1, 19, 23, 3), "float32")).shape == (1, 19, 23, 3)
+    # Both networks start from pix2pix's initialisation drawn from the run's seed: rebuilt here, they are the
+    # untrained networks, and training moved the trainable weights of each (not only batch-norm statistics).
+    untrained = experiment.build_networks(parse(arguments))
+    for name, trained in (("final.keras", generator), ("discriminator.keras", discriminator)):
+        start = untrained[name]
+        assert [w.shape for w in start.trainable_weights] == [w.shape for w in trained.trainable_weights], name
+        moved = max(float(np.max(np.abs(a.numpy() - b.numpy())))
+                    for a, b in zip(start.trainable_weights, trained.trainable_weights))
+        assert moved > 1e-6, f"{name} was not trained"
 
 
 CLEAN_PROCESS_RESTORE = """
@@ -281,33 +302,17 @@ def test_train_export_reload_in_clean_process_then_evaluate(trained_run, tmp_pat
     assert ours[1] == pytest.approx(theirs[1], abs=0.01) and ours[2] == pytest.approx(theirs[2], abs=1e-4)
 
 
-PARSE_GENERATIVE = """
-import sys
-from absl import flags
-from erlrestore.cli import train
-train.define_flags()
-for flagfile in sys.argv[1:]:
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["erlrestore-train", "--flagfile=" + flagfile, "--model_dir=unused"])
-    settings = train.settings_from_flags()
-    print(flagfile, settings.lr_schedule, settings.resolved_lr_schedule(), settings.weight_init, settings.pixel_loss)
-"""
-
-
-def test_generative_flagfiles_state_pix2pix_schedule_init_and_pixel_loss():
+def test_generative_flagfiles_state_pix2pix_schedule_init_and_pixel_loss(in_repo):
     generative = [f for f in FLAGFILES if "unet" in f or "endec" in f]
-    assert len(generative) == 2 * 11
-    result = subprocess.run([sys.executable, "-c", PARSE_GENERATIVE, *generative], capture_output=True, text=True,
-                            cwd=REPO, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
-    assert len(rows) == len(generative)
-    for flagfile, (stated, resolved, init, pixel) in rows.items():
-        name = flagfile.rsplit("/", 1)[-1]
-        assert (resolved, init) == ("linear_decay", "pix2pix"), flagfile
+    assert len(generative) == 11
+    rows = {label: parse(arguments) for label, arguments in variants(generative).items()}
+    assert len(rows) == 2 * 11
+    for label, settings in rows.items():
+        name = label.rsplit("/", 1)[-1]
+        assert (settings.resolved_lr_schedule(), settings.weight_init) == ("linear_decay", "pix2pix"), label
         if name.startswith(("pix2pix_unet8", "unet5_lsgan")):  # Table II rows state them explicitly
-            assert stated == "linear_decay", flagfile
-        assert pixel == ("mse" if name.startswith("recon_") else "l1"), flagfile
+            assert settings.lr_schedule == "linear_decay", label
+        assert settings.pixel_loss == ("mse" if name.startswith("recon_") else "l1"), label
 
 
 def test_best_validation_model_is_kept_beside_the_last(tmp_path):
@@ -318,7 +323,7 @@ def test_best_validation_model_is_kept_beside_the_last(tmp_path):
                             "--degradation=rain", f"--output_dir={data}"], capture_output=True, text=True, timeout=300)
     assert synth.returncode == 0, synth.stderr[-2000:]
     model_dir = tmp_path / "run"
-    result = run_train("--flagfile=flags/tiny/memd.flags", "--stage_steps=8", "--checkpoint_every=2",
+    result = run_train(*tiny("flags/memd.flags"), "--stage_steps=8", "--checkpoint_every=2",
                        f"--val_input_dir={data}", f"--model_dir={model_dir}", "--verbose=0")
     assert result.returncode == 0, result.stderr[-4000:]
     curve = reproduce.learning_curve(str(model_dir))
@@ -334,15 +339,16 @@ def test_best_validation_model_is_kept_beside_the_last(tmp_path):
     assert psnr == pytest.approx(best["val_psnr_y"], abs=2e-3)
 
 
-def test_pretrained_recipes_parse_into_the_faithful_models():
+def test_pretrained_recipes_parse_into_the_faithful_models(in_repo):
+    from erlrestore.training import experiment
+
     recipes = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags" / "pretrained").glob("*.flags"))
     assert recipes == ["flags/pretrained/erlnet_derain.flags", "flags/pretrained/memd_derain.flags"]
-    result = subprocess.run([sys.executable, "-c", PARSE_ALL, *recipes], capture_output=True, text=True,
-                            cwd=REPO, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
-    assert rows["flags/pretrained/erlnet_derain.flags"][:4] == ["ERLNet", "MA_D", "MLGD", "3"]
-    assert rows["flags/pretrained/memd_derain.flags"][:2] == ["MEMD", "MEMD"]
+    erlnet, memd = (parse([f"--flagfile={recipe}"]) for recipe in recipes)
+    assert (erlnet.model, erlnet.resolved_strategy(), erlnet.entanglement) == ("ERLNet", "MA_D", "MLGD")
+    assert len(experiment.check_settings(erlnet)) == 3
+    assert (memd.model, memd.resolved_strategy()) == ("MEMD", "MEMD")
+    experiment.check_settings(memd)
 
 
 HOLD_LOCK = """
@@ -360,13 +366,13 @@ def test_a_busy_model_folder_is_refused_and_freed_when_its_holder_is_killed(tmp_
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(model_dir)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        second = run_train("--flagfile=flags/tiny/memd.flags", f"--model_dir={model_dir}", "--verbose=0")
+        second = run_train(*tiny("flags/memd.flags"), f"--model_dir={model_dir}", "--verbose=0")
         assert second.returncode == 1
         assert f"{model_dir} is in use by another training run (pid {holder.pid} on" in second.stderr
         assert not (model_dir / "checkpoints").exists() and not (model_dir / "run_config.json").exists()
     finally:
         holder.kill()  # SIGKILL: the OS releases the lock
         holder.wait()
-    third = run_train("--flagfile=flags/tiny/memd.flags", f"--model_dir={model_dir}", "--verbose=0")
+    third = run_train(*tiny("flags/memd.flags"), f"--model_dir={model_dir}", "--verbose=0")
     assert third.returncode == 0, third.stderr[-3000:]
     assert (model_dir / "final.keras").is_file()

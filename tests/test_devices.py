@@ -1,4 +1,4 @@
-"""erlrestore.training.devices: strategy, precision and XLA choices, and mixed-precision training."""
+"""erlrestore.training.devices: distribution, precision and XLA choices, and mixed-precision training."""
 
 import dataclasses
 
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from erlrestore.training import devices, experiment, inputs, stages
+from erlrestore.models import presets
+from erlrestore.training import devices, experiment, inputs, strategies
 
 TINY_ERL = experiment.TrainSettings(
-    model_dir="unused", model="ERLNet", depth=2, base_filters=4, dense_layers=2, growth_rate=4, stage_steps=(1,),
+    model_dir="unused", model="ERLNet", **presets.TINY_MEMD, stage_steps=(1,),
     data=inputs.DataSettings(procedural=2, crop_size=32, batch_size=2),
 )
 TINY_GAN = experiment.TrainSettings(
@@ -39,17 +40,17 @@ def test_choices_resolve_and_bad_names_fail_clearly(monkeypatch):
     with pytest.raises(ValueError, match="unknown jit_compile"):
         devices.resolve_jit_compile("yes")
     with pytest.raises(ValueError, match="unknown distribution strategy 'horovod'"):
-        devices.make_strategy("horovod")
+        devices.make_distribution("horovod")
     with pytest.raises(ValueError, match="--devices applies to the mirrored strategy only"):
-        devices.make_strategy("default", devices=("/cpu:0",))
+        devices.make_distribution("default", devices=("/cpu:0",))
     with pytest.raises(ValueError, match="unknown devices"):
-        devices.make_strategy("mirrored", devices=("/gpu:7",))
+        devices.make_distribution("mirrored", devices=("/gpu:7",))
 
 
-def test_default_strategy_is_the_chief_on_one_replica():
-    strategy = devices.make_strategy("default")
-    assert strategy.num_replicas_in_sync == 1
-    assert devices.is_chief(strategy) and devices.worker_id(strategy) == 0
+def test_default_distribution_is_the_chief_on_one_replica():
+    distribution = devices.make_distribution("default")
+    assert distribution.num_replicas_in_sync == 1
+    assert devices.is_chief(distribution) and devices.worker_id(distribution) == 0
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -61,7 +62,7 @@ def test_default_strategy_is_the_chief_on_one_replica():
 def test_multi_worker_needs_a_valid_tf_config(monkeypatch, raw, message):
     monkeypatch.setenv("TF_CONFIG", raw)
     with pytest.raises(ValueError, match=message):
-        devices.make_strategy("multi_worker_mirrored")
+        devices.make_distribution("multi_worker_mirrored")
 
 
 def test_check_settings_rejects_bad_device_choices():
@@ -82,7 +83,7 @@ def test_mixed_bfloat16_trains_in_bfloat16_with_float32_image_ends_and_saves_flo
     assert all(w.dtype == "float32" for w in net.weights)
     restored = net(_batch()[0])
     assert restored.dtype == tf.float32
-    trainer.set_stage(stages.strategy("MA_D")[0])
+    trainer.set_stage(strategies.strategy("MA_D")[0])
     trainer.reset_optimizer(1e-3)
     before = [np.array(w) for w in net.weights]
     logs = trainer.train_step(_batch())
@@ -101,7 +102,7 @@ def test_mixed_float16_gan_scales_both_losses_and_keeps_the_scale_across_stage_r
     assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
     assert networks["discriminator.keras"].get_layer("logits").compute_dtype == "float32"
-    trainer.set_stage(stages.gan_strategy("GAN")[0])
+    trainer.set_stage(strategies.gan_strategy("GAN")[0])
     trainer.reset_optimizer(2e-4)
     g_before = [np.array(w) for w in networks["final.keras"].trainable_weights]
     d_before = [np.array(w) for w in networks["discriminator.keras"].trainable_weights]
@@ -121,7 +122,7 @@ def test_mixed_float16_gan_scales_both_losses_and_keeps_the_scale_across_stage_r
 def test_xla_on_compiles_the_train_step():
     trainer, _ = experiment.build_trainer(dataclasses.replace(TINY_ERL, model="MEMD", jit_compile="on"))
     assert trainer.jit_compile is True
-    trainer.set_stage(stages.strategy("MEMD")[0])
+    trainer.set_stage(strategies.strategy("MEMD")[0])
     trainer.reset_optimizer(1e-3)
     history = trainer.fit(tf.data.Dataset.from_tensors(_batch()).repeat(), steps_per_epoch=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][-1])

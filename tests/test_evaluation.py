@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from erlrestore import evaluation, metrics
-from erlrestore.data import io, pairing
+from erlrestore import evaluation, export, inference, metrics
+from erlrestore.data import image_files, pairing
 from erlrestore.evaluation import ImageScore
+from erlrestore.models import presets
 from erlrestore.models.memd import build_memd, memd_config
 
 SUMMARY = re.compile(r"^n=(\d+) psnr_y=(inf|\d+\.\d{4}) ssim_y=(\d\.\d{5})$")
@@ -33,7 +34,7 @@ ODD_SIZE = (27, 35)  # not a multiple of the models' 2**depth = 4: they pad and 
 
 def shifting_model(shift):
     """A tiny MEMD computing ``x + shift`` (all channels) before clipping."""
-    model = build_memd(memd_config("MEMD", depth=2, base_filters=4, dense_layers=2, growth_rate=4))
+    model = build_memd(memd_config("MEMD", **presets.TINY_MEMD))
     if shift:
         model.get_layer("mde").get_layer("output").bias.assign(np.full(3, shift, np.float32))
     return model
@@ -85,7 +86,7 @@ def rain_set(tmp_path):
 
 
 def as_read(images):
-    """uint8 images as ``io.read_image`` returns them (float32 k / 255)."""
+    """uint8 images as ``image_files.read_image`` returns them (float32 k / 255)."""
     return [image.astype(np.float32) / np.float32(255) for image in images]
 
 
@@ -113,16 +114,16 @@ def test_restore_image_clips_to_unit_range(models):
 
 
 def test_restore_image_rejects_non_rgb(models):
-    with pytest.raises(ValueError, match=r"expects an H x W x 3 image, got shape \(8, 8\)"):
+    with pytest.raises(ValueError, match=r"an H x W x 3 image, got shape \(8, 8\)"):
         evaluation.restore_image(models["identity"][0], np.zeros((8, 8), np.float32))
 
 
 def test_quantize_8bit_equals_writing_and_reading_a_png(tmp_path):
     image = np.random.default_rng(1).random((9, 11, 3)).astype(np.float32)
-    io.write_image(tmp_path / "q.png", image)
+    image_files.write_image(tmp_path / "q.png", image)
     quantized = evaluation.quantize_8bit(image)
     assert quantized.dtype == np.float32
-    np.testing.assert_array_equal(quantized, io.read_image(tmp_path / "q.png"))
+    np.testing.assert_array_equal(quantized, image_files.read_image(tmp_path / "q.png"))
 
 
 # --- evaluate_model / compare_models in-process -----------------------------
@@ -138,7 +139,7 @@ def test_identity_model_scores_equal_measuring_the_inputs(models, rain_set, tmp_
     assert summary == expected_summary
     assert sorted(p.name for p in out.iterdir()) == ["rain-001.png", "rain-002.png", "rain-003.png"]
     for i, degraded in enumerate(rainy, start=1):
-        np.testing.assert_array_equal(io.read_image(out / f"rain-{i:03d}.png"), degraded / np.float32(255))
+        np.testing.assert_array_equal(image_files.read_image(out / f"rain-{i:03d}.png"), degraded / np.float32(255))
 
 
 def test_quantize_flag(models, rain_set):
@@ -227,10 +228,10 @@ def test_read_rain_mask_threshold_and_size(tmp_path):
     grey = np.array([[0, 127, 128, 255]], np.uint8)
     assert cv2.imwrite(str(tmp_path / "m.png"), grey)
     np.testing.assert_array_equal(evaluation.read_rain_mask(tmp_path / "m.png", (1, 4)), [[False, False, True, True]])
-    with pytest.raises(io.DataError, match=r"rain mask .*m\.png is 4x1 \(width x height\), but its images are 5x1"):
+    with pytest.raises(image_files.DataError, match=r"rain mask .*m\.png is 4x1 \(width x height\), but its images are 5x1"):
         evaluation.read_rain_mask(tmp_path / "m.png", (1, 5))
     (tmp_path / "bad.png").write_bytes(b"not a png at all")
-    with pytest.raises(io.DataError, match=r"bad\.png"):
+    with pytest.raises(image_files.DataError, match=r"bad\.png"):
         evaluation.read_rain_mask(tmp_path / "bad.png", (1, 4))
 
 
@@ -239,12 +240,12 @@ def test_rain_mask_pairing_errors_name_the_files(models, rain_set, tmp_path):
     pairs = pairing.find_pairs(folder)
     masks_dir = write_masks(tmp_path / "masks")
     (masks_dir / "norain-002.png").unlink()
-    with pytest.raises(io.DataError, match=r"no rain mask for .*rain-002\.png in .*masks: looked for a mask named "
+    with pytest.raises(image_files.DataError, match=r"no rain mask for .*rain-002\.png in .*masks: looked for a mask named "
                                            r"'rain-002' or 'norain-002' or numbered 2"):
         evaluation.rain_mask_paths(pairs, masks_dir)
     assert cv2.imwrite(str(masks_dir / "rainregion-002.png"), np.zeros(SIZE, np.uint8))
     assert cv2.imwrite(str(masks_dir / "002.png"), np.zeros(SIZE, np.uint8))
-    with pytest.raises(io.DataError, match=r"rain masks .*002\.png and .*rainregion-002\.png both match "
+    with pytest.raises(image_files.DataError, match=r"rain masks .*002\.png and .*rainregion-002\.png both match "
                                            r".*rain-002\.png \(number 2\)"):
         evaluation.rain_mask_paths(pairs, masks_dir)
     (masks_dir / "002.png").unlink()
@@ -253,11 +254,11 @@ def test_rain_mask_pairing_errors_name_the_files(models, rain_set, tmp_path):
     # A mask of the wrong size fails the comparison, naming the mask.
     assert cv2.imwrite(str(masks_dir / "rainregion-002.png"), np.zeros((SIZE[0], SIZE[1] - 1), np.uint8))
     masks = evaluation.rain_mask_paths(pairs, masks_dir)
-    with pytest.raises(io.DataError, match=r"rain mask .*rainregion-002\.png is 39x32 \(width x height\), but its "
+    with pytest.raises(image_files.DataError, match=r"rain mask .*rainregion-002\.png is 39x32 \(width x height\), but its "
                                            r"images are 40x32"):
         evaluation.compare_models(models["plus4"][0], models["identity"][0], pairs, rain_masks=masks,
                                   show_progress=False)
-    with pytest.raises(io.DataError, match="does not exist"):
+    with pytest.raises(image_files.DataError, match="does not exist"):
         evaluation.rain_mask_paths(pairs, tmp_path / "nowhere")
 
 
@@ -268,7 +269,7 @@ def test_rain_masks_next_to_the_images_are_found_and_the_images_are_not_masks(ra
         assert cv2.imwrite(str(folder / "rain" / f"rainmask-{i:03d}.png"), np.zeros(SIZE, np.uint8))
     masks = evaluation.rain_mask_paths(pairs, folder / "rain")
     assert [pathlib.Path(m).name for m in masks] == ["rainmask-001.png", "rainmask-002.png", "rainmask-003.png"]
-    with pytest.raises(io.DataError, match="holds no rain masks, only the evaluated images"):
+    with pytest.raises(image_files.DataError, match="holds no rain masks, only the evaluated images"):
         evaluation.rain_mask_paths(pairs, folder / "norain")
 
 
@@ -276,29 +277,29 @@ def test_output_dir_may_not_hold_data(models, rain_set):
     folder, _, _ = rain_set
     pairs = pairing.find_pairs(folder)
     for data_folder, role in ((folder / "rain", "input"), (folder / "norain", "clean")):
-        with pytest.raises(io.DataError, match=f"output folder .* holds the {role} image .*different folder"):
+        with pytest.raises(image_files.DataError, match=f"output folder .* holds the {role} image .*different folder"):
             evaluation.evaluate_model(models["identity"][0], pairs, output_dir=data_folder, show_progress=False)
     assert len(list((folder / "rain").iterdir())) == 3  # nothing written
 
 
 def test_inputs_sharing_a_stem_are_refused(tmp_path):
     pairs = [pairing.Pair(str(tmp_path / "in" / "a.png"), "t1"), pairing.Pair(str(tmp_path / "in" / "a.jpg"), "t2")]
-    with pytest.raises(io.DataError, match=r"a\.png and .*a\.jpg share the name 'a'"):
-        evaluation.output_paths(pairs, tmp_path / "out")
+    with pytest.raises(image_files.DataError, match=r"a\.png and .*a\.jpg share the name 'a'"):
+        evaluation.restored_paths(pairs, tmp_path / "out")
 
 
 def test_load_model_errors_name_the_file(tmp_path):
-    with pytest.raises(io.DataError, match=r"model file .*missing\.keras does not exist"):
-        evaluation.load_model(tmp_path / "missing.keras")
+    with pytest.raises(image_files.DataError, match=r"model file .*missing\.keras does not exist"):
+        inference.load_keras_model(tmp_path / "missing.keras")
     bad = tmp_path / "bad.keras"
     bad.write_text("not a model")
-    with pytest.raises(io.DataError, match=r"could not load model .*bad\.keras: "):
-        evaluation.load_model(bad)
+    with pytest.raises(image_files.DataError, match=r"could not load model .*bad\.keras: "):
+        inference.load_keras_model(bad)
 
 
 def test_load_model_round_trip(models):
     model, path = models["plus4"]
-    loaded = evaluation.load_model(path)
+    loaded = inference.load_keras_model(path)
     image = np.full((10, 13, 3), 0.25, np.float32)
     np.testing.assert_array_equal(evaluation.restore_image(loaded, image), evaluation.restore_image(model, image))
 
@@ -465,6 +466,7 @@ def shift_conv_model():
     return model
 
 
+@pytest.mark.slow
 def test_cli_channel_rgb_and_self_ensemble_with_baseline(models, rain_set, tmp_path):
     folder, _, _ = rain_set
     pairs = pairing.find_pairs(folder)
@@ -506,6 +508,7 @@ def stdout_lines(result):
     return lines
 
 
+@pytest.mark.slow
 def test_cli_identity_model_csv_and_restored_images(models, tmp_path):
     # One input is a JPEG: its result is still written as <stem>.png.
     rng = np.random.default_rng(3)
@@ -530,9 +533,10 @@ def test_cli_identity_model_csv_and_restored_images(models, tmp_path):
     assert [r["output"] for r in rows] == [str(out / "rain-1.png"), str(out / "rain-2.png")]
     for row, score, pair in zip(rows, expected_scores, pairs):
         assert float(row["psnr_y"]) == pytest.approx(score.psnr_y, abs=1e-6)
-        np.testing.assert_array_equal(io.read_image(row["output"]), io.read_image(pair.input_path))
+        np.testing.assert_array_equal(image_files.read_image(row["output"]), image_files.read_image(pair.input_path))
 
 
+@pytest.mark.slow
 def test_cli_baseline_comparison(models, rain_set, tmp_path):
     folder, _, _ = rain_set
     table = tmp_path / "compare.csv"
@@ -559,6 +563,7 @@ def test_cli_baseline_comparison(models, rain_set, tmp_path):
     assert [(float(r["ior"]), float(r["iob"])) for r in rows] == [(1.0, 0.0)] * 3
 
 
+@pytest.mark.slow
 def test_cli_rain_mask_dir(models, rain_set, tmp_path):
     folder, _, _ = rain_set
     masks_dir = write_masks(tmp_path / "masks")
@@ -589,6 +594,7 @@ def test_cli_rain_mask_dir(models, rain_set, tmp_path):
         in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_no_quantize_spelling(models, rain_set):
     folder, _, _ = rain_set
     pairs = pairing.find_pairs(folder)
@@ -600,12 +606,13 @@ def test_cli_no_quantize_spelling(models, rain_set):
     assert stdout_lines(result)[-1] == expected.line()
 
 
+@pytest.mark.slow
 def test_cli_errors(models, rain_set, tmp_path):
     folder, _, _ = rain_set
     missing = tmp_path / "nowhere" / "model.keras"
     result = run_evaluate(f"--model={missing}", f"--input_dir={folder}")
     assert result.returncode == 1
-    assert f"error: model file {missing} does not exist" in result.stderr
+    assert f"error: model path {missing} does not exist" in result.stderr
     assert result.stdout == ""
 
     result = run_evaluate(
@@ -654,6 +661,7 @@ def test_batch_statistics_are_training_mode_and_leave_the_model_unchanged():
     np.testing.assert_allclose(batch, np.clip(model(image[None], training=True).numpy()[0], 0, 1), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_norm_statistics(rain_set, tmp_path):
     folder, _, _ = rain_set
     path = tmp_path / "bn.keras"
@@ -669,3 +677,79 @@ def test_cli_norm_statistics(rain_set, tmp_path):
         assert stdout_lines(result)[-1] == expected.line()
     result = run_evaluate(f"--model={path}", f"--input_dir={folder}", "--norm_statistics=instance")
     assert result.returncode != 0 and "norm_statistics" in result.stderr
+
+
+# --- any model the one runner loads, tiling, the output policy ---------------
+
+
+def test_savedmodel_tiled_evaluation_matches_the_keras_model(rain_set, tmp_path):
+    folder, _, _ = rain_set
+    pairs = pairing.find_pairs(folder)
+    model = shift_conv_model()  # a 3x3 convolution: tiles overlapping by 8 (margin 2) are exact
+    model.save(tmp_path / "shift.keras")
+    version = export.export_savedmodel(model, base_dir=tmp_path / "savedmodels", name="shift")
+    whole_scores, whole = evaluation.evaluate_model(model, pairs, show_progress=False)
+    # The library takes a path too (here the version folder), and tiles 32 x 40 images with --tile=32.
+    tiled_scores, tiled = evaluation.evaluate_model(version, pairs, tile=32, overlap=8, show_progress=False)
+    assert [s.psnr for s in tiled_scores] == pytest.approx([s.psnr for s in whole_scores], abs=0.02)
+    assert tiled.ssim == pytest.approx(whole.ssim, abs=1e-4)
+    calls = []
+
+    def counting(batch):
+        calls.append(batch.shape[1:3])
+        return inference.restorer_from_model(model)(batch)
+
+    evaluation.evaluate_model(counting, pairs[:1], tile=32, overlap=8, show_progress=False)
+    assert len(calls) > 1 and all(h <= 32 and w <= 32 for h, w in calls)  # really tiled
+
+    result = run_evaluate(f"--model={tmp_path / 'savedmodels' / 'shift'}", f"--input_dir={folder}", "--tile=32",
+                          "--overlap=8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    match = SUMMARY.match(stdout_lines(result)[-1])
+    assert match and match.group(1) == "3"
+    assert float(match.group(2)) == pytest.approx(whole.psnr, abs=0.02)
+    assert float(match.group(3)) == pytest.approx(whole.ssim, abs=1e-4)
+
+    result = run_evaluate(f"--model={version}", f"--input_dir={folder}", "--norm_statistics=batch")
+    assert result.returncode == 1 and result.stdout == ""
+    assert (f"error: SavedModel {version} is frozen in inference mode: batch statistics (--norm_statistics=batch) "
+            "need a Keras model") in result.stderr
+    result = run_evaluate(f"--model={tmp_path / 'shift.keras'}", f"--input_dir={folder}", "--tile=16",
+                          "--overlap=8")
+    assert result.returncode != 0 and "--tile (16) must be larger than twice --overlap (8)" in result.stderr
+
+
+def test_restored_images_are_not_replaced_without_overwrite(models, rain_set, tmp_path):
+    folder, _, _ = rain_set
+    pairs = pairing.find_pairs(folder)
+    out = tmp_path / "restored"
+    evaluation.evaluate_model(models["plus4"][0], pairs, output_dir=out, show_progress=False)
+    written = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(written) == ["rain-001.png", "rain-002.png", "rain-003.png"]
+    with pytest.raises(image_files.DataError, match=r"^3 output file\(s\) already exist: .*rain-001\.png, .*rain-002\.png, "
+                                           r".*rain-003\.png; replace them with --overwrite"):
+        evaluation.evaluate_model(models["identity"][0], pairs, output_dir=out, show_progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == written  # refused before anything ran
+
+    result = run_evaluate(f"--model={models['identity'][1]}", f"--input_dir={folder}", f"--output_dir={out}")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "3 output file(s) already exist" in result.stderr and "--overwrite" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == written
+    result = run_evaluate(f"--model={models['identity'][1]}", f"--input_dir={folder}", f"--output_dir={out}",
+                          "--overwrite")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for pair in pairs:  # replaced by the identity's output
+        name = pathlib.Path(pair.input_path).stem + ".png"
+        np.testing.assert_array_equal(image_files.read_image(out / name), image_files.read_image(pair.input_path))
+
+
+def test_a_model_failing_on_an_image_names_the_image(rain_set):
+    folder, _, _ = rain_set
+    pairs = pairing.find_pairs(folder)
+
+    def broken(batch):
+        raise ValueError("boom")
+
+    with pytest.raises(image_files.DataError, match=r"restoring .*rain-001\.png \(40x32\) with .*broken.* failed: "
+                                           r"ValueError: boom"):
+        evaluation.evaluate_model(broken, pairs, show_progress=False)

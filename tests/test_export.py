@@ -12,15 +12,16 @@ import pytest
 import tensorflow as tf
 
 from erlrestore import export
-from erlrestore.data import io
-from erlrestore.models import memd
+from erlrestore import savedmodel_contract as contract
+from erlrestore.data import image_files
+from erlrestore.models import memd, presets
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def tiny_model(seed=0):
     """A tiny MEMD with random (non-identity) weights; outputs stay mostly inside [0, 1]."""
-    model = memd.build_memd(memd.memd_config("MEMD", depth=2, base_filters=4, dense_layers=2, growth_rate=4))
+    model = memd.build_memd(memd.memd_config("MEMD", **presets.TINY_MEMD))
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0.0, 0.1, w.shape).astype(np.float32) for w in model.get_weights()])
     return model
@@ -71,6 +72,7 @@ assert not any(m.startswith("erlrestore.") for m in sys.modules if sys.modules[m
 """
 
 
+@pytest.mark.slow
 def test_signatures_match_keras_without_erlrestore(model, exported, tmp_path):
     rng = np.random.default_rng(1)
     x1 = rng.random((1, 37, 53, 3)).astype(np.float32)
@@ -124,6 +126,7 @@ def _signature_block(text, name):
     return match.group(1), match.group(2)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_both_signatures(exported):
     result = subprocess.run(
         [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", exported, "--all"],
@@ -215,10 +218,46 @@ def test_failed_write_leaves_nothing(model, tmp_path, monkeypatch, existing):
 
 def test_list_versions(tmp_path):
     assert export.list_versions(tmp_path, "absent") == []
-    for name in ("1", "3", "10", ".tmp-4-123", "latest", "02x"):
+    # "²" and "٣" pass str.isdigit() (int("²") fails, int("٣") is 3): neither is a version folder.
+    for name in ("1", "3", "10", ".tmp-4-123", "latest", "02x", "\u00b2", "\u0663", "1\u00b2"):
         (tmp_path / "m" / name).mkdir(parents=True)
     (tmp_path / "m" / "7").write_text("a file, not a version")
     assert export.list_versions(tmp_path, "m") == [1, 3, 10]
+
+
+def test_savedmodel_contract_versions(tmp_path):
+    base = tmp_path / "m"
+    assert contract.list_versions(base) == []
+    with pytest.raises(FileNotFoundError, match=f"{base} is not a folder"):
+        contract.latest_version(base)
+    for name in ("2", "007", "\u00b2", "\u0669", "9x"):
+        (base / name).mkdir(parents=True)
+    (base / "12").write_text("a file")
+    assert contract.list_versions(base) == [2, 7]
+    assert contract.latest_version(base) == 7
+    assert contract.latest_version_folder(base) == str(base / "007")  # the folder's own spelling
+    # With a marker only complete versions count.
+    assert contract.list_versions(base, contract.SAVED_MODEL_FILE) == []
+    with pytest.raises(FileNotFoundError, match=r"has no version folder holding saved_model\.pb"):
+        contract.latest_version(base, contract.SAVED_MODEL_FILE)
+    (base / "2" / contract.SAVED_MODEL_FILE).write_bytes(b"")
+    (base / "\u00b2" / contract.SAVED_MODEL_FILE).write_bytes(b"")
+    assert contract.latest_version(base, contract.SAVED_MODEL_FILE) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty has no version folder \(versions are sub-folders named"):
+        contract.latest_version(empty)
+
+
+def test_export_writes_the_contract(exported):
+    loaded = tf.saved_model.load(exported)
+    assert set(loaded.signatures) == {contract.SERVING_SIGNATURE, contract.BYTES_SIGNATURE}
+    serving = loaded.signatures[contract.SERVING_SIGNATURE]
+    assert list(serving.structured_input_signature[1]) == [contract.INPUT_KEY]
+    assert list(serving.structured_outputs) == [contract.OUTPUT_KEY]
+    as_bytes = loaded.signatures[contract.BYTES_SIGNATURE]
+    assert list(as_bytes.structured_input_signature[1]) == [contract.BYTES_INPUT_KEY]
+    assert list(as_bytes.structured_outputs) == [contract.BYTES_OUTPUT_KEY]
 
 
 def test_model_sources_and_default_names(model, tmp_path):
@@ -228,10 +267,10 @@ def test_model_sources_and_default_names(model, tmp_path):
     assert path == str(tmp_path / "sm" / "derain_v2" / "1")
     assert export.export_savedmodel(model, tmp_path / "sm").endswith(os.path.join("memd", "1"))  # model.name
 
-    with pytest.raises(io.DataError, match=re.escape(f"model file {tmp_path / 'missing.keras'} does not exist")):
+    with pytest.raises(image_files.DataError, match=re.escape(f"model file {tmp_path / 'missing.keras'} does not exist")):
         export.export_savedmodel(str(tmp_path / "missing.keras"), tmp_path / "sm")
     (tmp_path / "empty_run").mkdir()
-    with pytest.raises(io.DataError, match=re.escape(f"run folder {tmp_path / 'empty_run'} has no final.keras")):
+    with pytest.raises(image_files.DataError, match=re.escape(f"run folder {tmp_path / 'empty_run'} has no final.keras")):
         export.export_savedmodel(str(tmp_path / "empty_run"), tmp_path / "sm")
     for bad in ("../evil", ".hidden", "a/b", ""):
         with pytest.raises(ValueError, match="is not usable as a folder name"):
@@ -248,6 +287,7 @@ def run_cli(*args, cwd):
     )
 
 
+@pytest.mark.slow
 def test_cli_on_run_folder(tmp_path):
     source = tiny_model(seed=3)
     (tmp_path / "run").mkdir()
@@ -267,6 +307,7 @@ def test_cli_on_run_folder(tmp_path):
     assert sorted(os.listdir(tmp_path / "sm" / "run")) == ["1"]
 
 
+@pytest.mark.slow
 def test_cli_errors(tmp_path):
     result = run_cli(f"--model={tmp_path / 'nothing.keras'}", "--version=0", cwd=tmp_path)
     assert result.returncode != 0

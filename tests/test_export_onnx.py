@@ -14,8 +14,8 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from erlrestore import export, inference  # noqa: E402
-from erlrestore.data import io  # noqa: E402
-from erlrestore.models import erlnet, memd, pix2pix  # noqa: E402
+from erlrestore.data import image_files  # noqa: E402
+from erlrestore.models import erlnet, memd, pix2pix, presets  # noqa: E402
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 TOLERANCE = 1e-4
@@ -29,12 +29,11 @@ def randomize(model, seed):
 
 
 def tiny_memd(seed=0):
-    return randomize(memd.build_memd(memd.memd_config("MEMD", depth=2, base_filters=4, dense_layers=2,
-                                                      growth_rate=4)), seed)
+    return randomize(memd.build_memd(memd.memd_config("MEMD", **presets.TINY_MEMD)), seed)
 
 
 def tiny_erlnet(seed=1):
-    config = memd.memd_config("MEMD", depth=2, base_filters=4, dense_layers=2, growth_rate=4)
+    config = memd.memd_config("MEMD", **presets.TINY_MEMD)
     return randomize(erlnet.build_erlnet(config), seed)
 
 
@@ -71,7 +70,7 @@ def test_onnx_matches_keras_at_odd_sizes(build, tmp_path):
     assert inp.name == "images" and out.name == "restored"
     assert inp.type == "tensor(float)" and out.type == "tensor(float)"
     assert inp.shape[3] == 3 and all(not isinstance(d, int) for d in inp.shape[:3])  # dynamic N, H, W
-    assert sess.get_modelmeta().custom_metadata_map["erlrestore.multiple"] == str(inference._pad_multiple(model))
+    assert sess.get_modelmeta().custom_metadata_map["erlrestore.multiple"] == str(inference.pad_multiple(model))
     rng = np.random.default_rng(5)
     for batch, height, width in ODD_SIZES:
         x = rng.random((batch, height, width, 3), dtype=np.float32)
@@ -131,18 +130,20 @@ def test_backend_errors(tmp_path):
     keras_file = tmp_path / "m.keras"
     model.save(keras_file)
     onnx_dir = export.export_onnx(model, tmp_path / "onnx", name="m")
-    with pytest.raises(io.DataError, match="runs ONNX models only"):
+    with pytest.raises(image_files.DataError, match="runs ONNX models only"):
         inference.load_restorer(str(keras_file), backend="onnxruntime")
-    with pytest.raises(io.DataError, match="runs ONNX models only"):
+    with pytest.raises(image_files.DataError, match="runs ONNX models only"):
         inference.load_restorer(export.export_savedmodel(model, tmp_path / "sm", name="m"), backend="onnxruntime")
-    with pytest.raises(io.DataError, match="--backend=onnxruntime"):
+    with pytest.raises(image_files.DataError, match="--backend=onnxruntime"):
         inference.load_restorer(onnx_dir)
-    with pytest.raises(io.DataError, match="--backend=onnxruntime"):
+    with pytest.raises(image_files.DataError, match="--backend=onnxruntime"):
         inference.load_restorer(os.path.join(onnx_dir, "model.onnx"))
     with pytest.raises(ValueError, match="backend must be one of"):
         inference.load_restorer(onnx_dir, backend="torch")
+    with pytest.raises(image_files.DataError, match=f"ONNX model {onnx_dir} is frozen in inference mode: batch statistics"):
+        inference.load_restorer(onnx_dir, backend="onnxruntime", batch_statistics=True)
     (tmp_path / "bad.onnx").write_bytes(b"not an onnx model")
-    with pytest.raises(io.DataError, match="could not load ONNX model"):
+    with pytest.raises(image_files.DataError, match="could not load ONNX model"):
         inference.load_restorer(str(tmp_path / "bad.onnx"), backend="onnxruntime")
 
 
@@ -153,6 +154,7 @@ def run_cli(module, *args):
     )
 
 
+@pytest.mark.slow
 def test_cli_export_and_restore_with_onnxruntime(tmp_path):
     model = tiny_memd(seed=8)
     keras_file = tmp_path / "tiny.keras"
@@ -167,7 +169,7 @@ def test_cli_export_and_restore_with_onnxruntime(tmp_path):
     src.mkdir()
     rng = np.random.default_rng(9)
     for name, (height, width) in {"a.png": (83, 131), "b.png": (61, 45)}.items():
-        io.write_image(src / name, rng.random((height, width, 3)), bit_depth=16)
+        image_files.write_image(src / name, rng.random((height, width, 3)), bit_depth=16)
     tiling = ["--tile=48", "--overlap=8", "--tile_batch=2"]
     result = run_cli("restore", f"--model={keras_file}", f"--input={src}", f"--output_dir={tmp_path / 'tf'}",
                      *tiling)
@@ -179,12 +181,13 @@ def test_cli_export_and_restore_with_onnxruntime(tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         assert result.stdout.strip().splitlines()[-1] == f"restored 2 images to {out}"
         for name in ("a.png", "b.png"):
-            got, want = io.read_image(out / name), io.read_image(tmp_path / "tf" / name)
+            got, want = image_files.read_image(out / name), image_files.read_image(tmp_path / "tf" / name)
             assert got.shape == want.shape
             # 16-bit outputs: a float difference below 1e-4 may flip one rounding step (1/65535).
             assert np.abs(got - want).max() < TOLERANCE
 
 
+@pytest.mark.slow
 def test_cli_bad_combinations(tmp_path):
     model = tiny_memd()
     keras_file = tmp_path / "tiny.keras"
@@ -192,7 +195,7 @@ def test_cli_bad_combinations(tmp_path):
     onnx_dir = export.export_onnx(model, tmp_path / "onnx", name="tiny")
     src = tmp_path / "in"
     src.mkdir()
-    io.write_image(src / "a.png", np.full((20, 30, 3), 0.5))
+    image_files.write_image(src / "a.png", np.full((20, 30, 3), 0.5))
 
     result = run_cli("restore", "--backend=onnxruntime", f"--model={keras_file}", f"--input={src}",
                      f"--output_dir={tmp_path / 'out1'}")

@@ -33,6 +33,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # kills and restarts training processes (fault injection)
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 SITECUSTOMIZE = '''
@@ -72,8 +74,9 @@ if _mode:
 # Tiny runs with a checkpoint after every step, so kills land between,
 # inside and around checkpoint writes.
 RUNS = {
-    "erlnet_ma_d": ["--flagfile=flags/tiny/erlnet_ma_d_mlgd.flags", "--stage_steps=8"],
-    "unet5_lsgan": ["--flagfile=flags/tiny/unet5_lsgan.flags", "--stage_steps=16"],
+    "erlnet_ma_d": ["--flagfile=flags/erlnet_ma_d_mlgd.flags", "--flagfile=flags/tiny/erlnet.flags",
+                    "--stage_steps=8"],
+    "unet5_lsgan": ["--flagfile=flags/unet5_lsgan.flags", "--flagfile=flags/tiny/gan.flags", "--stage_steps=16"],
 }
 COMMON = ["--checkpoint_every=1", "--deterministic", "--precision=float32", "--verbose=0"]
 
@@ -172,7 +175,8 @@ def test_non_finite_loss_stops_naming_step_and_stage_and_keeps_the_last_good_che
     model_dir = tmp_path / "run"
     # A learning rate this large blows the weights up within a few steps.
     result = subprocess.run(
-        _command(model_dir, ["--flagfile=flags/tiny/memd.flags", "--stage_steps=40", "--learning_rate=1e12"]),
+        _command(model_dir, ["--flagfile=flags/memd.flags", "--flagfile=flags/tiny/erlnet.flags", "--stage_steps=40",
+                             "--learning_rate=1e12"]),
         capture_output=True, text=True, cwd=REPO, env=_env(), timeout=300,
     )
     assert result.returncode == 1, result.stderr[-3000:]
@@ -196,10 +200,11 @@ def test_non_finite_loss_stops_naming_step_and_stage_and_keeps_the_last_good_che
 def _train_in_process(model_dir, **overrides):
     import dataclasses
 
+    from erlrestore.models import presets
     from erlrestore.training import experiment, inputs
 
     settings = experiment.TrainSettings(
-        model_dir=str(model_dir), model="MEMD", depth=2, base_filters=4, dense_layers=2, growth_rate=4,
+        model_dir=str(model_dir), model="MEMD", **presets.TINY_MEMD,
         stage_steps=(2,), checkpoint_every=1, verbose=0, precision="float32",
         data=inputs.DataSettings(procedural=2, crop_size=32, batch_size=1),
     )
@@ -243,7 +248,8 @@ def test_a_full_disk_fails_before_training(tmp_path, monkeypatch):
 def test_cli_reports_an_unwritable_model_dir_clearly(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    result = subprocess.run(_command(blocker / "run", ["--flagfile=flags/tiny/memd.flags"]), capture_output=True,
+    tiny_memd = ["--flagfile=flags/memd.flags", "--flagfile=flags/tiny/erlnet.flags"]
+    result = subprocess.run(_command(blocker / "run", tiny_memd), capture_output=True,
                             text=True, cwd=REPO, env=_env(), timeout=300)
     assert result.returncode == 1
     assert f"error: cannot write to --model_dir {blocker / 'run'}" in result.stderr

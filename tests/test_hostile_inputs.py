@@ -3,12 +3,11 @@
 ``CASES`` is the corpus: one row per kind of bad (or merely unusual) file.
 Every row builds its files inside the test's ``tmp_path`` and names the
 expected outcome: either a DataError whose message names the file and
-matches ``error``, or the handling documented in ``erlrestore/data/io.py``,
+matches ``error``, or the handling documented in ``erlrestore/data/image_files.py``,
 checked by value in ``check``. Whatever the outcome, no file may be changed
 or removed by the attempt ("lose nothing"). README.md counts the rows.
 """
 
-import ast
 import dataclasses
 import hashlib
 import os
@@ -23,8 +22,8 @@ import cv2
 import numpy as np
 import pytest
 
-from erlrestore.data import io
-from erlrestore.data.io import DataError, list_images, read_image
+from erlrestore.data import image_files
+from erlrestore.data.image_files import DataError, list_images, read_image
 from erlrestore.data.pairing import find_pairs, load_pair
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -428,9 +427,9 @@ def _try(case, target):
 
 @pytest.fixture
 def restore_pixel_limit():
-    previous = io.max_pixels()
+    previous = image_files.max_pixels()
     yield
-    io.set_max_pixels(previous)
+    image_files.set_max_pixels(previous)
 
 
 def test_corpus_names_are_unique():
@@ -442,7 +441,7 @@ def test_corpus_names_are_unique():
 def test_hostile_input(case, tmp_path, caplog, restore_pixel_limit):
     if case.needs_non_root and IS_ROOT:
         pytest.skip("permissions do not apply to root")
-    io.set_max_pixels(io.DEFAULT_MAX_PIXELS)
+    image_files.set_max_pixels(image_files.DEFAULT_MAX_PIXELS)
     folder = tmp_path / "data"
     target = case.build(folder)
     before = _snapshot(tmp_path)
@@ -471,19 +470,19 @@ def test_hostile_input(case, tmp_path, caplog, restore_pixel_limit):
 
 def test_pixel_limit_is_exact_configurable_and_validated(tmp_path, restore_pixel_limit):
     path = _write_png(tmp_path / "a.png", _rgb8(8, 16))
-    assert io.max_pixels() == io.DEFAULT_MAX_PIXELS == 100_000_000
-    assert io.set_max_pixels(128) == io.DEFAULT_MAX_PIXELS
+    assert image_files.max_pixels() == image_files.DEFAULT_MAX_PIXELS == 100_000_000
+    assert image_files.set_max_pixels(128) == image_files.DEFAULT_MAX_PIXELS
     assert read_image(path).shape == (8, 16, 3)  # exactly at the limit
-    io.set_max_pixels(127)
+    image_files.set_max_pixels(127)
     with pytest.raises(DataError, match=r"a\.png declares 16x8 pixels .*more than the limit of 127 pixels"):
         read_image(path)
-    assert io.set_max_pixels(0) == 127  # 0: no limit
+    assert image_files.set_max_pixels(0) == 127  # 0: no limit
     assert read_image(path).shape == (8, 16, 3)
-    io.set_max_pixels(None)
-    assert io.max_pixels() == 0
+    image_files.set_max_pixels(None)
+    assert image_files.max_pixels() == 0
     for bad in (-1, 2.5, "10", True):
         with pytest.raises(ValueError, match="pixel limit must be a whole number"):
-            io.set_max_pixels(bad)
+            image_files.set_max_pixels(bad)
 
 
 def test_header_sizes_match_the_decoded_sizes(tmp_path):
@@ -503,7 +502,7 @@ def test_header_sizes_match_the_decoded_sizes(tmp_path):
     # OpenCV honours the EXIF tag when asked (IMREAD_COLOR), so the file really is "rotated".
     assert cv2.imdecode(np.frombuffer(files["e.jpg"], np.uint8), cv2.IMREAD_COLOR).shape == (7, 5, 3)
     for name, data in files.items():
-        kind, width, height = io._declared_size(name, data)
+        kind, width, height = image_files._declared_size(name, data)
         assert (width, height) == (7, 5), (name, kind)
         assert read_image(_write(tmp_path / name, data)).shape == (5, 7, 3), name
 
@@ -538,6 +537,7 @@ def test_one_pixel_training_crop_refused_or_padded(tmp_path):
     np.testing.assert_array_equal(tgt[0], np.broadcast_to(np.float32([40, 50, 60]) / 255, (8, 8, 3)))
 
 
+@pytest.mark.slow
 def test_metrics_cli_max_image_pixels_flag(tmp_path):
     """--max_image_pixels reaches the decoder: a clear error naming the file, exit status 1."""
     _write_png(tmp_path / "rain" / "rain-1.png", _rgb8(12, 12))
@@ -558,24 +558,49 @@ def test_metrics_cli_max_image_pixels_flag(tmp_path):
     assert allowed.stdout.strip().splitlines()[-1].startswith("n=1 ")
 
 
+def _image_reading_command(name, folder, model_path, output_dir):
+    """The arguments of one image-reading tool, run on ``folder`` (rain/ + norain/), tiny where it trains."""
+    from erlrestore.models import presets
+
+    if name == "train":
+        tiny = [f"--{field}={value}" for field, value in presets.TINY_MEMD.items()]
+        return ["--model=MEMD", *tiny, f"--train_input_dir={folder}", f"--model_dir={output_dir}", "--stage_steps=1",
+                "--crop_size=8", "--batch_size=1", "--verbose=0"]
+    if name == "evaluate":
+        return [f"--model={model_path}", f"--input_dir={folder}"]
+    if name == "restore":
+        return [f"--model={model_path}", f"--input={folder / 'rain'}", f"--output_dir={output_dir}"]
+    return [f"--input_dir={folder}", "--workers=1"]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["train", "evaluate", "restore", "metrics"])
-def test_every_image_reading_cli_defines_and_applies_the_flag(name):
-    """Each tool that reads image files defines --max_image_pixels and applies it first in main."""
-    path = os.path.join(os.path.dirname(io.__file__), "..", "cli", f"{name}.py")
-    with open(path, encoding="utf-8") as handle:
-        tree = ast.parse(handle.read())
-    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+def test_every_image_reading_cli_refuses_an_image_over_max_image_pixels_before_decoding_it(
+        name, tmp_path, tiny_memd_config, monkeypatch):
+    """Given --max_image_pixels below an image's declared size, each tool exits 1 naming the file, undecoded.
 
-    def calls(function):
-        return [node.func.id for node in ast.walk(function)
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    The image's header declares 64x64 pixels but its data cannot be decoded: had
+    the tool tried to decode it, the error would say so instead.
+    """
+    from erlrestore.models import memd
 
-    assert "define_max_image_pixels_flag" in calls(functions["define_flags"])
-    main_calls = calls(functions["main"])
-    assert "apply_max_image_pixels" in main_calls
-    # Applied before any data is read.
-    assert main_calls.index("apply_max_image_pixels") < min(
-        (main_calls.index(c) for c in ("settings_from_flags", "fail") if c in main_calls), default=len(main_calls))
+    bomb = _write(tmp_path / "set" / "rain" / "rain-1.png", _png(64, 64, 8, 2, [b""]))  # one row of 64 declared
+    _write_png(tmp_path / "set" / "norain" / "norain-1.png", _rgb8(12, 12))
+    monkeypatch.setattr(image_files, "_max_pixels", 0)  # no limit: the decoder is reached, and refuses the data
+    with pytest.raises(DataError, match=re.escape(f"{bomb} is not an image OpenCV can decode")):
+        read_image(bomb)
+    model_path = tmp_path / "tiny.keras"
+    memd.build_memd(tiny_memd_config()).save(model_path)
+    before = _snapshot(tmp_path / "set")
+
+    arguments = _image_reading_command(name, tmp_path / "set", model_path, tmp_path / "out")
+    result = subprocess.run([sys.executable, "-m", f"erlrestore.cli.{name}", *arguments, "--max_image_pixels=1000"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert re.search(rf"{re.escape(str(bomb))} declares 64x64 pixels .*more than the limit of 1000 pixels; "
+                     r"refused before decoding", result.stderr), result.stderr[-3000:]
+    assert "OpenCV can decode" not in result.stderr
+    assert _snapshot(tmp_path / "set") == before
 
 
 def test_read_errors_become_data_errors_even_as_root(tmp_path, monkeypatch):
@@ -585,16 +610,16 @@ def test_read_errors_become_data_errors_even_as_root(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(io.np, "fromfile", refuse)
+    monkeypatch.setattr(image_files.np, "fromfile", refuse)
     with pytest.raises(DataError, match=re.escape(f"{path} cannot be read: Permission denied")):
         read_image(path)
-    monkeypatch.setattr(io.os, "listdir", refuse)
+    monkeypatch.setattr(image_files.os, "listdir", refuse)
     with pytest.raises(DataError, match=re.escape(f"image folder {tmp_path} cannot be read: Permission denied")):
         list_images(tmp_path)
 
 
 def test_readme_counts_the_corpus():
-    readme = os.path.join(os.path.dirname(io.__file__), "..", "..", "README.md")
+    readme = os.path.join(os.path.dirname(image_files.__file__), "..", "..", "README.md")
     with open(readme, encoding="utf-8") as handle:
         match = re.search(r"Hostile inputs: (\d+) kinds", handle.read())
     assert match and int(match.group(1)) == len(CASES)

@@ -274,3 +274,67 @@ def test_tf_psnr_identical_is_inf_and_accepts_single_images():
     a = tf.constant(a, tf.float32)
     assert np.isinf(metrics.psnr_y_tf(a, a).numpy()).all()
     assert metrics.ssim_y_tf(a, a).shape == (1,)
+
+
+# --- An independent re-implementation of the literature's Y-PSNR / SSIM ---------------
+#
+# Plain float64 NumPy written from the published definitions, sharing nothing with
+# erlrestore.metrics or erlrestore.color (no OpenCV filtering, no separable window):
+# it always runs, unlike the checks against the shared benchmark samples.
+
+
+def _literature_y(rgb_uint8):
+    """MATLAB's rgb2ycbcr luma (BT.601 studio range, Y in [16, 235]) of 0-255 RGB, unrounded."""
+    r, g, b = (rgb_uint8[..., k].astype(np.float64) for k in range(3))
+    return 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+
+
+def _literature_psnr(x, y):
+    return 10.0 * math.log10(255.0**2 / np.mean((x - y) ** 2))
+
+
+def _literature_ssim(x, y):
+    """Wang et al.'s ssim_index.m: fspecial('gaussian', 11, 1.5), K = (0.01, 0.03), L = 255, filter2 'valid'."""
+    offsets = np.arange(11, dtype=np.float64) - 5.0
+    window = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2.0 * 1.5**2))
+    window /= window.sum()
+
+    def filter_valid(image):
+        patches = np.lib.stride_tricks.sliding_window_view(image, (11, 11))
+        return np.einsum("ijkl,kl->ij", patches, window)
+
+    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+    mu_x, mu_y = filter_valid(x), filter_valid(y)
+    sigma_x = filter_valid(x * x) - mu_x**2
+    sigma_y = filter_valid(y * y) - mu_y**2
+    sigma_xy = filter_valid(x * y) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
+    return float(ssim_map.mean())
+
+
+def _natural_looking_pair(height=96, width=80, seed=7):
+    """A deterministic uint8 (clean, degraded) pair: smooth colour gradients, texture, edges, streaks and noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    u, v = x / width, y / height
+    sky = np.stack([0.35 + 0.3 * v, 0.5 + 0.25 * v, 0.85 - 0.2 * u], axis=-1)
+    texture = 0.08 * np.sin(2 * np.pi * (5 * u + 3 * v)) * np.cos(2 * np.pi * 7 * v * (1 + u))
+    ground = (v > 0.55 + 0.1 * np.sin(2 * np.pi * u))[..., None]  # a wavy horizon: a hard edge
+    grass = np.stack([0.25 + texture, 0.45 + 1.5 * texture, 0.15 + 0.5 * texture], axis=-1)
+    clean = np.where(ground, grass, sky + texture[..., None] / 2) + rng.normal(0.0, 0.01, (height, width, 3))
+    streaks = (np.sin(2 * np.pi * (x * 0.9 + y * 0.25) / 9.0) > 0.93) * rng.uniform(0.1, 0.35, (height, width))
+    degraded = clean + streaks[..., None] + rng.normal(0.0, 0.03, clean.shape)
+    to_uint8 = lambda image: np.clip(np.rint(255.0 * image), 0, 255).astype(np.uint8)  # noqa: E731
+    return to_uint8(clean), to_uint8(degraded)
+
+
+def test_y_psnr_and_ssim_match_an_independent_float64_implementation():
+    clean, degraded = _natural_looking_pair()
+    y_clean, y_degraded = _literature_y(clean), _literature_y(degraded)
+    psnr, ssim = _literature_psnr(y_clean, y_degraded), _literature_ssim(y_clean, y_degraded)
+    assert 15 < psnr < 35 and 0.3 < ssim < 0.95  # a realistic pair, not a trivial one
+    assert metrics.psnr_y(degraded, clean) == pytest.approx(psnr, abs=1e-4)
+    assert metrics.ssim_y(degraded, clean) == pytest.approx(ssim, abs=1e-5)
+    # The same numbers whichever image comes first.
+    assert metrics.psnr_y(clean, degraded) == pytest.approx(psnr, abs=1e-4)
+    assert metrics.ssim_y(clean, degraded) == pytest.approx(ssim, abs=1e-5)

@@ -23,8 +23,7 @@ from erlrestore.models import (
     erlnet_from_memd,
     memd_config,
 )
-
-TINY = dict(depth=2, base_filters=4, dense_layers=2, growth_rate=4)
+from erlrestore.models.presets import TINY_MEMD as TINY
 
 
 def tiny(variant="MEMD", **overrides):

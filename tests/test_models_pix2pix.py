@@ -88,9 +88,20 @@ def test_generator_any_size_crop_matches_padded_run():
     _randomize(model)
     x = np.random.default_rng(2).uniform(size=(1, 16, 24, 3)).astype("float32")
     assert model.get_layer("pad").multiple == 8
+    padded = keras.Model(model.inputs, model.get_layer("pad").output)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(padded(x)), x)  # a multiple goes in as it is
     out_full = keras.ops.convert_to_numpy(model(x))
     assert out_full.shape == x.shape
-    assert keras.ops.convert_to_numpy(model(x[:, :13, :21])).shape == (1, 13, 21, 3)
+    # The odd crop is mirrored at the bottom/right up to 16x24, run, and the top-left 13x21 kept:
+    # exactly the padded run done by hand (not just the right shape).
+    crop = x[:, :13, :21]
+    out_crop = keras.ops.convert_to_numpy(model(crop))
+    assert out_crop.shape == (1, 13, 21, 3)
+    by_hand = np.pad(crop, ((0, 0), (0, 3), (0, 3), (0, 0)), mode="reflect")
+    np.testing.assert_allclose(out_crop, keras.ops.convert_to_numpy(model(by_hand))[:, :13, :21], rtol=0, atol=1e-6)
+    # Padding elsewhere (top/left, cropping the bottom-right) would give other pixels.
+    elsewhere = np.pad(crop, ((0, 0), (3, 0), (3, 0), (0, 0)), mode="reflect")
+    assert np.abs(out_crop - keras.ops.convert_to_numpy(model(elsewhere))[:, 3:, 3:]).max() > 1e-3
 
 
 def test_pix2pix_unet8_layout():

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from erlrestore.data.io import DataError
+from erlrestore.data.image_files import DataError
 from erlrestore.data.pairing import LAYOUTS, RESIDE_BORDER, Pair, find_pairs, load_pair
 
 

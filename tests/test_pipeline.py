@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from erlrestore.data.io import read_image
+from erlrestore.data.image_files import read_image
 from erlrestore.data.pairing import Pair, load_pair
 from erlrestore.data.pipeline import (
     eval_dataset,

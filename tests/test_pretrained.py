@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from erlrestore import metrics, pretrained
-from erlrestore.data import io
-from erlrestore.models import memd
+from erlrestore.data import image_files
+from erlrestore.models import memd, presets
 
 
 def _tiny_memd():
     import keras
 
     keras.utils.set_random_seed(3)
-    config = memd.memd_config("MEMD", depth=2, base_filters=4, dense_layers=2, growth_rate=4, global_residual=True)
+    config = memd.memd_config("MEMD", **presets.TINY_MEMD, global_residual=True)
     return memd.build_memd(config, name="tiny_memd")
 
 
@@ -46,9 +46,9 @@ def test_save_lists_and_loads_with_float16_weights_within_a_hundredth_of_a_db(zo
 
 def test_unknown_names_and_damaged_files_are_clear_errors(zoo, tmp_path):
     folder, _ = zoo
-    with pytest.raises(io.DataError, match=r"unknown pretrained model 'nope'; known: tiny-memd"):
+    with pytest.raises(image_files.DataError, match=r"unknown pretrained model 'nope'; known: tiny-memd"):
         pretrained.load("pretrained:nope", folder=str(folder))
-    with pytest.raises(io.DataError, match="none are shipped in this version"):
+    with pytest.raises(image_files.DataError, match="none are shipped in this version"):
         pretrained.load("nope", folder=str(tmp_path))
     damaged = tmp_path / "damaged"
     damaged.mkdir()
@@ -57,7 +57,7 @@ def test_unknown_names_and_damaged_files_are_clear_errors(zoo, tmp_path):
     with open(damaged / "tiny-memd.npz", "r+b") as f:
         f.seek(100)
         f.write(b"\x00\x01\x02")
-    with pytest.raises(io.DataError, match="does not match its checksum"):
+    with pytest.raises(image_files.DataError, match="does not match its checksum"):
         pretrained.load("tiny-memd", folder=str(damaged))
     with pytest.raises(ValueError, match="lower-case words"):
         pretrained.save(_tiny_memd(), "Bad Name", {}, folder=str(tmp_path))
@@ -71,6 +71,7 @@ def test_package_folder_ships_only_complete_models():
         assert os.path.getsize(os.path.join(pretrained.PACKAGE_FOLDER, name + ".npz")) < 25 * 2**20
 
 
+@pytest.mark.slow
 def test_tools_take_pretrained_names(zoo, tmp_path):
     folder, _ = zoo
     env = dict(os.environ, **{pretrained.FOLDER_VARIABLE: str(folder)})
@@ -100,6 +101,7 @@ def test_tools_take_pretrained_names(zoo, tmp_path):
     assert "unknown pretrained model 'nope'; known: tiny-memd" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -113,7 +115,7 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
     assert synth.returncode == 0, synth.stderr[-2000:]
     zoo = tmp_path / "zoo"
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([sys.executable, "tools/ship_pretrained.py", f"--run_dir={run_dir}", "--name=tiny-memd",
+    result = subprocess.run([sys.executable, "-m", "tools.ship_pretrained", f"--run_dir={run_dir}", "--name=tiny-memd",
                              "--description=test", f"--eval_sets=synthetic={data}", f"--folder={zoo}"],
                             capture_output=True, text=True, cwd=repo, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -121,7 +123,7 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
     assert card["run_config"]["model"] == "MEMD" and card["kept_weights"]["interval"] == 2
     score = card["scores"]["synthetic"]
     assert score["n"] == 2 and abs(score["psnr_y"] - score["float32_psnr_y"]) <= 0.01
-    strict = subprocess.run([sys.executable, "tools/ship_pretrained.py", f"--run_dir={run_dir}", "--name=tiny-memd",
+    strict = subprocess.run([sys.executable, "-m", "tools.ship_pretrained", f"--run_dir={run_dir}", "--name=tiny-memd",
                              f"--eval_sets=synthetic={data}", f"--folder={tmp_path / 'zoo2'}", "--max_db_change=0"],
                             capture_output=True, text=True, cwd=repo, timeout=300)
     if score["psnr_y"] != score["float32_psnr_y"]:  # float16 moved the score: a zero tolerance must refuse it

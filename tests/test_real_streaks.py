@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from erlrestore.cli import synth
-from erlrestore.data import io, synthetic
+from erlrestore.data import image_files, synthetic
 from erlrestore.data.synthetic import (
     StreakBank,
     add_real_heavy_rain,
@@ -50,7 +50,7 @@ def _write_streaks(folder, sizes=SIZES, seed=0):
     layers = []
     for i, (height, width) in enumerate(sizes):
         layer = _streak_image(rng, height, width)
-        io.write_image(folder / f"streak-{i}.png", layer.astype(np.float32) / 255.0)
+        image_files.write_image(folder / f"streak-{i}.png", layer.astype(np.float32) / 255.0)
         layers.append(layer)
     return layers
 
@@ -101,7 +101,7 @@ def test_load_streaks_holds_a_padded_uint8_stack(streak_folder, bank):
 def test_rgb_layers_become_grey(tmp_path):
     rgb = np.zeros((40, 40, 3), np.float32)
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 1.0, 0.5, 0.0
-    io.write_image(tmp_path / "colour.png", rgb)
+    image_files.write_image(tmp_path / "colour.png", rgb)
     grey = load_streaks(tmp_path).layers[0]
     np.testing.assert_array_equal(grey, np.full((40, 40), round((0.299 + 0.587 * 128 / 255) * 255), np.uint8))
     # In memory: float and uint8, grey and RGB.
@@ -112,34 +112,34 @@ def test_rgb_layers_become_grey(tmp_path):
 
 def test_bad_streak_folders_are_clear_errors(tmp_path):
     missing = tmp_path / "nowhere"
-    with pytest.raises(io.DataError, match=f"rain-streak folder: image folder {missing} does not exist"):
+    with pytest.raises(image_files.DataError, match=f"rain-streak folder: image folder {missing} does not exist"):
         load_streaks(missing)
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no images here")
-    with pytest.raises(io.DataError, match=f"rain-streak folder: {empty} contains no images"):
+    with pytest.raises(image_files.DataError, match=f"rain-streak folder: {empty} contains no images"):
         load_streaks(empty)
 
     truncated = tmp_path / "truncated"
     _write_streaks(truncated, sizes=[(40, 40), (40, 40)])
     data = (truncated / "streak-1.png").read_bytes()
     (truncated / "streak-1.png").write_bytes(data[: len(data) // 2])
-    with pytest.raises(io.DataError, match=f"bad rain-streak layer in {truncated}: .*streak-1.png is a truncated PNG"):
+    with pytest.raises(image_files.DataError, match=f"bad rain-streak layer in {truncated}: .*streak-1.png is a truncated PNG"):
         load_streaks(truncated)
 
     garbage = tmp_path / "garbage"
     garbage.mkdir()
     (garbage / "layer.png").write_bytes(b"not an image at all")
-    with pytest.raises(io.DataError, match=f"bad rain-streak layer in {garbage}: .*layer.png is not a PNG"):
+    with pytest.raises(image_files.DataError, match=f"bad rain-streak layer in {garbage}: .*layer.png is not a PNG"):
         load_streaks(garbage)
 
     small = tmp_path / "small"
     _write_streaks(small, sizes=[(40, 40), (20, 40)])
-    with pytest.raises(io.DataError, match=r"rain-streak layer .*streak-1.png is 40x20 pixels \(width x height\); "
+    with pytest.raises(image_files.DataError, match=r"rain-streak layer .*streak-1.png is 40x20 pixels \(width x height\); "
                                            r"layers must be at least 32x32"):
         load_streaks(small)
     # The same errors through make_degradation, which loads the folder.
-    with pytest.raises(io.DataError, match="contains no images"):
+    with pytest.raises(image_files.DataError, match="contains no images"):
         make_degradation("real_rain", streaks=empty)
 
 
@@ -351,11 +351,12 @@ def test_training_settings_need_a_streak_folder_for_real_rain(streak_folder, tmp
     with pytest.raises(ValueError, match="--streak_dir is only used by --degradation=real_rain or real_heavy_rain, "
                                          "not rain"):
         inputs.check_synthetic(inputs.DataSettings(procedural=2, streak_dir=str(streak_folder[0])))
-    with pytest.raises(io.DataError, match="rain-streak folder: image folder .*nowhere does not exist"):
+    with pytest.raises(image_files.DataError, match="rain-streak folder: image folder .*nowhere does not exist"):
         inputs.training_data(inputs.DataSettings(procedural=2, crop_size=16, degradation="real_heavy_rain",
                                                  streak_dir=str(tmp_path / "nowhere")), str(tmp_path))
 
 
+@pytest.mark.slow
 def test_train_cli_refuses_real_rain_without_a_streak_folder(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "erlrestore.cli.train", "--model=MEMD", "--stage_steps=1", "--procedural=2",
@@ -387,11 +388,11 @@ def test_synth_cli_real_rain(streak_folder, tmp_path, capsys):
         name = f"procedural_{i:04d}.png"
         want = add_real_rain(clean[i], synthetic.derive_seed(3, i), streaks=bank, streak_layers=(2, 3),
                              transparency=(0.3, 0.4), scale=(1.0, 2.0), streak_blur=0.5).numpy()
-        np.testing.assert_allclose(io.read_image(out / "input" / name), want, atol=0.5 / 255 + 1e-6)
+        np.testing.assert_allclose(image_files.read_image(out / "input" / name), want, atol=0.5 / 255 + 1e-6)
     heavy = tmp_path / "heavy"
     assert _cli(f"--output_dir={heavy}", "--procedural=1", "--size=32", "--degradation=real_heavy_rain",
                 f"--streak_dir={streak_folder[0]}", "--mix_procedural=1", "--rain_density=0.05") == 0
-    assert io.read_image(heavy / "input" / "procedural_0000.png").shape == (32, 32, 3)
+    assert image_files.read_image(heavy / "input" / "procedural_0000.png").shape == (32, 32, 3)
 
 
 def test_synth_cli_errors(streak_folder, tmp_path, capsys):

@@ -61,6 +61,7 @@ for pair in sys.argv[1:]:
 """
 
 
+@pytest.mark.slow
 def test_every_row_parses_with_every_scale_overlay():
     pairs = []
     for table in reproduce.TABLES.values():
@@ -133,6 +134,7 @@ def tiny_test_set(tmp_path_factory):
     return folder / "set"
 
 
+@pytest.mark.slow
 def test_tiny_table_runs_reports_resumes_and_survives_a_failing_row(tiny_test_set, tmp_path):
     flags_dir = tmp_path / "flags"
     shutil.copytree(REPO / "flags", flags_dir)
@@ -181,6 +183,7 @@ def test_tiny_table_runs_reports_resumes_and_survives_a_failing_row(tiny_test_se
     assert "Machine: " in summary and "## ERL-Net Table 2" in summary
 
 
+@pytest.mark.slow
 def test_cli_help_lists_its_flags_and_bad_values_are_usage_errors():
     help_text = _reproduce("--help", timeout=120).stdout
     for flag in ("--table", "--scale", "--output_dir", "--rows", "--eval_sets", "--train_flags"):

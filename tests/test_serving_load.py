@@ -25,24 +25,30 @@ import collections
 import http.client
 import json
 import os
-import pathlib
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import zlib
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from erlrestore.export import export_savedmodel
-from erlrestore.models import memd
+from serving_testing import (
+    PREDICT_PATH,
+    WAIT_SECONDS,
+    ServeProcess,
+    png_header,
+    post_head,
+    tiny_memd,
+    wait_for,
+    wait_until_read_by_server,
+)
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # a server process under load, then SIGTERM
+
 CLIENTS = 8
 REQUESTS = 2000
 WARMUP = 60
@@ -54,22 +60,8 @@ RSS_GROWTH_LIMIT_MB = 100.0
 LARGE_IMAGE = 384  # the slow request of the SIGTERM test: a 384x384 noise PNG (~430 KB)
 
 
-def _tiny_memd(seed):
-    model = memd.build_memd(memd.memd_config("MEMD", depth=2, base_filters=4, dense_layers=2, growth_rate=4))
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0.0, 0.1, w.shape).astype(w.dtype) for w in model.get_weights()])
-    return model
-
-
 def _png(array):
     return tf.io.encode_png(tf.constant(array)).numpy()
-
-
-def _bomb_png(width, height):
-    def chunk(kind, data):
-        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
-    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def _tree(folder):
@@ -89,58 +81,14 @@ def _rss_mb(pid):
     return int(fields["VmRSS"].split()[0]) / 1024.0, int(fields["VmHWM"].split()[0]) / 1024.0
 
 
-class Server:
-    """The erlrestore-serve process: ``process``, ``port``, ``log`` (stderr lines, read by a thread)."""
-
-    def __init__(self, base, workdir):
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2",
-                   PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "erlrestore.cli.serve", f"--model_base_path={base}", "--port=0",
-             f"--max_request_bytes={MAX_REQUEST_BYTES}", f"--max_image_pixels={MAX_IMAGE_PIXELS}",
-             f"--drain_timeout={DRAIN_TIMEOUT}", "--request_timeout=20"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-            cwd=workdir,
-        )
-        self.log = []
-        self.port = None
-        deadline = time.monotonic() + 60
-        while self.port is None and time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            match = re.search(r"REST API on http://127\.0\.0\.1:(\d+)/", line)
-            self.port = int(match.group(1)) if match else None
-        # Keep reading stderr (one line per request), or the pipe fills and the server blocks.
-        self._reader = threading.Thread(target=self._read_log, daemon=True)
-        self._reader.start()
-        if self.port is None:
-            self.stop()
-            raise AssertionError("erlrestore-serve did not start:\n" + "".join(self.log))
-
-    def _read_log(self):
-        for line in self.process.stderr:
-            self.log.append(line)
-
-    def text(self):
-        self._reader.join(0.1)
-        return "".join(self.log)
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(30)
-        self._reader.join(10)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """``(server, base, workdir, direct)``: the running server and the SavedModel loaded in this process."""
     base = tmp_path_factory.mktemp("load_savedmodels")
-    export_savedmodel(_tiny_memd(3), str(base), "memd")
+    export_savedmodel(tiny_memd(3), str(base), "memd")
     workdir = tmp_path_factory.mktemp("serve_cwd")
-    server = Server(base, workdir)
+    server = ServeProcess(base, f"--max_request_bytes={MAX_REQUEST_BYTES}", f"--max_image_pixels={MAX_IMAGE_PIXELS}",
+                          f"--drain_timeout={DRAIN_TIMEOUT}", "--request_timeout=20", cwd=workdir)
     try:
         yield server, base, workdir, tf.saved_model.load(str(base / "memd" / "1"))
     finally:
@@ -150,9 +98,6 @@ def setup(tmp_path_factory):
 # --------------------------------------------------------------------------
 # Requests.
 # --------------------------------------------------------------------------
-
-_PREDICT = "/v1/models/memd:predict"
-
 
 def _send(port, method, path, body=None, headers=None, timeout=60.0):
     """``(status, body bytes)`` of one request on its own connection."""
@@ -204,7 +149,7 @@ class Plan:
         for _ in range(6):
             png = _png((rng.random((16, 16, 3)) * 255).astype(np.uint8))
             self.pngs.append((png, restore_bytes(image_bytes=tf.constant([png]))["restored_bytes"].numpy()[0]))
-        self.bomb = base64.b64encode(_bomb_png(30_000, 30_000)).decode()
+        self.bomb = base64.b64encode(png_header(30_000, 30_000)).decode()
         self.rng = rng
 
     def valid(self):
@@ -232,7 +177,7 @@ class Plan:
                 got = base64.b64decode(json.loads(data)["predictions"][0]["b64"])
                 return None if got == expected else "restored PNG differs from the direct call"
 
-            return kind, "POST", _PREDICT, json.dumps(body), check
+            return kind, "POST", PREDICT_PATH, json.dumps(body), check
         x, expected = self.arrays[self.rng.integers(len(self.arrays))]
         if kind == "row":
             body, key = {"instances": x.tolist()}, "predictions"
@@ -252,7 +197,7 @@ class Plan:
             error = float(np.abs(got - expected).max())
             return None if error <= 1e-5 else f"max difference {error} from the direct call"
 
-        return kind, "POST", _PREDICT, json.dumps(body), check
+        return kind, "POST", PREDICT_PATH, json.dumps(body), check
 
     def malformed(self):
         kind = self.rng.choice(sorted(self.MALFORMED))
@@ -271,9 +216,9 @@ class Plan:
         status, pattern = self.MALFORMED[kind]
         raw = None
         if kind == "oversized":  # announces a body over the limit and sends none of it
-            raw = (f"POST {_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_REQUEST_BYTES + 1}\r\n\r\n").encode()
+            raw = post_head(MAX_REQUEST_BYTES + 1)
         elif kind == "no_length":
-            raw = f"POST {_PREDICT} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            raw = f"POST {PREDICT_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
         method = "GET" if kind == "wrong_method" else "POST"
         body = bodies.get(kind, json.dumps({"inputs": [good]})) if method == "POST" else None
 
@@ -285,7 +230,7 @@ class Plan:
                 return f"unexpected error body {answer!r}"
             return None
 
-        return kind, method, paths.get(kind, _PREDICT), (raw if raw is not None else body), check
+        return kind, method, paths.get(kind, PREDICT_PATH), (raw if raw is not None else body), check
 
 
 def _run(port, requests, clients):
@@ -366,6 +311,14 @@ def test_mixed_load(setup):
     assert os.listdir(workdir) == []
 
 
+def _refuses_connections(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except (ConnectionRefusedError, ConnectionResetError):  # reset: the listening socket closed mid-connect
+        return True
+    return False
+
+
 def test_sigterm_finishes_the_request_in_flight(setup):
     server, _, workdir, direct = setup
     assert server.process.poll() is None
@@ -375,21 +328,12 @@ def test_sigterm_finishes_the_request_in_flight(setup):
     body = json.dumps({"signature_name": "restore_bytes",
                        "instances": [{"b64": base64.b64encode(png).decode()}]}).encode()
     assert len(body) <= MAX_REQUEST_BYTES
-    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
-        sock.sendall(f"POST {_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                     + body[:len(body) // 2])
-        time.sleep(0.3)  # the server is reading the body: the request is in flight
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT_SECONDS) as sock:
+        sock.sendall(post_head(len(body)) + body[:len(body) // 2])
+        wait_until_read_by_server(sock)  # the server is reading the body: the request is in flight
         server.process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
-        # New connections are refused once the server has stopped listening.
-        deadline = signalled + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-            except (ConnectionRefusedError, ConnectionResetError):  # reset: the listening socket closed mid-connect
-                break
-            assert time.monotonic() < deadline, "still accepting connections 10 s after SIGTERM"
-            time.sleep(0.05)
+        wait_for(lambda: _refuses_connections(server.port), what="the server to stop listening after SIGTERM")
         assert server.process.poll() is None  # still draining
         sock.sendall(body[len(body) // 2:])
         response = http.client.HTTPResponse(sock)
@@ -400,9 +344,9 @@ def test_sigterm_finishes_the_request_in_flight(setup):
     restored = base64.b64decode(json.loads(data)["predictions"][0]["b64"])
     assert restored == expected
     assert tuple(tf.io.decode_png(restored).shape) == (LARGE_IMAGE, LARGE_IMAGE, 3)
-    assert server.process.wait(DRAIN_TIMEOUT + 5) == 0, server.text()[-3000:]
+    # Exit status 0: every request was answered (1 would mean the drain timeout passed first).
+    assert server.wait(DRAIN_TIMEOUT + WAIT_SECONDS) == 0, server.text()[-3000:]
     elapsed = time.monotonic() - signalled
-    assert elapsed < DRAIN_TIMEOUT
     log = server.text()
     assert "received SIGTERM" in log and re.search(r"\bstopped\n", log), log[-2000:]
     assert os.listdir(workdir) == []

@@ -8,7 +8,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from erlrestore.cli import synth
-from erlrestore.data import io, synthetic
+from erlrestore.data import image_files, synthetic
 from erlrestore.data.synthetic import (
     DEGRADATIONS,
     add_gaussian_noise,
@@ -392,12 +392,12 @@ def test_synthesize_folder_procedural_with_copies(tmp_path):
     clean = procedural_images(2, 16, 20, seed=4)
     for idx, (input_path, target_path) in enumerate(pairs):
         i, k = divmod(idx, 2)
-        np.testing.assert_allclose(io.read_image(target_path), clean[i], atol=0.5 / 255 + 1e-6)
+        np.testing.assert_allclose(image_files.read_image(target_path), clean[i], atol=0.5 / 255 + 1e-6)
         want = add_gaussian_noise(clean[i], synthetic.derive_seed(4, i, k), sigma=30.0).numpy()
-        np.testing.assert_allclose(io.read_image(input_path), want, atol=0.5 / 255 + 1e-6)
-    assert not np.array_equal(io.read_image(pairs[0][0]), io.read_image(pairs[1][0]))  # copies differ
+        np.testing.assert_allclose(image_files.read_image(input_path), want, atol=0.5 / 255 + 1e-6)
+    assert not np.array_equal(image_files.read_image(pairs[0][0]), image_files.read_image(pairs[1][0]))  # copies differ
     np.testing.assert_array_equal(synthetic.derive_seed(4, 1, 1), [4, 10001])
-    with pytest.raises(io.DataError, match=f"output folder {out} is not empty \\(2 entries\\)"):
+    with pytest.raises(image_files.DataError, match=f"output folder {out} is not empty \\(2 entries\\)"):
         synthetic.synthesize_folder(out, "rain", procedural=1, size=(8, 8), show_progress=False)
     again = synthetic.synthesize_folder(out, "rain", procedural=1, size=(8, 8), overwrite=True, show_progress=False)
     assert len(again) == 1
@@ -405,13 +405,13 @@ def test_synthesize_folder_procedural_with_copies(tmp_path):
 
 def test_synthesize_folder_from_clean_dir(tmp_path, photos):
     clean_dir = tmp_path / "clean"
-    io.write_image(clean_dir / "b.png", photos[0])
-    io.write_image(clean_dir / "a.jpg", photos[1])
+    image_files.write_image(clean_dir / "b.png", photos[0])
+    image_files.write_image(clean_dir / "a.jpg", photos[1])
     pairs = synthetic.synthesize_folder(tmp_path / "out", "haze", clean_dir=clean_dir, show_progress=False)
     assert _names(tmp_path / "out" / "input") == ["a.png", "b.png"] == _names(tmp_path / "out" / "target")
-    np.testing.assert_array_equal(io.read_image(pairs[1][1]), io.read_image(clean_dir / "b.png"))
-    io.write_image(clean_dir / "a.png", photos[2])
-    with pytest.raises(io.DataError, match="a.jpg and .*a.png have the same name stem 'a'"):
+    np.testing.assert_array_equal(image_files.read_image(pairs[1][1]), image_files.read_image(clean_dir / "b.png"))
+    image_files.write_image(clean_dir / "a.png", photos[2])
+    with pytest.raises(image_files.DataError, match="a.jpg and .*a.png have the same name stem 'a'"):
         synthetic.synthesize_folder(tmp_path / "out2", "haze", clean_dir=clean_dir, show_progress=False)
 
 
@@ -430,7 +430,7 @@ def test_cli_writes_pairs_and_refuses_non_empty_folder(tmp_path, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"wrote 3 pairs (rain) to {out}"
     names = ["procedural_0000.png", "procedural_0001.png", "procedural_0002.png"]
     assert _names(out / "input") == names == _names(out / "target")
-    assert io.read_image(out / "input" / names[0]).shape == (12, 16, 3)
+    assert image_files.read_image(out / "input" / names[0]).shape == (12, 16, 3)
 
     assert _cli(tmp_path, *args) == 1
     assert f"error: output folder {out} is not empty" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from erlrestore.data.io import DataError, read_image
+from erlrestore.data.image_files import DataError, read_image
 from erlrestore.data.pairing import Pair, load_pair
 from erlrestore.data.pipeline import tfrecord_source, train_dataset
 from erlrestore.data.tfrecord import encode_png, read_tfrecords, write_tfrecords
@@ -129,6 +129,7 @@ def run_cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_writes_shards_and_rejects_bad_flags(rain_pairs, tmp_path):
     folder = tmp_path / "set"
     result = run_cli(f"--input_dir={folder}", f"--output_dir={tmp_path / 'out'}", "--num_shards=3", "--prefix=rain")

@@ -1,7 +1,6 @@
-"""tools/benchmark.py (FLOP counting, the compute benchmark) and tools/recon_experiment.py (Table III)."""
+"""tools.benchmark (FLOP counting, the compute benchmark) and tools.recon_experiment (Table III)."""
 
 import csv
-import importlib.util
 import json
 import os
 import pathlib
@@ -12,23 +11,14 @@ import keras
 import numpy as np
 import pytest
 
-from erlrestore.data import io
+from erlrestore.data import image_files
 from erlrestore.layers import InfoAccum, SubPixelUpsample
 from erlrestore.models import pix2pix
-from erlrestore.training import experiment, stages
+from erlrestore.training import experiment, strategies
+from tools import benchmark
+from tools import recon_experiment as recon
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-benchmark = _load_tool("benchmark")
-recon = _load_tool("recon_experiment")
 
 
 _BENCH_ARGS = ("--quick", "--models=erlnet,pix2pix", "--batch_sizes=2", "--precisions=float32")
@@ -43,8 +33,8 @@ def tool_runs(tmp_path_factory):
     output_json = tmp_path_factory.mktemp("benchmark") / "benchmark.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     commands = {
-        "benchmark": [sys.executable, "tools/benchmark.py", *_BENCH_ARGS, f"--output={output_json}"],
-        "recon_experiment": [sys.executable, "tools/recon_experiment.py", *_RECON_ARGS,
+        "benchmark": [sys.executable, "-m", "tools.benchmark", *_BENCH_ARGS, f"--output={output_json}"],
+        "recon_experiment": [sys.executable, "-m", "tools.recon_experiment", *_RECON_ARGS,
                              f"--output_csv={output_csv}"],
     }
     processes = {name: subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -134,9 +124,9 @@ def test_staged_step_flops_per_stage():
     # Forward + 2 F per trained branch + 1 F per frozen branch on the gradient path (MDE under MEN/REN).
     net = {"men": 1, "ren": 10, "mde": 100}
     c2c = {"men": 1000, "mde": 10000}
-    memd_stage, = stages.strategy("MEMD")
+    memd_stage, = strategies.strategy("MEMD")
     assert benchmark.staged_step_flops(memd_stage, {"men": 1, "mde": 100}) == 3 * 101
-    stage_1, stage_2, stage_3 = stages.strategy("MA_D")
+    stage_1, stage_2, stage_3 = strategies.strategy("MA_D")
     assert benchmark.staged_step_flops(stage_1, net, c2c) == 3 * 1 + 10 + 3 * 100 + 3 * 11000
     assert benchmark.staged_step_flops(stage_2, net, c2c) == 1 + 3 * 10 + 2 * 100 + 1000
     assert benchmark.staged_step_flops(stage_3, net, c2c) == 1 + 3 * 10 + 3 * 100
@@ -156,6 +146,7 @@ def test_run_benchmark_refuses_a_crop_too_small_for_the_patchgan():
                                 matmul_sizes=[64], report=lambda line: None)
 
 
+@pytest.mark.slow
 def test_benchmark_quick_run_writes_consistent_json(tool_runs):
     result = tool_runs["benchmark"]
     assert result.returncode == 0, result.stderr[-3000:]
@@ -196,7 +187,7 @@ def test_benchmark_quick_run_writes_consistent_json(tool_runs):
     net = benchmark.conv_flops_by_branch(networks["final.keras"], shape)
     c2c = benchmark.conv_flops_by_branch(networks["c2c.keras"], shape)
     assert set(net) == {"men", "ren", "mde"} and set(c2c) == {"men", "mde"}
-    for stage, record in zip(stages.strategy("MA_D"), records[:3]):
+    for stage, record in zip(strategies.strategy("MA_D"), records[:3]):
         assert record["train_flops_per_step"] == 2 * benchmark.staged_step_flops(stage, net, c2c)
         assert record["infer_flops"] == 2 * sum(net.values())
     assert "steps/s" in result.stderr and "matmul peak float32" in result.stderr
@@ -238,11 +229,12 @@ def test_quantize_and_center_crop():
 
 
 def test_load_data_needs_more_images_than_the_holdout(tmp_path):
-    io.write_image(tmp_path / "only.png", np.full((16, 16, 3), 0.5, np.float32))
-    with pytest.raises(io.DataError, match=f"{tmp_path} holds 1 images; need more than --holdout=1"):
+    image_files.write_image(tmp_path / "only.png", np.full((16, 16, 3), 0.5, np.float32))
+    with pytest.raises(image_files.DataError, match=f"{tmp_path} holds 1 images; need more than --holdout=1"):
         recon.load_data(str(tmp_path), holdout=1, eval_size=0, crop_size=8)
 
 
+@pytest.mark.slow
 def test_recon_experiment_tiny_run_prints_the_table_and_the_ordering_line(tool_runs):
     result, output_csv = tool_runs["recon_experiment"], tool_runs["recon_csv"]
     assert result.returncode == 0, result.stderr[-3000:]

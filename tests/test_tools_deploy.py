@@ -1,6 +1,5 @@
-"""tools/bench_deploy.py: helpers (sizes, percentiles, clients, memory, workers) and one tiny run of both parts."""
+"""tools.bench_deploy: helpers (sizes, percentiles, clients, memory, workers) and one tiny run of both parts."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -12,17 +11,10 @@ import time
 import numpy as np
 import pytest
 
+from tools import bench_deploy as bench
+from tools import common
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_tool("bench_deploy")
 
 _TINY_ARGS = ("--tiny", "--requests=5")  # an explicit flag must beat the tiny default (6)
 
@@ -31,7 +23,7 @@ _TINY_ARGS = ("--tiny", "--requests=5")  # an explicit flag must beat the tiny d
 def tiny_run():
     """One ``--tiny`` run of both parts: (exit status, stdout lines, stderr, final JSON)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, "tools/bench_deploy.py", *_TINY_ARGS], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "tools.bench_deploy", *_TINY_ARGS], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     lines = done.stdout.strip().splitlines()
     report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
@@ -43,6 +35,7 @@ def tiny_run():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tiny_run_succeeds_and_prints_one_line_per_figure(tiny_run):
     returncode, lines, stderr, report = tiny_run
     assert returncode == 0, stderr[-3000:]
@@ -59,6 +52,7 @@ def test_tiny_run_succeeds_and_prints_one_line_per_figure(tiny_run):
     assert report["settings"]["sizes"] == ["72x40"]
 
 
+@pytest.mark.slow
 def test_tiny_restore_results(tiny_run):
     _, lines, _, report = tiny_run
     results = report["restore"]
@@ -84,6 +78,7 @@ def test_tiny_restore_results(tiny_run):
     assert params["memd"] < params["erlnet"]
 
 
+@pytest.mark.slow
 def test_tiny_serving_results(tiny_run):
     _, lines, _, report = tiny_run
     serving = report["serving"]
@@ -93,7 +88,7 @@ def test_tiny_serving_results(tiny_run):
         5, 0, None, False)
     assert 0 < serving["latency_ms_p50"] <= serving["latency_ms_p95"] <= serving["latency_ms_max"]
     assert serving["requests_per_second"] == pytest.approx(5 / serving["wall_seconds"])
-    assert serving["png_bytes"] == len(bench.encode_png(bench.synthetic_image(24, 24, seed=1)))
+    assert serving["png_bytes"] == len(common.encode_png(common.synthetic_image(24, 24, seed=1)))
     assert "5/5 answered" in lines[-2] and "0 error(s)" in lines[-2]
 
 
@@ -206,21 +201,21 @@ def test_run_clients_rejects_bad_counts():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmRSS / clear_refs are Linux-only")
 def test_peak_rss_growth_sees_an_allocation():
-    if not bench.reset_peak_rss():
+    if not common.reset_peak_rss():
         pytest.skip("this kernel does not allow resetting VmHWM")
-    baseline = bench.current_rss_bytes()
+    baseline = common.current_rss_bytes()
     block = np.ones(64 * 1024 * 1024, dtype=np.uint8)  # 64 MiB, touched
     del block
-    growth = bench._status_kb("VmHWM") - baseline
+    growth = common.peak_rss_bytes() - baseline
     assert growth >= 60 * 1024 * 1024
-    assert bench.max_rss_bytes() >= bench._status_kb("VmHWM")
+    assert common.max_rss_bytes() >= common.peak_rss_bytes()
 
 
 def test_png_round_trip_shape():
-    image = bench.synthetic_image(5, 7)
+    image = common.synthetic_image(5, 7)
     assert image.shape == (5, 7, 3) and image.dtype == np.float32
     assert 0.0 <= image.min() and image.max() <= 1.0
-    assert bench.decode_png_shape(bench.encode_png(image)) == (5, 7)
+    assert bench.decode_png_shape(common.encode_png(image)) == (5, 7)
     with pytest.raises(ValueError, match="the answer is not a PNG"):
         bench.decode_png_shape(b"GIF89a" + bytes(40))
 
@@ -250,6 +245,6 @@ def test_run_worker_timeout(monkeypatch):
 
 def test_worker_command_passes_the_settings():
     command = bench._worker_command("erlnet", 40, 30, 32, 8, 2, 3, True)
-    assert command[1] == str(REPO / "tools" / "bench_deploy.py")
-    assert command[2:] == ["--worker", "--models=erlnet", "--sizes=40x30", "--tile=32", "--overlap=8",
+    assert command[1:3] == ["-m", "tools.bench_deploy"]
+    assert command[3:] == ["--worker", "--models=erlnet", "--sizes=40x30", "--tile=32", "--overlap=8",
                            "--tile_batch=2", "--repeats=3", "--tiny", "--backends=tensorflow"]

@@ -1,9 +1,7 @@
-"""tools/sweep.py (architecture sweeps) and tools/fit_loss_curve.py (Fig. 7 exponential fit)."""
+"""tools.sweep (architecture sweeps) and tools.fit_loss_curve (Fig. 7 exponential fit)."""
 
 import csv
-import importlib.util
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -13,20 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from erlrestore.data.io import DataError
+from erlrestore.data.image_files import DataError
+from erlrestore.training import events
+from tools import fit_loss_curve as fit
+from tools import sweep
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sweep = _load("sweep")
-fit = _load("fit_loss_curve")
 
 NO_MATPLOTLIB = "import sys; sys.modules['matplotlib'] = None; "
 
@@ -130,13 +120,14 @@ def test_read_csv_curve_columns_and_errors(tmp_path):
         fit.read_csv_curve(str(path))
 
 
+@pytest.mark.slow
 def test_fit_tool_without_matplotlib_writes_json_and_csv_and_says_png_skipped(tmp_path):
     steps, loss = _curve((8.0, 120.0), (0.5, 0.2), 0.05, np.arange(0, 600, 3), noise=0.001)
     data = tmp_path / "loss.csv"
     data.write_text("step,loss\n" + "".join(f"{s:g},{v:.8f}\n" for s, v in zip(steps, loss)))
     output = tmp_path / "out" / "fig7.png"
     code = (NO_MATPLOTLIB + "import runpy; sys.argv = ['fit_loss_curve', '--csv=%s', '--output=%s']; "
-            "runpy.run_path('tools/fit_loss_curve.py', run_name='__main__')" % (data, output))
+            "runpy.run_module('tools.fit_loss_curve', run_name='__main__')" % (data, output))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
@@ -153,15 +144,16 @@ def test_fit_tool_without_matplotlib_writes_json_and_csv_and_says_png_skipped(tm
     assert float(rows[10]["fit"]) == pytest.approx(float(rows[10]["loss"]), abs=0.005)
 
 
+@pytest.mark.slow
 def test_fit_tool_usage_and_data_errors(tmp_path):
-    script = str(REPO / "tools" / "fit_loss_curve.py")
-    result = subprocess.run([sys.executable, script, f"--output={tmp_path / 'f.png'}"], capture_output=True,
-                            text=True, timeout=120)
+    tool = [sys.executable, "-m", "tools.fit_loss_curve"]
+    result = subprocess.run([*tool, f"--output={tmp_path / 'f.png'}"], capture_output=True, text=True, cwd=REPO,
+                            timeout=120)
     assert result.returncode == 1 and "give exactly one of --model_dir or --csv" in result.stderr
     short = tmp_path / "short.csv"
     short.write_text("step,loss\n0,1\n1,0.5\n2,0.4\n")
-    result = subprocess.run([sys.executable, script, f"--csv={short}", f"--output={tmp_path / 'f.png'}"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*tool, f"--csv={short}", f"--output={tmp_path / 'f.png'}"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "error: a 2-term exponential fit has 5 parameters and needs at least 6 points, got 3")
@@ -190,7 +182,6 @@ def test_reads_tensorboard_scalars_of_a_run(tmp_path):
                 tf.summary.scalar("epoch_g_l1", value, step=step)
                 tf.summary.scalar("epoch_d_loss", 10 * value, step=step)
         writer.close()
-    time.sleep(0.01)
     # A resumed run logs epoch 1 of stage 2 again, later: that value counts. TF1 simple_value style.
     event = event_pb2.Event(wall_time=time.time() + 10, step=1, summary=summary_pb2.Summary(
         value=[summary_pb2.Summary.Value(tag="epoch_g_l1", simple_value=0.6)]))
@@ -198,17 +189,22 @@ def test_reads_tensorboard_scalars_of_a_run(tmp_path):
         w.write(event.SerializeToString())
 
     run_dir = str(tmp_path / "run")
-    assert [(k, name) for k, name, _ in fit.stage_log_dirs(run_dir)] == [(1, "restore"), (2, "gan")]
+    assert [(k, name) for k, name, _ in events.stage_log_dirs(run_dir)] == [(1, "restore"), (2, "gan")]
+    assert events.stage_log_dirs(run_dir, part="validation") == []
     steps, values, label = fit.read_run_scalars(run_dir, "epoch_g_l1")
     assert label == "stage2_gan" and steps.tolist() == [0, 1] and values.tolist() == pytest.approx([0.9, 0.6])
     steps, values, label = fit.read_run_scalars(run_dir, "epoch_d_loss", stage="1")
     assert label == "stage1_restore" and values.tolist() == pytest.approx([30.0, 20.0, 15.0])
     assert fit.read_run_scalars(run_dir, "epoch_g_l1", stage="restore")[1].tolist() == [3.0, 2.0, 1.5]
-    steps, values = fit.read_event_scalars(str(logs / "stage1_restore" / "train"), "epoch_g_l1")
+    steps, values = events.read_event_scalars(str(logs / "stage1_restore" / "train"), "epoch_g_l1")
     assert values.dtype == np.float64 and values.tolist() == [3.0, 2.0, 1.5]
     with pytest.raises(DataError, match=r"no scalar 'g_l1' in the event files of .*stage1_restore.* "
                                         r"\(tags found: epoch_d_loss, epoch_g_l1\)"):
-        fit.read_event_scalars(str(logs / "stage1_restore" / "train"), "g_l1")
+        events.read_event_scalars(str(logs / "stage1_restore" / "train"), "g_l1")
+    # missing_ok: a tag never logged, or a folder without event files, reads as an empty curve.
+    for folder, tag in ((logs / "stage1_restore" / "train", "g_l1"), (tmp_path, "epoch_g_l1")):
+        steps, values = events.read_event_scalars(str(folder), tag, missing_ok=True)
+        assert steps.size == values.size == 0
     with pytest.raises(DataError, match=r"has no stage '9' \(stages: stage1_restore, stage2_gan\)"):
         fit.read_run_scalars(run_dir, "epoch_g_l1", stage="9")
     with pytest.raises(DataError, match=r"no stage of .* logged the scalar 'nope'"):
@@ -408,12 +404,40 @@ def test_flag_check_uses_erlrestore_train_rules():
     assert messages[2] == "ValueError: give the stage lengths as exactly one of --stage_steps or --stage_epochs"
 
 
+
+def test_flag_check_accepts_the_commands_own_pixel_limit_and_checks_its_value():
+    good = ["--model=UNet", "--levels=2", "--stage_steps=1", "--model_dir=x"]
+    messages = sweep.check_train_arguments([good + ["--max_image_pixels=1000"], good + ["--max_image_pixels=-3"]])
+    assert messages == ["", "ValueError: --max_image_pixels takes a non-negative integer, not '-3'"]
+
+
+def test_flag_check_runs_in_this_process_through_flagfiles(monkeypatch):
+    from erlrestore.training import experiment  # noqa: F401  (TensorFlow is imported before processes are refused)
+
+    def no_process(*args, **kwargs):
+        raise AssertionError("the flag check must not start a process")
+
+    monkeypatch.setattr(subprocess, "run", no_process)
+    paper, tiny = REPO / "flags" / "unet5_lsgan.flags", REPO / "flags" / "tiny" / "gan.flags"
+    messages = sweep.check_train_arguments([
+        [f"--flagfile={paper}", f"--flagfile={tiny}", "--levels=2", "--model_dir=x"],
+        [f"--flagfile={paper}", "--gan_los=lsgan", "--model_dir=x"],
+        ["--flagfile=no/such.flags", "--model_dir=x"],
+        ["--model=UNet", "--stage_steps=1,x", "--model_dir=x"],
+    ])
+    assert messages[0] == ""
+    assert messages[1].startswith("UnrecognizedFlagError: Unknown command line flag 'gan_los'")
+    assert messages[2].startswith("CantOpenFlagFileError: ") and "no/such.flags" in messages[2]
+    assert messages[3] == "ValueError: --stage_steps takes comma-separated ints, got 1,x"
+
+
 # --- sweep: end to end with tiny models ------------------------------------------------------------------
 
 TINY = ("--gen_filters=2 --d_filters=2 --crop_size=32 --procedural=2 --degradation=rain --stage_steps=1 "
         "--checkpoint_every=1 --plateau_patience=0")
 
 
+@pytest.mark.slow
 def test_tiny_levels_sweep_end_to_end_then_rerun_skips_training(tmp_path):
     rng = np.random.default_rng(0)
     for sub in ("input", "target"):
@@ -423,7 +447,7 @@ def test_tiny_levels_sweep_end_to_end_then_rerun_skips_training(tmp_path):
         cv2.imwrite(str(tmp_path / "eval" / "target" / name), clean)
         cv2.imwrite(str(tmp_path / "eval" / "input" / name), np.clip(clean.astype(int) + 40, 0, 255).astype(np.uint8))
     output = tmp_path / "sweep"
-    command = [sys.executable, "tools/sweep.py", "--sweep=levels", "--values=1,2", "--models=UNet",
+    command = [sys.executable, "-m", "tools.sweep", "--sweep=levels", "--values=1,2", "--models=UNet",
                f"--output_dir={output}", f"--extra_flags={TINY}", f"--eval_input_dir={tmp_path / 'eval'}"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -438,14 +462,17 @@ def test_tiny_levels_sweep_end_to_end_then_rerun_skips_training(tmp_path):
     steps, values, label = fit.read_run_scalars(rows[0]["model_dir"], "epoch_g_l1")
     assert label == "stage1_restore" and steps.tolist() == [0.0] and values[0] > 0
 
-    trained_at = os.path.getmtime(output / "levels" / "UNet-1" / "final.keras")
-    start = time.monotonic()
+    def run_files():
+        return {path: (path.stat().st_mtime_ns, path.stat().st_size)
+                for path in (output / "levels").rglob("*") if path.is_file()}
+
+    trained = run_files()
     again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert again.returncode == 0, again.stderr[-4000:]
-    assert time.monotonic() - start < 10
     assert [line.split()[-1] for line in again.stdout.splitlines()[1:3]] == ["cached", "cached"]
     assert _rows(output) == rows
-    assert os.path.getmtime(output / "levels" / "UNet-1" / "final.keras") == trained_at
+    # Nothing was trained or evaluated again: no run file (model, checkpoint, log) was written or added.
+    assert run_files() == trained
 
 
 def test_event_reader_takes_tf1_simple_values_and_ignores_a_cut_off_tail(tmp_path):
@@ -460,7 +487,7 @@ def test_event_reader_takes_tf1_simple_values_and_ignores_a_cut_off_tail(tmp_pat
     (path,) = tmp_path.glob("events.out.tfevents*")
     with open(path, "ab") as f:
         f.write(b"\x10\x00\x00")  # a record cut off mid-write
-    steps, values = fit.read_event_scalars(str(tmp_path), "loss")
+    steps, values = events.read_event_scalars(str(tmp_path), "loss")
     assert steps.tolist() == [1.0, 2.0, 3.0] and values.tolist() == [3.0, 2.0, 1.5]
-    with pytest.raises(fit.DataError, match=r"no scalar 'accuracy' .*tags found: loss"):
-        fit.read_event_scalars(str(tmp_path), "accuracy")
+    with pytest.raises(DataError, match=r"no scalar 'accuracy' .*tags found: loss"):
+        events.read_event_scalars(str(tmp_path), "accuracy")

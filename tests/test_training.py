@@ -1,15 +1,16 @@
 """Staged ERL-Net training: which branches each stage trains, checkpoints and resume."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import keras
 
 from erlrestore.models import erlnet, memd
-from erlrestore.training import experiment, inputs, run, stages
-from erlrestore.training.staged import StagedTrainer
-
-TINY = dict(depth=2, base_filters=4, dense_layers=2, growth_rate=4)
+from erlrestore.models.presets import TINY_MEMD as TINY
+from erlrestore.training import experiment, inputs, run, strategies
+from erlrestore.training.erl_trainer import StagedTrainer
 
 
 def tiny_trainer(model="ERLNet", entanglement="MLGD", seed=0):
@@ -48,11 +49,11 @@ def changed_branches(before, after):
     }
 
 
-@pytest.mark.parametrize("strategy", sorted(stages.STRATEGIES))
+@pytest.mark.parametrize("strategy", sorted(strategies.STRATEGIES))
 def test_each_stage_updates_exactly_its_branches(strategy):
     trainer = tiny_trainer("MEMD" if strategy == "MEMD" else "ERLNet")
     data = tiny_data()
-    for stage in stages.strategy(strategy):
+    for stage in strategies.strategy(strategy):
         trainer.set_stage(stage)
         trainer.reset_optimizer(1e-3)
         before = branch_weights(trainer)
@@ -67,24 +68,37 @@ def test_each_stage_updates_exactly_its_branches(strategy):
             assert "fre" in history.history and history.history["fre"][0] > 0
 
 
-def test_frozen_ren_with_zero_heads_leaves_stage_one_a_plain_memd():
-    """Stage I of the MA strategies trains MEN/MDE while REN adds exactly nothing."""
+def test_frozen_ren_with_zero_heads_leaves_stage_one_a_plain_memd(tiny_memd_config):
+    """Stage I of the MA strategies trains MEN/MDE while REN stays frozen and adds exactly nothing."""
     trainer = tiny_trainer("ERLNet")
+    stage_one = strategies.strategy("MA_D")[0]
+    assert all(strategies.strategy(name)[0] == stage_one for name in ("MA_A", "MA_B", "MA_C"))
+    trainer.set_stage(stage_one)
+    trainer.reset_optimizer(1e-3)
+    before = branch_weights(trainer)
+    # Two steps: the zero-initialised last conv passes no gradient upstream on the first.
+    trainer.fit(tiny_data(), steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
+    changed = changed_branches(before, branch_weights(trainer))
+    assert "ren" not in changed and {"men", "mde"} <= changed
     x = tf.random.uniform((1, 20, 28, 3), seed=1)
-    ren = trainer.net.get_layer("ren")
-    features = ren(trainer.net.get_layer("pad")(x))
+    features = trainer.net.get_layer("ren")(trainer.net.get_layer("pad")(x))
     for feature in features if isinstance(features, (list, tuple)) else [features]:
         assert float(tf.reduce_max(tf.abs(feature))) == 0.0
+    # The trained ERL-Net computes what a MEMD with its (trained) MEN and MDE computes.
+    plain = memd.build_memd(tiny_memd_config("MEMD"))
+    for branch in ("men", "mde"):
+        plain.get_layer(branch).set_weights(trainer.net.get_layer(branch).get_weights())
+    np.testing.assert_allclose(trainer.net(x), plain(x), rtol=0, atol=1e-6)
 
 
 def test_unknown_strategy_and_branch_are_clear_errors():
     with pytest.raises(ValueError, match="unknown strategy 'MA_E'"):
-        stages.strategy("MA_E")
+        strategies.strategy("MA_E")
     with pytest.raises(ValueError, match="unknown branches"):
-        stages.Stage("X", ("men", "encoder"), "pre")
+        strategies.Stage("X", ("men", "encoder"), "pre")
     trainer = tiny_trainer("MEMD")
     with pytest.raises(ValueError, match="needs an ERL-Net"):
-        trainer.set_stage(stages.strategy("MA_A")[1])
+        trainer.set_stage(strategies.strategy("MA_A")[1])
 
 
 class StopAt(keras.callbacks.Callback):
@@ -111,7 +125,7 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def plans_for(strategy, steps):
-    return [run.StagePlan(stage, steps) for stage in stages.strategy(strategy)]
+    return [run.StagePlan(stage, steps) for stage in strategies.strategy(strategy)]
 
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path):
@@ -177,7 +191,7 @@ def test_resume_restores_weights_and_optimizer_state(tmp_path):
 # --- stage budget: one length for each stage, or split over the stages -------
 
 def _count(strategy):
-    return len(stages.strategy(strategy))
+    return len(strategies.strategy(strategy))
 
 
 @pytest.mark.parametrize("strategy,expected", [("MA_D", [10, 10, 10]), ("DT", [10, 10]), ("MEMD", [10])])
@@ -200,7 +214,7 @@ def test_stage_budget_split_divides_the_steps_exactly(strategy, expected):
 def test_stage_budget_split_leaves_out_the_clean_to_clean_only_stage(strategy, expected):
     # DT's C2C stage trains no restoration branch: the whole net gets the full total, as MEMD does, and the
     # C2C stage as many steps as the first restoration stage. MA_* train the C2C net inside stage I.
-    stage_list = stages.strategy(strategy)
+    stage_list = strategies.strategy(strategy)
     assert experiment.auxiliary_stages(stage_list) == ((0,) if strategy == "DT" else ())
     lengths = experiment.stage_lengths(len(stage_list), stage_steps=(10,), budget="split",
                                        auxiliary=experiment.auxiliary_stages(stage_list))
@@ -302,7 +316,7 @@ def test_fre_reductions_differ_by_the_number_of_levels():
 
 def test_trainer_fre_reduction_scales_the_mlgd_feature_loss_by_its_levels():
     data = next(iter(tiny_data()))
-    stage = stages.strategy("MA_D")[1]  # REN with L_ERL
+    stage = strategies.strategy("MA_D")[1]  # REN with L_ERL
     values = {}
     for reduction in ("mean_sum", "mean_mean"):
         trainer = tiny_trainer("ERLNet", "MLGD", seed=3)
@@ -315,3 +329,107 @@ def test_trainer_fre_reduction_scales_the_mlgd_feature_loss_by_its_levels():
     assert values["mean_mean"]["pre"] == pytest.approx(values["mean_sum"]["pre"], rel=1e-6)
     with pytest.raises(ValueError, match="unknown L_fre reduction"):
         StagedTrainer(trainer.net, trainer.c2c, fre_reduction="sum")
+
+
+# --- Settings declared once (erlrestore.training.options) ------------------------------------------------
+
+# What run_config.json recorded before the settings were declared once (the hand-kept field lists); a run
+# resumed with the same command must find the same keys.
+_COMMON_IDENTITY = {"model", "strategy", "stage_steps", "stage_epochs", "stage_budget", "lr_schedule", "batch_size"}
+_ERL_IDENTITY = {"entanglement", "depth", "base_filters", "dense_layers", "growth_rate", "norm", "global_residual",
+                 "fre_reduction"}
+_GAN_IDENTITY = {"levels", "gen_filters", "gen_norm", "dropout", "info_accum_layers", "info_accum_growth",
+                 "info_accum_positions", "subpixel", "gan_loss", "l1_weight", "d_filters", "d_layers", "weight_init",
+                 "pixel_loss"}
+
+
+def test_every_setting_is_declared_with_its_flag():
+    import dataclasses
+
+    for cls in (experiment.TrainSettings, inputs.DataSettings):
+        for field in dataclasses.fields(cls):
+            assert "flag" in field.metadata or "group" in field.metadata, (cls.__name__, field.name)
+    # The flags' defaults are the dataclass defaults.
+    assert experiment.settings_from_argv(["--model_dir=x"]) == experiment.TrainSettings(model_dir="x")
+
+
+def test_run_identity_keeps_the_recorded_fields_of_each_family(tmp_path):
+    erl = experiment.run_identity(_settings(tmp_path))
+    gan = experiment.run_identity(_settings(tmp_path, model="UNet", strategy="", levels=2))
+    assert set(erl) == _COMMON_IDENTITY | _ERL_IDENTITY
+    assert set(gan) == _COMMON_IDENTITY | _GAN_IDENTITY
+    assert (gan["strategy"], gan["lr_schedule"], gan["info_accum_positions"]) == ("GAN", "linear_decay", [0])
+    assert (erl["strategy"], erl["lr_schedule"], erl["batch_size"]) == ("MA_D", "plateau", 1)
+    assert experiment.options.absent_values(experiment.TrainSettings) == {
+        "stage_budget": "each", "fre_reduction": "mean_sum", "weight_init": "keras", "pixel_loss": "l1",
+        "lr_schedule": "plateau"}
+
+
+def test_settings_from_argv_parses_like_the_command_line(tmp_path):
+    from absl import flags
+
+    flagfile = tmp_path / "run.flags"
+    flagfile.write_text("--model=UNet\n--levels=3\n--stage_steps=4,5\n--crop_size=320\n")
+    settings = experiment.settings_from_argv([f"--flagfile={flagfile}", "--crop_size=64", "--model_dir=r",
+                                              "--verbose=2", "--devices=/cpu:0,/cpu:1", "--stage_epochs=",
+                                              "--d_pretrain_input_dir=pre", "--noaugment"])
+    assert (settings.model, settings.levels, settings.stage_steps, settings.data.crop_size) == ("UNet", 3, (4, 5), 64)
+    assert (settings.verbose, settings.devices, settings.model_dir) == (2, ("/cpu:0", "/cpu:1"), "r")
+    assert settings.pretrain_data == inputs.DataSettings(train_input_dir="pre", crop_size=64)
+    assert experiment.settings_from_argv(["--model_dir=r"]).pretrain_data is None
+    # Bounds, choices and required flags are the command line's.
+    for arguments, message in [(["--crop_size=4"], "flag --crop_size=4: 4 is not integer >= 8"),
+                               (["--gan_loss=wgan"], "flag --gan_loss=wgan: value should be one of <bce|lsgan>"),
+                               (["--dropout=1"], "flag --dropout=1: 1.0 is not a number in the range [0, 0.99]"),
+                               (["--levels=9"], "flag --levels=9: 9 is not an integer in the range [1, 8]")]:
+        with pytest.raises(flags.IllegalFlagValueError, match=re.escape(message)):
+            experiment.settings_from_argv(["--model_dir=r", *arguments])
+    with pytest.raises(flags.IllegalFlagValueError, match="--model_dir must have a value"):
+        experiment.settings_from_argv(["--model=MEMD"])
+    with pytest.raises(flags.UnrecognizedFlagError):
+        experiment.settings_from_argv(["--model_dir=r", "--gan_los=lsgan"])
+    with pytest.raises(ValueError, match="--stage_epochs takes comma-separated floats, got 1,x"):
+        experiment.settings_from_argv(["--model_dir=r", "--stage_epochs=1,x"])
+    # The process's own flags are untouched.
+    assert "crop_size" not in flags.FLAGS
+
+
+def test_options_make_flags_settings_and_identity_from_one_declaration():
+    import dataclasses
+
+    from absl import flags
+
+    from erlrestore.training import options
+
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        width: int = options.integer(3, "Width.", lower=1, upper=9, identity=True, family="a")
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        name: str = options.text(None, "Name.", required=True)
+        mode: str = options.choice("x", ["x", "y"], "Mode.", identity=True, absent_means="x")
+        rate: float = options.number(0.5, "Rate.", lower=0, family="b")
+        sizes: tuple = options.values((1, 2), int, "Sizes.", identity=True, family="b")
+        on: bool = options.boolean(True, "On.")
+        inner: Inner = options.group(Inner)
+
+    flag_values = flags.FlagValues()
+    options.define_flags(Outer, flag_values, module_name=__name__)
+    assert sorted(flag_values) == ["mode", "name", "on", "rate", "sizes", "width"]  # the group's flags are flat
+    assert sorted(flag.name for flag in flag_values.get_flags_for_module(__name__)) == [
+        "mode", "name", "on", "rate", "sizes", "width"]
+    assert (flag_values["sizes"].default, flag_values["width"].help, flag_values["name"].default) == (
+        ["1", "2"], "Width.", None)
+    flag_values(["prog", "--name=n", "--sizes=4,5,6", "--width=9", "--noon"])
+    settings = options.from_flags(Outer, flag_values)
+    assert settings == Outer(name="n", sizes=(4, 5, 6), on=False, inner=Inner(width=9))
+    assert options.identity(settings, "a") == {"mode": "x", "width": 9}
+    assert options.identity(settings, "b") == {"mode": "x", "sizes": (4, 5, 6)}
+    assert options.absent_values(Outer) == {"mode": "x"}
+    with pytest.raises(flags.IllegalFlagValueError, match=re.escape("10 is not an integer in the range [1, 9]")):
+        options.from_argv(Outer, ["--name=n", "--width=10"])
+    with pytest.raises(TypeError):
+        Outer()  # a required setting has no default
+    with pytest.raises(ValueError, match="absent_means is the value of an identity setting"):
+        options.integer(1, "Not recorded.", absent_means=0)

@@ -7,15 +7,30 @@ import keras
 
 from erlrestore import losses
 from erlrestore.models import pix2pix
-from erlrestore.training import run, stages
-from erlrestore.training.gan import GANTrainer
+from erlrestore.training import run, strategies
+from erlrestore.training.gan_trainer import GANTrainer
 
 
-def tiny_gan(gan_loss="lsgan", seed=0):
+class InputRecorder(keras.Model):
+    """Runs ``generator`` and keeps every batch it is fed (eager calls only)."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+        self.fed = []
+
+    def call(self, images, training=False):
+        self.fed.append(keras.ops.convert_to_numpy(images))
+        return self.generator(images, training=training)
+
+
+def tiny_gan(gan_loss="lsgan", seed=0, dropout=0.5, record_generator_inputs=False):
     keras.utils.set_random_seed(seed)
     generator = pix2pix.build_generator(
-        pix2pix.GeneratorConfig(levels=3, base_filters=4, info_accum_layers=2, subpixel=True)
+        pix2pix.GeneratorConfig(levels=3, base_filters=4, info_accum_layers=2, subpixel=True, dropout=dropout)
     )
+    if record_generator_inputs:
+        generator = InputRecorder(generator)
     discriminator = pix2pix.build_patchgan(base_filters=4)
     trainer = GANTrainer(generator, discriminator, gan_loss=gan_loss)
     trainer.compile(
@@ -45,7 +60,7 @@ def changed(before, model):
 @pytest.mark.parametrize("gan_loss", losses.GAN_LOSSES)
 def test_one_real_step_updates_generator_and_discriminator(gan_loss):
     trainer = tiny_gan(gan_loss)
-    trainer.set_stage(stages.gan_strategy("GAN")[0])
+    trainer.set_stage(strategies.gan_strategy("GAN")[0])
     g_before, d_before = snapshot(trainer.generator), snapshot(trainer.discriminator)
     history = trainer.fit(tiny_data(), steps_per_epoch=1, epochs=1, verbose=0, shuffle=False).history
     assert changed(g_before, trainer.generator) and changed(d_before, trainer.discriminator)
@@ -61,7 +76,7 @@ def test_one_real_step_updates_generator_and_discriminator(gan_loss):
 )
 def test_stage_kinds_train_the_right_networks(strategy, g_changes, d_changes):
     trainer = tiny_gan()
-    trainer.set_stage(stages.gan_strategy(strategy)[0])
+    trainer.set_stage(strategies.gan_strategy(strategy)[0])
     g_before, d_before = snapshot(trainer.generator), snapshot(trainer.discriminator)
     trainer.fit(tiny_data(), steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
     assert changed(g_before, trainer.generator) == g_changes
@@ -69,15 +84,20 @@ def test_stage_kinds_train_the_right_networks(strategy, g_changes, d_changes):
 
 
 def test_reconstruction_stage_learns_clean_to_clean():
-    """task='reconstruct' feeds the clean image: the L1 is against the input itself."""
-    trainer = tiny_gan()
-    trainer.set_stage(stages.gan_strategy("RECON")[0])
+    """task='reconstruct' feeds the clean image to G: the L1 is G(clean) against the input itself."""
+    # No dropout: G's training-mode forward pass is deterministic. G records what it is fed.
+    trainer = tiny_gan(dropout=0.0, record_generator_inputs=True)
+    trainer.set_stage(strategies.gan_strategy("RECON")[0])
     rng = np.random.default_rng(1)
     clean = rng.random((2, 32, 32, 3)).astype("float32")
-    garbage = np.zeros_like(clean)  # the degraded images must not be used
-    logs = trainer.train_step((tf.constant(garbage), tf.constant(clean)))
-    expected = losses.l1(trainer.generator(clean, training=True), clean)
-    assert float(logs["g_l1"]) == pytest.approx(float(expected), abs=0.05)
+    degraded = 1.0 - clean  # the degraded images must not be used
+    # The step's L1 comes from G before its update: computed here first.
+    expected = float(losses.l1(trainer.generator(clean, training=True), clean))
+    trainer.generator.fed.clear()
+    logs = trainer.train_step((tf.constant(degraded), tf.constant(clean)))
+    assert len(trainer.generator.fed) == 1  # the step's one forward pass of G ...
+    np.testing.assert_array_equal(trainer.generator.fed[0], clean)  # ... on the clean images
+    assert float(logs["g_l1"]) == pytest.approx(expected, abs=1e-5)
 
 
 def test_gan_losses_by_hand():
@@ -93,7 +113,7 @@ def test_gan_losses_by_hand():
 
 
 def test_checkpoint_holds_both_networks_and_both_optimizers(tmp_path):
-    plans = [run.StagePlan(stage, 3) for stage in stages.gan_strategy("RECON_GAN")]
+    plans = [run.StagePlan(stage, 3) for stage in strategies.gan_strategy("RECON_GAN")]
     trainer = tiny_gan()
     run.Run(trainer, str(tmp_path)).run(plans[:1] + [run.StagePlan(plans[1].stage, 2)], tiny_data(),
                                          learning_rate=2e-4, checkpoint_every=2, verbose=0)
@@ -162,7 +182,7 @@ def test_train_step_updates_discriminator_first_then_generator_against_the_updat
     if mode == "fit_xla":
         trainer.compile(g_optimizer=keras.optimizers.SGD(lr), d_optimizer=keras.optimizers.SGD(lr), jit_compile=True)
         trainer.reset_optimizer(lr)
-    trainer.set_stage(stages.gan_strategy("GAN")[0])
+    trainer.set_stage(strategies.gan_strategy("GAN")[0])
     rng = np.random.default_rng(3)
     clean = rng.random((2, 16, 16, 3)).astype("float32")
     degraded = np.clip(clean + 0.3 * rng.random(clean.shape), 0, 1).astype("float32")
@@ -195,7 +215,7 @@ def test_mse_pixel_loss_is_logged_and_weighted():
     rng = np.random.default_rng(4)
     clean = rng.random((2, 16, 16, 3)).astype("float32")
     degraded = np.clip(clean + 0.3 * rng.random(clean.shape), 0, 1).astype("float32")
-    trainer.set_stage(stages.gan_strategy("GAN")[0])
+    trainer.set_stage(strategies.gan_strategy("GAN")[0])
     logs = {k: float(v) for k, v in trainer.train_step((tf.constant(degraded), tf.constant(clean))).items()}
     assert set(logs) == {"g_loss", "g_adv", "g_mse", "d_loss"}
     generated = trainer.generator(degraded, training=True)  # lr 0: the generator the step saw
@@ -211,7 +231,7 @@ def test_mse_pixel_loss_drives_the_generator_gradient():
     """L1-only stage, one SGD step: the update is -lr * d(MSE)/dw, not the L1 gradient."""
     lr = 0.1
     trainer = order_gan(lr=lr, l1_weight=2.0, pixel_loss="mse")
-    trainer.set_stage(stages.gan_strategy("RECON")[0])
+    trainer.set_stage(strategies.gan_strategy("RECON")[0])
     clean = np.random.default_rng(5).random((2, 16, 16, 3)).astype("float32")
     twin = _copy(trainer.generator)
     with tf.GradientTape() as tape:
@@ -256,7 +276,7 @@ class RecordRates(keras.callbacks.Callback):
 
 def test_linear_decay_sets_both_optimizers_every_step_and_resumes_identically(tmp_path):
     base = 0.01
-    plans = [run.StagePlan(stages.gan_strategy("GAN")[0], 8)]
+    plans = [run.StagePlan(strategies.gan_strategy("GAN")[0], 8)]
     data = tiny_data(size=16)
     whole = RecordRates()
     run.Run(order_gan(lr=base), str(tmp_path / "whole")).run(
@@ -281,7 +301,7 @@ def test_linear_decay_sets_both_optimizers_every_step_and_resumes_identically(tm
 def test_without_a_schedule_the_rate_stays_constant(tmp_path):
     rates = RecordRates()
     run.Run(order_gan(lr=0.01), str(tmp_path)).run(
-        [run.StagePlan(stages.gan_strategy("GAN")[0], 4)], tiny_data(size=16), learning_rate=0.01,
+        [run.StagePlan(strategies.gan_strategy("GAN")[0], 4)], tiny_data(size=16), learning_rate=0.01,
         checkpoint_every=2, callbacks=[rates], verbose=0)
     assert [rate for pair in rates.rates for rate in pair] == pytest.approx([0.01] * 8)
 

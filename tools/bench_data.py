@@ -1,6 +1,6 @@
 """Benchmark of the tf.data training pipelines (pairs per second).
 
-    python tools/bench_data.py [--data_dir=/work/shared/data/rain12] [--batches=30] [--warmup=3]
+    python -m tools.bench_data [--data_dir=/work/shared/data/rain12] [--batches=30] [--warmup=3]
                                [--synthetic=rain,heavy_rain]
 
 Configurations, one output line each (name, pairs/s, batches, seconds):
@@ -25,7 +25,6 @@ platform, TensorFlow version) is printed first.
 
 import math
 import os
-import platform
 import tempfile
 import time
 
@@ -64,15 +63,15 @@ def report(name, pairs, batches, seconds):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    import tensorflow as tf
+    from erlrestore import machine
+    from erlrestore.data import image_files, pairing, pipeline, synthetic
 
-    from erlrestore.data import io, pairing, pipeline, synthetic
-
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "n/a"
+    described = machine.describe()
+    usable = "n/a" if described["usable_cpus"] is None else described["usable_cpus"]
     print(
-        f"machine: os.cpu_count()={os.cpu_count()} usable_cpus={affinity} "
-        f"platform={platform.platform()} processor={platform.processor() or platform.machine()} "
-        f"python={platform.python_version()} tensorflow={tf.__version__}"
+        f"machine: os.cpu_count()={described['cpu_count']} usable_cpus={usable} "
+        f"platform={described['platform']} processor={described['processor']} "
+        f"python={described['python']} tensorflow={described['tensorflow']}"
     )
     print(f"crop={FLAGS.crop_size} warmup={FLAGS.warmup} batches={FLAGS.batches} seed={FLAGS.seed}")
     crop, batches, seed = FLAGS.crop_size, FLAGS.batches, FLAGS.seed
@@ -103,7 +102,7 @@ def main(argv):
         paths = []
         for i, image in enumerate(images):
             path = os.path.join(tmp, f"clean-{i:03d}.png")
-            io.write_image(path, image)
+            image_files.write_image(path, image)
             paths.append(path)
         clean_sets.insert(0, (f"procedural {size}x{size * 3 // 2}", paths))
         for name, degrade in degradations:

@@ -1,8 +1,8 @@
 """Deployment benchmark: tiled restoration throughput and memory, and REST serving latency.
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python tools/bench_deploy.py [--part=all|restore|serving]
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python tools/bench_deploy.py --part=restore --models=memd --sizes=4000x3000
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python tools/bench_deploy.py --tiny      # seconds; what the tests run
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.bench_deploy [--part=all|restore|serving]
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.bench_deploy --part=restore --models=memd --sizes=4000x3000
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.bench_deploy --tiny      # seconds; what the tests run
 
 It prints one line for the machine, one line per figure, and last a single
 JSON line with every number (keys: ``machine``, ``settings``, ``restore``,
@@ -16,8 +16,9 @@ untrained MEMD / ERL-Net is the identity (zero-initialised output convolution
 plus the global residual), which still computes every layer.
 
 ``--part=restore`` (:func:`restore_part`): for each model of ``--models``
-and each ``WIDTHxHEIGHT`` of ``--sizes`` a fresh Python subprocess (this
-script with ``--worker``) builds the default-size model, wraps it with
+and each ``WIDTHxHEIGHT`` of ``--sizes`` a fresh Python subprocess
+(``python -m tools.bench_deploy --worker``, started in the folder holding
+``tools/``) builds the default-size model, wraps it with
 :func:`erlrestore.inference.restorer_from_model` and restores one synthetic
 image with :func:`erlrestore.inference.restore_tiled` (``--tile``,
 ``--overlap``, ``--tile_batch``; the tiles start at multiples of the model's
@@ -25,12 +26,13 @@ padding multiple, 16 for MEMD / ERL-Net at depth 4 and 32 for a UNet-5
 generator, so edge tiles can be narrower than ``--tile``). One untimed
 warm-up call (tracing) comes first, then ``--repeats`` timed calls; the
 reported time is their median and the throughput is ``width * height / 1e6``
-divided by it (megapixels per second). Models:
+divided by it (megapixels per second). Models: the restoration networks of
+the presets in :mod:`erlrestore.models.presets`, or of any generator name
+:func:`erlrestore.models.pix2pix.generator_config` knows:
 
 * ``memd``: ``MEMDConfig()`` (depth 4, 32 base filters);
 * ``erlnet``: ERL-Net with MLGD entanglement on ``MEMDConfig()``;
-* ``unet5_infoaccum15_subpix`` (or any name
-  :func:`erlrestore.models.pix2pix.generator_config` knows): the generator
+* ``unet5_infoaccum15_subpix``, ``pix2pix``, ``unet3``...: the generator
   (batch norm in inference mode, dropout off: ``training=False``).
 
 Peak memory, measured inside each worker so that models and sizes never
@@ -64,7 +66,7 @@ with :class:`erlrestore.serving.RestServer` on ``127.0.0.1`` at a free port
 After one untimed warm-up request whose answer is checked (a PNG of the
 input's size), ``--clients`` threads send ``--requests`` requests in all
 (each client takes the next request when its previous one is answered) with
-``restore_bytes_rest`` from ``tools/serving_client.py``: the same
+``restore_bytes_rest`` from :mod:`erlrestore.client`: the same
 ``--image_size`` square synthetic PNG each time, to the ``restore_bytes``
 signature. Reported: latency (send to answer decoded, per request) p50, p95
 and max in milliseconds, and requests per second (answered requests divided
@@ -76,10 +78,11 @@ Percentiles interpolate linearly between order statistics (NumPy's default
 so the clients' JSON/base64 work competes with the server's for the GIL; on
 the image sizes used it is small next to the model.
 
-``--tiny`` swaps in tiny models (MEMD/ERL-Net depth 2 with 4 base filters, a
-2-level generator) and small defaults (``--sizes=72x40 --tile=32
---overlap=8 --repeats=1 --clients=2 --requests=6 --image_size=24``); flags
-given on the command line still win. It exists for the tests.
+``--tiny`` swaps in the presets' tiny variants (MEMD/ERL-Net depth 2 with 4
+base filters, generators at most 2 levels deep) and small defaults
+(``--sizes=72x40 --tile=32 --overlap=8 --repeats=1 --clients=2 --requests=6
+--image_size=24``); flags given on the command line still win. It exists for
+the tests.
 
 The tool exits with status 1 when a worker failed or a serving request
 failed (after printing the JSON line).
@@ -88,9 +91,7 @@ failed (after printing the JSON line).
 import gc
 import json
 import os
-import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -98,8 +99,10 @@ import tempfile
 import threading
 import time
 
-import numpy as np
 from absl import app, flags
+
+from erlrestore import machine
+from tools import common
 
 FLAGS = flags.FLAGS
 
@@ -131,6 +134,8 @@ TINY_DEFAULTS = {
     "image_size": 24,
 }
 
+# Where ``python -m tools.bench_deploy`` finds the tools package: the workers start there.
+_TOOLS_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SIZE_PATTERN = re.compile(r"([1-9][0-9]*)x([1-9][0-9]*)")
 _MB = 1024.0 * 1024.0
 
@@ -164,23 +169,24 @@ def parse_sizes(text):
 def parse_models(text):
     """Comma-separated model names -> list (order kept, duplicates dropped).
 
-    ``memd``, ``erlnet`` and generator names of
-    :func:`erlrestore.models.pix2pix.generator_config` (e.g.
-    ``unet5_infoaccum15_subpix``, ``pix2pix``) are accepted.
+    The presets of :mod:`erlrestore.models.presets` (``memd``, ``erlnet``,
+    ``pix2pix``, ``unet5_infoaccum15_subpix``) and generator names of
+    :func:`erlrestore.models.pix2pix.generator_config` (e.g. ``unet3``) are
+    accepted.
 
     Raises:
       ValueError naming an unknown model, or for an empty list.
     """
-    from erlrestore.models import pix2pix  # pylint: disable=import-outside-toplevel
+    from erlrestore.models import presets  # pylint: disable=import-outside-toplevel
 
     names = []
     for name in (text or "").split(","):
         name = name.strip()
         if not name or name in names:
             continue
-        if name not in ("memd", "erlnet"):
+        if name not in presets.PRESETS:
             try:
-                pix2pix.generator_config(name)
+                presets.settings_fields(name)
             except ValueError:
                 raise ValueError(
                     f"unknown model {name!r}: choose memd, erlnet or a generator name such as "
@@ -281,94 +287,27 @@ def run_clients(send, clients, requests, time_limit=None):
 
 
 # --------------------------------------------------------------------------
-# Memory.
-# --------------------------------------------------------------------------
-
-
-def _status_kb(field):
-    """A ``kB`` field (``VmRSS``, ``VmHWM``) of ``/proc/self/status`` in bytes, or None where unavailable."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def peak_rss_bytes():
-    """Linux's peak resident set since the last :func:`reset_peak_rss` (``VmHWM``), or None."""
-    return _status_kb("VmHWM")
-
-
-def max_rss_bytes():
-    """The process's peak resident set so far (``ru_maxrss``: kB on Linux, bytes on macOS)."""
-    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return value if sys.platform == "darwin" else value * 1024
-
-
-def current_rss_bytes():
-    """The current resident set (``VmRSS``), or the peak so far where it cannot be read."""
-    value = _status_kb("VmRSS")
-    return max_rss_bytes() if value is None else value
-
-
-def reset_peak_rss():
-    """Resets Linux's ``VmHWM`` peak to the current RSS (``/proc/self/clear_refs``); True when it worked."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-            handle.write("5")
-    except OSError:
-        return False
-    return peak_rss_bytes() is not None
-
-
-# --------------------------------------------------------------------------
 # Models and images.
 # --------------------------------------------------------------------------
 
 
 def build_model(name, tiny=False, seed=0):
-    """The untrained Keras model ``name`` (see :func:`parse_models`), default size or tiny."""
+    """The untrained restoration network ``name`` (see :func:`parse_models`), full size or tiny.
+
+    The network training builds from the same settings
+    (:mod:`erlrestore.training.experiment`), with Keras' initialisation from
+    ``seed``, without a discriminator or clean-to-clean net.
+    """
     import keras  # pylint: disable=import-outside-toplevel
 
-    from erlrestore.models import erlnet, memd, pix2pix  # pylint: disable=import-outside-toplevel
+    from erlrestore.models import pix2pix, presets  # pylint: disable=import-outside-toplevel
+    from erlrestore.training import experiment  # pylint: disable=import-outside-toplevel
 
     keras.utils.set_random_seed(seed)
-    if name in ("memd", "erlnet"):
-        config = memd.MEMDConfig(depth=2, base_filters=4, max_filters=16, dense_layers=2, growth_rate=4) if tiny \
-            else memd.MEMDConfig()
-        return memd.build_memd(config) if name == "memd" else erlnet.build_erlnet(config, "MLGD")
-    config = pix2pix.generator_config(name)
-    if tiny:
-        overrides = {"levels": min(config.levels, 2), "base_filters": 4, "max_filters": 8}
-        if config.info_accum_layers:
-            overrides.update(info_accum_layers=2, info_accum_growth=2, info_accum_positions=(0,))
-        config = pix2pix.generator_config(name, **overrides)
-    return pix2pix.build_generator(config)
-
-
-def synthetic_image(height, width, seed=0):
-    """A float32 ``height x width x 3`` test image in [0, 1]: smooth colour ramps, stripes and mild noise."""
-    rng = np.random.default_rng(seed)
-    y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
-    x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
-    stripes = 0.5 + 0.5 * np.sin(2 * np.pi * (7 * x + 3 * y))
-    image = np.stack([0.2 + 0.6 * x + 0 * y, 0.2 + 0.6 * y + 0 * x, stripes], axis=-1)
-    image += rng.normal(0.0, 0.03, image.shape).astype(np.float32)
-    return np.clip(image, 0.0, 1.0).astype(np.float32)
-
-
-def encode_png(image):
-    """float ``H x W x 3`` RGB in [0, 1] -> 8-bit PNG bytes."""
-    import cv2  # pylint: disable=import-outside-toplevel
-
-    levels = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-    ok, data = cv2.imencode(".png", cv2.cvtColor(levels, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError("OpenCV could not encode the test PNG")
-    return data.tobytes()
+    settings = experiment.TrainSettings(model_dir="unused", **presets.settings_fields(name, tiny))
+    if settings.is_gan:
+        return pix2pix.build_generator(experiment.generator_config(settings))
+    return experiment.build_erl_networks(settings)[0]
 
 
 def decode_png_shape(data):
@@ -405,14 +344,14 @@ def measure_restore(name, width, height, tile, overlap, tile_batch=1, repeats=1,
         restorer = inference.restorer_from_model(model, source=name)
     align = restorer.multiple or inference.DEFAULT_ALIGN
     tiles = sum(1 for _ in inference.tile_grid(height, width, tile, overlap, align))
-    image = synthetic_image(height, width)
+    image = common.synthetic_image(height, width)
     gpus = tf.config.list_physical_devices("GPU")
 
     def restore():
         return inference.restore_tiled(restorer, image, tile=tile, overlap=overlap, tile_batch=tile_batch)
 
     gc.collect()
-    baseline = current_rss_bytes()
+    baseline = common.current_rss_bytes()
     if gpus:
         tf.config.experimental.reset_memory_stats("GPU:0")
     output = restore()  # warm-up: traces the tf.function
@@ -420,15 +359,15 @@ def measure_restore(name, width, height, tile, overlap, tile_batch=1, repeats=1,
         raise RuntimeError(f"{name} restored a {image.shape} image into {output.shape}")
     del output
     gc.collect()
-    steady_baseline = current_rss_bytes()
-    can_reset = reset_peak_rss()
+    steady_baseline = common.current_rss_bytes()
+    can_reset = common.reset_peak_rss()
     times = []
     for _ in range(repeats):
         began = time.perf_counter()
         restore()
         times.append(time.perf_counter() - began)
-    peak = max_rss_bytes()
-    steady_peak = _status_kb("VmHWM") if can_reset else None
+    peak = common.max_rss_bytes()
+    steady_peak = common.peak_rss_bytes() if can_reset else None
     gpu_peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / _MB if gpus else None
     seconds = statistics.median(times)
     megapixels = width * height / 1e6
@@ -460,7 +399,7 @@ def measure_restore(name, width, height, tile, overlap, tile_batch=1, repeats=1,
 
 def _worker_command(name, width, height, tile, overlap, tile_batch, repeats, tiny, backend="tensorflow"):
     return [
-        sys.executable, os.path.abspath(__file__), "--worker", f"--models={name}", f"--sizes={width}x{height}",
+        sys.executable, "-m", "tools.bench_deploy", "--worker", f"--models={name}", f"--sizes={width}x{height}",
         f"--tile={tile}", f"--overlap={overlap}", f"--tile_batch={tile_batch}", f"--repeats={repeats}",
         "--tiny" if tiny else "--notiny", f"--backends={backend}",
     ]
@@ -478,7 +417,8 @@ def run_worker(name, width, height, tile, overlap, tile_batch=1, repeats=1, tiny
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     what = f"restore worker for {name} ({backend}) at {width}x{height}"
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False,
+                              cwd=_TOOLS_PARENT)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{what} did not finish within {timeout:g} s") from None
     for line in reversed(done.stdout.splitlines()):
@@ -538,17 +478,6 @@ def restore_part(models, sizes, tile, overlap, tile_batch=1, repeats=1, tiny=Fal
 # --------------------------------------------------------------------------
 
 
-def _serving_client():
-    """tools/serving_client.py as a module (tools/ is not a package)."""
-    import importlib.util  # pylint: disable=import-outside-toplevel
-
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_client.py")
-    spec = importlib.util.spec_from_file_location("erlrestore_tools_serving_client", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def serving_part(clients=4, requests=40, image_size=256, tiny=False, request_timeout=120.0, time_limit=600.0):
     """Exports an untrained MEMD, serves it on 127.0.0.1 and loads it with concurrent clients; returns SERVING_KEYS.
 
@@ -556,10 +485,9 @@ def serving_part(clients=4, requests=40, image_size=256, tiny=False, request_tim
       RuntimeError when the warm-up request fails or answers something that
       is not a PNG of the input's size (nothing is timed then).
     """
-    from erlrestore import export, serving  # pylint: disable=import-outside-toplevel
+    from erlrestore import client, export, serving  # pylint: disable=import-outside-toplevel
 
-    client = _serving_client()
-    png = encode_png(synthetic_image(image_size, image_size, seed=1))
+    png = common.encode_png(common.synthetic_image(image_size, image_size, seed=1))
     model = build_model(SERVING_MODEL_NAME, tiny=tiny)
     with tempfile.TemporaryDirectory(prefix="bench_deploy_") as base:
         export.export_savedmodel(model, base, name=SERVING_MODEL_NAME, version=1)
@@ -653,20 +581,6 @@ def _apply_tiny_defaults():
             setattr(FLAGS, name, value)
 
 
-def _machine():
-    import keras  # pylint: disable=import-outside-toplevel
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    return {
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "devices": [d.device_type for d in tf.config.list_physical_devices()],
-    }
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -689,12 +603,13 @@ def main(argv):
         print(WORKER_PREFIX + json.dumps(result), flush=True)
         return 0
 
-    machine = _machine()
-    print(f"machine: {machine['processor']}, os.cpu_count()={machine['cpu_count']}, python {machine['python']}, "
-          f"tensorflow {machine['tensorflow']}, keras {machine['keras']}, devices {machine['devices']}"
+    description = machine.describe()
+    print(f"machine: {description['processor']}, os.cpu_count()={description['cpu_count']}, "
+          f"python {description['python']}, tensorflow {description['tensorflow']}, keras {description['keras']}, "
+          f"devices {description['devices']}"
           + (" (tiny models)" if FLAGS.tiny else " (untrained default-size models)"), flush=True)
     report = {key: None for key in JSON_KEYS}
-    report["machine"] = machine
+    report["machine"] = description
     report["settings"] = {
         "part": FLAGS.part, "tiny": FLAGS.tiny, "models": models, "sizes": [f"{w}x{h}" for w, h in sizes],
         "tile": FLAGS.tile, "overlap": FLAGS.overlap, "tile_batch": FLAGS.tile_batch, "repeats": FLAGS.repeats,

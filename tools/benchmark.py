@@ -1,9 +1,9 @@
 """Compute benchmark: training and inference speed, FLOPs, memory and the matmul peak, as JSON.
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python tools/benchmark.py [--output=benchmark.json]     # or: make benchmark
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python tools/benchmark.py --models=pix2pix --sizes=256 \\
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.benchmark [--output=benchmark.json]     # or: make benchmark
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.benchmark --models=pix2pix --sizes=256 \\
         --batch_sizes=1 --jit_compile=off,on                                          # XLA against none
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python tools/benchmark.py --quick                  # tiny; the tests' run
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.benchmark --quick                  # tiny; the tests' run
 
 One entry point that measures, on whatever device TensorFlow computes on
 (the first GPU if there is one, else the CPU):
@@ -23,7 +23,8 @@ One entry point that measures, on whatever device TensorFlow computes on
   restoration network's inference time (``training=False``), megapixels/s,
   its fraction of the peak, and peak memory.
 
-Models (``--models``):
+Models (``--models``, the presets of :mod:`erlrestore.models.presets`;
+``--quick`` builds their tiny variants):
 
 * ``memd``: MEMD (``MEMDConfig()``: depth 4, 32 base filters), stage ``I``
   (MEN+MDE, L_pre);
@@ -33,8 +34,8 @@ Models (``--models``):
   alone) are measured once and repeated in the three records;
 * ``pix2pix``: the UNet-8 generator (64 filters) + 5-layer PatchGAN, LSGAN,
   ``L_G = adversarial + 100 L1``, stage ``restore``;
-* ``unet5_ia15_subpix``: UNet-5 + InfoAccum-15 + SubPixUpsamp + the same
-  PatchGAN, LSGAN.
+* ``unet5_infoaccum15_subpix``: UNet-5 + InfoAccum-15 + SubPixUpsamp + the
+  same PatchGAN, LSGAN.
 
 Each is built by :func:`erlrestore.training.experiment.build_trainer` (the
 precision as a Keras dtype policy, image-space ends in float32; the
@@ -111,13 +112,8 @@ weight of each network: ``final`` the restoration net, ``c2c``,
 ``discriminator``); a human-readable table goes to stderr.
 """
 
-import ctypes
 import gc
-import json
 import math
-import os
-import platform
-import re
 import statistics
 import sys
 import time
@@ -128,35 +124,14 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from erlrestore.models import memd, pix2pix
-from erlrestore.training import devices, experiment, stages
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_deploy  # noqa: E402  (the resident-set readers, shared)
+from erlrestore import machine
+from erlrestore.models import memd, pix2pix, presets
+from erlrestore.training import devices, experiment, strategies
+from tools import common
 
 FLAGS = flags.FLAGS
 
-MODEL_NAMES = ("memd", "erlnet", "pix2pix", "unet5_ia15_subpix")
-MODEL_LABELS = {
-    "memd": "MEMD",
-    "erlnet": "ERL-Net MLGD",
-    "pix2pix": "pix2pix UNet-8 + PatchGAN",
-    "unet5_ia15_subpix": "UNet-5+InfoAccum-15+SubPixUpsamp + PatchGAN",
-}
-# TrainSettings fields of each model (the full-size networks) and of --quick (tiny widths).
-_MODEL_SETTINGS = {
-    "memd": {"model": "MEMD"},
-    "erlnet": {"model": "ERLNet", "strategy": "MA_D", "entanglement": "MLGD"},
-    "pix2pix": {"model": "UNet", "levels": 8, "gen_filters": 64, "gan_loss": "lsgan", "l1_weight": 100.0},
-    "unet5_ia15_subpix": {"model": "UNet", "levels": 5, "gen_filters": 64, "info_accum_layers": 15,
-                          "subpixel": True, "gan_loss": "lsgan", "l1_weight": 100.0},
-}
-_QUICK_SETTINGS = {
-    "memd": {"depth": 2, "base_filters": 4, "dense_layers": 1, "growth_rate": 4},
-    "erlnet": {"depth": 2, "base_filters": 4, "dense_layers": 1, "growth_rate": 4},
-    "pix2pix": {"gen_filters": 4, "d_filters": 4},
-    "unet5_ia15_subpix": {"gen_filters": 4, "d_filters": 4, "info_accum_layers": 2},
-}
+MODEL_NAMES = tuple(presets.PRESETS)
 PRECISION_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
 RECORD_KEYS = (
@@ -304,7 +279,7 @@ _DOWNSTREAM = {"men": ("mde",), "ren": ("mde",), "mde": ()}
 
 
 def staged_step_flops(stage, net, c2c=None):
-    """FLOPs of one :class:`~erlrestore.training.staged.StagedTrainer` step of ``stage``.
+    """FLOPs of one :class:`~erlrestore.training.erl_trainer.StagedTrainer` step of ``stage``.
 
     ``net`` / ``c2c``: ``{branch: forward FLOPs}`` of the restoration net
     (``men``, ``mde`` and for ERL-Net ``ren``) and of the clean-to-clean net
@@ -330,42 +305,6 @@ def staged_step_flops(stage, net, c2c=None):
 # ---------------------------------------------------------------------------
 # The machine: description, matmul peak, memory
 # ---------------------------------------------------------------------------
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            match = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.MULTILINE)
-        if match:
-            return match.group(1).strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_description():
-    """CPU, platform, Python / TensorFlow / Keras versions and the device TensorFlow computes on."""
-    kind = devices.device_type()
-    description = {
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpu_bfloat16": devices.cpu_has_bfloat16(),
-        "processor": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "devices": [d.device_type for d in tf.config.list_physical_devices()],
-        "device_type": kind,
-        "device_name": _cpu_model(),
-    }
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        description["device_name"] = details.get("device_name", "GPU")
-        description["compute_capability"] = list(details.get("compute_capability", ()))
-        description["tf32_enabled"] = bool(tf.config.experimental.tensor_float_32_execution_enabled())
-    return description
 
 
 def default_precisions(kind=None):
@@ -424,14 +363,6 @@ def matmul_peak(dtypes, sizes, runs=5, min_call_seconds=0.05):
     return peaks, records
 
 
-def _release_free_heap():
-    """Returns freed ``malloc`` memory to the system (glibc), so the resident set is what is alive."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def reset_peak_memory(kind):
     """Resets the peak-memory counter; returns whether it could (module docstring)."""
     if kind == "GPU":
@@ -440,8 +371,8 @@ def reset_peak_memory(kind):
             return True
         except (ValueError, tf.errors.OpError):
             return False
-    _release_free_heap()
-    return bench_deploy.reset_peak_rss()
+    common.release_free_heap()
+    return common.reset_peak_rss()
 
 
 def peak_memory(kind):
@@ -451,7 +382,7 @@ def peak_memory(kind):
             return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
         except (ValueError, tf.errors.OpError):
             return None
-    return bench_deploy.peak_rss_bytes()
+    return common.peak_rss_bytes()
 
 
 # ---------------------------------------------------------------------------
@@ -479,18 +410,15 @@ def build_grid(sizes, batch_sizes, precisions, jits, grid="full"):
 
 
 def model_settings(name, precision, jit, quick=False):
-    """The ``TrainSettings`` of a benchmarked model."""
+    """The ``TrainSettings`` of a benchmarked model (its preset; the tiny variant with ``quick``)."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
-    fields = dict(_MODEL_SETTINGS[name])
-    if quick:
-        fields.update(_QUICK_SETTINGS[name])
     return experiment.TrainSettings(model_dir="unused", precision=precision, jit_compile=jit, stage_steps=(1,),
-                                    **fields)
+                                    **presets.settings_fields(name, tiny=quick))
 
 
-def _check_size(name, size, settings):
-    if name in ("pix2pix", "unet5_ia15_subpix"):
+def _check_size(size, settings):
+    if settings.is_gan:
         if pix2pix.patchgan_output_size(size, settings.d_layers) < 1:
             raise ValueError(f"a {size} px crop is too small for a {settings.d_layers}-layer PatchGAN "
                              f"(its output would be empty); use a larger size")
@@ -501,11 +429,11 @@ def _check_size(name, size, settings):
 # ---------------------------------------------------------------------------
 
 
-def _forward_flops(name, networks, size):
+def _forward_flops(networks, size):
     """Forward FLOPs at batch 1: ``{"net": {branch: F}, "c2c": ..., "d": F_D}`` (whatever applies)."""
     shape = (1, size, size, 3)
     restoration = networks["final.keras"]
-    if name in ("pix2pix", "unet5_ia15_subpix"):
+    if "discriminator.keras" in networks:
         return {"g": conv_flops(restoration, shape), "d": conv_flops(networks["discriminator.keras"], [shape, shape])}
     counts = {"net": conv_flops_by_branch(restoration, shape)}
     if "c2c.keras" in networks:
@@ -514,11 +442,10 @@ def _forward_flops(name, networks, size):
 
 
 def _stage_list(name):
-    if name == "memd":
-        return stages.strategy("MEMD")
-    if name == "erlnet":
-        return stages.strategy("MA_D")
-    return stages.gan_strategy("GAN")
+    settings = model_settings(name, "float32", "off")
+    if settings.is_gan:
+        return strategies.gan_strategy(settings.resolved_strategy())
+    return strategies.strategy(settings.resolved_strategy())
 
 
 def _step_and_inference_flops(name, stage, forward):
@@ -532,14 +459,14 @@ def benchmark_model(name, size, batch, precision, jit, steps, warmup, peaks, kin
                     max_seconds=0.0, report=print):
     """Records (one per stage) for one model in one configuration."""
     settings = model_settings(name, precision, jit, quick)
-    _check_size(name, size, settings)
+    _check_size(size, settings)
     keras.utils.set_random_seed(0)
     trainer, networks = experiment.build_trainer(settings)
     use_xla = devices.resolve_jit_compile(jit)
     flop_cache = {} if flop_cache is None else flop_cache
     key = (name, size, quick)
     if key not in flop_cache:
-        flop_cache[key] = _forward_flops(name, networks, size)
+        flop_cache[key] = _forward_flops(networks, size)
     forward = flop_cache[key]
     dtype = PRECISION_DTYPES[precision]
     peak = peaks.get(dtype)
@@ -564,7 +491,7 @@ def benchmark_model(name, size, batch, precision, jit, steps, warmup, peaks, kin
         step_flops, infer_flops = (batch * f for f in _step_and_inference_flops(name, stage, forward))
         record = {
             "model": name,
-            "label": MODEL_LABELS[name],
+            "label": presets.PRESETS[name].label,
             "stage": stage.name,
             "size": size,
             "batch": batch,
@@ -611,7 +538,7 @@ def _error_records(name, size, batch, precision, jit, error):
     records = []
     for stage in stage_names:
         record = dict.fromkeys(RECORD_KEYS)
-        record.update(model=name, label=MODEL_LABELS[name], stage=stage, size=size, batch=batch,
+        record.update(model=name, label=presets.PRESETS[name].label, stage=stage, size=size, batch=batch,
                       precision=precision, jit=jit, peak_dtype=PRECISION_DTYPES[precision], error=error)
         records.append(record)
     return records
@@ -658,10 +585,10 @@ def run_benchmark(models, sizes, batch_sizes, precisions, jits, grid, steps, war
         grid = "full" if kind == "GPU" else "reduced"
     for name in models:  # refuse a size a model cannot take before spending any time
         for size in sizes:
-            _check_size(name, size, model_settings(name, "float32", "off", quick))
+            _check_size(size, model_settings(name, "float32", "off", quick))
     started = time.perf_counter()
-    machine = machine_description()
-    report("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+    description = machine.describe()
+    report("machine: " + ", ".join(f"{k}={v}" for k, v in description.items()))
     dtypes = ["float32"] + [PRECISION_DTYPES[p] for p in precisions if p != "float32"]
     dtypes = list(dict.fromkeys(dtypes))
     peaks, matmul_records = matmul_peak(dtypes, matmul_sizes, runs=matmul_runs)
@@ -698,7 +625,7 @@ def run_benchmark(models, sizes, batch_sizes, precisions, jits, grid, steps, war
     elapsed = time.perf_counter() - started
     report(f"total {elapsed:.0f} s")
     return {
-        "machine": machine,
+        "machine": description,
         "settings": {
             "models": list(models), "sizes": list(sizes), "batch_sizes": list(batch_sizes),
             "precisions": list(precisions), "jit_compile": list(jits), "grid": grid, "steps": steps,
@@ -774,20 +701,13 @@ def main(argv):
     warmup = FLAGS.warmup if _given("warmup") or not quick else 0
     matmul_runs = FLAGS.matmul_runs if _given("matmul_runs") or not quick else 2
 
-    def report(line):
-        print(line, file=sys.stderr, flush=True)
-
     try:
         result = run_benchmark(FLAGS.models, sizes, batch_sizes, precisions, jits, FLAGS.grid, steps, warmup,
                                matmul_sizes, matmul_runs=matmul_runs, quick=quick, max_seconds=FLAGS.max_seconds,
-                               report=report)
+                               report=common.report)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    text = json.dumps(result, indent=1)
-    if FLAGS.output:
-        with open(FLAGS.output, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    print(text, flush=True)
+    common.print_result(result, FLAGS.output)
 
 
 if __name__ == "__main__":

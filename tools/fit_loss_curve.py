@@ -1,8 +1,8 @@
 """Fig. 7 of the rethinking paper: fit a multi-term exponential to a training loss curve.
 
-    python tools/fit_loss_curve.py --model_dir=runs/unet5 [--tag=epoch_g_l1] [--stage=] [--terms=2] \\
+    python -m tools.fit_loss_curve --model_dir=runs/unet5 [--tag=epoch_g_l1] [--stage=] [--terms=2] \\
         [--output=fig7.png] [--steps_per_epoch=1000] [--skip=0]
-    python tools/fit_loss_curve.py --csv=loss.csv [--terms=2] [--output=fig7.png]
+    python -m tools.fit_loss_curve --csv=loss.csv [--terms=2] [--output=fig7.png]
 
 The paper (Sec. III-C, Fig. 7) reports a *two-stage convergence*: the loss
 falls fast at first, then suddenly slows down, and it shows this with a
@@ -60,13 +60,14 @@ import itertools
 import json
 import math
 import os
-import re
 import sys
 
 import numpy as np
 from absl import app, flags
 
-from erlrestore.data.io import DataError
+from erlrestore.data.image_files import DataError
+from erlrestore.training.events import read_event_scalars, stage_log_dirs
+from tools.common import load_pyplot
 
 FLAGS = flags.FLAGS
 
@@ -281,77 +282,7 @@ def fit_exponentials(steps, losses, terms=2, use_scipy=True):
     )
 
 
-# --- TensorBoard event files ------------------------------------------------------------------------
-
-_STAGE_DIR = re.compile(r"^stage(\d+)_(.+)$")
-
-
-def _events(path):
-    """The events of one file, read by TensorBoard's own loader (TF1 ``simple_value`` scalars arrive as tensors)."""
-    from tensorboard.backend.event_processing import event_file_loader
-
-    return event_file_loader.EventFileLoader(path).Load()
-
-
-def _scalar(tensor, tag, path):
-    from tensorboard.util import tensor_util
-
-    try:
-        values = np.asarray(tensor_util.make_ndarray(tensor), np.float64)
-    except Exception as error:  # unsupported dtypes and malformed tensors
-        raise DataError(f"{path}: summary {tag!r} is not a number ({error})") from None
-    if values.size != 1:
-        raise DataError(f"{path}: summary {tag!r} is not a scalar (it holds {values.size} values)")
-    return float(values.reshape(-1)[0])
-
-
-def read_event_scalars(log_dir, tag):
-    """Reads scalar ``tag`` from the TensorBoard event files directly in ``log_dir``.
-
-    Returns ``(steps, values)`` as float64 arrays sorted by step; when a step
-    was logged more than once (a resumed run), the value written last counts.
-    Handles TF2 tensor summaries (what Keras 3 writes) and TF1-style
-    ``simple_value`` ones, read by TensorBoard's own event-file loader.
-    Raises :class:`DataError` when there are no event files or the tag is
-    missing (naming the tags found).
-    """
-    paths = sorted(glob.glob(os.path.join(glob.escape(log_dir), "events.out.tfevents*")))
-    if not paths:
-        raise DataError(f"no TensorBoard event files (events.out.tfevents*) in {log_dir}")
-    found = {}
-    tags = set()
-    for path in paths:
-        try:
-            events = list(_events(path))
-        except Exception as error:  # the loader raises protobuf and I/O errors of several types
-            raise DataError(f"{path}: not a TensorBoard event file ({error})") from None
-        for event in events:
-            for value in event.summary.value:
-                tags.add(value.tag)
-                if value.tag != tag or value.WhichOneof("value") != "tensor":
-                    continue
-                number = _scalar(value.tensor, tag, path)
-                key = event.step
-                if key not in found or event.wall_time >= found[key][0]:
-                    found[key] = (event.wall_time, number)
-    if not found:
-        listed = ", ".join(sorted(tags)) or "none"
-        raise DataError(f"no scalar {tag!r} in the event files of {log_dir} (tags found: {listed})")
-    steps = np.array(sorted(found), np.float64)
-    return steps, np.array([found[int(k)][1] for k in steps], np.float64)
-
-
-def stage_log_dirs(model_dir):
-    """``[(number, name, train_dir)]`` of a run's ``logs/stage<k>_<name>/train`` folders, by number."""
-    logs = os.path.join(model_dir, "logs")
-    stages = []
-    if os.path.isdir(logs):
-        for entry in os.listdir(logs):
-            match = _STAGE_DIR.match(entry)
-            train_dir = os.path.join(logs, entry, "train")
-            if match and os.path.isdir(train_dir):
-                stages.append((int(match.group(1)), match.group(2), train_dir))
-    return sorted(stages)
+# --- TensorBoard event files of a run ---------------------------------------------------------------
 
 
 def read_run_scalars(model_dir, tag="epoch_g_l1", stage=""):
@@ -454,21 +385,9 @@ def write_fit_csv(path, steps, losses, result):
                             + [f"{term[i]:.10g}" for term in terms])
 
 
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend, or None when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot
-    except ImportError:
-        return None
-    return pyplot
-
-
 def plot_fit(path, steps, losses, result, title="", units="steps"):
     """Draws data, fit and each ``c + term``; returns False (drawing nothing) without matplotlib."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     if pyplot is None:
         return False
     dense = np.linspace(steps[0], steps[-1], 500)

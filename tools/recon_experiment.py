@@ -1,6 +1,6 @@
 """The rethinking paper's Table III on a CPU budget: the generators as autoencoders.
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python tools/recon_experiment.py [--steps=1500] [--output_csv=table3.csv]
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.recon_experiment [--steps=1500] [--output_csv=table3.csv]
 
 Table III of "Rethinking generative methods" trains each generator to
 reproduce its input (clean -> clean) and reports the reconstruction
@@ -20,7 +20,7 @@ What this tool does, and how it differs from the paper:
   growth rate 4) except the width: ``--gen_filters``
   (default 16, a quarter of pix2pix's 64) so that the CPU can train them.
 * Training: the generator alone, no discriminator, through the project's
-  own path: :class:`~erlrestore.training.gan.GANTrainer` in the ``RECON``
+  own path: :class:`~erlrestore.training.gan_trainer.GANTrainer` in the ``RECON``
   stage (``task="reconstruct"``: the clean image is both input and target;
   loss ``100 * L1``) under ``keras.Model.fit``. The paper trained its
   autoencoders with an MSE loss (Appendix G) inside its GAN code, on
@@ -66,11 +66,11 @@ import tensorflow as tf
 from absl import app, flags
 
 from erlrestore import metrics
-from erlrestore.data import io, pairing, pipeline, synthetic
+from erlrestore.data import image_files, pairing, pipeline, synthetic
 from erlrestore.models import memd, pix2pix
 from erlrestore.progress import progress
-from erlrestore.training import stages
-from erlrestore.training.gan import GANTrainer
+from erlrestore.training import strategies
+from erlrestore.training.gan_trainer import GANTrainer
 
 FLAGS = flags.FLAGS
 
@@ -160,13 +160,13 @@ def load_data(clean_dir, holdout, eval_size, crop_size, procedural=12, procedura
     few images or a training image is smaller than the crop.
     """
     if clean_dir:
-        paths = io.list_images(clean_dir)
+        paths = image_files.list_images(clean_dir)
         if len(paths) <= holdout:
-            raise io.DataError(f"{clean_dir} holds {len(paths)} images; need more than --holdout={holdout} "
+            raise image_files.DataError(f"{clean_dir} holds {len(paths)} images; need more than --holdout={holdout} "
                                "(the rest are for training)")
         train_paths, eval_paths = paths[:-holdout], paths[-holdout:]
         train = pipeline.pairs_source([pairing.Pair(p, p) for p in train_paths], min_size=crop_size)
-        eval_images = [(os.path.basename(p), _center_crop(io.read_image(p), eval_size)) for p in eval_paths]
+        eval_images = [(os.path.basename(p), _center_crop(image_files.read_image(p), eval_size)) for p in eval_paths]
         description = f"{clean_dir}: {len(train_paths)} training images, {len(eval_paths)} held out"
     else:
         if procedural <= holdout:
@@ -213,7 +213,7 @@ def train_and_evaluate(label, row, train_source, eval_images, *, gen_filters, cr
     trainer = GANTrainer(generator, None, l1_weight=100.0)
     trainer.compile(g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999), d_optimizer=None,
                     jit_compile=False)
-    (stage,) = stages.gan_strategy("RECON")
+    (stage,) = strategies.gan_strategy("RECON")
     trainer.set_stage(stage)
     data = pipeline.train_dataset(train_source, crop_size=crop_size, batch_size=batch_size, seed=seed,
                                   deterministic=True, cache=True)

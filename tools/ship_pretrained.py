@@ -1,6 +1,6 @@
 """Package a trained run as a shipped model (``erlrestore.pretrained``), checked against float32.
 
-    python tools/ship_pretrained.py --run_dir=runs/erlnet-derain --name=erlnet-derain \
+    python -m tools.ship_pretrained --run_dir=runs/erlnet-derain --name=erlnet-derain \
         --description="ERL-Net (MLGD, MA_D) for de-raining, light to heavy rain" \
         --eval_sets=rain12=../shared/data/rain12,rain100l-10=../shared/data/rain100l-10
 
@@ -21,7 +21,7 @@ import tempfile
 
 from absl import app, flags
 
-from erlrestore import evaluation, pretrained, reproduce
+from erlrestore import evaluation, inference, machine, pretrained, reproduce
 from erlrestore.data import pairing
 
 FLAGS = flags.FLAGS
@@ -49,13 +49,13 @@ def _json(path):
 
 def ship(run_dir, name, description, use, eval_sets, max_db_change, folder):
     source = os.path.join(run_dir, f"{use}.keras")
-    model = evaluation.load_model(source)
+    model = inference.load_keras_model(source)
     card = {
         "description": description,
         "source": f"{use}.keras of the run",
         "run_config": _json(os.path.join(run_dir, "run_config.json")),
         "kept_weights": _json(os.path.join(run_dir, "best.json")) if use == "best" else "last",
-        "machine": reproduce.machine_description(),
+        "machine": machine.summary_line(),
         "parameters": int(model.count_params()),
         "scores": {},
     }

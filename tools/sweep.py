@@ -1,9 +1,9 @@
 """Architecture sweeps of the rethinking paper (Fig. 3 / 12, Fig. 6, Fig. 13): train, evaluate, tabulate, plot.
 
-    python tools/sweep.py --sweep=levels --output_dir=sweeps/rain800 \\
+    python -m tools.sweep --sweep=levels --output_dir=sweeps/rain800 \\
         --train_input_dir=Rain800/train --val_input_dir=Rain800/test --stage_epochs=200
-    python tools/sweep.py --sweep=info_accum_layers --output_dir=sweeps/rain800 --extra_flags="--gan_loss=lsgan" ...
-    python tools/sweep.py --sweep=info_accum_position --output_dir=sweeps/rain800 ...
+    python -m tools.sweep --sweep=info_accum_layers --output_dir=sweeps/rain800 --extra_flags="--gan_loss=lsgan" ...
+    python -m tools.sweep --sweep=info_accum_position --output_dir=sweeps/rain800 ...
 
 Sweeps (``--values`` replaces the default list):
 
@@ -78,8 +78,9 @@ import time
 
 from absl import app, flags, logging
 
-from erlrestore.data.io import DataError
+from erlrestore.data.image_files import DataError
 from erlrestore.progress import progress
+from tools.common import load_pyplot
 
 FLAGS = flags.FLAGS
 
@@ -405,51 +406,44 @@ def run_sweep(configs, output_dir, extra=(), data=(), evaluation=("", "", ()), r
     return outcomes
 
 
-_CHECK_SCRIPT = """
-import json, sys
-from absl import flags
-from erlrestore.cli import train
-from erlrestore.training import experiment
-train.define_flags()
-for arguments in json.load(sys.stdin):
-    flags.FLAGS.unparse_flags()
-    try:
-        flags.FLAGS(["erlrestore-train", *arguments])
-        experiment.check_settings(train.settings_from_flags())
-        message = ""
-    except Exception as error:
-        message = f"{type(error).__name__}: {error}"
-    print("CHECK " + json.dumps(message), flush=True)
-"""
+def _without_process_flags(arguments):
+    """``arguments`` less ``--max_image_pixels``, checked here: a setting of the command, not of the training.
 
-
-def check_train_arguments(argument_lists, runner=subprocess.run, python=None):
-    """Parses and checks every argument list with erlrestore-train's own code, in one subprocess.
-
-    Returns one message per list (``""`` when it is valid). Data folders
-    are not opened. Raises RuntimeError when the checker itself fails.
+    Raises ValueError for a value that is not a non-negative integer, as the command would refuse it.
     """
-    result = runner([python or sys.executable, "-c", _CHECK_SCRIPT], input=json.dumps(argument_lists),
-                    capture_output=True, text=True)
-    messages = [json.loads(line[len("CHECK "):]) for line in result.stdout.splitlines() if line.startswith("CHECK ")]
-    if result.returncode != 0 or len(messages) != len(argument_lists):
-        raise RuntimeError(f"checking the training flags failed: {_error_line(result.stderr)}")
+    kept = []
+    for argument in arguments:
+        name, _, value = argument.lstrip("-").partition("=")
+        if argument.startswith("--") and name == "max_image_pixels":
+            if not value.isdigit():
+                raise ValueError(f"--max_image_pixels takes a non-negative integer, not {value!r}")
+            continue
+        kept.append(argument)
+    return kept
+
+
+def check_train_arguments(argument_lists):
+    """Parses and checks every argument list with erlrestore-train's own code, in this process.
+
+    Returns one message per list (``""`` when it is valid, else the error's
+    type and text). The flags are those erlrestore-train makes from the
+    training settings (:func:`erlrestore.training.experiment.settings_from_argv`),
+    then :func:`~erlrestore.training.experiment.check_settings`; data folders
+    are not opened.
+    """
+    from erlrestore.training import experiment  # TensorFlow: only when there is something to check
+
+    messages = []
+    for arguments in argument_lists:
+        try:
+            experiment.check_settings(experiment.settings_from_argv(_without_process_flags(arguments)))
+            messages.append("")
+        except (flags.Error, ValueError) as error:
+            messages.append(f"{type(error).__name__}: {error}")
     return messages
 
 
 # --- Figure -------------------------------------------------------------------------------------------
-
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend, or None when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot
-    except ImportError:
-        return None
-    return pyplot
-
 
 def _position_order(value):
     parts = [int(p) for p in value.split("+")]
@@ -466,7 +460,7 @@ def plot_sweep(rows, sweep, path):
     latest = latest_results(rows, sweep)
     if not latest:
         raise ValueError(f"no successful {sweep} results to plot")
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     if pyplot is None:
         return False
     models = list(dict.fromkeys(model for model, _ in latest))
@@ -595,11 +589,7 @@ def main(argv):
     to_train = [c for c in configs if not os.path.exists(os.path.join(output_dir, c.sweep, c.name, "final.keras"))]
     if FLAGS.check_flags and to_train:
         lists = [train_arguments(c, os.path.join(output_dir, c.sweep, c.name), extra, data) for c in to_train]
-        try:
-            messages = check_train_arguments(lists)
-        except RuntimeError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+        messages = check_train_arguments(lists)
         problems = [f"{c.name}: {m}" for c, m in zip(to_train, messages) if m]
         if problems:
             raise app.UsageError("erlrestore-train rejects these configurations:\n  " + "\n  ".join(problems))

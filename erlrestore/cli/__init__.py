@@ -89,12 +89,12 @@ def fail(error):
 
 def define_max_image_pixels_flag():
     """Defines ``--max_image_pixels`` (once per process) for tools that read image files."""
-    from erlrestore.data import io
+    from erlrestore.data import image_files
 
     if MAX_IMAGE_PIXELS_FLAG not in flags.FLAGS:
         flags.DEFINE_integer(
             MAX_IMAGE_PIXELS_FLAG,
-            io.DEFAULT_MAX_PIXELS,
+            image_files.DEFAULT_MAX_PIXELS,
             "Refuse image files whose header declares more pixels (width x height) than this, before "
             "decoding them (decompression bombs); 0: no limit.",
             lower_bound=0,
@@ -102,7 +102,7 @@ def define_max_image_pixels_flag():
 
 
 def apply_max_image_pixels():
-    """Sets erlrestore.data.io's pixel limit from ``--max_image_pixels``."""
-    from erlrestore.data import io
+    """Sets erlrestore.data.image_files's pixel limit from ``--max_image_pixels``."""
+    from erlrestore.data import image_files
 
-    io.set_max_pixels(flags.FLAGS[MAX_IMAGE_PIXELS_FLAG].value)
+    image_files.set_max_pixels(flags.FLAGS[MAX_IMAGE_PIXELS_FLAG].value)

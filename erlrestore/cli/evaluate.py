@@ -7,13 +7,29 @@
     erlrestore-evaluate --model=erlnet.keras --baseline_model=memd.keras --input_dir=Rain100H/test \\
         --rain_mask_dir=Rain100H/test_masks
     erlrestore-evaluate --model=dehaze.keras --input_dir=SOTS/indoor --channel=rgb --self_ensemble
+    erlrestore-evaluate --model=savedmodels/erlnet --input_dir=Rain100H/test --tile=512 --overlap=32
+    erlrestore-evaluate --model=pretrained:erlnet-derain --input_dir=rain12
+
+``--model`` (and ``--baseline_model``) is anything ``erlrestore-restore``
+takes: a ``.keras`` file, a training run folder (``final.keras`` inside), a
+SavedModel version folder or model folder (the largest version), or
+``pretrained:<name>``; with ``--backend=onnxruntime`` an ONNX model
+(``erlrestore.inference.load_restorer`` loads them all).
 
 Files are paired as by ``erlrestore-metrics`` (``--layout``, ``--pair_order``).
 Each degraded image is restored by the model, rounded to 8 bits (as saving
 the result would; ``--noquantize``, also spelled ``--no-quantize``, scores the
-float output) and scored against its clean image. ``--output_dir`` writes the
-restored images as ``<input stem>.png``; it may not be a folder holding input
-or clean images.
+float output) and scored against its clean image. By default each image goes
+through the model whole, as papers evaluate; ``--tile`` restores images
+larger than it in overlapping tiles (``--overlap``), exactly as
+``erlrestore-restore`` does, for models or machines that cannot take a whole
+image at once.
+
+``--output_dir`` writes the restored images as ``<input stem>.png`` under
+the output policy of every tool (``erlrestore.outputs``): it may not be a
+folder holding input or clean images, two inputs with one stem are refused,
+and restored images already there are refused (the error names the first
+few) unless ``--overwrite`` is given; all before the model is loaded.
 
 With ``--baseline_model`` the baseline is evaluated too, and the ERL-Net
 paper's Sec. 4.3 analyses are printed before the last line: the baseline's
@@ -37,7 +53,10 @@ batch normalisation uses each image's own statistics and, in Keras, dropout
 is on too (random outputs where the model has dropout, pix2pix's noise).
 The default, ``running``, is Keras' inference mode (moving statistics, no
 dropout; pix2pix's ``--eval``). Models without batch norm or dropout give the
-same result either way.
+same result either way. Batch statistics need a Keras model (``.keras``, run
+folder or ``pretrained:``): SavedModels and ONNX models are frozen in
+inference mode and are refused. With ``--tile`` each tile is normalised by
+its own statistics.
 
 ``--channel=y`` (the default) scores on the BT.601 Y channel, as the
 de-raining literature does; ``--channel=rgb`` on the three RGB channels, as
@@ -63,17 +82,22 @@ from absl import app, flags, logging
 
 from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, show_flags_in_help
 
-from erlrestore import evaluation, metrics
-from erlrestore.data import io, pairing
+from erlrestore import evaluation, inference, metrics
+from erlrestore.cli.restore import check_tiling_flags
+from erlrestore.data import image_files, pairing
 
 FLAGS = flags.FLAGS
 
-_BOOLEAN_FLAGS = ("quantize", "self_ensemble")
+_BOOLEAN_FLAGS = ("quantize", "self_ensemble", "overwrite")
 
 
 def define_flags():
-    flags.DEFINE_string("model", None, "The restoration model to evaluate: a .keras file, or pretrained:<name> "
-                        "(a model shipped in the package, see erlrestore.pretrained.list()).")
+    flags.DEFINE_string("model", None, "The restoration model to evaluate: a .keras file, a training run folder, a "
+                        "SavedModel (version or model folder), or pretrained:<name> (shipped in the package, see "
+                        "erlrestore.pretrained.list()).")
+    flags.DEFINE_enum("backend", "tensorflow", list(inference.BACKENDS),
+                      "tensorflow: Keras models and SavedModels; onnxruntime: ONNX models from erlrestore-export "
+                      "--format=onnx (for --model and --baseline_model).")
     flags.DEFINE_string("input_dir", None, "Degraded images (or one folder holding both sets).")
     flags.DEFINE_string("target_dir", None, "Clean reference images; omit when --input_dir holds both sets.")
     flags.DEFINE_enum("layout", "auto", pairing.LAYOUTS, "How files are paired; 'auto' detects it.")
@@ -85,11 +109,17 @@ def define_flags():
                          "per image, outputs transformed back and averaged); applies to --baseline_model too.")
     flags.DEFINE_string("csv", None, "Write per-image values to this CSV file.")
     flags.DEFINE_string("output_dir", None, "Write the restored images here as <input stem>.png.")
+    flags.DEFINE_boolean("overwrite", False, "Replace restored images already in --output_dir (inputs and clean "
+                         "images are never replaced).")
+    flags.DEFINE_integer("tile", None, "Restore images larger than this in overlapping tiles of at most this side, "
+                         "as erlrestore-restore does; default: each image whole.")
+    flags.DEFINE_integer("overlap", 32, "With --tile: least overlap of neighbouring tiles in pixels "
+                         "(tile > 2 * overlap).")
     flags.DEFINE_boolean(
         "quantize", True, "Round restored images to 8 bits before scoring, as saving them would."
     )
     flags.DEFINE_string(
-        "baseline_model", None, "A baseline model (.keras): adds mIoR/mIoB and improved-image shares."
+        "baseline_model", None, "A baseline model (any --model form): adds mIoR/mIoB and improved-image shares."
     )
     flags.DEFINE_string(
         "rain_mask_dir", None, "With --baseline_model: the benchmark's binary rain masks (e.g. Rain100H's) for "
@@ -100,7 +130,7 @@ def define_flags():
         "norm_statistics", "running", ["running", "batch"],
         "Batch-norm statistics at evaluation: running (Keras inference mode, training=False; pix2pix's test.py "
         "--eval) or batch (the model is called with training=True: each image's own statistics, and dropout on, "
-        "as pix2pix's test.py does by default). Applies to --baseline_model too."
+        "as pix2pix's test.py does by default; Keras models only). Applies to --baseline_model too."
     )
     flags.DEFINE_integer("workers", 0, "Threads for decoding/scoring/writing (0: one per CPU, at most 4).",
                          lower_bound=0)
@@ -125,6 +155,8 @@ def main(argv):
                     f"--output_dir={FLAGS.output_dir} is the --{name} folder; restored images must go "
                     "to a different folder (inputs are never overwritten)"
                 )
+    if FLAGS.tile is not None:
+        check_tiling_flags(FLAGS.tile, FLAGS.overlap)
     if FLAGS.rain_mask_dir and not FLAGS.baseline_model:
         raise app.UsageError("--rain_mask_dir gives the rain maps of mIoR/mIoB, which compare two models; "
                              "add --baseline_model")
@@ -132,19 +164,27 @@ def main(argv):
         pairs = pairing.find_pairs(
             FLAGS.input_dir, FLAGS.target_dir, layout=FLAGS.layout, pair_order=FLAGS.pair_order
         )
-        if FLAGS.output_dir:
-            evaluation.output_paths(pairs, FLAGS.output_dir)  # refuse before the slow part
+        # Refuse outputs before the slow part.
+        targets = evaluation.restored_paths(pairs, FLAGS.output_dir, FLAGS.overwrite) if FLAGS.output_dir else None
         rain_masks = evaluation.rain_mask_paths(pairs, FLAGS.rain_mask_dir) if FLAGS.rain_mask_dir else None
-        model = evaluation.load_model(FLAGS.model)
-        baseline = evaluation.load_model(FLAGS.baseline_model) if FLAGS.baseline_model else None
+        batch_statistics = FLAGS.norm_statistics == "batch"
+
+        def load(path):
+            return inference.load_restorer(path, backend=FLAGS.backend, batch_statistics=batch_statistics)
+
+        model = load(FLAGS.model)
+        baseline = load(FLAGS.baseline_model) if FLAGS.baseline_model else None
         options = dict(
             crop_border=FLAGS.crop_border,
             output_dir=FLAGS.output_dir,
             quantize=FLAGS.quantize,
             workers=FLAGS.workers or None,
-            training=FLAGS.norm_statistics == "batch",
+            training=batch_statistics,
             channel=FLAGS.channel,
             self_ensemble=FLAGS.self_ensemble,
+            tile=FLAGS.tile,
+            overlap=FLAGS.overlap,
+            overwrite=FLAGS.overwrite,
         )
         if baseline is None:
             scores, summary = evaluation.evaluate_model(model, pairs, **options)
@@ -152,13 +192,13 @@ def main(argv):
         else:
             comparison = evaluation.compare_models(model, baseline, pairs, rain_masks=rain_masks, **options)
             scores, summary = comparison.scores, comparison.summary
-    except (io.DataError, ValueError) as error:
+    except (image_files.DataError, ValueError) as error:
         return fail(error)
 
     if FLAGS.csv:
         extra = {}
-        if FLAGS.output_dir:
-            extra["output"] = evaluation.output_paths(pairs, FLAGS.output_dir)
+        if targets is not None:
+            extra["output"] = targets
         if comparison is not None:
             channel = FLAGS.channel
             extra[f"baseline_psnr_{channel}"] = [s.psnr for s in comparison.baseline_scores]

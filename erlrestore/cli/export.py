@@ -58,12 +58,12 @@ def main(argv):
 
     # Imported here so that usage errors come back without loading TensorFlow.
     from erlrestore import export
-    from erlrestore.data import io
+    from erlrestore.data import image_files
 
     write = export.export_onnx if FLAGS.format == "onnx" else export.export_savedmodel
     try:
         path = write(FLAGS.model, base_dir=base_dir, name=FLAGS.name, version=FLAGS.version)
-    except (io.DataError, ValueError, OSError, ImportError) as error:  # FileExistsError is an OSError
+    except (image_files.DataError, ValueError, OSError, ImportError) as error:  # FileExistsError is an OSError
         return fail(error)
     logging.info("exported %s", path)
     print(path)

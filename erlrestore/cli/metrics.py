@@ -21,7 +21,7 @@ from absl import app, flags, logging
 from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, show_flags_in_help
 
 from erlrestore import evaluation, metrics
-from erlrestore.data import io, pairing
+from erlrestore.data import image_files, pairing
 
 FLAGS = flags.FLAGS
 
@@ -50,7 +50,7 @@ def main(argv):
         )
         scores, summary = evaluation.measure_pairs(pairs, FLAGS.crop_border, workers=FLAGS.workers or None,
                                                    channel=FLAGS.channel)
-    except (io.DataError, ValueError) as error:
+    except (image_files.DataError, ValueError) as error:
         return fail(error)
     if FLAGS.csv:
         evaluation.write_csv(FLAGS.csv, scores)

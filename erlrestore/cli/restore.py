@@ -22,9 +22,12 @@ restores the 8 flips/rotations of each image, the outputs are transformed
 back and averaged (8 times the model calls). With tiling, each transformed
 image is tiled and restored whole, then the 8 restorations are averaged.
 
-Inputs are never overwritten: an ``--output_dir`` that is the input folder,
-or would put an output onto an input file, is refused. ``--overwrite`` only
-allows replacing existing output files.
+Output files follow ``erlrestore.outputs``' policy, the same for every tool:
+inputs are never overwritten (an ``--output_dir`` that holds an input image,
+or would put an output onto an input file, is refused), two inputs that would
+give one output are refused, and existing output files are refused (the
+error names the first few) unless ``--overwrite`` is given. All of this is
+checked before the model is loaded.
 
 A file that cannot be restored (unreadable, a model error) does not stop the
 others: at the end one ``failed: <path>: <reason>`` line per failure goes to
@@ -39,7 +42,7 @@ from absl import app, flags
 from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, show_flags_in_help
 
 from erlrestore import inference
-from erlrestore.data import io
+from erlrestore.data import image_files
 
 FLAGS = flags.FLAGS
 
@@ -71,11 +74,16 @@ def define_flags():
     flags.mark_flag_as_required("output_dir")
 
 
+def check_tiling_flags(tile, overlap):
+    """UsageError unless ``--tile`` > 2 ``--overlap`` >= 0 (erlrestore-restore's and erlrestore-evaluate's)."""
+    if overlap < 0:
+        raise app.UsageError(f"--overlap must be >= 0, got {overlap}")
+    if tile <= 2 * overlap:
+        raise app.UsageError(f"--tile ({tile}) must be larger than twice --overlap ({overlap})")
+
+
 def _check_flags():
-    if FLAGS.overlap < 0:
-        raise app.UsageError(f"--overlap must be >= 0, got {FLAGS.overlap}")
-    if FLAGS.tile <= 2 * FLAGS.overlap:
-        raise app.UsageError(f"--tile ({FLAGS.tile}) must be larger than twice --overlap ({FLAGS.overlap})")
+    check_tiling_flags(FLAGS.tile, FLAGS.overlap)
     if FLAGS.tile_batch < 1:
         raise app.UsageError(f"--tile_batch must be >= 1, got {FLAGS.tile_batch}")
     if FLAGS.align < 0:
@@ -90,7 +98,7 @@ def main(argv):
     output_dir = FLAGS.output_dir
     try:
         # Refuse bad inputs / outputs before the model is loaded.
-        inference.output_paths(FLAGS.input, output_dir, overwrite=FLAGS.overwrite)
+        inference.restore_targets(FLAGS.input, output_dir, overwrite=FLAGS.overwrite)
         restorer = inference.load_restorer(FLAGS.model, backend=FLAGS.backend)
         written, failures = inference.restore_paths(
             restorer,
@@ -103,7 +111,7 @@ def main(argv):
             overwrite=FLAGS.overwrite,
             self_ensemble=FLAGS.self_ensemble,
         )
-    except (io.DataError, ValueError) as error:
+    except (image_files.DataError, ValueError) as error:
         return fail(error)
     if failures:
         for path, message in failures:

@@ -24,7 +24,7 @@ from absl import app, flags, logging
 from erlrestore.cli import fail, show_flags_in_help
 
 from erlrestore import serving
-from erlrestore.data import io
+from erlrestore.data import image_files
 
 FLAGS = flags.FLAGS
 
@@ -105,7 +105,7 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     try:
         unfinished = serving.serve(**settings)
-    except (io.DataError, OSError, serving.GrpcUnavailableError) as error:
+    except (image_files.DataError, OSError, serving.GrpcUnavailableError) as error:
         return fail(error)
     if unfinished:
         # Threads still running the model are abandoned: end the process now

@@ -20,7 +20,7 @@ from absl import app, flags, logging
 
 from erlrestore.cli import fail, show_flags_in_help
 
-from erlrestore.data import io, synthetic
+from erlrestore.data import image_files, synthetic
 
 FLAGS = flags.FLAGS
 
@@ -182,7 +182,7 @@ def main(argv, flag_values=FLAGS):
             overwrite=fv.overwrite,
             bit_depth=int(fv.bit_depth),
         )
-    except io.DataError as error:
+    except image_files.DataError as error:
         return fail(error)
     print(f"wrote {len(pairs)} pairs ({fv.degradation}) to {fv.output_dir}")
     return 0

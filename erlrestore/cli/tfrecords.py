@@ -17,7 +17,7 @@ from absl import app, flags
 
 from erlrestore.cli import fail, show_flags_in_help
 
-from erlrestore.data import io, pairing, tfrecord
+from erlrestore.data import image_files, pairing, tfrecord
 
 FLAGS = flags.FLAGS
 
@@ -48,7 +48,7 @@ def main(argv):
         paths = tfrecord.write_tfrecords(
             pairs, FLAGS.output_dir, num_shards=FLAGS.num_shards, prefix=prefix
         )
-    except (io.DataError, ValueError) as error:
+    except (image_files.DataError, ValueError) as error:
         return fail(error)
     print(f"pairs={len(pairs)} shards={len(paths)} output_dir={FLAGS.output_dir}")
     return 0

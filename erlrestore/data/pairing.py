@@ -82,7 +82,7 @@ import re
 import numpy as np
 from absl import logging
 
-from erlrestore.data.io import DataError, is_image_file, list_images, read_image
+from erlrestore.data.image_files import DataError, is_image_file, list_images, read_image
 
 LAYOUTS = ("auto", "folders", "one_folder", "reside", "side_by_side")
 PAIR_ORDERS = ("input_left", "target_left")

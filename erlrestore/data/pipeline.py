@@ -37,7 +37,7 @@ import random
 import numpy as np
 import tensorflow as tf
 
-from erlrestore.data.io import DataError, read_image
+from erlrestore.data.image_files import DataError, read_image
 from erlrestore.data.pairing import load_pair
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -168,7 +168,7 @@ def synthetic_source(clean_paths, degradation, *, seed=None, with_names=False, c
                      deterministic=True):
     """Pairs made on the fly: target = a clean image, input = ``degradation(clean)``.
 
-    Clean images are decoded with :func:`erlrestore.data.io.read_image` in
+    Clean images are decoded with :func:`erlrestore.data.image_files.read_image` in
     parallel; the degradation runs in the graph as ``degradation(clean,
     element_seed)`` with a shape-[2] int64 stateless seed per element. The
     element seeds come from ``tf.data.Dataset.random(seed,

@@ -81,8 +81,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from erlrestore.data import io as data_io
-from erlrestore.data.io import DataError
+from erlrestore.data import image_files
+from erlrestore.data.image_files import DataError
 from erlrestore.progress import progress
 
 __all__ = [
@@ -739,8 +739,8 @@ def load_streaks(folder, max_layers=0, *, min_size=MIN_STREAK_SIZE):
     """Decodes the rain-streak images of ``folder`` into a :class:`StreakBank`.
 
     Every image file directly in ``folder`` (the extensions of
-    :func:`erlrestore.data.io.list_images`) is one layer, read with
-    :func:`erlrestore.data.io.read_image`: 8-bit grey PNGs are expected;
+    :func:`erlrestore.data.image_files.list_images`) is one layer, read with
+    :func:`erlrestore.data.image_files.read_image`: 8-bit grey PNGs are expected;
     RGB layers are converted to grey (BT.601 luma), alpha is dropped and 16-bit
     files are rounded to 8 bits. ``max_layers > 0`` keeps that many, evenly
     spaced in sorted file order (so a cap still spans every drop and kind of
@@ -753,7 +753,7 @@ def load_streaks(folder, max_layers=0, *, min_size=MIN_STREAK_SIZE):
     folder = os.fspath(folder)
     max_layers = _check_int("max_layers", max_layers, 0)
     try:
-        paths = data_io.list_images(folder)
+        paths = image_files.list_images(folder)
     except DataError as error:
         raise DataError(f"rain-streak folder: {error}") from None
     if 0 < max_layers < len(paths):
@@ -761,7 +761,7 @@ def load_streaks(folder, max_layers=0, *, min_size=MIN_STREAK_SIZE):
     images = []
     for path in paths:
         try:
-            images.append(_streak_grey(data_io.read_image(path)))
+            images.append(_streak_grey(image_files.read_image(path)))
         except DataError as error:
             raise DataError(f"bad rain-streak layer in {folder}: {error}") from None
     return StreakBank(images, paths, source=folder, min_size=min_size)
@@ -1374,7 +1374,7 @@ def _clean_sources(clean_dir, procedural, size, seed):
     if (clean_dir is None) == (not procedural):
         raise ValueError("give exactly one of clean_dir and procedural (a number of images > 0)")
     if clean_dir is not None:
-        paths = data_io.list_images(clean_dir)
+        paths = image_files.list_images(clean_dir)
         stems = {}
         for path in paths:
             stem = os.path.splitext(os.path.basename(path))[0]
@@ -1384,7 +1384,7 @@ def _clean_sources(clean_dir, procedural, size, seed):
                     f"written as {stem}.png"
                 )
             stems[stem] = path
-        return list(stems), lambda i: data_io.read_image(paths[i])
+        return list(stems), lambda i: image_files.read_image(paths[i])
     count = _check_int("procedural", procedural, 1)
     height, width = size
     _check_int("height", height, 1)
@@ -1464,7 +1464,7 @@ def synthesize_folder(output_dir, degradation, *, clean_dir=None, procedural=0, 
             degraded = graph_fn(tf.constant(clean), tf.constant(derive_seed(seed, i, k))).numpy()
             input_path = os.path.join(input_dir, name + ".png")
             target_path = os.path.join(target_dir, name + ".png")
-            data_io.write_image(target_path, clean, bit_depth)
-            data_io.write_image(input_path, degraded, bit_depth)
+            image_files.write_image(target_path, clean, bit_depth)
+            image_files.write_image(input_path, degraded, bit_depth)
             written.append((input_path, target_path))
     return written

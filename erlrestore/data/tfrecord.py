@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from erlrestore.data.io import DataError
+from erlrestore.data.image_files import DataError
 from erlrestore.data.pairing import load_pair
 from erlrestore.progress import progress
 

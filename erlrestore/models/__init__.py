@@ -7,6 +7,8 @@
   and the feature outputs of the feature loss.
 - :mod:`erlrestore.models.pix2pix`: the rethinking paper's generators (UNet-N,
   En/Decoder-N, with InfoAccum / SubPixUpsamp) and the PatchGAN discriminator.
+- :mod:`erlrestore.models.presets`: the named networks the tools benchmark,
+  each with a tiny variant for quick runs and tests.
 
 All builders return functional ``keras.Model`` objects on channels-last float32
 images of any size.

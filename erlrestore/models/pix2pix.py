@@ -443,7 +443,7 @@ def init_pix2pix_weights(model, seed=0, gain=0.02):
 
     The draws come from ``numpy.random.default_rng(seed)`` in the order of
     ``model.weights`` (the architecture fixes it), so a seed gives the same
-    weights on every machine and under any ``tf.distribute`` strategy.
+    weights on every machine and under any ``tf.distribute`` distribution.
     ``seed`` may be an int or a sequence of ints (e.g. ``(run_seed, 1)`` for
     a second network of the same run).
     """

@@ -17,7 +17,7 @@ trained and scored. Our choice: a config plus plain arrays rather than a
 metadata, and loads without pickle.
 
 Names are lower-case words joined by ``-`` (``erlnet-derain``); an unknown
-name is a :class:`~erlrestore.data.io.DataError` listing the known ones.
+name is a :class:`~erlrestore.data.image_files.DataError` listing the known ones.
 """
 
 import hashlib
@@ -40,9 +40,9 @@ _NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 def _error(message):
-    from erlrestore.data import io
+    from erlrestore.data import image_files
 
-    return io.DataError(message)
+    return image_files.DataError(message)
 
 
 def list(folder=None):  # noqa: A001 - the documented name
@@ -130,7 +130,7 @@ def save(model, name, card, folder=PACKAGE_FOLDER):
     os.replace(tmp, weights_path)
     record = {"model": keras.saving.serialize_keras_object(model), "card": card,
               "weights_sha256": _digest(weights_path)}
-    from erlrestore.data import io
+    from erlrestore.data import image_files
 
-    io.write_bytes_atomically(config_path, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
+    image_files.write_bytes_atomically(config_path, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
     return config_path, weights_path

@@ -28,9 +28,9 @@ def reset_optimizer_state(optimizer, variables, learning_rate):
     optimizer.learning_rate = learning_rate
 
 
-def _multi_worker(strategy):
-    extended = getattr(strategy, "extended", None)
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+def _multi_worker(distribution):
+    extended = getattr(distribution, "extended", None)
+    return isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy) and bool(
         getattr(extended, "_in_multi_worker_mode", lambda: False)()
     )
 
@@ -48,7 +48,7 @@ class RestorationTrainer(keras.Model):
         """Skips Keras' pre-``fit`` build pass: the networks are built functional
         models and ``Run`` builds the optimizers before fitting.
 
-        Under a ``tf.distribute`` strategy Keras 3.15's TF trainer pulls one
+        Under a ``tf.distribute`` distribution Keras 3.15's TF trainer pulls one
         batch through the distributed iterator and reduces it across replicas
         to build symbolically. That reduce fails under
         ``MultiWorkerMirroredStrategy`` (PerReplica -> Tensor), and the
@@ -84,7 +84,7 @@ class RestorationTrainer(keras.Model):
         results = {name: self._trackers[name].result() for name in values}
         if _multi_worker(tf.distribute.get_strategy()):
             # Keras 3.15 reduces a multi-worker step's outputs with
-            # strategy.reduce("MEAN", value, axis=0), which needs a batch axis.
+            # distribution.reduce("MEAN", value, axis=0), which needs a batch axis.
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
 

@@ -1,4 +1,4 @@
-"""Where and how a run computes: distribution strategy, precision and XLA.
+"""Where and how a run computes: distribution (``tf.distribute``), precision and XLA.
 
 ``erlrestore-train`` exposes three choices, each resolved here:
 
@@ -42,19 +42,19 @@ import os
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+DISTRIBUTIONS = ("default", "mirrored", "multi_worker_mirrored", "tpu")  # --distribution_strategy values
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 JIT_CHOICES = ("auto", "on", "off")
 
 
-def make_strategy(name, devices=(), tpu=""):
-    """The ``tf.distribute.Strategy`` called ``name`` (one of ``STRATEGIES``).
+def make_distribution(name, devices=(), tpu=""):
+    """The ``tf.distribute.Strategy`` called ``name`` (one of ``DISTRIBUTIONS``).
 
     Must run before TensorFlow places anything on the devices (for
     ``multi_worker_mirrored``: before any other TensorFlow op).
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown distribution strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    if name not in DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution strategy {name!r}; choose one of {', '.join(DISTRIBUTIONS)}")
     devices = [d for d in devices if d]
     if devices and name != "mirrored":
         raise ValueError(f"--devices applies to the mirrored strategy only, not {name!r}")
@@ -108,18 +108,18 @@ def _check_tf_config():
         raise ValueError("TF_CONFIG lists no workers")
 
 
-def is_chief(strategy):
+def is_chief(distribution):
     """True for the worker that writes checkpoints, logs and models (always, outside multi-worker)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    resolver = getattr(distribution, "cluster_resolver", None)
+    if resolver is None or not isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
     return task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
 
 
-def worker_id(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+def worker_id(distribution):
+    resolver = getattr(distribution, "cluster_resolver", None)
+    if resolver is None or not isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
         return 0
     return int(resolver.task_id)
 
@@ -183,7 +183,7 @@ def _gpu_compute_capability():
     return tuple(details.get("compute_capability", (0, 0)))
 
 
-def resolve_jit_compile(value, strategy=None):
+def resolve_jit_compile(value, distribution=None):
     """``--jit_compile`` as a bool.
 
     ``auto`` is off: on the 2-vCPU CPU XLA measured slower than TensorFlow's
@@ -194,7 +194,7 @@ def resolve_jit_compile(value, strategy=None):
     """
     if value not in JIT_CHOICES:
         raise ValueError(f"unknown jit_compile {value!r}; choose one of {', '.join(JIT_CHOICES)}")
-    if isinstance(strategy, tf.distribute.TPUStrategy):
+    if isinstance(distribution, tf.distribute.TPUStrategy):
         return True
     return value == "on"
 

@@ -5,10 +5,10 @@ strategy's stages, and runs them in ``settings.model_dir`` with checkpoints
 and resume (``erlrestore.training.run``):
 
 * the ERL-Net family (``--model`` MEMD, MEMD-, MEMD--, ERLNet):
-  :class:`~erlrestore.training.staged.StagedTrainer` over the restoration
+  :class:`~erlrestore.training.erl_trainer.StagedTrainer` over the restoration
   net and, for ERL-Net, the clean-to-clean net (strategies ``STRATEGIES``);
 * the generative family (``--model`` UNet, EnDec):
-  :class:`~erlrestore.training.gan.GANTrainer` over a UNet-N / En/Decoder-N
+  :class:`~erlrestore.training.gan_trainer.GANTrainer` over a UNet-N / En/Decoder-N
   generator and a PatchGAN (strategies ``GAN_STRATEGIES``).
 
 When every stage is done it writes ``final.keras`` (the restoration network
@@ -21,13 +21,13 @@ is refused rather than mixing two runs in one folder.
 
 Where and how it computes (``distribution_strategy``, ``precision``,
 ``jit_compile``) is resolved by :mod:`erlrestore.training.devices`; the
-networks, optimizers and checkpoints are made inside the strategy's scope.
+networks, optimizers and checkpoints are made inside the distribution's scope.
 Whatever the training precision, the saved ``.keras`` models are float32.
 
 The generative family follows pix2pix's published implementation: both
 networks are initialised from ``N(0, 0.02)`` (``weight_init``, see
 :func:`build_networks`), the discriminator is updated before the generator
-on every step (:mod:`erlrestore.training.gan`), and each stage keeps its
+on every step (:mod:`erlrestore.training.gan_trainer`), and each stage keeps its
 learning rate for half its steps, then decays it linearly
 (``lr_schedule``, see :meth:`TrainSettings.resolved_lr_schedule`).
 
@@ -45,86 +45,174 @@ import keras
 import tensorflow as tf
 
 from erlrestore import losses
-from erlrestore.data import io, pairing
+from erlrestore.data import image_files, pairing
 from erlrestore.models import erlnet, memd, pix2pix
-from erlrestore.training import devices, folder_lock, inputs, run, stages
-from erlrestore.training.gan import GANTrainer
-from erlrestore.training.staged import StagedTrainer
+from erlrestore.training import devices, folder_lock, inputs, options, run, strategies
+from erlrestore.training.gan_trainer import GANTrainer
+from erlrestore.training.erl_trainer import StagedTrainer
 
 ERL_MODELS = ("MEMD", "MEMD-", "MEMD--", "ERLNet")
 GAN_MODELS = ("UNet", "EnDec")
 MODELS = ERL_MODELS + GAN_MODELS
 
-# Settings that define what is trained; a resumed run must keep them.
-_IDENTITY_FIELDS = (
-    "model", "entanglement", "strategy", "depth", "base_filters", "dense_layers", "growth_rate", "norm",
-    "global_residual", "levels", "gen_filters", "gen_norm", "dropout", "info_accum_layers", "info_accum_growth",
-    "info_accum_positions", "subpixel", "gan_loss", "l1_weight", "d_filters", "d_layers", "stage_steps",
-    "stage_epochs", "stage_budget", "fre_reduction", "weight_init", "pixel_loss", "lr_schedule",
-)
-# The value an identity field had before it existed: a run_config.json written
-# before the field was added holds that run with this value, so resuming it is
-# not refused as a change.
-_IDENTITY_DEFAULTS = {"stage_budget": "each", "fre_reduction": "mean_sum",
-                      # Before pix2pix's initialisation, pixel-loss choice and schedules:
-                      "weight_init": "keras", "pixel_loss": "l1", "lr_schedule": "plateau"}
 # Learning-rate schedules (--lr_schedule); "auto" resolves per family (TrainSettings.resolved_lr_schedule).
 LR_SCHEDULES = ("auto", "linear_decay", "plateau", "constant")
 
 STAGE_BUDGETS = ("each", "split")
 
+# The two model families (TrainSettings.family); a setting declared for one is ignored by the other.
+_ERL, _GAN = "erl", "gan"
+
+
+def _keras_verbosity(flag_value):
+    """--verbose: "auto" or Keras' 0, 1, 2."""
+    return flag_value if flag_value == "auto" else int(flag_value)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
-    model_dir: str
-    model: str = "ERLNet"
-    strategy: str = ""  # default: MA_D for ERLNet, MEMD for the baselines, GAN for generators
+    """Everything a training run is made from; each setting is declared once, with its flag.
+
+    ``erlrestore-train``'s flags, :func:`settings_from_argv` and the run's
+    identity in ``run_config.json`` are made from these declarations
+    (:mod:`erlrestore.training.options`): ``identity=True`` marks what a
+    resumed run must keep (what is trained: the networks, the strategy, the
+    stage lengths, the losses, the schedule, the batch size), ``family``
+    the settings only one model family reads. ``absent_means`` is the value
+    runs recorded before the setting existed were trained with.
+    """
+
+    model_dir: str = options.text(None, "Checkpoints, logs, run_config.json and final.keras go here.", required=True)
+    # What to train.
+    model: str = options.choice("ERLNet", MODELS, "Network: MEMD baselines / ERL-Net, or a UNet-N / En/Decoder-N "
+                                "generator with a PatchGAN.", identity=True)
+    # Default: MA_D for ERLNet, MEMD for the baselines, GAN for generators (resolved_strategy; recorded resolved).
+    strategy: str = options.choice(
+        "", [""] + list(strategies.STRATEGIES) + list(strategies.GAN_STRATEGIES),
+        "Training strategy: ERL-Net Table 1 (default MA_D; MEMD for the baselines) or a generator "
+        "strategy (default GAN; L1, RECON, RECON_GAN, RECON_L1, DPRE_GAN).", identity=True)
     # ERL-Net family (defaults are our choices; the paper gives no sizes).
-    entanglement: str = "MLGD"
-    depth: int = 4
-    base_filters: int = 32
-    dense_layers: int = 4
-    growth_rate: int = 16
-    norm: str = "none"
-    global_residual: bool = True
-    fre_weight: float = 0.01
-    fre_reduction: str = "mean_sum"  # L_fre: per-level mean, summed over levels (losses.FRE_REDUCTIONS)
+    entanglement: str = options.choice("MLGD", erlnet.ENTANGLEMENTS, "ERL-Net entanglement: bottleneck only or "
+                                       "every level.", identity=True, family=_ERL)
+    depth: int = options.integer(4, "U-Net levels (down-samplings).", lower=1, identity=True, family=_ERL)
+    base_filters: int = options.integer(32, "Embedding width of the first level (doubles per level).", lower=1,
+                                        identity=True, family=_ERL)
+    dense_layers: int = options.integer(4, "Layers per dense block.", lower=1, identity=True, family=_ERL)
+    growth_rate: int = options.integer(16, "Dense block growth rate.", lower=1, identity=True, family=_ERL)
+    norm: str = options.choice("none", ["none", "instance", "batch"], "Normalisation inside dense blocks.",
+                               identity=True, family=_ERL)
+    global_residual: bool = options.boolean(
+        True, "Restoration nets predict a correction added to the input (our addition; the paper's flagfiles "
+        "say --noglobal_residual: its decoder generates the image).", identity=True, family=_ERL)
+    # Not part of a run's identity: a restart may change lambda.
+    fre_weight: float = options.number(0.01, "lambda of L_ERL = L_pre + lambda L_fre (paper: 0.01).", lower=0,
+                                       family=_ERL)
+    # L_fre: per-level mean, summed over levels (losses.FRE_REDUCTIONS).
+    fre_reduction: str = options.choice(
+        "mean_sum", list(losses.FRE_REDUCTIONS), "L_fre: mean |difference| of each entangled level, then summed "
+        "(mean_sum) or averaged (mean_mean, = mean_sum / levels) over the levels.",
+        identity=True, family=_ERL, absent_means="mean_sum")
     # Generative family (defaults: pix2pix).
-    levels: int = 8
-    gen_filters: int = 64
-    gen_norm: str = "batch"
-    dropout: float = 0.5
-    info_accum_layers: int = 0
-    info_accum_growth: int = 4
-    info_accum_positions: tuple = (0,)
-    subpixel: bool = False
-    gan_loss: str = "bce"
-    l1_weight: float = 100.0
-    d_filters: int = 64
-    d_layers: int = 5
-    beta_1: float = 0.5
-    weight_init: str = "pix2pix"  # pix2pix's N(0, 0.02) init of both networks, or "keras" (pix2pix.WEIGHT_INITS)
-    pixel_loss: str = "l1"  # the generator's pixel term, weighed by l1_weight: "l1" (pix2pix) or "mse"
+    levels: int = options.integer(8, "Generator down/up-sampling levels N (pix2pix: 8).", lower=1, upper=8,
+                                  identity=True, family=_GAN)
+    gen_filters: int = options.integer(64, "Generator width of the first level.", lower=1, identity=True,
+                                       family=_GAN)
+    gen_norm: str = options.choice("batch", ["batch", "instance", "none"], "Generator and discriminator "
+                                   "normalisation.", identity=True, family=_GAN)
+    dropout: float = options.number(0.5, "Dropout of the deepest decoder blocks.", lower=0, upper=0.99,
+                                    identity=True, family=_GAN)
+    info_accum_layers: int = options.integer(0, "InfoAccum-L layers (0: none; paper: 15).", lower=0,
+                                             identity=True, family=_GAN)
+    info_accum_growth: int = options.integer(4, "InfoAccum growth rate per dilation path.", lower=1,
+                                             identity=True, family=_GAN)
+    info_accum_positions: tuple = options.values((0,), int, "InfoAccum positions: 0 before the generator, k "
+                                                 "before level k.", identity=True, family=_GAN)
+    subpixel: bool = options.boolean(False, "Top decoder up-sampling by sub-pixel convolution (SubPixUpsamp).",
+                                     identity=True, family=_GAN)
+    gan_loss: str = options.choice("bce", list(losses.GAN_LOSSES), "Adversarial loss: pix2pix BCE or LSGAN.",
+                                   identity=True, family=_GAN)
+    l1_weight: float = options.number(100.0, "lambda of the generator's pixel term, L1 or MSE as --pixel_loss "
+                                      "says (pix2pix: 100 with L1; the name is kept for compatibility).", lower=0,
+                                      identity=True, family=_GAN)
+    d_filters: int = options.integer(64, "PatchGAN width of the first layer.", lower=1, identity=True, family=_GAN)
+    d_layers: int = options.integer(5, "PatchGAN layers (paper: 5).", lower=2, identity=True, family=_GAN)
+    beta_1: float = options.number(0.5, "Adam beta_1 of the generative family (paper: 0.5).", lower=0, upper=1,
+                                   family=_GAN)
+    # pix2pix's N(0, 0.02) init of both networks, or "keras" (pix2pix.WEIGHT_INITS); runs recorded before the
+    # choice existed had Keras' initialisers.
+    weight_init: str = options.choice(
+        "pix2pix", pix2pix.WEIGHT_INITS, "Generator and discriminator initialisation: pix2pix's (conv kernels "
+        "N(0, 0.02), norm scales N(1, 0.02), biases 0; from --seed) or Keras' defaults (Glorot uniform).",
+        identity=True, family=_GAN, absent_means="keras")
+    # The generator's pixel term, weighed by l1_weight: "l1" (pix2pix) or "mse".
+    pixel_loss: str = options.choice(
+        "l1", ["l1", "mse"], "Generator pixel loss: L1 (pix2pix) or mean squared error (the rethinking paper's "
+        "Table III autoencoders); logged as g_l1 / g_mse.", identity=True, family=_GAN, absent_means="l1")
+    # Data of a DPRE_GAN discriminator pre-training stage (pretrain_data).
+    d_pretrain_input_dir: str = options.text("", "Data of the DPRE_GAN discriminator pre-training stage "
+                                             "(default: the training data).", family=_GAN)
+    d_pretrain_target_dir: str = options.text("", "Clean images of the pre-training data, if not inside it.",
+                                              family=_GAN)
     # Schedule.
-    stage_steps: tuple = ()
-    stage_epochs: tuple = ()
-    stage_budget: str = "each"  # one length: "each" stage gets it, or "split" it over the stages (stage_lengths)
-    checkpoint_every: int = 500
-    learning_rate: float = 0.0  # 0: the family's paper value (ERL-Net 4e-4, pix2pix 2e-4)
-    plateau_patience: int = 10
-    plateau_factor: float = 0.1
-    lr_schedule: str = "auto"  # linear_decay (pix2pix), plateau, constant; auto: per family (resolved_lr_schedule)
-    val_every: int = 1
-    verbose: object = "auto"
-    stop_after: int = 0  # end this invocation at the first checkpoint after this many steps (0: run to the end)
+    stage_steps: tuple = options.values((), int, "Optimizer steps per stage: one value for all stages or one per "
+                                        "stage.", identity=True)
+    stage_epochs: tuple = options.values((), float, "Passes over the training images per stage (paper: 400 in "
+                                         "all).", identity=True)
+    # One length: "each" stage gets it, or "split" it over the stages (stage_lengths).
+    stage_budget: str = options.choice(
+        "each", STAGE_BUDGETS, "With one --stage_steps/--stage_epochs value: give it to each stage, or split it as "
+        "a total over the stages (earlier stages get the remainder steps); split refuses one value per stage.",
+        identity=True, absent_means="each")
+    checkpoint_every: int = options.integer(500, "Steps between checkpoints (one Keras epoch).", lower=1)
+    # 0: the family's paper value (ERL-Net 4e-4, pix2pix 2e-4; resolved_learning_rate).
+    learning_rate: float = options.number(0.0, "Adam learning rate at the start of each stage (0: the paper's, "
+                                          "4e-4 for ERL-Net, 2e-4 for the generators).", lower=0)
+    plateau_patience: int = options.integer(10, "Divide the learning rate after this many checkpoint intervals "
+                                            "without a lower loss (0: never); only with the plateau --lr_schedule.",
+                                            lower=0)
+    plateau_factor: float = options.number(0.1, "Factor applied on a plateau (paper: 1/10).", lower=0)
+    # linear_decay (pix2pix), plateau, constant; auto: per family (resolved_lr_schedule; recorded resolved).
+    # Runs recorded before the choice existed had the plateau rule.
+    lr_schedule: str = options.choice(
+        "auto", LR_SCHEDULES, "Learning rate in each stage: linear_decay (pix2pix: constant for the first half of "
+        "the stage's steps, then linearly towards 0, on both GAN optimizers), plateau (--plateau_patience, "
+        "--plateau_factor), constant; auto: linear_decay for UNet/EnDec, plateau for the ERL-Net family.",
+        identity=True, absent_means="plateau")
+    val_every: int = options.integer(1, "Validate every N checkpoint intervals.", lower=1)
+    verbose: object = options.choice("auto", ["auto", "0", "1", "2"], "Keras progress output.",
+                                     convert=_keras_verbosity)
+    # End this invocation at the first checkpoint after this many steps (0: run to the end).
+    stop_after: int = options.integer(0, "End this invocation at the first checkpoint after this many optimizer "
+                                      "steps (0: train to the end); run the same command again to continue.",
+                                      lower=0)
     # Devices (erlrestore.training.devices).
-    distribution_strategy: str = "default"
-    devices: tuple = ()
-    tpu: str = ""
-    precision: str = "auto"
-    jit_compile: str = "auto"
-    data: inputs.DataSettings = dataclasses.field(default_factory=inputs.DataSettings)
-    pretrain_data: inputs.DataSettings = None  # data of a discriminator pre-training stage
+    distribution_strategy: str = options.choice(
+        "default", devices.DISTRIBUTIONS, "default: one device; mirrored: local GPUs (or --devices); "
+        "multi_worker_mirrored: the cluster in TF_CONFIG; tpu: a TPU (--tpu).")
+    precision: str = options.choice(
+        "auto", devices.PRECISIONS, "Compute precision; auto: mixed_bfloat16 on CPUs with bfloat16 arithmetic "
+        "(else float32), on Ampere and newer GPUs and on TPUs; mixed_float16 (with loss scaling) on older "
+        "tensor-core GPUs.")
+    jit_compile: str = options.choice("auto", devices.JIT_CHOICES, "XLA compilation of the train step (auto: off).")
+    # After every use of the devices module in this class body: the field's name hides the module here.
+    devices: tuple = options.values((), str, "Devices of the mirrored strategy, e.g. /gpu:0,/gpu:1 (default: all "
+                                    "GPUs).")
+    tpu: str = options.text("", "TPU name or address for --distribution_strategy=tpu (default: the local one).")
+    data: inputs.DataSettings = options.group(inputs.DataSettings)
+
+    @property
+    def family(self):
+        """The family whose settings this run reads: "erl" or "gan" (``family=`` of the declarations)."""
+        return _GAN if self.is_gan else _ERL
+
+    @property
+    def pretrain_data(self):
+        """The data of a discriminator pre-training stage: ``data`` with the d_pretrain folders, or None."""
+        if not self.d_pretrain_input_dir:
+            return None
+        return dataclasses.replace(self.data, train_input_dir=self.d_pretrain_input_dir,
+                                   train_target_dir=self.d_pretrain_target_dir, train_tfrecords="",
+                                   synthetic_clean_dir="", procedural=0)
 
     @property
     def is_gan(self):
@@ -159,20 +247,37 @@ class TrainSettings:
         return "linear_decay" if self.is_gan else "plateau"
 
 
+def settings_from_argv(argv):
+    """:class:`TrainSettings` from ``erlrestore-train`` arguments, in this process (no program name).
+
+    ``settings_from_argv(["--flagfile=flags/memd.flags", "--crop_size=64", "--model_dir=runs/x"])``
+    parses with the flags ``erlrestore-train`` defines for the settings, in a
+    private ``FlagValues`` (the caller's own flags are untouched). Raises
+    absl's ``flags.Error`` (``IllegalFlagValueError`` for a value out of
+    bounds or choices, ``UnrecognizedFlagError``...) or ValueError (a bad
+    list item); :func:`check_settings` then checks that they make a run.
+    ``--max_image_pixels`` is a process setting of the command, not a
+    training setting: it is not known here.
+    """
+    return options.from_argv(TrainSettings, argv)
+
+
 def check_settings(settings):
     """Raises ValueError for settings that cannot make a run; returns the stages."""
     if settings.model not in MODELS:
         raise ValueError(f"unknown model {settings.model!r}; choose one of {', '.join(MODELS)}")
     strategy = settings.resolved_strategy()
     if settings.is_gan:
-        if strategy not in stages.GAN_STRATEGIES:
-            raise ValueError(f"strategy {strategy} is not for generators; choose one of {', '.join(stages.GAN_STRATEGIES)}")
-        stage_list = stages.gan_strategy(strategy)
+        if strategy not in strategies.GAN_STRATEGIES:
+            raise ValueError(f"strategy {strategy} is not for generators; "
+                             f"choose one of {', '.join(strategies.GAN_STRATEGIES)}")
+        stage_list = strategies.gan_strategy(strategy)
         generator_config(settings)  # validates the generator fields
     else:
-        if strategy not in stages.STRATEGIES:
-            raise ValueError(f"strategy {strategy} is not for {settings.model}; choose one of {', '.join(stages.STRATEGIES)}")
-        stage_list = stages.strategy(strategy)
+        if strategy not in strategies.STRATEGIES:
+            raise ValueError(f"strategy {strategy} is not for {settings.model}; "
+                             f"choose one of {', '.join(strategies.STRATEGIES)}")
+        stage_list = strategies.strategy(strategy)
         if settings.model != "ERLNet" and strategy != "MEMD":
             raise ValueError(f"strategy {strategy} trains a residual encoder; it needs --model=ERLNet")
         if settings.model == "ERLNet" and strategy == "MEMD":
@@ -210,9 +315,9 @@ def check_settings(settings):
         raise ValueError(f"stop_after must be >= 0, got {settings.stop_after}")
     devices.resolve_precision(settings.precision, kind="CPU")  # validates the names
     devices.resolve_jit_compile(settings.jit_compile)
-    if settings.distribution_strategy not in devices.STRATEGIES:
+    if settings.distribution_strategy not in devices.DISTRIBUTIONS:
         raise ValueError(f"unknown distribution strategy {settings.distribution_strategy!r}; "
-                         f"choose one of {', '.join(devices.STRATEGIES)}")
+                         f"choose one of {', '.join(devices.DISTRIBUTIONS)}")
     return stage_list
 
 
@@ -314,7 +419,7 @@ def build_networks(settings):
 def build_trainer(settings):
     """(trainer, {file name: network to save at the end}) for the settings.
 
-    Builds in the current ``tf.distribute`` strategy's scope, with the
+    Builds in the current ``tf.distribute`` distribution's scope, with the
     settings' precision (a Keras dtype policy) and XLA choice.
     """
     policy = devices.resolve_precision(settings.precision)
@@ -361,29 +466,30 @@ def build_erl_networks(settings):
     return net, erlnet.build_clean_to_clean(config)
 
 
-_ERL_FIELDS = ("entanglement", "depth", "base_filters", "dense_layers", "growth_rate", "norm", "global_residual",
-               "fre_reduction")
-_GAN_FIELDS = ("levels", "gen_filters", "gen_norm", "dropout", "info_accum_layers", "info_accum_growth",
-               "info_accum_positions", "subpixel", "gan_loss", "l1_weight", "d_filters", "d_layers", "weight_init",
-               "pixel_loss")
+def run_identity(settings):
+    """What ``run_config.json`` records of a run: its identity settings, as the run resolves them.
+
+    The settings declared with ``identity=True`` that the run's family reads
+    (:func:`erlrestore.training.options.identity`), with the strategy and
+    the learning-rate schedule resolved (``""`` and ``auto`` are recorded
+    as what they stand for), as stored in JSON (tuples become lists).
+    """
+    current = options.identity(settings, settings.family)
+    current["strategy"] = settings.resolved_strategy()
+    current["lr_schedule"] = settings.resolved_lr_schedule()
+    return json.loads(json.dumps(current))
 
 
 def _record_settings(settings, write=True):
     """Writes run_config.json on the first start (if ``write``); refuses a changed restart."""
     path = os.path.join(settings.model_dir, "run_config.json")
-    current = {field: getattr(settings, field) for field in _IDENTITY_FIELDS}
-    current["strategy"] = settings.resolved_strategy()
-    current["lr_schedule"] = settings.resolved_lr_schedule()
-    current["batch_size"] = settings.data.batch_size
-    if not settings.is_gan:  # keep only the fields of the run's family
-        current = {k: v for k, v in current.items() if k not in _GAN_FIELDS}
-    else:
-        current = {k: v for k, v in current.items() if k not in _ERL_FIELDS}
-    current = json.loads(json.dumps(current))  # tuples -> lists, as stored
+    current = run_identity(settings)
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             stored = json.load(f)
-        stored = {**{k: v for k, v in _IDENTITY_DEFAULTS.items() if k in current}, **stored}
+        # A setting added after the run was recorded: the run had the value it stands for.
+        absent = options.absent_values(TrainSettings)
+        stored = {**{k: v for k, v in absent.items() if k in current}, **stored}
         changed = {k: (stored.get(k), v) for k, v in current.items() if stored.get(k) != v}
         if changed:
             details = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
@@ -410,10 +516,10 @@ def train(settings):
     """Trains (or resumes) a run; returns the path of the final ``.keras`` model,
     or None when ``settings.stop_after`` ended this invocation before the end."""
     stage_list = check_settings(settings)
-    # The strategy comes first: multi-worker set-up must precede any other TensorFlow op.
-    strategy = devices.make_strategy(settings.distribution_strategy, settings.devices, settings.tpu)
-    chief = devices.is_chief(strategy)
-    replicas = strategy.num_replicas_in_sync
+    # The distribution comes first: multi-worker set-up must precede any other TensorFlow op.
+    distribution = devices.make_distribution(settings.distribution_strategy, settings.devices, settings.tpu)
+    chief = devices.is_chief(distribution)
+    replicas = distribution.num_replicas_in_sync
     if settings.data.batch_size % replicas:
         raise ValueError(f"batch_size {settings.data.batch_size} (the global batch) does not split evenly "
                          f"over {replicas} replicas")
@@ -426,12 +532,12 @@ def train(settings):
     except OSError as error:
         raise OSError(f"cannot write to --model_dir {settings.model_dir}: {error.strerror or error}") from None
     try:
-        return _train_locked(settings, stage_list, strategy, chief, replicas)
+        return _train_locked(settings, stage_list, distribution, chief, replicas)
     finally:
         lock.__exit__(None, None, None)
 
 
-def _train_locked(settings, stage_list, strategy, chief, replicas):
+def _train_locked(settings, stage_list, distribution, chief, replicas):
     """:func:`train` once the model folder is this process's."""
     try:
         _record_settings(settings, write=chief)
@@ -458,7 +564,7 @@ def _train_locked(settings, stage_list, strategy, chief, replicas):
         for stage, steps in zip(stage_list, lengths)
     ]
 
-    with strategy.scope():
+    with distribution.scope():
         trainer, networks = build_trainer(settings)
         callbacks = []
         plateau = None
@@ -476,9 +582,9 @@ def _train_locked(settings, stage_list, strategy, chief, replicas):
         run.report("training %s with strategy %s on %d replica(s) (%s), precision %s, XLA %s: %s",
                      networks["final.keras"].name, settings.resolved_strategy(), replicas,
                      settings.distribution_strategy, devices.resolve_precision(settings.precision),
-                     "on" if devices.resolve_jit_compile(settings.jit_compile, strategy) else "off",
+                     "on" if devices.resolve_jit_compile(settings.jit_compile, distribution) else "off",
                      ", ".join(f"{p.stage.name}={p.steps} steps" for p in plans))
-        finished = run.Run(trainer, settings.model_dir, chief=chief, worker_id=devices.worker_id(strategy)).run(
+        finished = run.Run(trainer, settings.model_dir, chief=chief, worker_id=devices.worker_id(distribution)).run(
             plans, dataset,
             learning_rate=settings.resolved_learning_rate(),
             checkpoint_every=settings.checkpoint_every,
@@ -540,7 +646,7 @@ class BestModel(keras.callbacks.Callback):
         stage = getattr(self.model, "stage", None)
         record = {"val_psnr_y": score, "val_ssim_y": float(logs.get("val_ssim_y", float("nan"))),
                   "stage": getattr(stage, "name", ""), "interval": epoch + 1}
-        io.write_bytes_atomically(self.record_path, json.dumps(record, indent=2).encode("utf-8"))
+        image_files.write_bytes_atomically(self.record_path, json.dumps(record, indent=2).encode("utf-8"))
 
 
 def _stage_streams(make_dataset, seed):
@@ -553,7 +659,7 @@ def _stage_streams(make_dataset, seed):
 
 
 def _shard_by_data(dataset):
-    """Under a multi-worker strategy each worker keeps every N-th batch of the
+    """Under multi-worker distribution each worker keeps every N-th batch of the
     (identically seeded) pipeline; the sources are in-memory file lists, not
     files TensorFlow could shard."""
     if dataset is None:

@@ -21,31 +21,39 @@ import os
 
 import tensorflow as tf
 
-from erlrestore.data import io, pairing, pipeline, synthetic, tfrecord
+from erlrestore.data import image_files, pairing, pipeline, synthetic, tfrecord
+from erlrestore.training import options
 
 
 @dataclasses.dataclass(frozen=True)
 class DataSettings:
-    train_input_dir: str = ""
-    train_target_dir: str = ""
-    layout: str = "auto"
-    pair_order: str = ""
-    train_tfrecords: str = ""
-    synthetic_clean_dir: str = ""
-    procedural: int = 0
-    degradation: str = "rain"
-    streak_dir: str = ""  # rain-streak layers of the real_rain / real_heavy_rain degradations
-    degradation_params: str = ""  # "name=value;name=low,high": parameters of the degradation (synthetic.parse_params)
-    val_input_dir: str = ""
-    val_target_dir: str = ""
-    val_max_images: int = 0
-    crop_size: int = 320
-    batch_size: int = 1
-    augment: bool = False
-    cache: bool = False
-    pad_small: bool = False
-    seed: int = 0
-    deterministic: bool = False
+    """The data settings of a run, each declared once with its flag (:mod:`erlrestore.training.options`)."""
+
+    train_input_dir: str = options.text("", "Degraded training images (or a folder holding both sets).")
+    train_target_dir: str = options.text("", "Clean training images, when not inside --train_input_dir.")
+    layout: str = options.choice("auto", pairing.LAYOUTS, "How files pair (see erlrestore.data.pairing).")
+    pair_order: str = options.choice("", ["", "input_left", "target_left"], "Half order of side_by_side images.")
+    train_tfrecords: str = options.text("", "TFRecord shards (folder or glob) written by erlrestore-tfrecords.")
+    synthetic_clean_dir: str = options.text("", "Clean photos degraded on the fly by --degradation.")
+    procedural: int = options.integer(0, "Generate this many clean images and degrade them on the fly.", lower=0)
+    degradation: str = options.choice("rain", sorted(synthetic.DEGRADATIONS), "Synthetic degradation.")
+    # Rain-streak layers of the real_rain / real_heavy_rain degradations.
+    streak_dir: str = options.text("", "Folder of rendered rain-streak images (grey PNGs), required by "
+                                   "--degradation=real_rain / real_heavy_rain.")
+    # "name=value;name=low,high": parameters of the degradation (synthetic.parse_params).
+    degradation_params: str = options.text("", "Parameters of --degradation as name=value;name=low,high "
+                                           "(e.g. streak_layers=1,12;veil_share=0.35; see erlrestore.data.synthetic).")
+    val_input_dir: str = options.text("", "Validation images (full size), measured with Y-PSNR/SSIM.")
+    val_target_dir: str = options.text("", "Clean validation images, when not inside --val_input_dir.")
+    val_max_images: int = options.integer(0, "Validate on at most this many pairs (0: all).", lower=0)
+    crop_size: int = options.integer(320, "Random crop side (paper: 320).", lower=8)
+    # The global batch (split over the replicas); a resumed run keeps it.
+    batch_size: int = options.integer(1, "Batch size (paper: 1).", lower=1, identity=True)
+    augment: bool = options.boolean(False, "Random flips / 90-degree rotations (paper: none).")
+    cache: bool = options.boolean(False, "Keep decoded images in memory.")
+    pad_small: bool = options.boolean(False, "Reflect-pad images smaller than the crop instead of failing.")
+    seed: int = options.integer(0, "Random seed (weights, crops, synthetic degradations).", lower=0)
+    deterministic: bool = options.boolean(False, "Deterministic ops and data order (slower).")
 
 
 def _sources_given(settings):
@@ -90,7 +98,7 @@ def _procedural_folder(settings, cache_dir):
         size = max(settings.crop_size, 64)
         images = synthetic.procedural_images(settings.procedural, size, size, seed=settings.seed)
         for i, image in enumerate(images):
-            io.write_image(os.path.join(folder, f"clean_{i:05d}.png"), image)
+            image_files.write_image(os.path.join(folder, f"clean_{i:05d}.png"), image)
     return folder
 
 
@@ -133,14 +141,14 @@ def training_data(settings, cache_dir):
         pattern = settings.train_tfrecords
         files = sorted(glob.glob(os.path.join(pattern, "*.tfrecord")) if os.path.isdir(pattern) else glob.glob(pattern))
         if not files:
-            raise io.DataError(f"no TFRecord shards found at {pattern}")
+            raise image_files.DataError(f"no TFRecord shards found at {pattern}")
         count = sum(1 for _ in tf.data.TFRecordDataset(files))
         head = pipeline.tfrecord_source(files if len(files) > 1 else files[0])
         if settings.cache:
             head = head.cache()
         return _maker(lambda seed: pipeline.train_dataset(head, seed=seed, **common), settings.seed), count
     clean_dir = settings.synthetic_clean_dir or _procedural_folder(settings, cache_dir)
-    paths = io.list_images(clean_dir)
+    paths = image_files.list_images(clean_dir)
     degrade = synthetic.make_degradation(settings.degradation, **synthetic_params(settings))
     clean = pipeline.clean_images(paths)
     if settings.cache:

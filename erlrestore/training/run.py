@@ -68,7 +68,7 @@ class StagePlan:
     ``(stage_index, first_step) -> Dataset`` called for every ``fit``: a
     stage, and a stage resumed at a given step, then draws a stream of its
     own that depends on nothing else (not on how many iterators were made
-    before, which differs between devices and strategies).
+    before, which differs between devices and distributions).
     """
 
     stage: object

@@ -239,7 +239,7 @@ def _check_size(path, data):
             f"{path} declares {width}x{height} pixels ({width * height / 1e6:.1f} megapixels, width x "
             f"height), more than the limit of {limit} pixels; refused before decoding (a "
             "decompression bomb?). Raise the limit with --max_image_pixels or "
-            "erlrestore.data.io.set_max_pixels() if the image is genuine"
+            "erlrestore.data.image_files.set_max_pixels() if the image is genuine"
         )
 
 

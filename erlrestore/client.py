@@ -1,8 +1,8 @@
-"""Restores images through a served model (erlrestore-serve or TF Serving), over REST or gRPC.
+"""A client of served models (``erlrestore-serve`` or TF Serving): restores images over REST or gRPC.
 
-    python tools/serving_client.py --server=http://127.0.0.1:8501 --model_name=memd \\
-        --input=photos/ --output_dir=restored/ [--version=2]
-    python tools/serving_client.py --grpc=127.0.0.1:8500 --model_name=memd --input=rain.png --output_dir=restored/
+    erlrestore-client --server=http://127.0.0.1:8501 --model_name=memd \\
+        --input=photos/ --output_dir=restored/ [--version=2] [--overwrite]
+    erlrestore-client --grpc=127.0.0.1:8500 --model_name=memd --input=rain.png --output_dir=restored/
 
 Each image file (PNG, JPEG or BMP, sent as its own bytes) goes to the
 model's ``restore_bytes`` signature; the PNG that comes back is written to
@@ -10,16 +10,20 @@ model's ``restore_bytes`` signature; the PNG that comes back is written to
 "restore_bytes", "instances": [{"b64": ...}]}`` and reads
 ``predictions[0]["b64"]`` (the output ``restored_bytes`` ends in ``_bytes``);
 gRPC sends a PredictRequest with a string tensor ``image_bytes`` of shape
-[1] on a channel whose message limits are raised to ``--max_message_bytes``
+[1] on a channel whose message limits are raised to ``max_message_bytes``
 (gRPC's default of 4 MB is too small for large photos) and needs the
-``tensorflow-serving-api`` package. Inputs are never overwritten: an output
-folder that holds an input is refused. Files that fail (unreadable, refused
-by the server, no PNG in the answer) are listed at the end on stderr and the
-tool exits 1; the others are still written.
+``tensorflow-serving-api`` package. Output files follow ``erlrestore.outputs``'
+policy: inputs are never overwritten (an output folder that holds an input
+is refused) and existing outputs are refused unless ``--overwrite``. Files
+that fail (unreadable, refused by the server, no PNG in the answer) are
+listed at the end on stderr and the tool exits 1; the others are still
+written.
 
 The functions (``predict_rest``, ``restore_bytes_rest``, ``restore_file_rest``,
 ``predict_grpc``, ``restore_bytes_grpc``, ``restore_file_grpc``,
-``restore_files``) can be imported and used without the command line.
+``restore_files``) can be imported and used without the command line. The
+REST path imports no TensorFlow (so this command line lives here, not in
+:mod:`erlrestore.cli`, whose import loads TensorFlow); gRPC does.
 """
 
 import base64
@@ -33,14 +37,15 @@ import urllib.request
 
 from absl import app, flags
 
-from erlrestore.data import io
-from erlrestore.progress import progress
+from erlrestore import outputs
+from erlrestore import savedmodel_contract as contract
+from erlrestore.data import image_files
 
 FLAGS = flags.FLAGS
 
-RESTORE_SIGNATURE = "restore_bytes"
-INPUT_KEY = "image_bytes"
-OUTPUT_KEY = "restored_bytes"
+RESTORE_SIGNATURE = contract.BYTES_SIGNATURE
+INPUT_KEY = contract.BYTES_INPUT_KEY
+OUTPUT_KEY = contract.BYTES_OUTPUT_KEY
 SENDABLE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -233,25 +238,25 @@ def _read_sendable(path):
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in SENDABLE_EXTENSIONS:
-        raise io.DataError(
+        raise image_files.DataError(
             f"{path}: the restore_bytes signature decodes PNG, JPEG and BMP only; convert this file first"
         )
     if not os.path.isfile(path):
-        raise io.DataError(f"image file {path} does not exist")
+        raise image_files.DataError(f"image file {path} does not exist")
     with open(path, "rb") as handle:
         data = handle.read()
     if not data:
-        raise io.DataError(f"{path} is empty (0 bytes)")
+        raise image_files.DataError(f"{path} is empty (0 bytes)")
     return data
 
 
 def _restore_file(restore_bytes, input_path, output_path):
     if os.path.exists(output_path) and os.path.samefile(input_path, output_path):
-        raise io.DataError(f"refusing to overwrite the input {input_path} with its restored image")
+        raise image_files.DataError(f"refusing to overwrite the input {input_path} with its restored image")
     png = restore_bytes(_read_sendable(input_path))
     if not png.startswith(_PNG_SIGNATURE):
         raise ServingClientError(None, f"the server's answer for {input_path} is not a PNG")
-    io.write_bytes_atomically(os.fspath(output_path), png)
+    image_files.write_bytes_atomically(os.fspath(output_path), png)
     return output_path
 
 
@@ -259,46 +264,25 @@ def find_inputs(path):
     """The image files to send: ``[path]`` for a file, the images directly inside a folder (sorted)."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        return io.list_images(path)
+        return image_files.list_images(path)
     if not os.path.isfile(path):
-        raise io.DataError(f"input {path} does not exist")
+        raise image_files.DataError(f"input {path} does not exist")
     return [path]
 
 
-def output_paths(inputs, output_dir):
-    """``<output_dir>/<stem>.png`` for each input; DataError if that folder holds an input or two stems clash."""
-    real_out = os.path.realpath(output_dir)
-    paths, seen = [], {}
-    for path in inputs:
-        if os.path.realpath(os.path.dirname(os.path.abspath(path))) == real_out:
-            raise io.DataError(
-                f"output folder {output_dir} holds the input {path}; write restored images to a different "
-                "folder so that no input is overwritten"
-            )
-        stem = os.path.splitext(os.path.basename(path))[0]
-        if stem in seen:
-            raise io.DataError(f"inputs {seen[stem]} and {path} would both be restored to {stem}.png")
-        seen[stem] = path
-        paths.append(os.path.join(output_dir, stem + ".png"))
-    return paths
-
-
-def restore_files(inputs, output_dir, restore_file, show_progress=True):
+def restore_files(inputs, output_dir, restore_file, show_progress=True, overwrite=False):
     """Restores each input with ``restore_file(input_path, output_path)``; returns ``(written, failures)``.
 
+    Outputs are ``<output_dir>/<input stem>.png`` under ``erlrestore.outputs``' policy.
     ``failures`` is a list of ``(input_path, message)``; a failing file does
     not stop the others. Raises DataError (before sending anything) when the
-    output folder holds an input or two inputs share a stem.
+    output folder holds an input, two inputs share a stem, or (without
+    ``overwrite``) outputs exist already.
     """
-    outputs = output_paths(inputs, output_dir)
-    written, failures = [], []
-    pairs = list(zip(inputs, outputs))
-    for input_path, output_path in (progress(pairs, desc="restore") if show_progress else pairs):
-        try:
-            written.append(restore_file(input_path, output_path))
-        except (io.DataError, ServingClientError, OSError) as error:
-            failures.append((input_path, str(error)))
-    return written, failures
+    targets = outputs.output_paths(inputs, output_dir, extension=".png", overwrite=overwrite)
+    errors = (image_files.DataError, ServingClientError, OSError)
+    return outputs.collect_failures(zip(inputs, targets), restore_file, errors=errors, shown_as_is=errors,
+                                    show_progress=show_progress, desc="restore")
 
 
 # --------------------------------------------------------------------------
@@ -313,6 +297,7 @@ def define_flags():
     flags.DEFINE_integer("version", None, "Model version (default: the server's default, the largest).", lower_bound=0)
     flags.DEFINE_string("input", None, "An image file, or a folder of images (not recursive).")
     flags.DEFINE_string("output_dir", None, "Where the restored PNGs are written (<stem>.png).")
+    flags.DEFINE_boolean("overwrite", False, "Replace existing output files (inputs are never replaced).")
     flags.DEFINE_float("timeout", 120.0, "Seconds to wait for each answer.", lower_bound=0.1)
     flags.DEFINE_integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, "gRPC send/receive message limit.",
                          lower_bound=1)
@@ -341,11 +326,11 @@ def main(argv):
                 return restore_file_grpc(channel, FLAGS.model_name, input_path, output_path,
                                          version=FLAGS.version, timeout=FLAGS.timeout)
         try:
-            written, failures = restore_files(inputs, FLAGS.output_dir, restore_file)
+            written, failures = restore_files(inputs, FLAGS.output_dir, restore_file, overwrite=FLAGS.overwrite)
         finally:
             if channel is not None:
                 channel.close()
-    except io.DataError as error:
+    except image_files.DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"restored {len(written)} of {len(inputs)} image(s) into {FLAGS.output_dir}")
@@ -357,6 +342,13 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def run():
     define_flags()
+    # absl's --help lists the main module's flags; a console script's main module is its wrapper.
+    for flag in FLAGS.get_flags_for_module(__name__):
+        FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

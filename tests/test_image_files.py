@@ -1,4 +1,4 @@
-"""Tests for erlrestore.data.io: decoding, listing and writing images."""
+"""Tests for erlrestore.data.image_files: decoding, listing and writing images."""
 
 import os
 import struct
@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from erlrestore.data import io
-from erlrestore.data.io import DataError, list_images, read_image, write_image
+from erlrestore.data import image_files
+from erlrestore.data.image_files import DataError, list_images, read_image, write_image
 
 
 def _bgr(rgb):
@@ -286,7 +286,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk went away")
 
-    monkeypatch.setattr(io.os, "replace", broken_replace)
+    monkeypatch.setattr(image_files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk went away"):
         write_image(path, np.ones((4, 4, 3)))
     assert path.read_bytes() == before  # the old file is intact

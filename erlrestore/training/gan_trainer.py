@@ -1,6 +1,6 @@
 """The generative family's trainer: a generator and a PatchGAN, two optimizers.
 
-:class:`GANTrainer` is driven by :class:`~erlrestore.training.stages.GANStage`
+:class:`GANTrainer` is driven by :class:`~erlrestore.training.strategies.GANStage`
 records through the same :class:`~erlrestore.training.run.Run` machinery as
 the ERL-Net family (checkpoints of both networks and both optimizers, resume,
 TensorBoard, validation). One ``train_step`` per stage:

@@ -1,0 +1,168 @@
+"""A small model server speaking the part of TF Serving's REST API that erlrestore's client uses.
+
+``erlrestore-serve`` (:mod:`erlrestore.cli.serve`) loads every SavedModel
+written in TF Serving's layout ``<model_base_path>/<model_name>/<version>/``
+(integer version folders, ``saved_model.pb`` + ``variables/``) with plain
+``tf.saved_model.load`` and answers:
+
+* ``GET /v1/models/<name>[/versions/<v>]``: the model's version status,
+  ``{"model_version_status": [{"version": "2", "state": "AVAILABLE",
+  "status": {"error_code": "OK", "error_message": ""}}, ...]}`` (all loaded
+  versions, newest first, when no version is named);
+* ``GET /v1/models/<name>[/versions/<v>]/metadata``: ``{"model_spec": {"name",
+  "signature_name": "", "version"}, "metadata": {"signature_def":
+  {"signature_def": {<signature>: {"inputs", "outputs", "method_name"}}}}}``,
+  each input/output as TF Serving prints a ``TensorInfo`` (``name``,
+  ``dtype`` such as ``"DT_FLOAT"``, ``tensor_shape.dim[].size`` as strings,
+  ``-1`` for a dynamic size), taken from the SavedModel's own SignatureDefs;
+* ``POST /v1/models/<name>[/versions/<v>]:predict``: ``{"signature_name"?,
+  "instances": [...]}`` (row format, answered with ``{"predictions": ...}``)
+  or ``{"inputs": ...}`` (columnar format, answered with ``{"outputs":
+  ...}``), following TF Serving's JSON rules (``tensorflow_serving/util/
+  json_tensor.cc``): an instance or ``inputs`` value may be a bare value when
+  the signature has one input, otherwise an object keyed by input name; a
+  string tensor's value may be ``{"b64": "..."}`` (decoded to bytes) or a
+  plain JSON string (its UTF-8 bytes); a string output whose name ends in
+  ``_bytes`` is returned as ``{"b64": "..."}``; with several outputs each
+  prediction (row) or ``outputs`` (columnar) is an object keyed by output
+  name, with one output it is the bare value.
+
+Errors are ``{"error": "<message>"}`` with a 4xx status for anything the
+client can fix (400 malformed JSON, missing or wrong inputs, undecodable
+base64, unknown signature, inputs the model rejects, a model name that
+could not be a folder name; 404 unknown model, version or path; 405 wrong
+method; 408 body not sent in time; 411 no Content-Length; 413 body over
+``max_request_bytes``, refused from the Content-Length header before any of
+the body is read, or an encoded image whose header declares more than
+``max_image_pixels`` pixels). 503 (with ``Retry-After: 1``) means the
+server is busy (see below) and the request may be retried as it is; other
+5xx are faults of the server or of the model. No value from a request is
+ever used as a file path: models are looked up by name in the dictionary
+loaded at start-up, and the server reads only the model folders
+(``saved_model.pb``/``.pbtxt`` and what ``tf.saved_model.load`` reads) and
+writes no files.
+
+Limits under load (:class:`RestServer`, :class:`PredictionLimiter`; flags of
+``erlrestore-serve`` in brackets):
+
+* at most ``max_concurrent`` predictions run at once [``--max_concurrent``,
+  4], REST and gRPC together; up to ``max_queue`` more [``--max_queue``, 32]
+  read their body and wait, each at most ``queue_timeout`` seconds
+  [``--queue_timeout``, 30]; any beyond get 503 ``{"error": ...}``, as TF
+  Serving answers UNAVAILABLE (HTTP 503) when its batching queue is full.
+  Request bodies in memory are so bounded by ``(max_concurrent + max_queue)
+  * max_request_bytes``;
+* at most ``max_connections`` open REST connections [``--max_connections``,
+  128], one thread each; a connection beyond is answered 503 at once and
+  closed, without a thread;
+* encoded images (PNG, JPEG, BMP, GIF, WebP) in string inputs may declare at
+  most ``max_image_pixels`` pixels [``--max_image_pixels``, 100 million], per
+  image and per request; the size is read from the header
+  (:func:`image_dimensions`) before TensorFlow decodes anything, so a
+  small file declaring a huge image is refused with 413;
+* on SIGTERM/SIGINT the server stops accepting connections, closes idle
+  ones, answers the requests in flight (those waiting for a turn included)
+  and stops; it waits at most ``drain_timeout`` seconds
+  [``--drain_timeout``, 30] (the command then exits 0, or 1 when requests
+  were still running).
+
+Choices made where TF Serving's behaviour was not copied:
+
+* Only ``:predict`` is served (no ``:classify`` / ``:regress``, no version
+  labels); they answer 404 with a message saying so.
+* Stricter than TF Serving in two places: named inputs that the signature
+  does not have are refused (400) rather than ignored, and an empty
+  ``instances`` list is refused (as TF Serving does) while an empty columnar
+  value is passed to the model if its shape fits.
+* Float outputs are written with Python's shortest round-trip repr of the
+  float32 value widened to float64 (e.g. ``0.30000001192092896``), so they
+  read back bit-exactly; TF Serving writes the shortest float32 repr.
+  ``NaN``/``Infinity`` are written as TF Serving does (non-standard JSON).
+* A string output not ending in ``_bytes`` is returned as a JSON string when
+  it is valid UTF-8, otherwise as ``{"b64": ...}`` (TF Serving would write
+  invalid JSON).
+* Every response closes its connection (``Connection: close``), so a
+  shutdown never waits for idle keep-alive connections; ``Expect:
+  100-continue`` is honoured, and an over-sized body is refused before the
+  100 is sent.
+* Signature ``__saved_model_init_op`` (not callable) is left out of the
+  metadata.
+* All integer version folders are loaded at start-up; one that does not load
+  stops the server with a DataError naming the folder (no silent skip).
+
+gRPC (``PredictionService.Predict``) is served by :func:`make_grpc_server`
+when the ``tensorflow-serving-api`` package is importable; it is optional and
+not a dependency of erlrestore.
+
+The package's modules: :mod:`~erlrestore.serving.limits` (request and image
+limits, :class:`PredictionLimiter`), :mod:`~erlrestore.serving.repository`
+(loading version folders, :class:`ModelRepository`),
+:mod:`~erlrestore.serving.codec` (the JSON of ``:predict``),
+:mod:`~erlrestore.serving.rest` (:class:`RestServer`),
+:mod:`~erlrestore.serving.grpc_api` (:func:`make_grpc_server`) and
+:mod:`~erlrestore.serving.server` (:func:`serve`); every public name is
+importable from ``erlrestore.serving`` itself.
+"""
+
+from erlrestore.serving.codec import BYTES_SUFFIX, format_predict_response, json_to_array, parse_predict_body
+from erlrestore.serving.errors import OverloadedError, ServingError
+from erlrestore.serving.grpc_api import GRPC_MISSING_MESSAGE, GrpcUnavailableError, grpc_available, make_grpc_server
+from erlrestore.serving.limits import (
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_QUEUE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
+    PredictionLimiter,
+    check_image_pixels,
+    image_dimensions,
+    parse_byte_size,
+)
+from erlrestore.serving.repository import (
+    DEFAULT_SIGNATURE,
+    PREDICT_METHOD_NAME,
+    ModelRepository,
+    Servable,
+    Signature,
+    load_models,
+)
+from erlrestore.serving.rest import MAX_MODEL_NAME_CHARS, MAX_VERSION_DIGITS, RestServer
+from erlrestore.serving.server import serve
+
+__all__ = [
+    "BYTES_SUFFIX",
+    "DEFAULT_DRAIN_TIMEOUT",
+    "DEFAULT_MAX_CONCURRENT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "DEFAULT_MAX_QUEUE",
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "DEFAULT_QUEUE_TIMEOUT",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "DEFAULT_SIGNATURE",
+    "GRPC_MISSING_MESSAGE",
+    "MAX_MODEL_NAME_CHARS",
+    "MAX_VERSION_DIGITS",
+    "PREDICT_METHOD_NAME",
+    "GrpcUnavailableError",
+    "ModelRepository",
+    "OverloadedError",
+    "PredictionLimiter",
+    "RestServer",
+    "Servable",
+    "ServingError",
+    "Signature",
+    "check_image_pixels",
+    "format_predict_response",
+    "grpc_available",
+    "image_dimensions",
+    "json_to_array",
+    "load_models",
+    "make_grpc_server",
+    "parse_byte_size",
+    "parse_predict_body",
+    "serve",
+]
