@@ -1,6 +1,6 @@
 """Training material for the shipped de-raining models: a photo split and a held-out rainy validation set.
 
-    python tools/derain_training_data.py --data_root=../shared/data --output_dir=runs/derain-data
+    python -m tools.derain_training_data --data_root=../shared/data --output_dir=runs/derain-data
 
 From ``<data_root>/derain-train`` (clean BSDS500 photos with every benchmark
 background removed, and Garg & Nayar's rendered streak layers) it writes:
@@ -12,10 +12,15 @@ background removed, and Garg & Nayar's rendered streak layers) it writes:
   for picking the checkpoint that generalises (``best.keras``). The benchmark
   samples (rain12, rain100l-10) are never used for either.
 
-The rain of both is ``real_heavy_rain`` with 1-12 streak layers, the veil on
-``--veil_share`` of the images and a procedural layer on ``--mix_procedural``
-of them: light to heavy rain from one source. Running it again with the same
-flags changes nothing.
+The validation rain is ``--degradation`` with ``--degradation_params``, the
+same flags and syntax as ``erlrestore-train`` (the recipes in
+``flags/pretrained/`` give the same values to both, so validation pairs look
+like the training pairs). The default is ``real_rain`` with 1-10 streak
+layers at scale 1-2 and a procedural layer on half of the images: light to
+heavy streaks from one source. No rain veil by default: a first run with the
+veil on 35% of the images learnt to darken smooth regions of real rainy
+photos (see docs/PRETRAINED.md). Running it again with the same flags changes
+nothing; a different rain needs a new ``--output_dir``.
 """
 
 import os
@@ -24,11 +29,13 @@ import sys
 
 from absl import app, flags
 
+import erlrestore.cli  # noqa: F401  (quiet by default; imported before anything imports TensorFlow)
 from erlrestore.data import synthetic
 
 FLAGS = flags.FLAGS
 
-PARAMS = {"streak_layers": (1, 12), "veil_share": 0.35, "mix_procedural": 0.3}
+DEFAULT_DEGRADATION = "real_rain"
+DEFAULT_PARAMS = "streak_layers=1,10;scale=1,2;mix_procedural=0.5"
 
 
 def define_flags():
@@ -36,9 +43,13 @@ def define_flags():
     flags.DEFINE_string("output_dir", "runs/derain-data", "Where clean_train/ and val/ go.")
     flags.DEFINE_integer("holdout", 24, "Photos kept out of training for validation.", lower_bound=1)
     flags.DEFINE_integer("seed", 7, "Seed of the validation rain.", lower_bound=0)
+    flags.DEFINE_enum("degradation", DEFAULT_DEGRADATION, ["real_rain", "real_heavy_rain"],
+                      "Rain of the validation pairs (as erlrestore-train's --degradation).")
+    flags.DEFINE_string("degradation_params", DEFAULT_PARAMS,
+                        "Its parameters, as erlrestore-train's --degradation_params (name=value;name=low,high).")
 
 
-def make(data_root, output_dir, holdout, seed):
+def make(data_root, output_dir, holdout, seed, degradation=DEFAULT_DEGRADATION, degradation_params=DEFAULT_PARAMS):
     clean = os.path.join(data_root, "derain-train", "clean")
     streaks = os.path.join(data_root, "derain-train", "streaks")
     photos = sorted(name for name in os.listdir(clean) if name.lower().endswith((".jpg", ".jpeg", ".png")))
@@ -52,15 +63,17 @@ def make(data_root, output_dir, holdout, seed):
                 shutil.copyfile(os.path.join(clean, name), os.path.join(folder, name))
     val = os.path.join(output_dir, "val")
     if not os.path.isdir(os.path.join(val, "input")):
-        synthetic.synthesize_folder(val, "real_heavy_rain", clean_dir=os.path.join(output_dir, "clean_val"),
-                                    seed=seed, params=dict(PARAMS, streaks=streaks))
+        params = dict(synthetic.parse_params(degradation_params), streaks=streaks)
+        synthetic.synthesize_folder(val, degradation, clean_dir=os.path.join(output_dir, "clean_val"),
+                                    seed=seed, params=params)
     return os.path.join(output_dir, "clean_train"), val
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    train, val = make(FLAGS.data_root, FLAGS.output_dir, FLAGS.holdout, FLAGS.seed)
+    train, val = make(FLAGS.data_root, FLAGS.output_dir, FLAGS.holdout, FLAGS.seed, FLAGS.degradation,
+                      FLAGS.degradation_params)
     print(f"training photos: {train}\nvalidation pairs: {val}")
     return 0
 
