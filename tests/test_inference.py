@@ -78,14 +78,20 @@ def test_tiled_matches_untiled_and_seams_show_without_overlap():
     assert unaligned.max() > 0.05
 
 
-def test_small_image_is_one_call(restorer):
-    image = random_image(37, 51)
+def recording(restorer):
+    """``(spy, calls)``: ``spy`` runs ``restorer`` and appends each batch's shape to ``calls``."""
     calls = []
 
     def spy(batch):
         calls.append(batch.shape)
         return restorer(batch)
 
+    return spy, calls
+
+
+def test_small_image_is_one_call(restorer):
+    image = random_image(37, 51)
+    spy, calls = recording(restorer)
     out = inference.restore_tiled(spy, image, tile=64, overlap=16)
     assert calls == [(1, 37, 51, 3)]
     np.testing.assert_array_equal(out, restorer(image[np.newaxis])[0])
@@ -293,12 +299,7 @@ def test_batch_statistics_keras_only(model, tmp_path):
 
 def test_whole_image_mode_is_one_call(restorer):
     image = random_image(40, 70)
-    calls = []
-
-    def counting(batch):
-        calls.append(batch.shape)
-        return restorer(batch)
-
+    counting, calls = recording(restorer)
     whole = inference.restore_tiled(counting, image, tile=None)
     assert calls == [(1, 40, 70, 3)]
     np.testing.assert_array_equal(whole, restorer(image[np.newaxis])[0])

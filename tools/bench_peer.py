@@ -477,12 +477,8 @@ def main(argv):
     warmup = FLAGS.warmup if FLAGS["warmup"].present or not quick else 0
     rounds = FLAGS.rounds if FLAGS["rounds"].present or not quick else 2
 
-    try:
-        result = run_comparison(FLAGS.precisions, size, FLAGS.batch, steps, warmup, rounds, threads, quick=quick,
-                                report=common.report)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    common.print_result(result, FLAGS.output)
+    common.run_and_print(lambda report: run_comparison(FLAGS.precisions, size, FLAGS.batch, steps, warmup, rounds,
+                                                        threads, quick=quick, report=report), FLAGS.output)
 
 
 if __name__ == "__main__":

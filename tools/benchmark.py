@@ -701,13 +701,9 @@ def main(argv):
     warmup = FLAGS.warmup if _given("warmup") or not quick else 0
     matmul_runs = FLAGS.matmul_runs if _given("matmul_runs") or not quick else 2
 
-    try:
-        result = run_benchmark(FLAGS.models, sizes, batch_sizes, precisions, jits, FLAGS.grid, steps, warmup,
-                               matmul_sizes, matmul_runs=matmul_runs, quick=quick, max_seconds=FLAGS.max_seconds,
-                               report=common.report)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    common.print_result(result, FLAGS.output)
+    common.run_and_print(lambda report: run_benchmark(
+        FLAGS.models, sizes, batch_sizes, precisions, jits, FLAGS.grid, steps, warmup, matmul_sizes,
+        matmul_runs=matmul_runs, quick=quick, max_seconds=FLAGS.max_seconds, report=report), FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,17 @@ def report(line):
     print(line, file=sys.stderr, flush=True)
 
 
+def run_and_print(measure, output=None):
+    """Runs ``measure(report=...)`` with :func:`report`, then :func:`print_result`; its ValueError is a usage error."""
+    from absl import app
+
+    try:
+        result = measure(report=report)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    print_result(result, output)
+
+
 def print_result(result, output=None):
     """Prints a benchmark's ``result`` as indented JSON on stdout and, with ``output``, writes it there too."""
     text = json.dumps(result, indent=1)
