@@ -43,8 +43,8 @@ def is_version_name(name):
     return name.isascii() and name.isdigit()
 
 
-def _version_entries(base_dir, marker):
-    """(int version, folder name) of each version folder in ``base_dir`` (holding ``marker`` if given)."""
+def version_entries(base_dir, marker=None):
+    """Sorted ``(int version, folder name)`` of each version folder in ``base_dir`` (holding ``marker`` if given)."""
     base_dir = os.fspath(base_dir)
     if not os.path.isdir(base_dir):
         return []
@@ -66,7 +66,7 @@ def list_versions(base_dir, marker=None):
     file name such as ``"saved_model.pb"``), only folders holding that file.
     Two spellings of one number (``"7"`` and ``"007"``) give it twice.
     """
-    return [version for version, _ in _version_entries(base_dir, marker)]
+    return [version for version, _ in version_entries(base_dir, marker)]
 
 
 def latest_version(base_dir, marker=None):
@@ -91,7 +91,7 @@ def _latest_entry(base_dir, marker):
     base_dir = os.fspath(base_dir)
     if not os.path.isdir(base_dir):
         raise FileNotFoundError(f"{base_dir} is not a folder, so it holds no model versions")
-    entries = _version_entries(base_dir, marker)
+    entries = version_entries(base_dir, marker)
     if not entries:
         holding = f" holding {marker}" if marker else ""
         raise FileNotFoundError(

@@ -136,13 +136,11 @@ def _version_folders(model_dir):
     ``"007"`` would both be version 7, which is refused rather than guessed.
     """
     found = {}
-    for entry in sorted(os.listdir(model_dir)):
-        path = os.path.join(model_dir, entry)
-        if savedmodel_contract.is_version_name(entry) and os.path.isdir(path):
-            version = int(entry)
-            if version in found:
-                raise DataError(f"{found[version]} and {path} are both version {version}")
-            found[version] = path
+    for version, name in savedmodel_contract.version_entries(model_dir):
+        path = os.path.join(model_dir, name)
+        if version in found:
+            raise DataError(f"{found[version]} and {path} are both version {version}")
+        found[version] = path
     return sorted(found.items())
 
 
