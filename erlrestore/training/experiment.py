@@ -49,6 +49,7 @@ from erlrestore.data import image_files, pairing
 from erlrestore.models import erlnet, memd, pix2pix
 from erlrestore.training import devices, folder_lock, inputs, options, run, strategies
 from erlrestore.training.gan_trainer import GANTrainer
+from erlrestore.training.optimizers import FusedAdam
 from erlrestore.training.erl_trainer import StagedTrainer
 
 ERL_MODELS = ("MEMD", "MEMD-", "MEMD--", "ERLNet")
@@ -431,14 +432,14 @@ def build_trainer(settings):
         trainer = GANTrainer(networks["final.keras"], networks["discriminator.keras"], gan_loss=settings.gan_loss,
                              l1_weight=settings.l1_weight, pixel_loss=settings.pixel_loss, name="trainer")
         trainer.compile(
-            g_optimizer=devices.wrap_optimizer(keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=0.999), policy),
-            d_optimizer=devices.wrap_optimizer(keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=0.999), policy),
+            g_optimizer=devices.wrap_optimizer(FusedAdam(lr, beta_1=settings.beta_1, beta_2=0.999), policy),
+            d_optimizer=devices.wrap_optimizer(FusedAdam(lr, beta_1=settings.beta_1, beta_2=0.999), policy),
             jit_compile=jit,
         )
     else:
         trainer = StagedTrainer(networks["final.keras"], networks.get("c2c.keras"), fre_weight=settings.fre_weight,
                                 fre_reduction=settings.fre_reduction, name="trainer")
-        trainer.compile(optimizer=devices.wrap_optimizer(keras.optimizers.Adam(lr), policy), jit_compile=jit)
+        trainer.compile(optimizer=devices.wrap_optimizer(FusedAdam(lr), policy), jit_compile=jit)
     return trainer, networks
 
 
