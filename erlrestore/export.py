@@ -68,6 +68,23 @@ Choices where the spec is silent:
   negative pad: 321x481 came back 320x480). Models with a mixed-precision
   policy are converted as traced (float16/bfloat16 ops); onnxruntime's CPU
   provider may lack some of them, so export float32 models.
+* The inference graph is written (:mod:`erlrestore.inference_graph`):
+  before writing, every inference-mode ``BatchNormalization`` that directly
+  follows a ``Conv2D`` / ``Conv2DTranspose`` (pix2pix's generators) is
+  absorbed into that convolution's kernel and bias, so the graph has one
+  convolution (with bias) where it had a convolution and a batch norm, and
+  pix2pix's 4x4 / stride-2 transposed convolutions become
+  ``PhaseConv2DTranspose`` layers (the same arithmetic as a forward
+  convolution, faster on the CPU). The new model is
+  run beside the original on a fixed random image (1 x 64 x 64 x 3, or the
+  model's padding multiple when larger) and written only when their outputs
+  agree within :data:`erlrestore.inference_graph.TOLERANCE` (1e-5, max abs, float32);
+  otherwise the model is written as it is and a warning is logged (in
+  practice: mixed-precision models, whose bfloat16/float16 rounding differs
+  between the two). Models without such pairs (MEMD, ERL-Net, "instance"
+  norm) are written as they are. An ONNX model records the number of
+  folded layers in its metadata (``erlrestore.folded_batch_norms``); a
+  SavedModel has no place for it, the log line says it.
 * TensorFlow Lite export is not provided: with TF 2.21 a converted model of
   these networks kept unfrozen resource variables and produced NaN in the
   (deprecated) ``tf.lite.Interpreter``.
@@ -81,7 +98,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from erlrestore import inference, pretrained
+from erlrestore import inference_graph, inference, pretrained
 from erlrestore import savedmodel_contract as contract
 from erlrestore.savedmodel_contract import ONNX_FILE, ONNX_MULTIPLE_KEY  # noqa: F401  (part of this module's API)
 
@@ -91,6 +108,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The input of serving_default (and of the ONNX graph); the argument's name becomes the input key.
 _IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name=contract.INPUT_KEY)
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+# ONNX metadata: how many batch-norm layers were folded into convolutions ("0": none, or folding was rejected).
+ONNX_FOLDED_KEY = "erlrestore.folded_batch_norms"
 
 
 def list_versions(base_dir, name):
@@ -164,6 +183,19 @@ def _restore(model, images):
     return tf.clip_by_value(restored, 0.0, 1.0)
 
 
+def _inference_graph(model):
+    """``model``'s inference graph (batch norm folded, phase convolutions), when that is exact enough.
+
+    :func:`erlrestore.inference_graph.optimize_verified` (a :class:`~erlrestore.inference_graph.InferenceGraph`):
+    the optimized model when its outputs stay within
+    :data:`erlrestore.inference_graph.TOLERANCE` of ``model``'s on a fixed random
+    image, else ``model`` itself with a logged warning. Both exporters write
+    what this returns.
+    """
+    return inference_graph.optimize_verified(model, multiple=inference.pad_multiple(model),
+                                             source=f"model {model.name!r}")
+
+
 def build_archive(model):
     """A ``keras.export.ExportArchive`` of ``model`` with both signatures (not yet written)."""
 
@@ -218,8 +250,8 @@ def export_savedmodel(model_or_path, base_dir="savedmodels", name=None, version=
       FileExistsError: the version exists already.
     """
 
-    def prepare(model):
-        archive = build_archive(model)  # traces both signatures before anything touches the disk
+    def prepare(graph):
+        archive = build_archive(graph.model)  # traces both signatures before anything touches the disk
         return lambda folder: archive.write_out(folder, verbose=False)
 
     return _export_version(model_or_path, base_dir, name, version, prepare)
@@ -228,8 +260,9 @@ def export_savedmodel(model_or_path, base_dir="savedmodels", name=None, version=
 def _export_version(model_or_path, base_dir, name, version, prepare):
     """Resolves the model, name and version, then writes ``<base_dir>/<name>/<version>/`` atomically.
 
-    ``prepare(model)`` does all the work that may fail before the disk is
-    touched and returns ``write(folder)``, which fills the temporary folder.
+    ``prepare(graph)`` gets the model's :func:`_inference_graph` result, does all the
+    work that may fail before the disk is touched and returns
+    ``write(folder)``, which fills the temporary folder.
     """
     explicit_name = name is not None
     if version is not None:
@@ -257,7 +290,7 @@ def _export_version(model_or_path, base_dir, name, version, prepare):
             )
 
     refuse_existing()
-    write = prepare(model)
+    write = prepare(_inference_graph(model))
 
     created_model_dir = not os.path.isdir(model_dir)
     os.makedirs(model_dir, exist_ok=True)
@@ -318,7 +351,8 @@ def export_onnx(model_or_path, base_dir="onnx", name=None, version=None, opset=N
     """
     tf2onnx, onnx = _import_onnx_tools()
 
-    def prepare(model):
+    def prepare(graph):
+        model = graph.model
         with tf.device("/cpu:0"):
             proto, _ = tf2onnx.convert.from_function(onnx_function(model), input_signature=[_IMAGES_SPEC], opset=opset)
         multiple = inference.pad_multiple(model)
@@ -327,6 +361,8 @@ def export_onnx(model_or_path, base_dir="onnx", name=None, version=None, opset=N
             entry.key, entry.value = ONNX_MULTIPLE_KEY, str(multiple)
         entry = proto.metadata_props.add()
         entry.key, entry.value = "erlrestore.model", model.name
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = ONNX_FOLDED_KEY, str(len(graph.folded))
         onnx.checker.check_model(proto)
         def write(folder):
             os.makedirs(folder)

@@ -110,7 +110,7 @@ import numpy as np
 import tensorflow as tf
 
 import erlrestore.layers  # noqa: F401  (registers the custom layers that saved .keras models name)
-from erlrestore import outputs, pretrained
+from erlrestore import inference_graph, outputs, pretrained
 from erlrestore import savedmodel_contract as contract
 from erlrestore.data import image_files
 
@@ -251,16 +251,37 @@ class KerasRestorer(Restorer):
     call, so restoring never changes the model. Exported SavedModels and ONNX
     models are frozen in inference mode and cannot do this.
 
-    Attributes (beside :class:`Restorer`'s): ``model``, the Keras model.
+    ``optimize_graph=True`` (inference mode only) runs the model's inference
+    graph as the exporters write it: batch norms folded into the
+    convolutions before them, transposed convolutions as phase convolutions
+    (:func:`erlrestore.inference_graph.optimize_verified`: only when the new
+    outputs stay within 1e-5 of the model's on a fixed check image, else the
+    model as it is, with a logged warning). The new model is a snapshot of
+    the rewritten layers' weights at this moment (it shares the other layers
+    with ``model``), so it is used for models loaded from files, which
+    nothing else changes; ``model`` itself is kept as it is (for
+    :func:`as_restorer` to rewrap in batch-statistics mode), which costs the
+    memory of the rewritten convolutions' weights a second time.
+
+    Attributes (beside :class:`Restorer`'s): ``model``, the Keras model (as
+    given, never rewritten); ``folded_batch_norms`` and
+    ``phased_convolutions``, the names of the batch-norm layers folded and
+    of the transposed convolutions rewritten in the model that runs (empty
+    when none).
     """
 
-    def __init__(self, model, source=None, batch_statistics=False):
+    def __init__(self, model, source=None, batch_statistics=False, optimize_graph=False):
         self.model = model
         self.source = source or f"Keras model {model.name!r}"
         self.multiple = pad_multiple(model)
         self.batch_statistics = bool(batch_statistics)
-        self._keep_alive = model
-        self._function = _keras_function(model, self.batch_statistics)
+        running = model
+        self.folded_batch_norms = self.phased_convolutions = ()
+        if optimize_graph and not self.batch_statistics:
+            graph = inference_graph.optimize_verified(model, multiple=self.multiple, source=self.source)
+            running, self.folded_batch_norms, self.phased_convolutions = graph.model, graph.folded, graph.phased
+        self._keep_alive = running
+        self._function = _keras_function(running, self.batch_statistics)
 
     def __call__(self, batch):
         if not self.batch_statistics:
@@ -273,9 +294,14 @@ class KerasRestorer(Restorer):
                 weight.assign(value)
 
 
-def restorer_from_model(model, source=None, batch_statistics=False):
-    """A :class:`KerasRestorer` around an in-memory Keras model (inference mode unless ``batch_statistics``)."""
-    return KerasRestorer(model, source=source, batch_statistics=batch_statistics)
+def restorer_from_model(model, source=None, batch_statistics=False, optimize_graph=False):
+    """A :class:`KerasRestorer` around an in-memory Keras model (inference mode unless ``batch_statistics``).
+
+    The graph is not rewritten by default: an in-memory model may still
+    change (evaluation during training) and a rewritten snapshot
+    (``optimize_graph=True``) would not follow it.
+    """
+    return KerasRestorer(model, source=source, batch_statistics=batch_statistics, optimize_graph=optimize_graph)
 
 
 def load_keras_model(path):
@@ -312,7 +338,9 @@ def load_keras_model(path):
 
 
 def _load_keras(path, batch_statistics):
-    return restorer_from_model(load_keras_model(path), source=os.fspath(path), batch_statistics=batch_statistics)
+    # A model loaded from a file belongs to its restorer alone, so it runs its inference graph.
+    return restorer_from_model(load_keras_model(path), source=os.fspath(path), batch_statistics=batch_statistics,
+                               optimize_graph=True)
 
 
 def _refuse_batch_statistics(kind, path):
@@ -451,6 +479,10 @@ def load_restorer(path, backend="tensorflow", batch_statistics=False):
     ``batch_statistics=True`` runs a Keras model with each batch's own
     batch-norm statistics (:class:`KerasRestorer`); SavedModels and ONNX
     models are frozen in inference mode, so for them it is an error.
+    Otherwise a Keras model runs its inference graph (batch norms folded,
+    phase convolutions) when the numbers stay within 1e-5
+    (:mod:`erlrestore.inference_graph`), the graph that ``erlrestore-export``
+    writes.
 
     Raises:
       DataError naming ``path`` when it does not exist, is none of the

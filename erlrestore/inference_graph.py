@@ -1,0 +1,382 @@
+"""The graph a model runs for inference: batch norm folded, transposed convolutions as forward ones.
+
+Two rewrites of a trained functional model, each exact up to float rounding;
+the rewritten model is for inference only (``training=False``).
+
+**Batch-norm folding.** In inference mode (``training=False``) a ``BatchNormalization`` layer is a
+fixed per-channel affine map ``y = (x - mean) * scale + beta`` with ``scale =
+gamma / sqrt(moving_variance + epsilon)``. When ``x`` is the output of a
+convolution, the map can be absorbed into that convolution's kernel and
+bias, and the batch-norm layer disappears from the graph:
+
+* ``Conv2D`` (kernel ``(kh, kw, in, out)``): each output channel ``c`` of
+  the kernel is multiplied by ``scale[c]`` (the last axis);
+* ``Conv2DTranspose`` (kernel ``(kh, kw, out, in)``): the same along axis 2;
+* the new bias is ``(bias - mean) * scale + beta``, with ``bias = 0`` for a
+  convolution without one; the folded convolution always has a bias.
+
+**Phase convolutions.** A ``Conv2DTranspose`` with kernel 4, stride 2 and
+"same" padding (pix2pix's decoder) or with kernel == stride is replaced by
+:class:`erlrestore.layers.PhaseConv2DTranspose` with the same name and the
+same (folded) weights rearranged: the same multiply-adds, run by TensorFlow as
+a forward convolution and ``depth_to_space`` instead of
+``Conv2DBackpropInput``, which its oneDNN CPU kernels run slower (most of
+all on the deep, few-pixel levels; docs/BENCHMARKS.md).
+
+:func:`optimize` does both on a functional ``keras.Model``;
+:func:`optimize_verified` also checks on a fixed random input that the new
+model computes what the original computes (within :data:`TOLERANCE`) and
+falls back to the original otherwise. The exporters
+(:func:`erlrestore.export.export_savedmodel`,
+:func:`erlrestore.export.export_onnx`) and the loader of ``.keras`` models
+(:func:`erlrestore.inference.load_restorer`) call :func:`optimize_verified`, so an
+exported model and the ``.keras`` file it came from run the same graph.
+
+Choices made here:
+
+* What is folded: a ``keras.layers.BatchNormalization`` (exactly that
+  class) called once in the model on one tensor, without ``training`` or a
+  mask, normalising the channel axis, whose input is the output of a
+  ``keras.layers.Conv2D`` or ``keras.layers.Conv2DTranspose`` (exactly those
+  classes) that is called once in the model, has a linear activation, no
+  LoRA and no quantisation and the batch norm's compute dtype, and whose
+  output nothing else reads (no other layer, not a model output).
+  Everything else (batch norm after other layers, ``GroupNormalization``,
+  erlrestore's custom layers, dropout...) stays as it is. The model's graph
+  is read from its call nodes (``model._nodes_by_depth``, the private
+  attribute ``clone_model`` itself walks), so only calls inside this model
+  count, not calls of the same layers in other models.
+* Nested models (a functional model used as a layer, e.g. MEMD's ``men`` /
+  ``mde``, whose up-sampling transposed convolutions therefore stay) and
+  layers with sub-layers (``InfoAccum``, ``DenseBlock``) are left as they
+  are. Sequential and subclassed
+  models are returned unchanged.
+* The graph is rebuilt as ``keras.models.clone_model`` rebuilds it (new
+  ``Input`` tensors run through the model's graph, ``model._run_through_graph``)
+  with two hooks: one returns a new convolution (its config with
+  ``use_bias=True``, or a phase convolution) for each convolution to fold
+  or rewrite and the very same layer
+  object for every other layer, the other passes a folded batch norm's input
+  through instead of calling it. The new convolutions' weights are assigned
+  after the graph is built. So the folded model SHARES every unchanged layer
+  (and its variables) with the original: it is a view for inference, cheap
+  in memory, not an independent copy; fold again after changing the
+  original's weights. ``clone_model`` itself is not called because it
+  recompiles a compiled model's copy (which fails for a loss given as a
+  lambda); the folded model is not compiled.
+* Arithmetic: folding reads the variables (float32 under a mixed-precision
+  policy, whose layers compute in bfloat16/float16 but keep float32
+  variables), combines the per-channel vectors (gamma, beta, moving
+  statistics, bias) in float64 and scales the kernel in float32; the results
+  are stored in the variable dtype. The folded convolution keeps its dtype
+  policy, so a ``mixed_bfloat16`` model folds into a ``mixed_bfloat16``
+  model.
+* A model with nothing to rewrite is returned unchanged: the same object.
+"""
+
+import collections
+from typing import NamedTuple
+
+import keras
+import numpy as np
+from absl import logging
+
+from erlrestore import layers
+
+# Largest max-abs difference (float32 outputs, inference mode) between the
+# folded and the original model on the check input for the folded one to be used.
+TOLERANCE = 1e-5
+
+# The check input of optimize_verified: 1 x side x side x channels with side the
+# smallest multiple of the model's padding multiple that is at least this.
+CHECK_SIZE = 64
+CHECK_SEED = 0
+
+_CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+
+
+class InferenceGraph(NamedTuple):
+    """What :func:`optimize` / :func:`optimize_verified` return.
+
+    Attributes:
+      model: the model to run: the optimized model, or the input model
+        itself when nothing changed (or, for :func:`optimize_verified`, when
+        the optimized model was rejected).
+      folded: names of the batch-norm layers absorbed into ``model``'s
+        convolutions (empty when none); ``len(folded)`` is the count.
+      phased: names of the ``Conv2DTranspose`` layers that ``model`` runs as
+        :class:`~erlrestore.layers.PhaseConv2DTranspose` (empty when none).
+      max_difference: :func:`optimize_verified`'s measured max-abs difference
+        between the optimized and the original model's outputs on its check
+        input (None when nothing was compared).
+    """
+
+    model: keras.Model
+    folded: tuple = ()
+    phased: tuple = ()
+    max_difference: float = None
+
+
+def _graph_nodes(model):
+    """Every call node of ``model``'s own graph (not of other models sharing its layers)."""
+    return [node for nodes in model._nodes_by_depth.values() for node in nodes]
+
+
+def _channel_axis(conv):
+    return -1 if conv.data_format == "channels_last" else 1
+
+
+def _foldable(conv, bn, rank):
+    """Whether ``bn`` (reading only ``conv``'s output) can be absorbed into ``conv``."""
+    if type(conv) not in _CONVOLUTIONS or type(bn) is not keras.layers.BatchNormalization:
+        return False
+    if not conv.built or not bn.built:
+        return False
+    if conv.activation is not keras.activations.linear:
+        return False  # the batch norm reads the activated output
+    if getattr(conv, "lora_enabled", False) or getattr(conv, "quantization_mode", None) is not None:
+        return False
+    if conv.compute_dtype != bn.compute_dtype:
+        return False
+    return bn.axis % rank == _channel_axis(conv) % rank
+
+
+def _find_pairs(model):
+    """``[(conv, bn), ...]`` of the foldable pairs of ``model``'s graph, in graph order."""
+    nodes = _graph_nodes(model)
+    calls = collections.Counter(id(node.operation) for node in nodes)
+    readers = collections.Counter(id(tensor) for node in nodes for tensor in node.input_tensors)
+    outputs = {id(tensor) for tensor in model.outputs}
+    pairs = []
+    for node in nodes:
+        bn = node.operation
+        if type(bn) is not keras.layers.BatchNormalization or calls[id(bn)] != 1:
+            continue
+        arguments = node.arguments
+        if len(arguments.args) != 1 or len(node.input_tensors) != 1:
+            continue
+        if any(value is not None for value in arguments.kwargs.values()):
+            continue  # called with training= or a mask (Keras records mask=None on every call)
+        tensor = node.input_tensors[0]
+        if arguments.args[0] is not tensor:
+            continue
+        conv = tensor._keras_history.operation
+        if conv is None or calls[id(conv)] != 1 or readers[id(tensor)] != 1 or id(tensor) in outputs:
+            continue
+        if _foldable(conv, bn, len(tensor.shape)):
+            pairs.append((conv, bn))
+    order = {id(layer): index for index, layer in enumerate(model.layers)}
+    return sorted(pairs, key=lambda pair: order.get(id(pair[0]), len(order)))
+
+
+def _folded_weights(conv, bn):
+    """(kernel, bias) of ``conv`` with ``bn``'s inference-mode affine map absorbed (float32 kernel, float64 bias).
+
+    The per-channel vectors are combined in float64; the kernel is scaled in
+    float32 (one rounding per element, and no float64 copy of a big kernel).
+    """
+    kernel = np.array(conv.kernel.numpy(), np.float32)
+    channels = kernel.shape[-1] if type(conv) is keras.layers.Conv2D else kernel.shape[-2]
+
+    def vector(variable, default):
+        if variable is None:
+            return np.full(channels, default, np.float64)
+        return np.asarray(variable.numpy(), np.float64).reshape(channels)
+
+    gamma = vector(bn.gamma if bn.scale else None, 1.0)
+    beta = vector(bn.beta if bn.center else None, 0.0)
+    mean = vector(bn.moving_mean, 0.0)
+    variance = vector(bn.moving_variance, 1.0)
+    bias = vector(conv.bias if conv.use_bias else None, 0.0)
+    scale = gamma / np.sqrt(variance + float(bn.epsilon))
+    if type(conv) is keras.layers.Conv2D:
+        kernel *= scale.astype(np.float32)  # (kh, kw, in, out): the last axis is the output channel
+    else:
+        kernel *= scale.astype(np.float32)[:, np.newaxis]  # (kh, kw, out, in): axis 2 is the output channel
+    return kernel, (bias - mean) * scale + beta
+
+
+def _phase_ready(conv):
+    """Whether ``conv`` is a ``Conv2DTranspose`` that :class:`~erlrestore.layers.PhaseConv2DTranspose` computes."""
+    if type(conv) is not keras.layers.Conv2DTranspose or not conv.built:
+        return False
+    (kernel, kernel_w), (stride, stride_w) = conv.kernel_size, conv.strides
+    if kernel != kernel_w or stride != stride_w or tuple(conv.dilation_rate) != (1, 1):
+        return False
+    if conv.data_format != "channels_last" or conv.activation is not keras.activations.linear:
+        return False
+    if conv.output_padding is not None:
+        return False
+    if getattr(conv, "lora_enabled", False) or getattr(conv, "quantization_mode", None) is not None:
+        return False
+    return layers.phase_form_applies(kernel, stride) and (kernel == stride or conv.padding == "same")
+
+
+def _phase_candidates(model):
+    """The ``Conv2DTranspose`` layers of ``model``'s graph that become phase convolutions, in layer order."""
+    nodes = _graph_nodes(model)
+    calls = collections.Counter(id(node.operation) for node in nodes)
+    return [layer for layer in model.layers if calls[id(layer)] == 1 and _phase_ready(layer)]
+
+
+def _weights(variable):
+    return None if variable is None else np.array(variable.numpy(), np.float32)
+
+
+def optimize(model):
+    """The inference graph of ``model``: batch norms folded, transposed convolutions as phase convolutions.
+
+    For a user: ``optimize(model).model`` computes what ``model(x,
+    training=False)`` computes, with fewer and faster ops; use it for
+    inference only, as it has no batch norm left to train or to run with
+    batch statistics. Returns an :class:`InferenceGraph`.
+
+    Two rewrites, each exact up to float rounding:
+
+    * every batch norm that directly follows a convolution is folded into it
+      (the module docstring says which pairs);
+    * every ``Conv2DTranspose`` with kernel 4 / stride 2 / "same" padding
+      (pix2pix's decoder) or kernel == stride (MEMD's up-sampling), linear
+      and undilated, becomes an :class:`erlrestore.layers.PhaseConv2DTranspose`
+      of the same name (after folding its batch norm, if any): the same
+      multiply-adds as a forward convolution, which TensorFlow's CPU kernels
+      run faster than ``Conv2DBackpropInput``.
+
+    ``model`` must be a functional ``keras.Model``; the result is a new
+    functional model with the same inputs and outputs that shares every
+    layer it does not change with ``model`` (see the module docstring).
+    ``result.folded`` names the absorbed batch norms, ``result.phased`` the
+    rewritten transposed convolutions. A model with nothing to change (or
+    that is not functional) comes back unchanged, as the same object. This
+    does not check the numbers; :func:`optimize_verified` does.
+    """
+    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
+        return InferenceGraph(model)
+    pairs = _find_pairs(model)
+    phased = _phase_candidates(model)
+    if not pairs and not phased:
+        return InferenceGraph(model)
+    new_weights = {}  # id(original conv) -> (kernel, bias or None) of the conv that replaces it
+    for conv, bn in pairs:
+        new_weights[id(conv)] = _folded_weights(conv, bn)
+    for conv in phased:
+        if id(conv) not in new_weights:
+            new_weights[id(conv)] = (_weights(conv.kernel), _weights(conv.bias) if conv.use_bias else None)
+    phased_ids = {id(conv) for conv in phased}
+    replacements = {}  # id(original conv) -> (new layer, kernel, bias)
+    for conv in model.layers:
+        if id(conv) not in new_weights:
+            continue
+        kernel, bias = new_weights[id(conv)]
+        if id(conv) in phased_ids:
+            stride = conv.strides[0]
+            layer = layers.PhaseConv2DTranspose(conv.filters, conv.kernel_size[0], stride, use_bias=bias is not None,
+                                                dtype=conv.dtype_policy, name=conv.name)
+            kernel = layers.phase_kernel(kernel, stride)
+        else:
+            config = conv.get_config()
+            # Zeros instead of random draws (the folded weights are assigned below; drawing a big kernel is slow).
+            config.update(use_bias=True, kernel_initializer="zeros", bias_initializer="zeros")
+            layer = type(conv).from_config(config)
+        replacements[id(conv)] = (layer, kernel, bias)
+    dropped = {id(bn) for _, bn in pairs}
+
+    def clone_function(layer):
+        replacement = replacements.get(id(layer))
+        return layer if replacement is None else replacement[0]
+
+    def call_function(layer, *args, **kwargs):
+        if id(layer) in dropped:
+            return args[0]
+        return layer(*args, **kwargs)
+
+    # What keras.models.clone_model does with these two hooks, without copying a compiled model's
+    # compile configuration (clone_model recompiles the copy, which fails for a loss given as a lambda).
+    inputs = keras.tree.map_structure(
+        lambda tensor: keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=tensor.name), model.input)
+    outputs = model._run_through_graph(inputs, operation_fn=clone_function, call_fn=call_function)
+    optimized = keras.Model(inputs, outputs, name=model.name)
+    for layer, kernel, bias in replacements.values():
+        layer.kernel.assign(kernel.astype(keras.backend.standardize_dtype(layer.kernel.dtype)))
+        if bias is not None:
+            layer.bias.assign(bias.astype(keras.backend.standardize_dtype(layer.bias.dtype)))
+    return InferenceGraph(optimized, tuple(bn.name for _, bn in pairs), tuple(conv.name for conv in phased))
+
+
+def check_inputs(model, multiple=None):
+    """The fixed random inputs of :func:`optimize_verified` for ``model`` (one float32 array per model input).
+
+    Batch 1; every unknown dimension (height, width) is the smallest
+    multiple of ``multiple`` (1 when None) that is at least
+    :data:`CHECK_SIZE`; values uniform in [0, 1) from seed :data:`CHECK_SEED`.
+    """
+    multiple = int(multiple or 1)
+    side = -(-CHECK_SIZE // multiple) * multiple
+    rng = np.random.default_rng(CHECK_SEED)
+    arrays = []
+    for tensor in model.inputs:
+        shape = [1] + [side if dim is None else int(dim) for dim in tensor.shape[1:]]
+        arrays.append(rng.random(shape).astype(np.float32))
+    return arrays
+
+
+def max_difference(model_a, model_b, inputs):
+    """Largest absolute difference between two models' float32 outputs (inference mode) on ``inputs``.
+
+    NaN when an output is not finite in either model (or the structures differ).
+    """
+    arguments = inputs[0] if len(inputs) == 1 else inputs
+    outputs_a = keras.tree.flatten(model_a(arguments, training=False))
+    outputs_b = keras.tree.flatten(model_b(arguments, training=False))
+    if len(outputs_a) != len(outputs_b):
+        return float("nan")
+    worst = 0.0
+    for a, b in zip(outputs_a, outputs_b):
+        a = np.asarray(keras.ops.convert_to_numpy(a), np.float32)
+        b = np.asarray(keras.ops.convert_to_numpy(b), np.float32)
+        if a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
+            return float("nan")
+        worst = max(worst, float(np.max(np.abs(a - b), initial=0.0)))
+    return worst
+
+
+def optimize_verified(model, multiple=None, tolerance=TOLERANCE, source=None):
+    """:func:`optimize`, kept only when its numbers agree with the original; an :class:`InferenceGraph`.
+
+    Both models run in inference mode on :func:`check_inputs` (``multiple``:
+    the model's padding multiple, so the check image needs no padding), on
+    the CPU: on Ampere and newer GPUs TensorFlow runs float32 convolutions
+    as TF32 by default, whose inputs keep 10 mantissa bits (relative
+    rounding near 1e-3), which would swamp the rewrites' own rounding; the
+    check is about the rewritten arithmetic, which is the same on every
+    device. When the largest absolute difference of their float32 outputs
+    is at most ``tolerance`` (default :data:`TOLERANCE`), the optimized
+    model is returned and an info line logged; otherwise (including a NaN
+    difference or an error while rewriting or running the check) the
+    ORIGINAL model is returned with ``folded == phased == ()`` and a warning
+    says why: a different model is never used silently. A model with
+    nothing to rewrite is returned at once, without a check. ``source``
+    names the model in the log lines.
+    """
+    name = source or f"model {getattr(model, 'name', model)!r}"
+    try:
+        result = optimize(model)
+        if result.model is model:
+            return result
+        inputs = check_inputs(model, multiple)
+        with keras.device("cpu:0"):  # not TF32: GPUs run float32 convolutions with 10-bit mantissas by default
+            difference = max_difference(model, result.model, inputs)
+    except Exception as error:  # an optimisation: never let it break an export or a load
+        logging.warning("%s: inference graph not optimized (%s: %s); using the model as it is",
+                        name, type(error).__name__, error)
+        return InferenceGraph(model)
+    shape = "x".join(str(dim) for dim in inputs[0].shape)
+    if not difference <= tolerance:  # also catches NaN
+        logging.warning(
+            "%s: inference graph not optimized: its output differs by %.3g (> %.0e) on a %s check input; "
+            "using the model as it is", name, difference, tolerance, shape)
+        return InferenceGraph(model, max_difference=difference)
+    logging.info("%s: folded %d batch-norm layers into their convolutions and rewrote %d transposed convolutions "
+                 "(max difference %.3g on a %s check input)", name, len(result.folded), len(result.phased),
+                 difference, shape)
+    return result._replace(max_difference=difference)

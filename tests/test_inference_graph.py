@@ -1,0 +1,325 @@
+"""The inference graph (erlrestore.inference_graph): batch norm folded, phase convolutions; in export and loading."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from erlrestore import export, inference, inference_graph
+from erlrestore.layers import PhaseConv2DTranspose
+from erlrestore.models import pix2pix
+from erlrestore.training import devices
+
+TOLERANCE = inference_graph.TOLERANCE
+CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+
+
+def batch_norms(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def batch_norms_after_convolutions(model):
+    """Names of the batch norms whose input is a Conv2D / Conv2DTranspose output (counted from the graph)."""
+    return {bn.name for bn in batch_norms(model) if type(bn.input._keras_history.operation) in CONVOLUTIONS}
+
+
+def set_statistics(model, seed=0, size=64):
+    """Gives every batch norm statistics of the model's own activations, then perturbs them and gamma/beta.
+
+    A batch norm left at its initial values (mean 0, variance 1, gamma 1, beta
+    0) makes folding nearly the identity; statistics unrelated to the
+    activations (e.g. variance 1 for activations of scale 0.01) make the
+    network's numbers explode as no trained network's do. So: one
+    training-mode call with momentum 0 sets the moving statistics to those of
+    a random batch, then means move by up to a fifth of a standard deviation,
+    variances scale by 0.5..2, and gamma ~ N(1, 0.3), beta ~ N(0, 0.3).
+    """
+    rng = np.random.default_rng(seed)
+    layers = batch_norms(model)
+    momentum = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(rng.random((2, size, size, 3)).astype(np.float32), training=True)
+    for layer, kept in zip(layers, momentum):
+        layer.momentum = kept
+        channels = layer.moving_mean.shape[0]
+        std = np.sqrt(layer.moving_variance.numpy())
+        mean = layer.moving_mean.numpy() + rng.normal(0.0, 0.2, channels) * std
+        variance = layer.moving_variance.numpy() * rng.uniform(0.5, 2.0, channels)
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(variance.astype(np.float32))
+        if layer.scale:
+            layer.gamma.assign(rng.normal(1.0, 0.3, channels).astype(np.float32))
+        if layer.center:
+            layer.beta.assign(rng.normal(0.0, 0.3, channels).astype(np.float32))
+    return model
+
+
+def generator(seed=0, **fields):
+    config = pix2pix.GeneratorConfig(**{"levels": 4, "base_filters": 4, "max_filters": 16, **fields})
+    model = pix2pix.build_generator(config)
+    pix2pix.init_pix2pix_weights(model, seed=seed, gain=0.3)
+    return set_statistics(model, seed)
+
+
+def outputs(model, x):
+    return model(x, training=False).numpy()
+
+
+def max_difference(a, b, x):
+    return float(np.abs(outputs(a, x) - outputs(b, x)).max())
+
+
+@pytest.fixture(scope="module")
+def unet():
+    # UNet-4 with dropout in block 2: batch norm after Conv2D (encoder) and Conv2DTranspose (decoder).
+    return generator(seed=1, dropout_blocks=1)
+
+
+@pytest.fixture(scope="module")
+def odd_batch():
+    return np.random.default_rng(7).random((2, 37, 53, 3)).astype(np.float32)
+
+
+def test_unet_folds_every_batch_norm_after_a_convolution(unet, odd_batch):
+    expected = batch_norms_after_convolutions(unet)
+    assert expected == {bn.name for bn in batch_norms(unet)} and len(expected) == 5
+    result = inference_graph.optimize(unet)
+    assert set(result.folded) == expected and len(result.folded) == 5
+    folded = result.model
+    assert folded is not unet and batch_norms(folded) == []
+    assert len(folded.layers) == len(unet.layers) - 5
+    for name in ("enc_1_conv", "enc_2_conv", "dec_3_up", "dec_2_up", "dec_1_up"):
+        layer = folded.get_layer(name)  # a new convolution, now with a bias
+        assert layer is not unet.get_layer(name) and layer.use_bias and not unet.get_layer(name).use_bias
+    # Both kinds were folded: Conv2D in the encoder, Conv2DTranspose in the decoder (which became phase
+    # convolutions, the top one with its own bias and no batch norm too).
+    assert type(folded.get_layer("enc_1_conv")) is keras.layers.Conv2D
+    assert result.phased == ("dec_3_up", "dec_2_up", "dec_1_up", "dec_0_up")
+    assert all(type(folded.get_layer(name)) is PhaseConv2DTranspose for name in result.phased)
+    # Unchanged layers are shared, with their weights (the dropout and the custom padding layer among them).
+    for name in ("pad", "dec_2_dropout", "enc_0_conv", "crop"):
+        assert folded.get_layer(name) is unet.get_layer(name)
+
+    assert np.abs(outputs(unet, odd_batch) - 0.5).max() > 0.1  # not a flat output
+    difference = max_difference(unet, folded, odd_batch)
+    assert difference <= TOLERANCE, difference
+    # The original is untouched and still has its batch norms.
+    assert len(batch_norms(unet)) == 5
+
+
+def test_folded_weights_follow_the_formula():
+    # Conv2DTranspose with a bias of its own before a batch norm without scale; Conv2D before one without center.
+    image = keras.Input((None, None, 3))
+    up = keras.layers.Conv2DTranspose(5, 3, strides=2, padding="same", name="up")(image)
+    up = keras.layers.BatchNormalization(scale=False, epsilon=1e-3, name="up_norm")(up)
+    conv = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(up)
+    conv = keras.layers.BatchNormalization(center=False, name="conv_norm")(conv)
+    model = keras.Model(image, conv)
+    rng = np.random.default_rng(3)
+    model.get_layer("up").bias.assign(rng.normal(0.0, 0.3, 5).astype(np.float32))
+    set_statistics(model, seed=3, size=16)
+
+    result = inference_graph.optimize(model)
+    assert result.folded == ("up_norm", "conv_norm")
+    folded = result.model
+    assert [type(layer).__name__ for layer in folded.layers] == ["InputLayer", "Conv2DTranspose", "Conv2D"]
+
+    up_layer, up_norm = model.get_layer("up"), model.get_layer("up_norm")
+    scale = 1.0 / np.sqrt(up_norm.moving_variance.numpy().astype(np.float64) + 1e-3)
+    np.testing.assert_allclose(folded.get_layer("up").kernel.numpy(),
+                               up_layer.kernel.numpy() * scale[:, None], rtol=1e-6)  # axis 2: output channels
+    np.testing.assert_allclose(
+        folded.get_layer("up").bias.numpy(),
+        (up_layer.bias.numpy() - up_norm.moving_mean.numpy()) * scale + up_norm.beta.numpy(), rtol=1e-6, atol=1e-7)
+    conv_layer, conv_norm = model.get_layer("conv"), model.get_layer("conv_norm")
+    scale = conv_norm.gamma.numpy() / np.sqrt(conv_norm.moving_variance.numpy() + conv_norm.epsilon)
+    np.testing.assert_allclose(folded.get_layer("conv").kernel.numpy(), conv_layer.kernel.numpy() * scale, rtol=1e-6)
+    np.testing.assert_allclose(folded.get_layer("conv").bias.numpy(), -conv_norm.moving_mean.numpy() * scale,
+                               rtol=1e-6, atol=1e-7)
+
+    x = rng.random((1, 9, 11, 3)).astype(np.float32)
+    assert max_difference(model, folded, x) <= TOLERANCE
+
+
+def test_endec_with_subpixel_folds_all_but_the_batch_norm_after_the_custom_layer(odd_batch):
+    model = generator(seed=2, kind="endec", subpixel=True, dropout_blocks=1)
+    expected = batch_norms_after_convolutions(model)
+    assert {bn.name for bn in batch_norms(model)} - expected == {"dec_0_norm"}  # it reads SubPixelUpsample
+    result = inference_graph.optimize(model)
+    assert set(result.folded) == expected and len(result.folded) == 7
+    assert [bn.name for bn in batch_norms(result.model)] == ["dec_0_norm"]
+    assert result.model.get_layer("dec_0_norm") is model.get_layer("dec_0_norm")
+    difference = max_difference(model, result.model, odd_batch)
+    assert difference <= TOLERANCE, difference
+
+
+def test_what_is_not_folded():
+    image = keras.Input((None, None, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", name="a")(image)
+    a = keras.layers.BatchNormalization(name="a_norm")(a)  # folded
+    b = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="b")(a)
+    b = keras.layers.BatchNormalization(name="b_norm")(b)  # reads an activated output
+    c = keras.layers.Conv2D(4, 3, padding="same", name="c")(b)
+    c_norm = keras.layers.BatchNormalization(name="c_norm")(c)  # the convolution's output is read twice
+    d = keras.layers.Add(name="d")([c, c_norm])
+    d = keras.layers.BatchNormalization(name="d_norm")(d)  # after a layer that is not a convolution
+    e = keras.layers.Conv2D(4, 1, name="e")(d)
+    e = keras.layers.GroupNormalization(groups=-1, name="e_norm")(e)  # not batch norm
+    model = keras.Model(image, e)
+    set_statistics(model, size=16)
+    result = inference_graph.optimize(model)
+    assert result.folded == ("a_norm",)
+    assert {bn.name for bn in batch_norms(result.model)} == {"b_norm", "c_norm", "d_norm"}
+    x = np.random.default_rng(4).random((1, 16, 16, 3)).astype(np.float32)
+    assert max_difference(model, result.model, x) <= TOLERANCE
+
+
+def test_instance_norm_model_only_gets_phase_convolutions(odd_batch):
+    model = generator(seed=3, norm="instance")
+    before = outputs(model, odd_batch)
+    result = inference_graph.optimize_verified(model, multiple=16)
+    assert result.folded == () and result.phased == ("dec_3_up", "dec_2_up", "dec_1_up", "dec_0_up")
+    assert result.max_difference <= TOLERANCE
+    assert max_difference(model, result.model, odd_batch) <= TOLERANCE
+    np.testing.assert_array_equal(outputs(model, odd_batch), before)  # the original is untouched
+
+
+@pytest.mark.parametrize("kernel_size, strides, padding", [(4, 2, "same"), (2, 2, "valid"), (2, 2, "same")])
+def test_transposed_convolutions_become_phase_convolutions(kernel_size, strides, padding, odd_batch):
+    image = keras.Input((None, None, 3))
+    up = keras.layers.Conv2DTranspose(5, kernel_size, strides=strides, padding=padding, name="up")(image)
+    model = keras.Model(image, keras.layers.Conv2D(3, 1, name="out")(up))
+    rng = np.random.default_rng(6)
+    model.get_layer("up").bias.assign(rng.normal(0.0, 0.3, 5).astype(np.float32))
+    result = inference_graph.optimize(model)
+    assert result.folded == () and result.phased == ("up",)
+    assert type(result.model.get_layer("up")) is PhaseConv2DTranspose
+    assert result.model.get_layer("out") is model.get_layer("out")
+    assert max_difference(model, result.model, odd_batch) <= TOLERANCE
+
+
+def test_transposed_convolutions_that_stay():
+    image = keras.Input((None, None, 3))
+    a = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same", name="k3s2")(image)  # no phase form
+    b = keras.layers.Conv2DTranspose(4, 4, strides=2, padding="valid", name="valid")(a)  # output 2n + 2
+    c = keras.layers.Conv2DTranspose(4, 4, strides=2, padding="same", activation="relu", name="relu")(b)
+    d = keras.layers.Conv2DTranspose(4, 4, strides=1, padding="same", name="stride1")(c)
+    model = keras.Model(image, d)
+    assert inference_graph.optimize(model).model is model
+
+
+def test_nested_models_are_left_unfolded():
+    inner_input = keras.Input((None, None, 3))
+    inner = keras.layers.BatchNormalization(name="inner_norm")(keras.layers.Conv2D(3, 3, padding="same")(inner_input))
+    inner = keras.Model(inner_input, inner, name="inner")
+    image = keras.Input((None, None, 3))
+    model = keras.Model(image, inner(image))
+    result = inference_graph.optimize(model)
+    assert result.model is model and result.folded == ()
+
+
+def test_compiled_sequential_and_subclassed_models():
+    image = keras.Input((None, None, 3))
+    model = keras.Model(image, keras.layers.BatchNormalization(name="norm")(keras.layers.Conv2D(3, 3)(image)))
+    model.compile(optimizer="adam", loss=lambda y, p: keras.ops.mean(keras.ops.abs(y - p)))  # not deserialisable
+    result = inference_graph.optimize(model)
+    assert result.folded == ("norm",) and not result.model.compiled
+    sequential = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization()])
+    assert inference_graph.optimize(sequential) == (sequential, (), (), None)  # left as it is
+
+
+def test_verified_folding_keeps_the_original_when_the_numbers_differ(unet, monkeypatch):
+    result = inference_graph.optimize_verified(unet, multiple=16)
+    assert len(result.folded) == 5 and result.max_difference <= TOLERANCE
+    logged = []
+    monkeypatch.setattr(inference_graph.logging, "warning", lambda message, *args: logged.append(message % args))
+    rejected = inference_graph.optimize_verified(unet, multiple=16, tolerance=-1.0, source="the test model")
+    assert rejected.model is unet and rejected.folded == rejected.phased == ()
+    assert rejected.max_difference == result.max_difference
+    assert logged and logged[-1].startswith("the test model: inference graph not optimized: its output differs")
+    assert "1x64x64x3" in logged[-1]
+
+    def broken(model):
+        raise RuntimeError("simulated")
+
+    monkeypatch.setattr(inference_graph, "optimize", broken)
+    failed = inference_graph.optimize_verified(unet)
+    assert failed.model is unet and failed.folded == ()
+    assert "inference graph not optimized (RuntimeError: simulated)" in logged[-1]
+
+
+def test_check_inputs_follow_the_padding_multiple(unet):
+    assert [x.shape for x in inference_graph.check_inputs(unet)] == [(1, 64, 64, 3)]
+    assert [x.shape for x in inference_graph.check_inputs(unet, multiple=48)] == [(1, 96, 96, 3)]
+    assert [x.shape for x in inference_graph.check_inputs(unet, multiple=256)] == [(1, 256, 256, 3)]
+    np.testing.assert_array_equal(inference_graph.check_inputs(unet)[0], inference_graph.check_inputs(unet)[0])  # fixed
+
+
+def test_mixed_bfloat16_model_folds_and_runs(odd_batch):
+    with devices.precision_scope("mixed_bfloat16"):
+        model = pix2pix.build_generator(pix2pix.GeneratorConfig(levels=3, base_filters=4, max_filters=8))
+    pix2pix.init_pix2pix_weights(model, seed=5, gain=0.3)
+    set_statistics(model, seed=5, size=32)
+    result = inference_graph.optimize(model)
+    assert len(result.folded) == 3
+    folded = result.model
+    for name in ("enc_1_conv", "dec_1_up"):
+        layer = folded.get_layer(name)  # a Conv2D and a PhaseConv2DTranspose
+        assert layer is not model.get_layer(name)
+        assert layer.dtype_policy.name == "mixed_bfloat16" and layer.kernel.dtype == "float32"
+        assert layer.compute_dtype == "bfloat16"
+    # The folded weights come from the float32 variables, in float32 or better.
+    norm = model.get_layer("enc_1_norm")
+    scale = norm.gamma.numpy() / np.sqrt(norm.moving_variance.numpy() + norm.epsilon)
+    np.testing.assert_allclose(folded.get_layer("enc_1_conv").kernel.numpy(),
+                               model.get_layer("enc_1_conv").kernel.numpy() * scale, rtol=1e-6)
+    got, want = outputs(folded, odd_batch), outputs(model, odd_batch)
+    assert got.dtype == np.float32 and got.shape == odd_batch.shape and np.isfinite(got).all()
+    assert np.abs(got - want).max() < 0.05  # bfloat16 rounds differently in the two graphs
+    # ... by more than 1e-5, so the verified fold (exporters, loading) keeps the model as it is.
+    verified = inference_graph.optimize_verified(model, multiple=8)
+    assert verified.model is model and verified.folded == () and verified.max_difference > TOLERANCE
+
+
+def test_savedmodel_export_and_keras_loading_run_the_same_folded_graph(unet, odd_batch, tmp_path):
+    want = np.clip(outputs(unet, odd_batch), 0.0, 1.0)
+    version = export.export_savedmodel(unet, tmp_path / "sm", name="unet")
+    loaded = tf.saved_model.load(version)
+    names = [variable.name for variable in loaded.variables]
+    assert names and not any("moving_" in name or "gamma" in name for name in names)  # no batch norm left
+    got = loaded.signatures["serving_default"](images=tf.constant(odd_batch))["restored"].numpy()
+    assert np.abs(got - want).max() <= TOLERANCE
+
+    # erlrestore-restore on the .keras file runs the same folded graph.
+    unet.save(tmp_path / "unet.keras")
+    from_keras = inference.load_restorer(tmp_path / "unet.keras")
+    assert len(from_keras.folded_batch_norms) == 5 and len(batch_norms(from_keras.model)) == 5
+    assert np.abs(from_keras(odd_batch) - got).max() <= TOLERANCE
+    assert np.abs(from_keras(odd_batch) - want).max() <= TOLERANCE
+    # Batch statistics need the batch norms: not folded then, also when rewrapping a folded restorer.
+    statistics = inference.load_restorer(tmp_path / "unet.keras", batch_statistics=True)
+    assert statistics.folded_batch_norms == ()
+    rewrapped = inference.as_restorer(from_keras, batch_statistics=True)
+    assert rewrapped.model is from_keras.model and rewrapped.folded_batch_norms == ()
+    assert np.abs(rewrapped(odd_batch[:1]) - from_keras(odd_batch[:1])).max() > 0.01  # batch statistics used
+    # In-memory models are not folded by default.
+    assert inference.restorer_from_model(unet).folded_batch_norms == ()
+
+
+def test_onnx_export_records_the_folding(unet, odd_batch, tmp_path):
+    pytest.importorskip("tf2onnx")
+    ort = pytest.importorskip("onnxruntime")
+
+    def metadata_and_output(model, name):
+        session = ort.InferenceSession(f"{export.export_onnx(model, tmp_path, name=name)}/model.onnx",
+                                       providers=["CPUExecutionProvider"])
+        return session.get_modelmeta().custom_metadata_map, session.run(["restored"], {"images": odd_batch})[0]
+
+    metadata, got = metadata_and_output(unet, "unet")
+    assert metadata[export.ONNX_FOLDED_KEY] == "5"
+    assert np.abs(got - np.clip(outputs(unet, odd_batch), 0.0, 1.0)).max() <= 1e-4  # test_export_onnx's tolerance
+    image = keras.Input((None, None, 3))
+    plain = keras.Model(image, keras.layers.Conv2D(3, 1, name="conv")(image))  # nothing to fold
+    assert metadata_and_output(plain, "plain")[0][export.ONNX_FOLDED_KEY] == "0"
