@@ -46,8 +46,11 @@ Ours is the ``pix2pix`` row of ``tools.benchmark`` (UNet-8, 64 filters, the
 PatchGAN, LSGAN, 100 L1), measured by calling
 :func:`tools.benchmark.benchmark_model` itself: the trainer
 :func:`erlrestore.training.experiment.build_trainer` makes, its
-``train_step`` in a ``tf.function``, and the generator with
-``training=False`` for inference, XLA off. The networks match up to 576
+``train_step`` in a ``tf.function``, and for inference the generator's
+inference graph (``training=False``; batch norm folded and phase
+convolutions when exact within 1e-5, as ``erlrestore-restore`` and the
+exporters run it), XLA off. The peer's eval-mode generator is PyTorch's own
+inference path (PyTorch does not fold batch norm in eager mode). The networks match up to 576
 biases: erlrestore's PatchGAN (``d_layers=5`` counts all five
 convolutions) is the peer's ``n_layers=3`` one, 2,768,705 trainable
 parameters each; erlrestore's generator has a bias on its outermost and
