@@ -31,3 +31,15 @@ def test_profile_rejects_bad_arguments():
         profile_ops.profile("pix2pix", "backward", 32, 1, "float32", 1, quick=True)
     with pytest.raises(ValueError, match="at least 1"):
         profile_ops.profile("pix2pix", "inference", 32, 1, "float32", 0, quick=True)
+
+
+def test_profile_inference_graph_or_model_as_built():
+    rewritten = profile_ops.profile("pix2pix", "inference", 32, 1, "float32", 1, top=50, quick=True,
+                                    report=lambda line: None)
+    built = profile_ops.profile("pix2pix", "inference", 32, 1, "float32", 1, top=50, quick=True, rewrite=False,
+                                report=lambda line: None)
+    assert "phase convolutions" in rewritten["settings"]["description"]
+    kinds = {which: {row["op"] for row in result["ops"]} for which, result in (("new", rewritten), ("old", built))}
+    assert any("Conv2DBackpropInput" in kind for kind in kinds["old"])  # Keras's transposed convolutions
+    assert not any("Conv2DBackpropInput" in kind for kind in kinds["new"])  # phase convolutions instead
+    assert any("DepthToSpace" in kind for kind in kinds["new"])

@@ -2,7 +2,8 @@
 
 ``python -m tools.profile_ops --model=pix2pix --part=inference --precision=float32``
 builds the model as :mod:`tools.benchmark` does (same preset, seed and
-``tf.function``), runs the call once untraced, then ``--steps`` calls under
+``tf.function``; for inference the inference graph that ``erlrestore-restore``
+runs, or with ``--norewrite`` the Keras model as built), runs the call once untraced, then ``--steps`` calls under
 ``tf.profiler.experimental``, and reads the trace (an XPlane protobuf)
 back. Every TensorFlow op the executor ran appears on the ``tf_Compute``
 threads as an event named ``node_name:OpType``; the tool sums their
@@ -37,6 +38,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
+from erlrestore import inference, inference_graph
 from erlrestore.training import experiment
 from tools import benchmark, common
 
@@ -79,8 +81,14 @@ def op_times(trace_dir, by="type"):
     return {key: tuple(value) for key, value in totals.items()}
 
 
-def build_call(model, part, size, batch, precision, quick=False):
-    """The traced function of one part: ``(call, description)``; ``call()`` blocks until the result exists."""
+def build_call(model, part, size, batch, precision, quick=False, rewrite=True):
+    """The traced function of one part: ``(call, description)``; ``call()`` blocks until the result exists.
+
+    Inference runs the restoration network's inference graph
+    (:func:`erlrestore.inference_graph.optimize_verified`, as tools.benchmark
+    and ``erlrestore-restore``), or the Keras model as built with
+    ``rewrite=False``.
+    """
     settings = benchmark.model_settings(model, precision, "off", quick)
     benchmark._check_size(size, settings)  # pylint: disable=protected-access
     keras.utils.set_random_seed(0)
@@ -88,8 +96,14 @@ def build_call(model, part, size, batch, precision, quick=False):
     data = benchmark.random_pair_batch(size, batch)
     if part == "inference":
         restoration = networks["final.keras"]
+        description = "restoration network as built, training=False"
+        if rewrite:
+            graph = inference_graph.optimize_verified(restoration, multiple=inference.pad_multiple(restoration))
+            restoration = graph.model
+            description = (f"restoration network's inference graph ({len(graph.folded)} batch norms folded, "
+                           f"{len(graph.phased)} phase convolutions), training=False")
         infer = tf.function(lambda x: restoration(x, training=False))
-        return lambda: infer(data[0]).numpy(), "restoration network, training=False"
+        return lambda: infer(data[0]).numpy(), description
     stage = benchmark._stage_list(model)[-1]  # pylint: disable=protected-access
     trainer.set_stage(stage)
     trainer.reset_optimizer(settings.resolved_learning_rate())
@@ -98,13 +112,13 @@ def build_call(model, part, size, batch, precision, quick=False):
 
 
 def profile(model, part, size, batch, precision, steps, by="type", top=20, trace_dir=None, quick=False,
-            report=print):
+            rewrite=True, report=print):
     """Profiles ``steps`` calls after one untraced call; returns the result dict (module docstring)."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    call, description = build_call(model, part, size, batch, precision, quick)
+    call, description = build_call(model, part, size, batch, precision, quick, rewrite)
     report(f"{model} {part} ({description}), {size}x{size}, batch {batch}, {precision}: tracing and warming up")
     call()
     call()
@@ -136,7 +150,7 @@ def profile(model, part, size, batch, precision, steps, by="type", top=20, trace
     report(f"  summed op time {op_ps / 1e9 / steps:.1f} ms per call, wall {wall_ms:.1f} ms per call")
     return {
         "settings": {"model": model, "part": part, "size": size, "batch": batch, "precision": precision,
-                     "steps": steps, "by": by, "quick": quick, "description": description},
+                     "steps": steps, "by": by, "quick": quick, "rewrite": rewrite, "description": description},
         "wall_ms": wall_ms,
         "op_ms": op_ps / 1e9 / steps,
         "ops": ops,
@@ -155,6 +169,8 @@ def define_flags():
     flags.DEFINE_integer("top", 20, "Rows to keep, the largest first.", lower_bound=1)
     flags.DEFINE_string("trace_dir", "", "Keep the raw trace here (for TensorBoard); default: a temporary folder.")
     flags.DEFINE_string("output", "", "Also write the JSON here.")
+    flags.DEFINE_bool("rewrite", True, "Inference: run the inference graph (batch norm folded, phase convolutions) "
+                      "as erlrestore-restore does; --norewrite: the Keras model as built.")
     flags.DEFINE_bool("quick", False, "The model's tiny variant (as tools.benchmark --quick): seconds, for tests.")
 
 
@@ -163,7 +179,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     common.run_and_print(lambda report: profile(
         FLAGS.model, FLAGS.part, FLAGS.size, FLAGS.batch, FLAGS.precision, FLAGS.steps, by=FLAGS.by,
-        top=FLAGS.top, trace_dir=FLAGS.trace_dir or None, quick=FLAGS.quick, report=report), FLAGS.output)
+        top=FLAGS.top, trace_dir=FLAGS.trace_dir or None, quick=FLAGS.quick, rewrite=FLAGS.rewrite,
+        report=report), FLAGS.output)
 
 
 if __name__ == "__main__":
