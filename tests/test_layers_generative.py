@@ -75,6 +75,105 @@ def test_info_accum_matches_reference_dilated_branches():
     assert not np.allclose(layer0[1], _conv(h0, block.conv_layers[0][1], 1), atol=1e-3)
 
 
+def _direct_info_accum(block, x, training):
+    """InfoAccum as the paper writes it: each dense layer calls its norm layer and three dilated Conv2D layers."""
+    for i in range(block.num_layers):
+        h = block.norm_layers[i](x, training=training) if block.norm_layers else x
+        h = block._activation_fn(h)
+        x = keras.ops.concatenate([x] + [conv(h) for conv in block.conv_layers[i]], axis=-1)
+    return x
+
+
+def _twin_info_accums(x, seed, **kwargs):
+    """Two built InfoAccum blocks with the same random weights (moving variances positive)."""
+    rng = np.random.default_rng(seed)
+    blocks = [InfoAccum(**kwargs) for _ in range(2)]
+    for block in blocks:
+        block(x)
+    for first, second in zip(blocks[0].weights, blocks[1].weights):
+        shape = tuple(first.shape)
+        value = rng.uniform(0.5, 1.5, shape) if "moving_variance" in first.path else rng.normal(0.0, 0.3, shape)
+        first.assign(value.astype("float32"))
+        second.assign(value.astype("float32"))
+    return blocks
+
+
+def _output_and_gradients(call, block, x, upstream):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = call(x)
+        loss = tf.reduce_sum(tf.cast(out, tf.float32) * upstream)
+    gradients = tape.gradient(loss, [x] + block.trainable_weights)
+    return out.numpy(), [g.numpy() for g in gradients]
+
+
+@pytest.mark.parametrize(
+    "norm, activation, training",
+    [("instance", "leaky_relu", True), ("batch", "leaky_relu", True), ("batch", "leaky_relu", False),
+     ("none", "relu", True)],
+)
+def test_info_accum_equals_the_direct_dilated_convolutions(norm, activation, training):
+    # The block computes its convolutions as one matrix product and shifted sums, and its norms
+    # from statistics shared across layers; output, gradients (input and every weight) and batch
+    # norm's moving statistics must be those of the layer-by-layer formulation.
+    rng = np.random.default_rng(11)
+    x = rng.normal(0.5, 1.0, size=(2, 20, 24, 5)).astype("float32")
+    block, reference = _twin_info_accums(x, 12, num_layers=2, growth_rate=3, norm=norm, activation=activation)
+    upstream = tf.constant(rng.normal(size=(2, 20, 24, 5 + 2 * 9)).astype("float32"))
+    out, grads = _output_and_gradients(lambda t: block(t, training=training), block, x, upstream)
+    ref_out, ref_grads = _output_and_gradients(
+        lambda t: _direct_info_accum(reference, t, training), reference, x, upstream)
+    np.testing.assert_allclose(out, ref_out, rtol=0, atol=1e-5)
+    names = ["input"] + [w.path for w in block.trainable_weights]
+    assert len(grads) == len(ref_grads) == (1 + 2 * (2 if norm != "none" else 0) + 2 * 3 * 2)
+    for name, grad, ref in zip(names, grads, ref_grads):
+        assert np.max(np.abs(grad - ref)) <= 1e-4 * np.max(np.abs(ref)), name
+    for mine, theirs in zip(block.non_trainable_weights, reference.non_trainable_weights):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6, err_msg=mine.path)
+    if norm == "batch" and training:  # the moving statistics did move
+        assert not np.allclose(block.norm_layers[1].moving_mean.numpy(), 0.0)
+
+
+def test_info_accum_frozen_batch_norm_uses_moving_statistics():
+    x = np.random.default_rng(4).normal(size=(2, 9, 7, 3)).astype("float32")
+    block, reference = _twin_info_accums(x, 5, num_layers=2, growth_rate=2, norm="batch")
+    block.trainable = reference.trainable = False
+    before = [w.numpy() for w in block.non_trainable_weights]
+    out = keras.ops.convert_to_numpy(block(x, training=True))
+    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(_direct_info_accum(reference, x, True)), atol=1e-5)
+    for old, w in zip(before, block.non_trainable_weights):
+        np.testing.assert_array_equal(old, w.numpy())
+
+
+def test_info_accum_mixed_bfloat16_stays_close_to_float32():
+    x = np.random.default_rng(2).normal(size=(1, 16, 12, 3)).astype("float32")
+    block = InfoAccum(3, norm="instance", dtype="mixed_bfloat16")
+    reference = InfoAccum(3, norm="instance")
+    block(x)
+    reference(x)
+    for a, b in zip(block.weights, reference.weights):
+        a.assign(b.numpy())
+    out = block(x, training=True)
+    assert out.dtype == tf.bfloat16
+    ref = keras.ops.convert_to_numpy(reference(x, training=True))
+    error = np.abs(keras.ops.convert_to_numpy(tf.cast(out, tf.float32)) - ref)
+    assert error.max() <= 2e-2 * np.abs(ref).max()
+
+
+def test_info_accum_variables_are_the_direct_layers():
+    # Checkpoints and .keras files from the layer-by-layer formulation load: same paths, shapes, order.
+    block = InfoAccum(2, growth_rate=3, norm="batch", name="ia")
+    block(np.zeros((1, 8, 8, 5), "float32"))
+    expected = []
+    for i, channels in enumerate((5, 14)):
+        norm_weights = ("gamma", "beta", "moving_mean", "moving_variance")
+        expected += [(f"ia/norm_{i}/{name}", (channels,)) for name in norm_weights]
+        for d in (1, 3, 5):
+            expected += [(f"ia/conv_{i}_d{d}/kernel", (3, 3, channels, 3)), (f"ia/conv_{i}_d{d}/bias", (3,))]
+    assert [(w.path, tuple(w.shape)) for w in block.weights] == expected
+
+
 def test_info_accum_leaky_relu_slope_is_0_2():
     x = -np.ones((1, 5, 5, 1), "float32")
     block = InfoAccum(1, growth_rate=1, norm="none", activation="leaky_relu")

@@ -64,7 +64,9 @@ on a CPU and off,on on a GPU.
 
 FLOP convention (:func:`conv_flops`): one multiply-add is 2 FLOPs; only
 convolutions and dense layers are counted (including the convolutions
-inside ``InfoAccum``, ``SubPixelUpsample`` and ``DenseBlock``); biases,
+inside ``InfoAccum``, ``SubPixelUpsample`` and ``DenseBlock``; InfoAccum
+evaluates its dilated convolutions as matrix products with the same
+multiply-adds, counted as the convolutions they compute); biases,
 normalisation, activations, padding, concatenation, pixel shuffles and the
 optimizer update are left out (a few percent at most). A ``Conv2D`` costs
 ``2 * K_h * K_w * C_in/groups * C_out * H_out * W_out`` per image; a
@@ -238,7 +240,13 @@ def conv_flops_by_layer(model, input_shape):
         inputs = [np.zeros(_concrete_shape(s), np.float32) for s in input_shape]
     else:
         inputs = np.zeros(_concrete_shape(input_shape), np.float32)
-    counted = [(path, layer) for path, layer in _named_layers(model) if isinstance(layer, _COUNTED)]
+    named = list(_named_layers(model))
+    # Layers that evaluate their convolution sub-layers' kernels without calling them (InfoAccum: one
+    # matrix product per dense layer) say which shape each kernel is applied to; the FLOPs are those
+    # of the direct convolutions, which such a layer performs exactly.
+    formulated = [(path, layer) for path, layer in named if hasattr(layer, "conv_input_shapes")]
+    inside = tuple(path + "/" for path, _ in formulated)
+    counted = [(path, layer) for path, layer in named if isinstance(layer, _COUNTED) and not path.startswith(inside)]
     records = []
 
     def recording(path, layer, call):
@@ -249,12 +257,24 @@ def conv_flops_by_layer(model, input_shape):
 
         return call_and_record
 
+    def recording_kernels(path, layer, call):
+        def call_and_record(x, *args, **kwargs):
+            y = call(x, *args, **kwargs)
+            for conv, shape in layer.conv_input_shapes(tuple(x.shape)):
+                records.append((f"{path}/{conv.name}", _layer_flops(conv, shape, shape[:-1] + (conv.filters,))))
+            return y
+
+        return call_and_record
+
+    wrapped = counted + formulated
     try:
         for path, layer in counted:
             object.__setattr__(layer, "call", recording(path, layer, layer.call))
+        for path, layer in formulated:
+            object.__setattr__(layer, "call", recording_kernels(path, layer, layer.call))
         model(inputs, training=False)
     finally:
-        for _, layer in counted:
+        for _, layer in wrapped:
             layer.__dict__.pop("call", None)
     return records
 
