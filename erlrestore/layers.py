@@ -744,6 +744,9 @@ class PhaseConv2DTranspose(keras.layers.Layer):
                 axis=-1,
             )
         outputs = tf.nn.depth_to_space(phases, self.strides)
+        # Slicing with dynamic bounds can leave even the channel count unknown to shape inference (seen when
+        # a SavedModel traces (None, None, None, 3) images); layers after this one need it.
+        outputs.set_shape([None, None, None, self.filters])
         if self.bias is not None:
             outputs = tf.nn.bias_add(outputs, keras.ops.cast(self.bias, self.compute_dtype))
         return outputs

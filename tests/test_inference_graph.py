@@ -185,6 +185,16 @@ def test_instance_norm_model_only_gets_phase_convolutions(odd_batch):
     np.testing.assert_array_equal(outputs(model, odd_batch), before)  # the original is untouched
 
 
+def test_instance_norm_model_exports_with_phase_convolutions(odd_batch, tmp_path):
+    # GroupNormalization needs the channel count after a phase convolution even when a SavedModel traces
+    # (None, None, None, 3) images.
+    model = generator(seed=4, norm="instance")
+    version = export.export_savedmodel(model, tmp_path, name="instance")
+    restore = tf.saved_model.load(version).signatures["serving_default"]
+    got = restore(images=tf.constant(odd_batch))["restored"].numpy()
+    assert np.abs(got - np.clip(outputs(model, odd_batch), 0.0, 1.0)).max() <= TOLERANCE
+
+
 @pytest.mark.parametrize("kernel_size, strides, padding", [(4, 2, "same"), (2, 2, "valid"), (2, 2, "same")])
 def test_transposed_convolutions_become_phase_convolutions(kernel_size, strides, padding, odd_batch):
     image = keras.Input((None, None, 3))
