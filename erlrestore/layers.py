@@ -12,6 +12,9 @@ channels-last on float32 tensors and accepts dynamic spatial sizes
 - :class:`InfoAccum` -- the rethinking paper's information-accumulation module
   (dense layers with dilation-1/3/5 branches, Eq. 14).
 - :class:`SubPixelUpsample` -- sub-pixel convolution up-sampling (SubPixUpsamp).
+- :class:`PhaseConv2DTranspose` -- a trained transposed convolution run as a
+  forward convolution and ``depth_to_space`` (the inference graph's form,
+  :mod:`erlrestore.inference_graph`).
 
 Plain Keras layers are used wherever they suffice (e.g. ``keras.layers.Add``
 for the ERL-Net feature entanglement).
