@@ -98,7 +98,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from erlrestore import inference_graph, inference, pretrained
+from erlrestore import inference, pretrained
 from erlrestore import savedmodel_contract as contract
 from erlrestore.savedmodel_contract import ONNX_FILE, ONNX_MULTIPLE_KEY  # noqa: F401  (part of this module's API)
 
@@ -183,19 +183,6 @@ def _restore(model, images):
     return tf.clip_by_value(restored, 0.0, 1.0)
 
 
-def _inference_graph(model):
-    """``model``'s inference graph (batch norm folded, phase convolutions), when that is exact enough.
-
-    :func:`erlrestore.inference_graph.optimize_verified` (a :class:`~erlrestore.inference_graph.InferenceGraph`):
-    the optimized model when its outputs stay within
-    :data:`erlrestore.inference_graph.TOLERANCE` of ``model``'s on a fixed random
-    image, else ``model`` itself with a logged warning. Both exporters write
-    what this returns.
-    """
-    return inference_graph.optimize_verified(model, multiple=inference.pad_multiple(model),
-                                             source=f"model {model.name!r}")
-
-
 def build_archive(model):
     """A ``keras.export.ExportArchive`` of ``model`` with both signatures (not yet written)."""
 
@@ -260,7 +247,8 @@ def export_savedmodel(model_or_path, base_dir="savedmodels", name=None, version=
 def _export_version(model_or_path, base_dir, name, version, prepare):
     """Resolves the model, name and version, then writes ``<base_dir>/<name>/<version>/`` atomically.
 
-    ``prepare(graph)`` gets the model's :func:`_inference_graph` result, does all the
+    ``prepare(graph)`` gets the model's
+    :func:`erlrestore.inference.verified_inference_graph` result, does all the
     work that may fail before the disk is touched and returns
     ``write(folder)``, which fills the temporary folder.
     """
@@ -290,7 +278,7 @@ def _export_version(model_or_path, base_dir, name, version, prepare):
             )
 
     refuse_existing()
-    write = prepare(_inference_graph(model))
+    write = prepare(inference.verified_inference_graph(model))
 
     created_model_dir = not os.path.isdir(model_dir)
     os.makedirs(model_dir, exist_ok=True)

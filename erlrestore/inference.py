@@ -278,7 +278,7 @@ class KerasRestorer(Restorer):
         running = model
         self.folded_batch_norms = self.phased_convolutions = ()
         if optimize_graph and not self.batch_statistics:
-            graph = inference_graph.optimize_verified(model, multiple=self.multiple, source=self.source)
+            graph = verified_inference_graph(model, source=self.source)
             running, self.folded_batch_norms, self.phased_convolutions = graph.model, graph.folded, graph.phased
         self._keep_alive = running
         self._function = _keras_function(running, self.batch_statistics)
@@ -292,6 +292,18 @@ class KerasRestorer(Restorer):
         finally:
             for weight, value in kept:
                 weight.assign(value)
+
+
+def verified_inference_graph(model, source=None):
+    """``model``'s inference graph, checked within 1e-5 at its padding multiple (an ``InferenceGraph``).
+
+    :func:`erlrestore.inference_graph.optimize_verified` with
+    :func:`pad_multiple` as the check image's multiple: what the exporters
+    write and what a restorer of a model file runs. ``source`` names the
+    model in the log lines (default: its name).
+    """
+    return inference_graph.optimize_verified(model, multiple=pad_multiple(model),
+                                             source=source or f"model {model.name!r}")
 
 
 def restorer_from_model(model, source=None, batch_statistics=False, optimize_graph=False):

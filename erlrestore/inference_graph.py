@@ -126,16 +126,22 @@ def _channel_axis(conv):
     return -1 if conv.data_format == "channels_last" else 1
 
 
+def _plain_linear(conv):
+    """A built convolution without activation, LoRA or quantisation: its kernel and bias are all it computes."""
+    return (
+        conv.built
+        and conv.activation is keras.activations.linear
+        and not getattr(conv, "lora_enabled", False)
+        and getattr(conv, "quantization_mode", None) is None
+    )
+
+
 def _foldable(conv, bn, rank):
     """Whether ``bn`` (reading only ``conv``'s output) can be absorbed into ``conv``."""
     if type(conv) not in _CONVOLUTIONS or type(bn) is not keras.layers.BatchNormalization:
         return False
-    if not conv.built or not bn.built:
-        return False
-    if conv.activation is not keras.activations.linear:
-        return False  # the batch norm reads the activated output
-    if getattr(conv, "lora_enabled", False) or getattr(conv, "quantization_mode", None) is not None:
-        return False
+    if not _plain_linear(conv) or not bn.built:
+        return False  # (an activation: the batch norm reads the activated output)
     if conv.compute_dtype != bn.compute_dtype:
         return False
     return bn.axis % rank == _channel_axis(conv) % rank
@@ -198,16 +204,12 @@ def _folded_weights(conv, bn):
 
 def _phase_ready(conv):
     """Whether ``conv`` is a ``Conv2DTranspose`` that :class:`~erlrestore.layers.PhaseConv2DTranspose` computes."""
-    if type(conv) is not keras.layers.Conv2DTranspose or not conv.built:
+    if type(conv) is not keras.layers.Conv2DTranspose or not _plain_linear(conv):
         return False
     (kernel, kernel_w), (stride, stride_w) = conv.kernel_size, conv.strides
     if kernel != kernel_w or stride != stride_w or tuple(conv.dilation_rate) != (1, 1):
         return False
-    if conv.data_format != "channels_last" or conv.activation is not keras.activations.linear:
-        return False
-    if conv.output_padding is not None:
-        return False
-    if getattr(conv, "lora_enabled", False) or getattr(conv, "quantization_mode", None) is not None:
+    if conv.data_format != "channels_last" or conv.output_padding is not None:
         return False
     return layers.phase_form_applies(kernel, stride) and (kernel == stride or conv.padding == "same")
 

@@ -22,7 +22,7 @@ One entry point that measures, on whatever device TensorFlow computes on
   the achieved fraction of the matmul peak of the matching type, the
   restoration network's inference time (``training=False``, the graph that
   ``erlrestore-restore`` and the exporters run:
-  :func:`erlrestore.inference_graph.optimize_verified`, i.e. batch norm
+  :func:`erlrestore.inference.verified_inference_graph`, i.e. batch norm
   folded and phase convolutions where that is exact within 1e-5; the FLOPs
   are the network's, which the rewrite does not change), megapixels/s,
   its fraction of the peak, and peak memory.
@@ -130,7 +130,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from erlrestore import inference, inference_graph, machine
+from erlrestore import inference, machine
 from erlrestore.models import memd, pix2pix, presets
 from erlrestore.training import devices, experiment, strategies
 from tools import common
@@ -499,7 +499,7 @@ def benchmark_model(name, size, batch, precision, jit, steps, warmup, peaks, kin
 
     params = {file_name[: -len(".keras")]: memd.count_params(net) for file_name, net in networks.items()}
     restoration = networks["final.keras"]
-    deployed = inference_graph.optimize_verified(restoration, multiple=inference.pad_multiple(restoration)).model
+    deployed = inference.verified_inference_graph(restoration).model
     infer = tf.function(lambda x: deployed(x, training=False), jit_compile=use_xla)
     reset_peak_memory(kind)
     infer_s = median_seconds(lambda: infer(data[0]).numpy(), steps, warmup, max_seconds)

@@ -38,7 +38,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from erlrestore import inference, inference_graph
+from erlrestore import inference
 from erlrestore.training import experiment
 from tools import benchmark, common
 
@@ -85,7 +85,7 @@ def build_call(model, part, size, batch, precision, quick=False, rewrite=True):
     """The traced function of one part: ``(call, description)``; ``call()`` blocks until the result exists.
 
     Inference runs the restoration network's inference graph
-    (:func:`erlrestore.inference_graph.optimize_verified`, as tools.benchmark
+    (:func:`erlrestore.inference.verified_inference_graph`, as tools.benchmark
     and ``erlrestore-restore``), or the Keras model as built with
     ``rewrite=False``.
     """
@@ -98,7 +98,7 @@ def build_call(model, part, size, batch, precision, quick=False, rewrite=True):
         restoration = networks["final.keras"]
         description = "restoration network as built, training=False"
         if rewrite:
-            graph = inference_graph.optimize_verified(restoration, multiple=inference.pad_multiple(restoration))
+            graph = inference.verified_inference_graph(restoration)
             restoration = graph.model
             description = (f"restoration network's inference graph ({len(graph.folded)} batch norms folded, "
                            f"{len(graph.phased)} phase convolutions), training=False")
