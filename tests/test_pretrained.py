@@ -106,8 +106,14 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     _tiny_memd().save(run_dir / "best.keras")
-    (run_dir / "run_config.json").write_text(json.dumps({"model": "MEMD", "stage_steps": [4]}))
+    (run_dir / "run_config.json").write_text(json.dumps({"model": "MEMD", "strategy": "MEMD", "stage_steps": [4]}))
     (run_dir / "best.json").write_text(json.dumps({"val_psnr_y": 20.5, "stage": "I", "interval": 2}))
+    import tensorflow as tf
+
+    for sitting in range(2):  # two processes, the second repeating interval 1 after a resume
+        with tf.summary.create_file_writer(str(run_dir / "logs" / "stage1_I" / "train")).as_default():
+            for interval in (sitting, sitting + 1):
+                tf.summary.scalar("epoch_loss", 0.5, step=interval)
     data = tmp_path / "set"
     synth = subprocess.run([sys.executable, "-m", "erlrestore.cli.synth", "--procedural=2", "--size=48",
                             "--degradation=rain", f"--output_dir={data}"], capture_output=True, text=True,
@@ -121,6 +127,8 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     card = pretrained.info("tiny-memd", folder=str(zoo))
     assert card["run_config"]["model"] == "MEMD" and card["kept_weights"]["interval"] == 2
+    assert card["training"]["planned_steps"] == 4 and card["training"]["intervals_logged"] == 3
+    assert 0 <= card["training"]["wall_hours"] < 0.1
     score = card["scores"]["synthetic"]
     assert score["n"] == 2 and abs(score["psnr_y"] - score["float32_psnr_y"]) <= 0.01
     strict = subprocess.run([sys.executable, "-m", "tools.ship_pretrained", f"--run_dir={run_dir}", "--name=tiny-memd",

@@ -8,14 +8,17 @@ Takes the run's ``best.keras`` (the best validation score; ``--use=final``
 for the last weights), stores it with float16 weights in
 ``erlrestore/pretrained/<name>.{json,npz}`` and writes its model card into
 the JSON: the run's settings (``run_config.json``), where the kept weights
-come from (``best.json``), the machine, and the Y-PSNR/SSIM of the stored
+come from (``best.json``), the steps trained and their wall time (read from
+the run's TensorBoard logs), the machine, and the Y-PSNR/SSIM of the stored
 model on each ``--eval_sets`` folder. Before writing it checks that the
 float16 weights score within ``--max_db_change`` (0.01 dB) of the float32
 model on every set, and refuses otherwise.
 """
 
+import glob
 import json
 import os
+import re
 import sys
 import tempfile
 
@@ -47,6 +50,36 @@ def _json(path):
         return None
 
 
+def training_history(run_dir):
+    """Steps and wall time of a run, from the ``epoch_loss`` events in ``logs/<stage>/train``.
+
+    Each checkpoint interval writes one event, so a process's wall time is the
+    time from its event file's creation (in the file name) to its last event;
+    the run's is the sum over processes, i.e. over sittings. Time a process
+    spent stopped (``kill -STOP`` while a benchmark had the machine) counts,
+    the steps a stop threw away (after the last checkpoint) do not. ``planned_steps`` is
+    the run's schedule (``run_config.json``); ``intervals_logged`` counts the
+    checkpoint intervals that finished, an interval that a resumed process
+    repeated once.
+    """
+    import tensorflow as tf
+
+    wall_seconds, intervals = 0.0, set()
+    for path in sorted(glob.glob(os.path.join(run_dir, "logs", "*", "train", "events.out.tfevents.*"))):
+        stage = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        created = re.search(r"tfevents\.(\d+)\.", os.path.basename(path))
+        last = None
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            if any(value.tag == "epoch_loss" for value in event.summary.value):
+                intervals.add((stage, event.step))
+                last = event.wall_time
+        if created and last is not None:
+            wall_seconds += last - int(created.group(1))
+    return {"planned_steps": reproduce.total_steps(run_dir), "intervals_logged": len(intervals),
+            "wall_hours": round(wall_seconds / 3600, 2)}
+
+
 def ship(run_dir, name, description, use, eval_sets, max_db_change, folder):
     source = os.path.join(run_dir, f"{use}.keras")
     model = inference.load_keras_model(source)
@@ -55,6 +88,7 @@ def ship(run_dir, name, description, use, eval_sets, max_db_change, folder):
         "source": f"{use}.keras of the run",
         "run_config": _json(os.path.join(run_dir, "run_config.json")),
         "kept_weights": _json(os.path.join(run_dir, "best.json")) if use == "best" else "last",
+        "training": training_history(run_dir),
         "machine": machine.summary_line(),
         "parameters": int(model.count_params()),
         "scores": {},
