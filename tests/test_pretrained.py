@@ -136,3 +136,34 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
                             capture_output=True, text=True, cwd=repo, timeout=300)
     if score["psnr_y"] != score["float32_psnr_y"]:  # float16 moved the score: a zero tolerance must refuse it
         assert strict.returncode != 0 and "not shipped" in strict.stderr
+
+
+SHIPPED = ("erlnet-derain", "memd-derain")
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "PRETRAINED.md")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_load_restore_and_match_their_documented_cards(name):
+    assert name in pretrained.list(pretrained.PACKAGE_FOLDER), "the package ships this model"
+    model = pretrained.load(name)
+    image = np.random.default_rng(0).uniform(0, 1, (1, 40, 56, 3)).astype(np.float32)
+    restored = np.asarray(model(image, training=False))
+    assert restored.shape == image.shape and restored.dtype == np.float32 and np.isfinite(restored).all()
+    card = pretrained.info(name)
+    with open(DOCS, encoding="utf-8") as f:
+        docs = f.read()
+    assert {"rain12", "rain100l-10"} <= set(card["scores"])
+    for score in card["scores"].values():  # the model card in docs/PRETRAINED.md quotes the stored figures
+        assert f"{score['psnr_y']:.4f}" in docs and f"{score['ssim_y']:.5f}" in docs
+
+
+@pytest.mark.slow
+def test_shipped_erlnet_scores_rain12_as_its_card_says(shared_data):
+    from erlrestore import evaluation
+    from erlrestore.data import pairing
+
+    card = pretrained.info("erlnet-derain")["scores"]["rain12"]
+    _, score = evaluation.evaluate_model("pretrained:erlnet-derain", pairing.find_pairs(str(shared_data / "rain12")),
+                                         show_progress=False)
+    assert score.count == card["n"]
+    assert abs(score.psnr_y - card["psnr_y"]) < 0.001 and abs(score.ssim_y - card["ssim_y"]) < 0.00001

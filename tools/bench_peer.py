@@ -362,7 +362,7 @@ def run_comparison(precisions, size, batch, steps, warmup, rounds, threads, quic
     check_peer_size(size, config["levels"])
     resolved = resolve_precisions(precisions)
     for precision, _ in resolved:  # refuse a size ours cannot take before spending any time
-        benchmark._check_size(size, benchmark.model_settings("pix2pix", precision, "off", quick))
+        benchmark.check_size(size, benchmark.model_settings("pix2pix", precision, "off", quick))
     started = time.perf_counter()
     description = machine.describe()
     report("machine: " + ", ".join(f"{k}={v}" for k, v in description.items()))

@@ -441,7 +441,8 @@ def model_settings(name, precision, jit, quick=False):
                                     **presets.settings_fields(name, tiny=quick))
 
 
-def _check_size(size, settings):
+def check_size(size, settings):
+    """Refuses a crop too small for the model (a GAN's PatchGAN output would be empty)."""
     if settings.is_gan:
         if pix2pix.patchgan_output_size(size, settings.d_layers) < 1:
             raise ValueError(f"a {size} px crop is too small for a {settings.d_layers}-layer PatchGAN "
@@ -465,7 +466,8 @@ def _forward_flops(networks, size):
     return counts
 
 
-def _stage_list(name):
+def stage_list(name):
+    """The training stages of a benchmarked model, in order."""
     settings = model_settings(name, "float32", "off")
     if settings.is_gan:
         return strategies.gan_strategy(settings.resolved_strategy())
@@ -479,13 +481,32 @@ def _step_and_inference_flops(name, stage, forward):
     return staged_step_flops(stage, forward["net"], forward.get("c2c")), sum(forward["net"].values())
 
 
+def build_workload(name, size, batch, precision, jit="off", quick=False):
+    """``(settings, trainer, networks, data)`` of one model in one configuration, seeded (0) and size-checked.
+
+    ``networks`` are :func:`erlrestore.training.experiment.build_trainer`'s
+    (``networks["final.keras"]`` is the restoration network); ``data`` is a
+    random ``(input, target)`` batch of ``size`` px crops.
+    """
+    settings = model_settings(name, precision, jit, quick)
+    check_size(size, settings)
+    keras.utils.set_random_seed(0)
+    trainer, networks = experiment.build_trainer(settings)
+    return settings, trainer, networks, random_pair_batch(size, batch)
+
+
+def training_call(trainer, settings, stage, data, jit_compile=False):
+    """A call running one traced training step of ``stage`` on ``data``, blocking until its losses exist."""
+    trainer.set_stage(stage)
+    trainer.reset_optimizer(settings.resolved_learning_rate())
+    step = tf.function(trainer.train_step, jit_compile=jit_compile)
+    return lambda: [v.numpy() for v in step(data).values()]
+
+
 def benchmark_model(name, size, batch, precision, jit, steps, warmup, peaks, kind, quick=False, flop_cache=None,
                     max_seconds=0.0, report=print):
     """Records (one per stage) for one model in one configuration."""
-    settings = model_settings(name, precision, jit, quick)
-    _check_size(size, settings)
-    keras.utils.set_random_seed(0)
-    trainer, networks = experiment.build_trainer(settings)
+    settings, trainer, networks, data = build_workload(name, size, batch, precision, jit, quick)
     use_xla = devices.resolve_jit_compile(jit)
     flop_cache = {} if flop_cache is None else flop_cache
     key = (name, size, quick)
@@ -494,7 +515,6 @@ def benchmark_model(name, size, batch, precision, jit, steps, warmup, peaks, kin
     forward = flop_cache[key]
     dtype = PRECISION_DTYPES[precision]
     peak = peaks.get(dtype)
-    data = random_pair_batch(size, batch)
     megapixels = batch * size * size / 1e6
 
     params = {file_name[: -len(".keras")]: memd.count_params(net) for file_name, net in networks.items()}
@@ -506,12 +526,10 @@ def benchmark_model(name, size, batch, precision, jit, steps, warmup, peaks, kin
     infer_memory = peak_memory(kind)
 
     records = []
-    for stage in _stage_list(name):
-        trainer.set_stage(stage)
-        trainer.reset_optimizer(settings.resolved_learning_rate())
-        step = tf.function(trainer.train_step, jit_compile=use_xla)
+    for stage in stage_list(name):
+        train_step = training_call(trainer, settings, stage, data, use_xla)
         reset_peak_memory(kind)
-        step_s = median_seconds(lambda: [v.numpy() for v in step(data).values()], steps, warmup, max_seconds)
+        step_s = median_seconds(train_step, steps, warmup, max_seconds)
         train_memory = peak_memory(kind)
         step_flops, infer_flops = (batch * f for f in _step_and_inference_flops(name, stage, forward))
         record = {
@@ -542,7 +560,7 @@ def benchmark_model(name, size, batch, precision, jit, steps, warmup, peaks, kin
         }
         records.append(record)
         report(format_row(record))
-        del step
+        del train_step
     del trainer, networks, restoration, deployed, infer
     keras.backend.clear_session()
     gc.collect()
@@ -559,7 +577,7 @@ def _set_fractions(record, peaks):
 
 
 def _error_records(name, size, batch, precision, jit, error):
-    stage_names = [s.name for s in _stage_list(name)]
+    stage_names = [s.name for s in stage_list(name)]
     records = []
     for stage in stage_names:
         record = dict.fromkeys(RECORD_KEYS)
@@ -610,7 +628,7 @@ def run_benchmark(models, sizes, batch_sizes, precisions, jits, grid, steps, war
         grid = "full" if kind == "GPU" else "reduced"
     for name in models:  # refuse a size a model cannot take before spending any time
         for size in sizes:
-            _check_size(size, model_settings(name, "float32", "off", quick))
+            check_size(size, model_settings(name, "float32", "off", quick))
     started = time.perf_counter()
     description = machine.describe()
     report("machine: " + ", ".join(f"{k}={v}" for k, v in description.items()))

@@ -34,12 +34,10 @@ import statistics
 import tempfile
 import time
 
-import keras
 import tensorflow as tf
 from absl import app, flags
 
 from erlrestore import inference
-from erlrestore.training import experiment
 from tools import benchmark, common
 
 FLAGS = flags.FLAGS
@@ -89,11 +87,7 @@ def build_call(model, part, size, batch, precision, quick=False, rewrite=True):
     and ``erlrestore-restore``), or the Keras model as built with
     ``rewrite=False``.
     """
-    settings = benchmark.model_settings(model, precision, "off", quick)
-    benchmark._check_size(size, settings)  # pylint: disable=protected-access
-    keras.utils.set_random_seed(0)
-    trainer, networks = experiment.build_trainer(settings)
-    data = benchmark.random_pair_batch(size, batch)
+    settings, trainer, networks, data = benchmark.build_workload(model, size, batch, precision, quick=quick)
     if part == "inference":
         restoration = networks["final.keras"]
         description = "restoration network as built, training=False"
@@ -104,11 +98,8 @@ def build_call(model, part, size, batch, precision, quick=False, rewrite=True):
                            f"{len(graph.phased)} phase convolutions), training=False")
         infer = tf.function(lambda x: restoration(x, training=False))
         return lambda: infer(data[0]).numpy(), description
-    stage = benchmark._stage_list(model)[-1]  # pylint: disable=protected-access
-    trainer.set_stage(stage)
-    trainer.reset_optimizer(settings.resolved_learning_rate())
-    step = tf.function(trainer.train_step)
-    return lambda: [v.numpy() for v in step(data).values()], f"training step, stage {stage.name}"
+    stage = benchmark.stage_list(model)[-1]
+    return benchmark.training_call(trainer, settings, stage, data), f"training step, stage {stage.name}"
 
 
 def profile(model, part, size, batch, precision, steps, by="type", top=20, trace_dir=None, quick=False,
