@@ -19,8 +19,8 @@
 Why the real photo is not in the repository: the benchmark samples belong to
 their authors and our rule is never to copy them into the project, so step 7
 runs where ``../shared/data`` (or any Rain12-style pair given with
-``--real_pair``) is at hand, and says so and carries on where it is not; it
-is skipped, with the reason, while no ``erlnet-derain`` weights ship.
+``--real_pair``) is at hand, and says so and carries on where it is not (and
+where a checkout lacks the shipped weights).
 
 It prints where everything is. Re-running resumes or reuses what is there.
 """
