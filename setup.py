@@ -28,8 +28,9 @@ setuptools.setup(
     ],
     extras_require={
         # scikit-image is used only by the tests, as an independent SSIM reference.
-        # The tests also exercise the gRPC client and server paths.
-        "test": ["pytest", "scikit-image", "hypothesis", "tensorflow-serving-api", "matplotlib",
+        # The tests also exercise the gRPC client and server paths. pytest-xdist runs them on two workers
+        # (make test): most of the slow tests wait on one subprocess at a time, leaving a core idle.
+        "test": ["pytest", "pytest-xdist", "scikit-image", "hypothesis", "tensorflow-serving-api", "matplotlib",
                  "tf2onnx", "onnx", "onnxruntime"],
         # ONNX export (erlrestore-export --format=onnx) and erlrestore-restore --backend=onnxruntime.
         # Checked with tf2onnx 1.17.0, onnx 1.23.2, onnxruntime 1.32.0 on numpy 2.4 / protobuf 7 / TF 2.21
