@@ -15,10 +15,8 @@ float16 weights score within ``--max_db_change`` (0.01 dB) of the float32
 model on every set, and refuses otherwise.
 """
 
-import glob
 import json
 import os
-import re
 import sys
 import tempfile
 
@@ -26,6 +24,7 @@ from absl import app, flags
 
 from erlrestore import evaluation, inference, machine, pretrained, reproduce
 from erlrestore.data import pairing
+from erlrestore.training import events
 
 FLAGS = flags.FLAGS
 
@@ -51,31 +50,19 @@ def _json(path):
 
 
 def training_history(run_dir):
-    """Steps and wall time of a run, from the ``epoch_loss`` events in ``logs/<stage>/train``.
+    """Steps and wall time of a run, from its TensorBoard logs (:func:`erlrestore.training.events.sittings`).
 
-    Each checkpoint interval writes one event, so a process's wall time is the
-    time from its event file's creation (in the file name) to its last event;
-    the run's is the sum over processes, i.e. over sittings. Time a process
-    spent stopped (``kill -STOP`` while a benchmark had the machine) counts,
-    the steps a stop threw away (after the last checkpoint) do not. ``planned_steps`` is
-    the run's schedule (``run_config.json``); ``intervals_logged`` counts the
-    checkpoint intervals that finished, an interval that a resumed process
-    repeated once.
+    The wall time is the sum over sittings (training processes). Time a
+    process spent stopped (``kill -STOP`` while a benchmark had the machine)
+    counts, the steps a stop threw away (after the last checkpoint) do not.
+    ``planned_steps`` is the run's schedule (``run_config.json``);
+    ``intervals_logged`` counts the checkpoint intervals that finished, an
+    interval that a resumed process repeated once.
     """
-    import tensorflow as tf
-
-    wall_seconds, intervals = 0.0, set()
-    for path in sorted(glob.glob(os.path.join(run_dir, "logs", "*", "train", "events.out.tfevents.*"))):
-        stage = os.path.basename(os.path.dirname(os.path.dirname(path)))
-        created = re.search(r"tfevents\.(\d+)\.", os.path.basename(path))
-        last = None
-        for record in tf.data.TFRecordDataset(path):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            if any(value.tag == "epoch_loss" for value in event.summary.value):
-                intervals.add((stage, event.step))
-                last = event.wall_time
-        if created and last is not None:
-            wall_seconds += last - int(created.group(1))
+    intervals, wall_seconds = set(), 0.0
+    for stage, steps, seconds in events.sittings(run_dir):
+        intervals.update((stage, step) for step in steps)
+        wall_seconds += seconds
     return {"planned_steps": reproduce.total_steps(run_dir), "intervals_logged": len(intervals),
             "wall_hours": round(wall_seconds / 3600, 2)}
 

@@ -6,7 +6,9 @@
 :mod:`erlrestore.training.run`). :func:`read_event_scalars` reads one tag of
 one such folder and :func:`stage_log_dirs` lists a run's folders in stage
 order; ``erlrestore-reproduce``'s learning curves and
-``tools.fit_loss_curve`` both read through them.
+``tools.fit_loss_curve`` both read through them. :func:`sittings` tells
+what each training process logged and for how long (``tools.ship_pretrained``'s
+model cards).
 """
 
 import glob
@@ -19,6 +21,7 @@ from erlrestore.data.image_files import DataError
 
 _STAGE_DIR = re.compile(r"^stage(\d+)_(.+)$")
 _EVENT_FILES = "events.out.tfevents*"
+_CREATED = re.compile(r"tfevents\.(\d+)\.")  # the writer's start time (seconds) in the file name
 
 
 def _events(path):
@@ -26,6 +29,13 @@ def _events(path):
     from tensorboard.backend.event_processing import event_file_loader  # pylint: disable=import-outside-toplevel
 
     return event_file_loader.EventFileLoader(path).Load()
+
+
+def _load(path):
+    try:
+        return list(_events(path))
+    except Exception as error:  # the loader raises protobuf and I/O errors of several types
+        raise DataError(f"{path}: not a TensorBoard event file ({error})") from None
 
 
 def _scalar(tensor, tag, path):
@@ -58,11 +68,7 @@ def read_event_scalars(log_dir, tag, missing_ok=False):
     found = {}
     tags = set()
     for path in paths:
-        try:
-            events = list(_events(path))
-        except Exception as error:  # the loader raises protobuf and I/O errors of several types
-            raise DataError(f"{path}: not a TensorBoard event file ({error})") from None
-        for event in events:
+        for event in _load(path):
             for value in event.summary.value:
                 tags.add(value.tag)
                 if value.tag != tag or value.WhichOneof("value") != "tensor":
@@ -92,3 +98,23 @@ def stage_log_dirs(model_dir, part="train"):
             if match and os.path.isdir(folder):
                 stages.append((int(match.group(1)), match.group(2), folder))
     return sorted(stages)
+
+
+def sittings(model_dir, tag="epoch_loss"):
+    """``[(stage name, steps, seconds)]``: one per event file of the run's ``train`` folders.
+
+    A training process writes one file per stage it runs, so the files are
+    its sittings. ``steps`` are those at which the file logged ``tag`` (the
+    checkpoint intervals it finished); ``seconds`` run from the file's
+    creation (the time in its name) to its last ``tag`` event. A file that
+    logged no ``tag`` is left out.
+    """
+    found = []
+    for _, name, folder in stage_log_dirs(model_dir):
+        for path in sorted(glob.glob(os.path.join(glob.escape(folder), _EVENT_FILES))):
+            created = _CREATED.search(os.path.basename(path))
+            logged = [event for event in _load(path) if any(value.tag == tag for value in event.summary.value)]
+            if created and logged:
+                found.append((name, [event.step for event in logged],
+                              max(event.wall_time for event in logged) - int(created.group(1))))
+    return found
