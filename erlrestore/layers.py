@@ -39,11 +39,18 @@ def _check_positive_int(value, what, owner):
         raise ValueError(f"{owner}: {what} must be a positive integer, got {value!r}")
 
 
-def _norm_layer(norm, name, dtype_policy):
-    """The normalisation sub-layer of DenseBlock / InfoAccum: instance or batch."""
+# PyTorch's normalisation defaults (momentum 0.1 there, 0.9 in Keras' convention; epsilon 1e-5), which the
+# pix2pix generators use everywhere; InfoAccum lives inside those generators and follows them.
+PYTORCH_NORM = {"momentum": 0.9, "epsilon": 1e-5}
+
+
+def _norm_layer(norm, name, dtype_policy, pytorch_defaults=False):
+    """The normalisation sub-layer of DenseBlock (Keras' defaults) / InfoAccum (PyTorch's): instance or batch."""
     if norm == "instance":
-        return keras.layers.GroupNormalization(groups=-1, dtype=dtype_policy, name=name)
-    return keras.layers.BatchNormalization(dtype=dtype_policy, name=name)
+        epsilon = {"epsilon": PYTORCH_NORM["epsilon"]} if pytorch_defaults else {}
+        return keras.layers.GroupNormalization(groups=-1, dtype=dtype_policy, name=name, **epsilon)
+    settings = PYTORCH_NORM if pytorch_defaults else {}
+    return keras.layers.BatchNormalization(dtype=dtype_policy, name=name, **settings)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -352,6 +359,11 @@ class InfoAccum(keras.layers.Layer):
       parameters and cost three times the activation memory.
     - ``norm="instance"`` (``GroupNormalization`` with one group per channel)
       and ``activation="leaky_relu"`` (slope 0.2, as pix2pix's encoder).
+    - The normalisation follows the generator around it (PyTorch's defaults:
+      batch-norm momentum 0.9 in Keras' terms, epsilon 1e-5), not Keras'
+      (0.99, 1e-3): with Keras' momentum the moving statistics lagged the
+      weights so far that test-mode scores sat 2.5-3 dB below training-mode
+      ones in short runs.
 
     How it is computed. The weights are those of the plain formulation: each
     dense layer owns a normalisation sub-layer ``norm_{l}`` and three
@@ -419,7 +431,7 @@ class InfoAccum(keras.layers.Layer):
         self.conv_layers = []  # conv_layers[l] = [F_l conv, G_l conv, H_l conv]
         for i in range(num_layers):
             if norm != "none":
-                self.norm_layers.append(_norm_layer(norm, f"norm_{i}", self.dtype_policy))
+                self.norm_layers.append(_norm_layer(norm, f"norm_{i}", self.dtype_policy, pytorch_defaults=True))
             self.conv_layers.append(
                 [
                     keras.layers.Conv2D(

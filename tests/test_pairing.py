@@ -218,6 +218,22 @@ def test_rain1400_names_pair_many_to_one(tmp_path):
     assert inp.shape == tgt.shape == (8, 8, 3)
 
 
+def test_reside_outdoor_names_with_some_bare_ids(tmp_path):
+    # RESIDE's outdoor sets (our dehaze-train): hazy id_A_beta names, and a few hazy files under the plain id.
+    _write(tmp_path / "gt" / "0001.jpg", 101)
+    _write(tmp_path / "gt" / "0023.jpg", 123)
+    _write(tmp_path / "hazy" / "0001.jpg", 1)
+    _write(tmp_path / "hazy" / "0023_0.85_0.12.jpg", 23)
+    pairs = find_pairs(tmp_path)
+    assert _names(pairs) == [("0001.jpg", "0001.jpg"), ("0023_0.85_0.12.jpg", "0023.jpg")]
+    _check_values(pairs, [(1, 101), (23, 123)])
+    # Bare ids alone are plain same-stem folders, not RESIDE (no SOTS border).
+    _write(tmp_path / "plain" / "hazy" / "0001.jpg", 1)
+    _write(tmp_path / "plain" / "gt" / "0001.jpg", 101)
+    only_bare = find_pairs(tmp_path / "plain")
+    assert len(only_bare) == 1 and only_bare[0].target_border == 0
+
+
 def _jorder(root, scales=("X2",), count=3):
     for i in range(1, count + 1):
         _write(root / "norain" / f"norain-{i}.png", 100 + i)

@@ -40,8 +40,8 @@ def grey(value, shape=(64, 64, 3)):
 
 
 def test_registry_names():
-    assert NAMES == ["rain", "heavy_rain", "haze", "gaussian_noise", "poisson_gaussian_noise"]
-    assert list(DEGRADATIONS) == NAMES + ["real_rain", "real_heavy_rain"]
+    assert NAMES == ["rain", "heavy_rain", "haze", "gaussian_noise", "poisson_gaussian_noise", "camera_noise"]
+    assert sorted(DEGRADATIONS) == sorted(NAMES + ["real_rain", "real_heavy_rain"])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -448,3 +448,57 @@ def test_cli_flag_errors(tmp_path):
     with pytest.raises(app.UsageError, match='--size must be "N" or "HxW"'):
         _cli(tmp_path, out, "--procedural=1", "--degradation=haze", "--size=0")
     assert not os.path.exists(tmp_path / "x")
+
+
+# ---------------------------------------------------------------------------
+# Blind camera noise (erlrestore.data.camera_noise)
+# ---------------------------------------------------------------------------
+
+
+def test_camera_noise_gaussian_branch_matches_sigma_and_is_8_bit():
+    clean = grey(0.5, (4, 64, 64, 3))
+    noisy = make_degradation("camera_noise", gaussian_share=1.0, sigma=25.0)(clean, [3, 4]).numpy()
+    assert np.allclose(noisy * 255, np.round(noisy * 255), atol=1e-4)  # stored as 8-bit test images are
+    assert abs((noisy - clean).std() * 255 - 25.0) < 0.6
+
+
+def test_camera_noise_camera_branch_is_signal_dependent_and_correlated():
+    params = dict(gaussian_share=0.0, peak=200.0, read_sigma=0.0, jpeg_quality=100.0)
+    dark = make_degradation("camera_noise", **params)(grey(0.3, (2, 96, 96, 3)), [1, 2]).numpy()
+    bright = make_degradation("camera_noise", **params)(grey(0.9, (2, 96, 96, 3)), [1, 2]).numpy()
+    # Shot noise grows with the light (std ~ sqrt of the linear signal: ~3.3x here), measured in linear light.
+    ratio = (bright ** 2.2 - 0.9 ** 2.2).std() / (dark ** 2.2 - 0.3 ** 2.2).std()
+    assert 2.5 < ratio < 4.5
+    # Demosaicking-like correlation: neighbouring pixels' noise agree (white noise gives ~0 correlation).
+    correlated = make_degradation("camera_noise", **params, spatial_correlation=1.0, channel_correlation=0.0)
+    white = make_degradation("camera_noise", **params, spatial_correlation=0.0, channel_correlation=0.0)
+
+    def neighbour_correlation(image):
+        n = image - 0.8
+        return np.corrcoef(n[:, :, :-1].ravel(), n[:, :, 1:].ravel())[0, 1]
+
+    def mean_correlation(degrade):
+        return np.mean([neighbour_correlation(degrade(grey(0.8, (1, 96, 96, 3)), [s, 0]).numpy()) for s in range(4)])
+
+    # JPEG's chroma subsampling correlates even white noise a little; the blend adds much more.
+    assert mean_correlation(correlated) > mean_correlation(white) + 0.2
+
+
+def test_camera_noise_jpeg_quality_blurs_the_noise():
+    clean = procedural_images(1, 64, 64, seed=2)
+    params = dict(gaussian_share=0.0, peak=30.0, spatial_correlation=0.0, channel_correlation=0.0)
+    rough = make_degradation("camera_noise", **params, jpeg_quality=100.0)(clean, [5, 5]).numpy()
+    smooth = make_degradation("camera_noise", **params, jpeg_quality=10.0)(clean, [5, 5]).numpy()
+    assert np.abs(np.diff(smooth, axis=1)).mean() < np.abs(np.diff(rough, axis=1)).mean()
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(gaussian_share=1.5), "gaussian_share must be <= 1"),
+    (dict(jpeg_quality=0.0), "jpeg_quality must be >= 1"),
+    (dict(peak=0.0), "peak must be > 0"),
+    (dict(spatial_correlation=(0.1, 0.5)), "spatial_correlation must be a single probability"),
+    (dict(streak_layers=3), "unknown parameter"),
+])
+def test_camera_noise_bad_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
+        make_degradation("camera_noise", **params)

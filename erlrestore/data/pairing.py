@@ -48,7 +48,8 @@ separators: ``norain-1x2``, ``0001x2``) and no clean stem is ignored too
 (JORDER's Rain100H/L ``rain/X2`` names, DIV2K's ``LR/X2`` names).
 
 ``layout="auto"`` resolves as follows. Two different folders: ``reside`` when
-every input stem looks like ``\\d+(_[\\d.]+)+`` and every target stem is a
+every input stem looks like ``\\d+(_[\\d.]+)+`` or a bare number (at least one the
+former: RESIDE's outdoor sets carry a few hazy files under the plain id) and every target stem is a
 bare number, else ``folders``. One folder: a recognised sub-folder pair if
 there is exactly one (more than one is an error listing them); else one
 recognised sub-folder beside images of the other role (PReNet); else
@@ -251,14 +252,24 @@ def _match_by_name(inputs, targets, input_where, target_where):
 
 
 def _looks_reside(inputs, targets):
-    return bool(inputs) and bool(targets) and all(
+    """Two folders: RESIDE hazy names (some inputs may be bare ids, as in RESIDE's own OTS copies)."""
+    return bool(inputs) and bool(targets) and any(
         _RESIDE_HAZY.match(_stem(i)) for i in inputs
+    ) and all(
+        _RESIDE_HAZY.match(_stem(i)) or _BARE_ID.match(_stem(i)) for i in inputs
     ) and all(_BARE_ID.match(_stem(t)) for t in targets)
 
 
-def _match_reside(inputs, targets, input_where, target_where):
-    """RESIDE: hazy ``<id>_<...>`` pairs with clean ``<id>`` (shared targets allowed)."""
-    bad = [i for i in inputs if not _RESIDE_HAZY.match(_stem(i))]
+def _match_reside(inputs, targets, input_where, target_where, bare_inputs=False):
+    """RESIDE: hazy ``<id>_<...>`` pairs with clean ``<id>`` (shared targets allowed).
+
+    ``bare_inputs``: a hazy image in its own folder may also carry the plain
+    id (``hazy/0001.jpg`` <-> ``gt/0001.jpg``), as 16 of SOTS-outdoor's do.
+    """
+    def hazy_name(path):
+        return _RESIDE_HAZY.match(_stem(path)) or (bare_inputs and _BARE_ID.match(_stem(path)))
+
+    bad = [i for i in inputs if not hazy_name(i)]
     if bad:
         raise DataError(
             f"{len(bad)} image(s) in {input_where} do not look like RESIDE hazy names "
@@ -472,7 +483,7 @@ def _pairs_in_two_folders(input_dir, target_dir, layout):
     inputs = list_images(input_dir)
     targets = list_images(target_dir)
     if layout == "reside" or (layout == "auto" and _looks_reside(inputs, targets)):
-        return _match_reside(inputs, targets, input_dir, target_dir)
+        return _match_reside(inputs, targets, input_dir, target_dir, bare_inputs=True)
     return _match_by_name(inputs, targets, input_dir, target_dir)
 
 

@@ -81,6 +81,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from erlrestore.data import camera_noise
 from erlrestore.data import image_files
 from erlrestore.data.image_files import DataError
 from erlrestore.progress import progress
@@ -1143,6 +1144,11 @@ _PARAM_CHECKS = {
     "streak_blur": lambda v: _as_range("streak_blur", v, 0.0, 5.0),
     "mix_procedural": lambda v: _check_probability("mix_procedural", v),
     "veil_share": lambda v: _check_probability("veil_share", v),
+    "gaussian_share": lambda v: _check_probability("gaussian_share", v),
+    "read_sigma": lambda v: _as_range("read_sigma", v, 0.0),
+    "spatial_correlation": lambda v: _check_probability("spatial_correlation", v),
+    "channel_correlation": lambda v: _check_probability("channel_correlation", v),
+    "jpeg_quality": lambda v: _as_range("jpeg_quality", v, 1.0, 100.0),
 }
 
 
@@ -1182,6 +1188,7 @@ DEGRADATIONS = {
     "poisson_gaussian_noise": add_poisson_gaussian_noise,
     "real_rain": add_real_rain,
     "real_heavy_rain": add_real_heavy_rain,
+    "camera_noise": camera_noise.add_camera_noise,
 }
 
 # How to give a required parameter, for the error when it is missing.

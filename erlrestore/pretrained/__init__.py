@@ -82,6 +82,20 @@ def info(name, folder=None):
         return json.load(f)["card"]
 
 
+TASKS = ("derain", "dehaze", "denoise")
+
+
+def task(name, folder=None):
+    """What ``name`` restores: one of :data:`TASKS` (its card's ``task``)."""
+    return info(name_of(name), folder)["task"]
+
+
+def catalogue(folder=None):
+    """``name (task)`` of every shipped model, comma-separated: for ``--help`` texts and errors."""
+    names = list(folder)
+    return ", ".join(f"{name} ({task(name, folder)})" for name in names) if names else "none"
+
+
 def _digest(path):
     sha = hashlib.sha256()
     with open(path, "rb") as f:
@@ -116,9 +130,14 @@ def load(name, folder=None):
 
 
 def save(model, name, card, folder=PACKAGE_FOLDER):
-    """Writes ``model`` as the shipped model ``name`` (float16 weights) with its model card; returns the paths."""
+    """Writes ``model`` as the shipped model ``name`` (float16 weights) with its model card; returns the paths.
+
+    The card must say the model's ``task`` (one of :data:`TASKS`).
+    """
     import keras
 
+    if card.get("task") not in TASKS:
+        raise ValueError(f"a model card needs a task, one of {', '.join(TASKS)}; got {card.get('task')!r}")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"pretrained model names are lower-case words joined by '-', got {name!r}")
     os.makedirs(folder, exist_ok=True)
