@@ -155,6 +155,51 @@ def test_bad_flag_values_are_usage_errors(rain_set):
     assert "input_dir" in result.stderr
 
 
+def test_pairs_csv_names_any_files(tmp_path):
+    """--pairs: input,target lines, relative to the CSV's folder or absolute; a header and comments are skipped."""
+    rng = np.random.default_rng(5)
+    clean = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    rainy = [np.clip(clean.astype(int) + rng.integers(-k, k + 1, clean.shape), 0, 255).astype(np.uint8)
+             for k in (10, 40)]
+    (tmp_path / "shots").mkdir()
+    (tmp_path / "reference").mkdir()
+    cv2.imwrite(str(tmp_path / "shots" / "light drizzle.png"), rainy[0][..., ::-1])
+    cv2.imwrite(str(tmp_path / "shots" / "DSC_0042.png"), rainy[1][..., ::-1])
+    cv2.imwrite(str(tmp_path / "reference" / "dry.png"), clean[..., ::-1])
+    listing = tmp_path / "lists" / "pairs.csv"
+    listing.parent.mkdir()
+    listing.write_text("input,target\n# two shots of one scene\n"
+                       "../shots/light drizzle.png,../reference/dry.png\n"
+                       f"{tmp_path / 'shots' / 'DSC_0042.png'},../reference/dry.png\n")
+    out_csv = tmp_path / "scores.csv"
+    result = run_metrics(f"--pairs={listing}", f"--csv={out_csv}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    psnrs = [metrics.psnr_y(r, clean) for r in rainy]
+    ssims = [metrics.ssim_y(r, clean) for r in rainy]
+    assert last_line(result) == f"n=2 psnr_y={math.fsum(psnrs) / 2:.4f} ssim_y={math.fsum(ssims) / 2:.5f}"
+    with open(out_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == ["light drizzle.png", "DSC_0042.png"]  # the list's order
+    assert rows[1]["target"] == str(tmp_path / "reference" / "dry.png")
+
+
+def test_pairs_csv_errors(tmp_path):
+    image = np.zeros((16, 16, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    listing = tmp_path / "pairs.csv"
+    listing.write_text("a.png,a.png\n\nb.png,a.png\n")
+    result = run_metrics(f"--pairs={listing}")
+    assert result.returncode == 1
+    assert f"{listing}, line 3: input image {tmp_path / 'b.png'} does not exist" in result.stderr
+    result = run_metrics(f"--pairs={tmp_path / 'none.csv'}")
+    assert result.returncode == 1 and f"pairs file {tmp_path / 'none.csv'} does not exist" in result.stderr
+    result = run_metrics(f"--pairs={listing}", "--layout=folders", f"--target_dir={tmp_path}")
+    assert result.returncode == 2
+    assert "lists the pairs itself; drop --target_dir, --layout" in result.stderr
+    result = run_metrics(f"--pairs={listing}", f"--input_dir={tmp_path}")
+    assert result.returncode == 2 and "give either --input_dir" in result.stderr and "or --pairs" in result.stderr
+
+
 # Input PSNRs quoted in ../shared/data/README.md, to the precision it quotes them.
 QUOTED_INPUT_PSNR = [
     ("rain12", [], 30.1, 0.05),

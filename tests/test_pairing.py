@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from erlrestore.data.image_files import DataError
-from erlrestore.data.pairing import LAYOUTS, RESIDE_BORDER, Pair, find_pairs, load_pair
+from erlrestore.data.pairing import LAYOUTS, RESIDE_BORDER, Pair, find_pairs, load_pair, pairs_from_csv
 
 
 def _write(path, value, size=(8, 8)):
@@ -544,6 +544,236 @@ def test_pairs_sorted_by_input_path(tmp_path):
     pairs = find_pairs(tmp_path)
     assert [p.input_path for p in pairs] == sorted(p.input_path for p in pairs)
     assert [p.name for p in pairs] == ["a_input.png", "b_input.png", "c_input.png"]
+
+
+# ---------------------------------------------------------------- Outdoor-Rain names, level folders
+
+def _outdoor_rain(root, ids=(1, 2), settings=((80, 4), (95, 7), (100, 4))):
+    """Outdoor-Rain's release: in/im_0001_s80_a04.png (several per clean image) beside gt/im_0001.png."""
+    for i in ids:
+        _write(root / "gt" / f"im_{i:04d}.png", 100 + i)
+        for s, a in settings:
+            _write(root / "in" / f"im_{i:04d}_s{s}_a{a:02d}.png", i)
+
+
+def test_outdoor_rain_names_pair_several_inputs_per_clean_image(tmp_path):
+    _outdoor_rain(tmp_path)
+    pairs = find_pairs(tmp_path)  # in/ + gt/ are recognised sub-folders
+    assert _names(pairs) == [(f"im_{i:04d}_{tags}.png", f"im_{i:04d}.png")
+                             for i in (1, 2) for tags in ("s100_a04", "s80_a04", "s95_a07")]
+    assert all(os.path.dirname(p.input_path) == str(tmp_path / "in") for p in pairs)
+    assert all(p.target_border == 0 for p in pairs)  # not RESIDE: no SOTS border
+    _check_values(pairs, [(1, 101)] * 3 + [(2, 102)] * 3)
+    assert find_pairs(tmp_path / "in", tmp_path / "gt") == pairs
+    assert find_pairs(tmp_path, layout="folders") == pairs
+
+
+def test_setting_tags_pair_with_the_clean_name_they_extend(tmp_path):
+    # Tags of any letters and a number, after "_" or "-"; a degraded image with the bare clean name pairs too.
+    for name in ("x_sigma25", "x-3", "x_0.5_l2", "x"):
+        _write(tmp_path / "noisy" / f"{name}.png", 1)
+    _write(tmp_path / "clean" / "x.png", 101)
+    _write(tmp_path / "clean" / "y.png", 102)
+    pairs = find_pairs(tmp_path)
+    assert sorted(_names(pairs)) == sorted((f"{n}.png", "x.png") for n in ("x", "x-3", "x_0.5_l2", "x_sigma25"))
+
+
+def test_setting_tags_matching_two_clean_names_are_refused(tmp_path):
+    _write(tmp_path / "in" / "im_0001_s80_a04.png", 1)
+    _write(tmp_path / "gt" / "im_0001.png", 2)
+    _write(tmp_path / "gt" / "im_0001_s80.png", 3)
+    with pytest.raises(DataError, match=r"degraded image .*im_0001_s80_a04\.png matches several clean images: "
+                                         r"im_0001\.png, im_0001_s80\.png"):
+        find_pairs(tmp_path)
+
+
+def test_stray_image_among_outdoor_rain_names_is_the_one_listed(tmp_path):
+    _outdoor_rain(tmp_path, ids=(1,))
+    _write(tmp_path / "in" / "im_0009_s80_a04.png", 9)
+    with pytest.raises(DataError) as info:
+        find_pairs(tmp_path)
+    message = str(info.value)
+    assert message.startswith("1 degraded image(s) in ") and message.count(".png") == 1
+    assert "have no clean partner" in message and "im_0009_s80_a04.png" in message
+
+
+def test_one_degraded_image_per_clean_image_outside_tags_still_refuses_a_shared_target(tmp_path):
+    # Without setting tags a clean image is still claimed by one degraded image only.
+    _write(tmp_path / "in" / "a.png", 1)
+    _write(tmp_path / "in" / "a.jpg", 1)
+    _write(tmp_path / "gt" / "a.png", 1)
+    with pytest.raises(DataError, match=r"clean image .*gt.a\.png is claimed by 2 degraded images"):
+        find_pairs(tmp_path)
+
+
+@pytest.mark.parametrize("level", ["rain100mm", "rain50mm", "rain_heavy", "rain-light", "Rainy_100mm", "hazy_0.8",
+                                   "noisy25", "input_images"])
+def test_level_named_input_folder_beside_a_clean_folder(tmp_path, level):
+    for i in (1, 2):
+        _write(tmp_path / level / f"rain-{i}.png", i)
+        _write(tmp_path / "norain" / f"norain-{i}.png", 100 + i)
+    (tmp_path / "notes").mkdir()
+    pairs = find_pairs(tmp_path)
+    assert _names(pairs) == [("rain-1.png", "norain-1.png"), ("rain-2.png", "norain-2.png")]
+    assert all(os.path.dirname(p.input_path) == str(tmp_path / level) for p in pairs)
+    _check_values(pairs, [(1, 101), (2, 102)])
+    assert find_pairs(tmp_path, layout="folders") == pairs
+
+
+def test_several_level_folders_are_refused_and_listed(tmp_path):
+    for sub in ("rain100mm", "rain50mm", "norain"):
+        _write(tmp_path / sub / "a.png", 1)
+    with pytest.raises(DataError, match=r"holds several degraded/clean sub-folder pairs \(rain100mm/ \+ norain/, "
+                                         r"rain50mm/ \+ norain/\); pass input_dir and target_dir"):
+        find_pairs(tmp_path)
+    # One level folder beside two clean folders is ambiguous too.
+    (tmp_path / "rain50mm" / "a.png").unlink()
+    (tmp_path / "rain50mm").rmdir()
+    _write(tmp_path / "clean" / "a.png", 1)
+    with pytest.raises(DataError, match=r"holds several degraded/clean sub-folder pairs \(rain100mm/ \+ clean/, "
+                                         r"rain100mm/ \+ norain/\)"):
+        find_pairs(tmp_path)
+
+
+def test_a_known_pair_wins_over_level_folders_beside_it(tmp_path):
+    # GoPro: blur/ + sharp/ beside blur_gamma/.
+    for sub, value in (("blur", 1), ("blur_gamma", 2), ("sharp", 3)):
+        _write(tmp_path / sub / "000047.png", value)
+    pairs = find_pairs(tmp_path)
+    assert [(p.input_path, p.target_path) for p in pairs] == [
+        (str(tmp_path / "blur" / "000047.png"), str(tmp_path / "sharp" / "000047.png"))]
+
+
+@pytest.mark.parametrize("other", ["rain_mask", "rainmask", "rainregion", "rain_gt", "rainy-clean", "rainfall",
+                                   "raindrop"])
+def test_folders_that_only_start_with_a_role_word_are_not_degraded_sets(tmp_path, other):
+    _write(tmp_path / other / "a.png", 1)
+    _write(tmp_path / "norain" / "a.png", 2)
+    with pytest.raises(DataError, match=r"contains no images .*, and no degraded/clean sub-folder pair"):
+        find_pairs(tmp_path)
+
+
+# ---------------------------------------------------------------- nothing pairs: the sub-folders are listed
+
+def test_nothing_to_pair_lists_the_subfolders(tmp_path):
+    for sub in ("heavy", "light", "ground truth"):
+        _write(tmp_path / sub / "a.png", 1)
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match=r"contains no images .*, and no degraded/clean sub-folder pair \(such as "
+                                         r"rain/ \+ norain/\); its sub-folders: ground truth/, heavy/, light/\. "
+                                         r"Pass the degraded and clean folders as input_dir and target_dir, or "
+                                         r"list the pairs in a CSV file \(pairs_csv\)"):
+        find_pairs(tmp_path)
+    with pytest.raises(DataError, match=r"holds no degraded/clean sub-folder pair .*; its sub-folders: ground "
+                                         r"truth/, heavy/, light/; pass target_dir"):
+        find_pairs(tmp_path, layout="folders")
+    with pytest.raises(DataError, match=r"contains no images .*; its sub-folders: ground truth/, heavy/, light/\."):
+        find_pairs(tmp_path, layout="one_folder")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty contains no images .*; it has no sub-folders\."):
+        find_pairs(tmp_path / "empty")
+
+
+def test_many_subfolders_are_listed_up_to_a_limit(tmp_path):
+    for i in range(25):
+        (tmp_path / f"scene{i:02d}").mkdir()
+    with pytest.raises(DataError) as info:
+        find_pairs(tmp_path)
+    assert "scene00/, scene01/, " in str(info.value) and "scene19/, ... (and 5 more)" in str(info.value)
+    assert "scene20/" not in str(info.value)
+
+
+# ---------------------------------------------------------------- an explicit list: pairs_from_csv
+
+def _csv(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_pairs_from_csv_relative_absolute_header_comments(tmp_path):
+    _write(tmp_path / "shots" / "IMG 7.jpg", 7)
+    _write(tmp_path / "shots" / "wet, street.png", 8)
+    _write(tmp_path / "refs" / "dry.png", 107)
+    _write(tmp_path / "elsewhere" / "ref8.png", 108)
+    listing = _csv(tmp_path / "lists" / "pairs.csv", (
+        "input,target\n"
+        "# taken on 2024-05-01\n"
+        "\n"
+        "../shots/IMG 7.jpg, ../refs/dry.png\n"
+        f"\"../shots/wet, street.png\",{tmp_path / 'elsewhere' / 'ref8.png'}\n"
+        "   # an indented comment\n"
+    ))
+    pairs = pairs_from_csv(listing)
+    assert [(p.input_path, p.target_path) for p in pairs] == [
+        (str(tmp_path / "shots" / "IMG 7.jpg"), str(tmp_path / "refs" / "dry.png")),
+        (str(tmp_path / "shots" / "wet, street.png"), str(tmp_path / "elsewhere" / "ref8.png")),
+    ]
+    assert all(isinstance(p, Pair) and p.side_by_side == "" and p.target_border == 0 for p in pairs)
+    _check_values(pairs, [(7, 107), (8, 108)])
+    assert find_pairs(pairs_csv=listing) == pairs
+    assert find_pairs(pairs_csv=str(listing)) == pairs
+
+
+def test_pairs_from_csv_keeps_the_file_order_and_shares_targets(tmp_path):
+    for name, value in (("b", 2), ("a", 1), ("c", 3)):
+        _write(tmp_path / f"{name}.png", value)
+    _write(tmp_path / "clean.png", 100)
+    listing = _csv(tmp_path / "pairs.csv", "b.png,clean.png\na.png,clean.png\nc.png,clean.png\n")
+    assert _names(pairs_from_csv(listing)) == [("b.png", "clean.png"), ("a.png", "clean.png"),
+                                              ("c.png", "clean.png")]
+    # Only the first line can be the header: a later "input,target" line names two files.
+    _write(tmp_path / "input.png", 5)
+    _write(tmp_path / "target.png", 6)
+    listing = _csv(tmp_path / "header_twice.csv", "# a comment first\nINPUT, Target\na.png,clean.png\ninput,target\n")
+    with pytest.raises(DataError, match=r"header_twice\.csv, line 4: input image .*input does not exist"):
+        pairs_from_csv(listing)
+
+
+def test_pairs_from_csv_errors_name_the_file_and_line(tmp_path):
+    _write(tmp_path / "a.png", 1)
+    _write(tmp_path / "b.png", 2)
+    _write(tmp_path / "c.png", 3)
+    (tmp_path / "notes.txt").write_text("x")
+    missing = tmp_path / "missing.csv"
+    with pytest.raises(DataError, match=r"pairs file .*missing\.csv does not exist"):
+        pairs_from_csv(missing)
+    with pytest.raises(DataError, match=r"pairs file .*missing\.csv does not exist"):
+        find_pairs(pairs_csv=missing)
+    with pytest.raises(DataError, match=r"pairs file .* is not a file"):
+        pairs_from_csv(tmp_path)
+    cases = [
+        ("a.png,b.png\n\nc.png,gone.png\n", r"bad\.csv, line 3: target image .*gone\.png does not exist"),
+        ("gone.png,b.png\n", r"bad\.csv, line 1: input image .*gone\.png does not exist"),
+        ("input,target\na.png\n", r"bad\.csv, line 2: expected two fields, input,target; got 'a\.png'"),
+        ("a.png,b.png,c.png\n", r"bad\.csv, line 1: expected two fields, input,target; got 'a\.png,b\.png,c\.png'"),
+        ("a.png,\n", r"bad\.csv, line 1: expected two fields"),
+        ("a.png;b.png\n", r"bad\.csv, line 1: expected two fields"),
+        ("a.png,b.png\nc.png,b.png\n# again\n./a.png,c.png\n",
+         r"bad\.csv, line 4: input .*a\.png is listed again \(first on line 1\)"),
+        ("notes.txt,b.png\n", r"bad\.csv, line 1: input .*notes\.txt is not an image file"),
+        ("a.png,.\n", r"bad\.csv, line 1: target image .* is not a file"),
+        ("input,target\n# nothing yet\n\n", r"pairs file .*bad\.csv lists no pairs"),
+        ("", r"pairs file .*bad\.csv lists no pairs"),
+    ]
+    for text, message in cases:
+        listing = _csv(tmp_path / "bad.csv", text)
+        with pytest.raises(DataError, match=message):
+            pairs_from_csv(listing)
+
+
+def test_find_pairs_takes_a_csv_instead_of_folders(tmp_path):
+    _write(tmp_path / "a.png", 1)
+    listing = _csv(tmp_path / "pairs.csv", "a.png,a.png\n")
+    for extra, named in [({"input_dir": tmp_path}, "input_dir="), ({"target_dir": tmp_path}, "target_dir="),
+                         ({"layout": "reside"}, "layout=reside"), ({"pair_order": "input_left"},
+                                                                    "pair_order=input_left")]:
+        with pytest.raises(DataError, match=rf"pairs_csv=.*pairs\.csv lists the pairs itself; it takes no {named}"):
+            find_pairs(pairs_csv=listing, **extra)
+    with pytest.raises(DataError, match=r"no images to pair: give input_dir \(a folder\) or pairs_csv"):
+        find_pairs()
+    assert _names(find_pairs(pairs_csv=listing, layout="auto")) == [("a.png", "a.png")]
 
 
 # ---------------------------------------------------------------- real samples

@@ -365,6 +365,39 @@ def test_run_identity_keeps_the_recorded_fields_of_each_family(tmp_path):
         "lr_schedule": "plateau"}
 
 
+def test_pairs_csv_lists_the_training_and_validation_pairs(tmp_path):
+    from erlrestore.data import image_files
+
+    rng = np.random.default_rng(0)
+    for name in ("shot1", "shot2", "clean"):
+        image_files.write_image(tmp_path / "img" / f"{name}.png", rng.random((20, 24, 3)).astype(np.float32))
+    (tmp_path / "train.csv").write_text("input,target\nimg/shot1.png,img/clean.png\nimg/shot2.png,img/clean.png\n")
+    (tmp_path / "val.csv").write_text("img/shot2.png,img/clean.png\n")
+    settings = experiment.settings_from_argv([f"--pairs={tmp_path / 'train.csv'}", "--crop_size=16",
+                                              f"--val_pairs={tmp_path / 'val.csv'}", "--model_dir=r"]).data
+    make_dataset, images = inputs.training_data(settings, str(tmp_path))
+    assert images == 2
+    x, y = next(iter(make_dataset()))
+    assert x.shape == y.shape == (1, 16, 16, 3)
+    _, val_pairs = inputs.validation_data(settings)
+    assert [(p.input_path, p.target_path) for p in val_pairs] == [
+        (str(tmp_path / "img" / "shot2.png"), str(tmp_path / "img" / "clean.png"))]
+    # A list is one source: not with a folder of the same set, nor with another source.
+    for data, message in [
+        (inputs.DataSettings(pairs=str(tmp_path / "train.csv"), train_target_dir="x"),
+         "--pairs=.*train.csv lists the pairs itself; drop --train_input_dir and --train_target_dir"),
+        (inputs.DataSettings(pairs=str(tmp_path / "train.csv"), train_input_dir="x"),
+         "give exactly one training source: .*got train_input_dir, pairs"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            inputs.training_data(data, str(tmp_path))
+    with pytest.raises(ValueError, match="--val_pairs=.*val.csv lists the pairs itself; drop --val_input_dir"):
+        inputs.validation_data(inputs.DataSettings(val_pairs=str(tmp_path / "val.csv"), val_input_dir="x"))
+    pretrain = experiment.settings_from_argv([f"--pairs={tmp_path / 'train.csv'}", "--d_pretrain_input_dir=pre",
+                                              "--model_dir=r"]).pretrain_data
+    assert (pretrain.train_input_dir, pretrain.pairs) == ("pre", "")
+
+
 def test_settings_from_argv_parses_like_the_command_line(tmp_path):
     from absl import flags
 

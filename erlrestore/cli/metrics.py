@@ -3,8 +3,10 @@
     erlrestore-metrics --input_dir=results --target_dir=clean [--crop_border=N] [--csv=out.csv]
     erlrestore-metrics --input_dir=rain12            # a folder holding rain/ and norain/
     erlrestore-metrics --input_dir=denoised --target_dir=clean --channel=rgb
+    erlrestore-metrics --pairs=pairs.csv             # input,target lines, for names no layout pairs
 
-Files are paired by the benchmark layouts of ``erlrestore.data.pairing``.
+Files are paired by the benchmark layouts of ``erlrestore.data.pairing``,
+or as ``--pairs`` lists them.
 ``--channel=y`` (the default) measures on the BT.601 Y channel, as the
 de-raining literature does; ``--channel=rgb`` on the three RGB channels, as
 de-noising and de-hazing papers do (PSNR over all channels, SSIM averaged
@@ -18,26 +20,24 @@ with ``--channel=rgb``; the CSV columns are named the same way.
 
 from absl import app, flags, logging
 
-from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, show_flags_in_help
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, run_tool
 
 from erlrestore import evaluation, metrics
-from erlrestore.data import image_files, pairing
+from erlrestore.cli import pairing_flags
+from erlrestore.data import image_files
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("input_dir", None, "Degraded or restored images (or one folder holding both sets).")
-    flags.DEFINE_string("target_dir", None, "Clean reference images; omit when --input_dir holds both sets.")
-    flags.DEFINE_enum("layout", "auto", pairing.LAYOUTS, "How files are paired; 'auto' detects it.")
-    flags.DEFINE_enum("pair_order", "", ["", "input_left", "target_left"], "Half order for side_by_side images.")
+    pairing_flags.define_flags(__name__, input_help="Degraded or restored images (or one folder holding both sets).",
+                               target_help="Clean reference images; omit when --input_dir holds both sets.")
     flags.DEFINE_integer("crop_border", 0, "Pixels removed from every side before measuring.", lower_bound=0)
     flags.DEFINE_enum("channel", "y", metrics.CHANNELS, "Measure on the BT.601 Y channel (de-raining papers) or on "
                       "RGB (de-noising/de-hazing papers); names the numbers psnr_y/ssim_y or psnr_rgb/ssim_rgb.")
     flags.DEFINE_string("csv", None, "Write per-image values to this CSV file.")
     flags.DEFINE_integer("workers", 0, "Decoding threads (0: one per CPU, at most 8).", lower_bound=0)
     define_max_image_pixels_flag()
-    flags.mark_flag_as_required("input_dir")
 
 
 def main(argv):
@@ -45,9 +45,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     apply_max_image_pixels()
     try:
-        pairs = pairing.find_pairs(
-            FLAGS.input_dir, FLAGS.target_dir, layout=FLAGS.layout, pair_order=FLAGS.pair_order
-        )
+        pairs = pairing_flags.pairs_from_flags()
         scores, summary = evaluation.measure_pairs(pairs, FLAGS.crop_border, workers=FLAGS.workers or None,
                                                    channel=FLAGS.channel)
     except (image_files.DataError, ValueError) as error:
@@ -61,8 +59,7 @@ def main(argv):
 
 def run():
     define_flags()
-    show_flags_in_help(__name__)
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

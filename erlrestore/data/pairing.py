@@ -1,20 +1,31 @@
 """Pairing degraded (input) and clean (target) images of the public benchmarks.
 
-:func:`find_pairs` turns one or two folders into a sorted list of
-:class:`Pair` records, and :func:`load_pair` decodes one record into two
-aligned float32 arrays. Layouts (``layout=``):
+:func:`find_pairs` turns one or two folders (or a CSV list,
+:func:`pairs_from_csv`) into a sorted list of :class:`Pair` records, and
+:func:`load_pair` decodes one record into two aligned float32 arrays.
+Layouts (``layout=``):
 
 ``folders``
     Two folders. Files pair by identical stem (the extension may differ);
-    otherwise by name with the tokens that mark a folder's role removed, e.g.
-    ``rain/rain-001.png`` <-> ``norain/norain-001.png``. Given ONE folder,
-    it looks inside it for (any case; ``INPUT_FOLDER_NAMES`` and
-    ``TARGET_FOLDER_NAMES``):
+    else by the clean stem plus setting tags, several degraded images per
+    clean one: Outdoor-Rain's ``in/im_0001_s80_a04.png`` <->
+    ``gt/im_0001.png`` (tags ``_<letters><number>``: ``_s80_a04``, ``_3``,
+    ``_sigma25``); otherwise by name with the tokens that mark a folder's
+    role removed, e.g. ``rain/rain-001.png`` <-> ``norain/norain-001.png``.
+    Given ONE folder, it looks inside it for (any case;
+    ``INPUT_FOLDER_NAMES`` and ``TARGET_FOLDER_NAMES``):
 
     * a known pair of sub-folders: ``rain``/``norain``, ``rainy``/``norain``,
-      ``input``/``target``, ``hazy``/``gt``, ``lq``/``gt``, ``data``/``gt``,
-      ``low``/``high`` (LOL), ``blur``/``sharp`` (GoPro), ``lr``/``hr``,
+      ``input``/``target``, ``in``/``gt`` (Outdoor-Rain), ``hazy``/``gt``,
+      ``lq``/``gt``, ``data``/``gt``, ``low``/``high`` (LOL),
+      ``blur``/``sharp`` (GoPro), ``lr``/``hr``,
       ``rainy_image``/``ground_truth`` (Rain1400), ...;
+    * failing that, a degraded sub-folder named with a level or other
+      suffix beside a known clean one: ``rain100mm/``, ``rain50mm/``,
+      ``rain_heavy/``, ``rain-light/`` or ``hazy_0.8/`` beside ``norain/``
+      (a known input name, then a digit or a separator; not when the suffix
+      holds a clean-role word or ``mask``/``streak``/``region``/``layer``/
+      ``map``). Two such folders beside one clean folder are ambiguous;
     * PReNet's test layout: ONE such sub-folder beside images in the folder
       itself, the sub-folder's name giving its role and the folder's own
       images the other role: ``Rain100L/rainy/rain-001.png`` <->
@@ -51,11 +62,24 @@ separators: ``norain-1x2``, ``0001x2``) and no clean stem is ignored too
 every input stem looks like ``\\d+(_[\\d.]+)+`` or a bare number (at least one the
 former: RESIDE's outdoor sets carry a few hazy files under the plain id) and every target stem is a
 bare number, else ``folders``. One folder: a recognised sub-folder pair if
-there is exactly one (more than one is an error listing them); else one
-recognised sub-folder beside images of the other role (PReNet); else
-``reside`` if its images split into RESIDE hazy names and bare ids; else
-``one_folder``. Anything ambiguous raises a DataError naming the ``layout=``
-to pass.
+there is exactly one (more than one is an error listing them); else a
+level-named degraded sub-folder beside a recognised clean one if there is
+exactly one such pair (more than one is an error listing them; beside a
+recognised pair, level-named folders are left out, as GoPro's
+``blur_gamma/`` beside ``blur/`` + ``sharp/``); else one recognised
+sub-folder beside images of the other role (PReNet); else ``reside`` if its
+images split into RESIDE hazy names and bare ids; else ``one_folder``.
+Anything ambiguous raises a DataError naming the ``layout=`` to pass. A
+folder where nothing pairs (no sub-folder pair and no images of its own) is
+an error that lists its sub-folders, so the ones to pass are in view.
+
+Any other naming: list the pairs in a CSV file, one ``input,target`` line
+each (paths relative to the CSV file's folder, or absolute; an optional
+``input,target`` header; blank lines and ``#`` comments skipped), read by
+:func:`pairs_from_csv` or ``find_pairs(pairs_csv=...)``, ``--pairs`` on
+the command line. A missing file, a missing image (with its line number),
+a line without two fields and an input listed twice are DataErrors naming
+the file and line.
 
 The one-sub-folder (PReNet) layout is refused as ambiguous when the folder
 holds more than one recognised sub-folder of the one role (``rain/`` and
@@ -76,6 +100,7 @@ folders likewise.
 """
 
 import collections
+import csv
 import dataclasses
 import os
 import re
@@ -83,14 +108,14 @@ import re
 import numpy as np
 from absl import logging
 
-from erlrestore.data.image_files import DataError, is_image_file, list_images, read_image
+from erlrestore.data.image_files import IMAGE_EXTENSIONS, DataError, is_image_file, list_images, read_image
 
 LAYOUTS = ("auto", "folders", "one_folder", "reside", "side_by_side")
 PAIR_ORDERS = ("input_left", "target_left")
 
 # Sub-folder names (compared in lower case) recognised by find_pairs(one folder).
 INPUT_FOLDER_NAMES = (
-    "rain", "rainy", "input", "inputs", "hazy", "noisy", "lq", "degraded", "data",
+    "rain", "rainy", "input", "inputs", "in", "hazy", "noisy", "lq", "degraded", "data",
     "rainy_image", "rainy_images", "low", "lr", "blur", "blurred", "blurry",
 )
 TARGET_FOLDER_NAMES = (
@@ -100,6 +125,17 @@ TARGET_FOLDER_NAMES = (
 # Role words (whole tokens, any case) that mark files in a one_folder layout.
 INPUT_WORDS = ("rain", "rainy", "input", "hazy", "noisy", "lq", "degraded", "real")
 TARGET_WORDS = ("norain", "clean", "target", "gt", "clear", "groundtruth", "mean", "label")
+
+# A sub-folder named as one of INPUT_FOLDER_NAMES followed by a level or other
+# suffix (rain100mm, rain_heavy, rain-light, hazy_0.8) is a degraded set too,
+# unless a word of the suffix says it holds something else.
+_LEVEL_SUFFIX = re.compile(r"^(?:[_\-. ]+[a-z0-9]|\d)")
+_NOT_A_LEVEL = frozenset(TARGET_FOLDER_NAMES + TARGET_WORDS + (
+    "mask", "masks", "streak", "streaks", "region", "regions", "layer", "layers", "map", "maps",
+))
+# Setting tags a degraded name adds to its clean image's name: _s80_a04
+# (Outdoor-Rain's streak and atmosphere settings), _3, _sigma25, -0.8.
+_SETTING_TAGS = re.compile(r"^(?:[_-][A-Za-z]*\d+(?:\.\d+)?)+$")
 
 RESIDE_BORDER = 10
 _RESIDE_HAZY = re.compile(r"^\d+(_[\d.]+)+$")
@@ -210,13 +246,36 @@ def _scale_tag(input_tokens, target_tokens):
     return end
 
 
-def _match_by_name(inputs, targets, input_where, target_where):
-    """Pairs two lists of files by stem, or by stem minus role tokens."""
+def _variant_candidates(inputs, targets):
+    """{input: the clean images whose stem the input's stem is, or extends by setting tags}.
+
+    ``im_0001_s80_a04`` -> ``im_0001`` (Outdoor-Rain); several degraded
+    variants may share one clean image.
+    """
     by_stem = collections.defaultdict(list)
     for t in targets:
         by_stem[_stem(t)].append(t)
+    found = {}
+    for i in inputs:
+        stem = _stem(i)
+        candidates = list(by_stem.get(stem, []))
+        for cut in range(1, len(stem)):
+            if stem[cut] in "_-" and _SETTING_TAGS.match(stem[cut:]):
+                candidates += by_stem.get(stem[:cut], [])
+        found[i] = candidates
+    return found
+
+
+def _match_by_name(inputs, targets, input_where, target_where):
+    """Pairs two lists of files by stem, by stem plus setting tags, or by stem minus role tokens."""
+    by_stem = collections.defaultdict(list)
+    for t in targets:
+        by_stem[_stem(t)].append(t)
+    variants = None
     if all(_stem(i) in by_stem for i in inputs):
         keyed, key_of = by_stem, _stem
+    elif all((variants := _variant_candidates(inputs, targets)).values()):
+        keyed, key_of = variants, lambda path: path
     else:
         in_tokens = {i: _tokens(_stem(i)) for i in inputs}
         tg_tokens = {t: _tokens(_stem(t)) for t in targets}
@@ -246,7 +305,13 @@ def _match_by_name(inputs, targets, input_where, target_where):
             )
         else:
             assignment[i] = candidates[0]
-    pairs = _check_assignment(assignment, unmatched, input_where, target_where)
+    shared = keyed is variants
+    if unmatched and variants is not None and not shared:
+        # Report the naming that explains more of the images (a few strays among Outdoor-Rain names).
+        left = [i for i in inputs if not variants[i]]
+        if len(left) < len(unmatched):
+            unmatched = left
+    pairs = _check_assignment(assignment, unmatched, input_where, target_where, shared_targets=shared)
     _warn_unused_targets(targets, assignment.values(), target_where)
     return [Pair(i, t) for i, t in pairs]
 
@@ -342,6 +407,40 @@ def _recognised_subfolders(folder):
     return inputs, targets
 
 
+def _is_level_name(name):
+    """True for an input role name followed by a level or other suffix: ``rain100mm``, ``rain_heavy``."""
+    name = name.lower()
+    for word in INPUT_FOLDER_NAMES:
+        rest = name[len(word):]
+        if name.startswith(word) and _LEVEL_SUFFIX.match(rest):
+            if not set(re.findall(r"[a-z]+", rest)) & _NOT_A_LEVEL:
+                return True
+    return False
+
+
+def _level_subfolders(folder):
+    """Sub-folders of ``folder`` named as degraded sets of one level (``rain100mm/``, ``rain-light/``), sorted."""
+    return [
+        os.path.join(folder, name) for name in sorted(os.listdir(folder))
+        if not name.startswith(".") and os.path.isdir(os.path.join(folder, name)) and _is_level_name(name)
+    ]
+
+
+def _subfolders_text(folder):
+    """``its sub-folders: a/, b/`` (or ``it has no sub-folders``) for errors when nothing in ``folder`` pairs."""
+    try:
+        names = sorted(n for n in os.listdir(folder)
+                       if not n.startswith(".") and os.path.isdir(os.path.join(folder, n)))
+    except OSError:
+        return "its sub-folders cannot be listed"
+    if not names:
+        return "it has no sub-folders"
+    text = ", ".join(n + "/" for n in names[:_MAX_LISTED])
+    if len(names) > _MAX_LISTED:
+        text += f", ... (and {len(names) - _MAX_LISTED} more)"
+    return f"its sub-folders: {text}"
+
+
 def _marked(path, words, other_words):
     """True when ``path``'s stem holds one of ``words`` and none of ``other_words`` as a token."""
     tokens = set(_tokens(_stem(path)))
@@ -351,12 +450,20 @@ def _marked(path, words, other_words):
 def _subfolder_layout(folder):
     """(input_dir, target_dir) from ``folder``'s sub-folders, or None (module docstring).
 
-    A recognised sub-folder pair wins; else one recognised sub-folder beside
-    images in ``folder`` itself (PReNet). Raises a DataError when that is
-    ambiguous.
+    A recognised sub-folder pair wins; else a degraded sub-folder named with
+    a level (``rain100mm/``) beside a recognised clean one; else one
+    recognised sub-folder beside images in ``folder`` itself (PReNet).
+    Raises a DataError when that is ambiguous.
     """
     inputs, targets = _recognised_subfolders(folder)
     pairs = [(i, t) for i in inputs for t in targets]
+    levels = _level_subfolders(folder) if targets else []
+    if len(pairs) == 1 and levels:
+        logging.info("%s: pairing %s/ with %s/; the level folders %s are not used", folder,
+                     os.path.basename(pairs[0][0]), os.path.basename(pairs[0][1]),
+                     ", ".join(os.path.basename(p) + "/" for p in levels))
+    elif not pairs:
+        pairs = [(i, t) for i in levels for t in targets]
     if len(pairs) > 1:
         listed = ", ".join(f"{os.path.basename(i)}/ + {os.path.basename(t)}/" for i, t in pairs)
         raise DataError(
@@ -451,16 +558,18 @@ def _pairs_in_one_folder(folder, layout):
         if layout == "folders":
             raise DataError(
                 f"{folder} holds no degraded/clean sub-folder pair (looked for one of "
-                f"{', '.join(INPUT_FOLDER_NAMES)} with one of {', '.join(TARGET_FOLDER_NAMES)}, or one "
-                "of them beside images in the folder itself); pass target_dir"
+                f"{', '.join(INPUT_FOLDER_NAMES)} with one of {', '.join(TARGET_FOLDER_NAMES)} (the degraded "
+                "one may add a level: rain100mm, rain_heavy), or one of them beside images in the folder "
+                f"itself); {_subfolders_text(folder)}; pass target_dir, "
+                "or input_dir and target_dir, or list the pairs in a CSV file (pairs_csv)"
             )
     try:
         images = list_images(folder)
     except DataError as exc:
-        if layout != "auto":
-            raise
+        what = "" if layout != "auto" else ", and no degraded/clean sub-folder pair (such as rain/ + norain/)"
         raise DataError(
-            f"{exc}, and no degraded/clean sub-folder pair (such as rain/ + norain/)"
+            f"{exc}{what}; {_subfolders_text(folder)}. Pass the degraded and clean folders as input_dir and "
+            "target_dir, or list the pairs in a CSV file (pairs_csv)"
         ) from None
     hazy = [p for p in images if _RESIDE_HAZY.match(_stem(p))]
     clean = [p for p in images if _BARE_ID.match(_stem(p))]
@@ -487,7 +596,62 @@ def _pairs_in_two_folders(input_dir, target_dir, layout):
     return _match_by_name(inputs, targets, input_dir, target_dir)
 
 
-def find_pairs(input_dir, target_dir=None, *, layout="auto", pair_order=""):
+def pairs_from_csv(path):
+    """The pairs a CSV file lists, in its order: one ``input,target`` line per pair.
+
+    Paths are relative to the CSV file's folder, or absolute. A first line
+    ``input,target`` (any case) is a header; blank lines and lines starting
+    with ``#`` are skipped; a field holding a comma is quoted as CSV quotes
+    it. Several inputs may share one target.
+
+    Raises:
+      DataError naming the file (and line): the file is missing or
+        unreadable, a line has not exactly two non-empty fields, a listed
+        file is missing or not an image file, an input is listed twice, or
+        no pair is listed.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"pairs file {path} does not exist")
+    if not os.path.isfile(path):
+        raise DataError(f"pairs file {path} is not a file")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"pairs file {path} cannot be read: {exc}") from exc
+    base = os.path.dirname(path)
+    pairs, first_line, header_possible = [], {}, True
+    for number, line in enumerate(lines, start=1):
+        where = f"{path}, line {number}"
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [field.strip() for field in next(csv.reader([line]))]
+        is_header = header_possible and [f.lower() for f in fields] == ["input", "target"]
+        header_possible = False  # only the first line that is not blank or a comment
+        if is_header:
+            continue
+        if len(fields) != 2 or not all(fields):
+            raise DataError(f"{where}: expected two fields, input,target; got {line.strip()!r}")
+        files = [os.path.normpath(os.path.join(base, field)) for field in fields]
+        for role, file in zip(("input", "target"), files):
+            if not os.path.isfile(file):
+                missing = "does not exist" if not os.path.exists(file) else "is not a file"
+                raise DataError(f"{where}: {role} image {file} {missing}")
+            if not is_image_file(file):
+                raise DataError(f"{where}: {role} {file} is not an image file (the extension is not one of "
+                                f"{', '.join(IMAGE_EXTENSIONS)})")
+        key = os.path.normcase(os.path.realpath(files[0]))
+        if key in first_line:
+            raise DataError(f"{where}: input {files[0]} is listed again (first on line {first_line[key]})")
+        first_line[key] = number
+        pairs.append(Pair(files[0], files[1]))
+    if not pairs:
+        raise DataError(f"pairs file {path} lists no pairs (expected input,target lines)")
+    return pairs
+
+
+def find_pairs(input_dir=None, target_dir=None, *, layout="auto", pair_order="", pairs_csv=None):
     """Finds the (degraded, clean) image pairs of a benchmark folder layout.
 
     Args:
@@ -503,10 +667,14 @@ def find_pairs(input_dir, target_dir=None, *, layout="auto", pair_order=""):
         image is the degraded one. Required by ``layout="side_by_side"``;
         given with ``layout="auto"`` it selects side_by_side (an explicit
         choice, not a guess).
+      pairs_csv: a CSV file listing the pairs (:func:`pairs_from_csv`),
+        for names no layout pairs; given instead of the folders, layout and
+        pair order.
 
     Returns:
-      Pairs sorted by input path. Clean images without a degraded partner are
-      allowed (benchmarks ship extras) and logged as a warning.
+      Pairs sorted by input path (a ``pairs_csv``'s in its order). Clean
+      images without a degraded partner are allowed (benchmarks ship
+      extras) and logged as a warning.
 
     Raises:
       DataError: unknown layout or pair order, missing/empty folders, degraded
@@ -517,12 +685,23 @@ def find_pairs(input_dir, target_dir=None, *, layout="auto", pair_order=""):
         raise DataError(f"unknown layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
     if pair_order not in ("",) + PAIR_ORDERS:
         raise DataError(f"unknown pair_order {pair_order!r}: choose one of {', '.join(PAIR_ORDERS)}")
+    if pairs_csv:
+        given = [f"{name}={value}" for name, value in (
+            ("input_dir", input_dir), ("target_dir", target_dir), ("layout", layout != "auto" and layout),
+            ("pair_order", pair_order)) if value]
+        if given:
+            raise DataError(f"pairs_csv={os.fspath(pairs_csv)} lists the pairs itself; it takes no "
+                            f"{', '.join(given)}")
+        return pairs_from_csv(pairs_csv)
     if pair_order and layout == "auto":
         layout = "side_by_side"
     if pair_order and layout != "side_by_side":
         raise DataError(
             f"pair_order={pair_order!r} only applies to layout='side_by_side', not {layout!r}"
         )
+    if input_dir is None:
+        raise DataError("no images to pair: give input_dir (a folder) or pairs_csv (a CSV file of input,target "
+                        "lines)")
     input_dir = os.fspath(input_dir)
     target_dir = None if target_dir is None else os.fspath(target_dir)
     # The same folder twice is one-folder pairing, unless layout="folders" asks

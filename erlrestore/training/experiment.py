@@ -212,7 +212,7 @@ class TrainSettings:
         if not self.d_pretrain_input_dir:
             return None
         return dataclasses.replace(self.data, train_input_dir=self.d_pretrain_input_dir,
-                                   train_target_dir=self.d_pretrain_target_dir, train_tfrecords="",
+                                   train_target_dir=self.d_pretrain_target_dir, pairs="", train_tfrecords="",
                                    synthetic_clean_dir="", procedural=0)
 
     @property

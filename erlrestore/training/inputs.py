@@ -3,7 +3,8 @@
 Exactly one training source:
 
 * paired files: ``train_input_dir`` (+ ``train_target_dir``), any layout of
-  ``erlrestore.data.pairing``;
+  ``erlrestore.data.pairing``, or ``pairs``, a CSV file listing them
+  (``pairing.pairs_from_csv``; ``val_pairs`` likewise for validation);
 * TFRecord shards: ``train_tfrecords`` (a folder or glob);
 * synthetic pairs made on the fly: clean images from ``synthetic_clean_dir``
   (or ``procedural`` generated ones) degraded by ``degradation``; the
@@ -32,7 +33,10 @@ class DataSettings:
     train_input_dir: str = options.text("", "Degraded training images (or a folder holding both sets).")
     train_target_dir: str = options.text("", "Clean training images, when not inside --train_input_dir.")
     layout: str = options.choice("auto", pairing.LAYOUTS, "How files pair (see erlrestore.data.pairing).")
-    pair_order: str = options.choice("", ["", "input_left", "target_left"], "Half order of side_by_side images.")
+    pairs: str = options.text("", "A CSV file of input,target training pairs (paths relative to its folder, or "
+                              "absolute) for names no layout pairs; instead of --train_input_dir.")
+    val_pairs: str = options.text("", "A CSV file of input,target validation pairs; instead of --val_input_dir.")
+    pair_order: str = options.choice("", ("",) + pairing.PAIR_ORDERS, "Half order of side_by_side images.")
     train_tfrecords: str = options.text("", "TFRecord shards (folder or glob) written by erlrestore-tfrecords.")
     synthetic_clean_dir: str = options.text("", "Clean photos degraded on the fly by --degradation.")
     procedural: int = options.integer(0, "Generate this many clean images and degrade them on the fly.", lower=0)
@@ -59,9 +63,23 @@ class DataSettings:
 def _sources_given(settings):
     return [name for name, given in (
         ("train_input_dir", settings.train_input_dir),
+        ("pairs", settings.pairs),
         ("train_tfrecords", settings.train_tfrecords),
         ("synthetic_clean_dir/procedural", settings.synthetic_clean_dir or settings.procedural),
     ) if given]
+
+
+def _paired_files(settings, role):
+    """The pairs of the training (``role="train"``) or validation (``"val"``) set: its CSV list, or its folders."""
+    listed = settings.pairs if role == "train" else settings.val_pairs
+    input_dir, target_dir = getattr(settings, f"{role}_input_dir"), getattr(settings, f"{role}_target_dir")
+    if listed:
+        if input_dir or target_dir:
+            flag = "pairs" if role == "train" else "val_pairs"
+            raise ValueError(f"--{flag}={listed} lists the pairs itself; drop --{role}_input_dir and "
+                             f"--{role}_target_dir")
+        return pairing.pairs_from_csv(listed)
+    return pairing.find_pairs(input_dir, target_dir or None, layout=settings.layout, pair_order=settings.pair_order)
 
 
 def synthetic_params(settings):
@@ -115,7 +133,7 @@ def training_data(settings, cache_dir):
     given = _sources_given(settings)
     if len(given) != 1:
         raise ValueError(
-            "give exactly one training source: --train_input_dir, --train_tfrecords, or "
+            "give exactly one training source: --train_input_dir, --pairs, --train_tfrecords, or "
             f"--synthetic_clean_dir / --procedural (got {', '.join(given) or 'none'})"
         )
     common = dict(
@@ -126,11 +144,8 @@ def training_data(settings, cache_dir):
         pad_small=settings.pad_small,
     )
     min_size = None if settings.pad_small else settings.crop_size
-    if settings.train_input_dir:
-        pairs = pairing.find_pairs(
-            settings.train_input_dir, settings.train_target_dir or None,
-            layout=settings.layout, pair_order=settings.pair_order,
-        )
+    if settings.train_input_dir or settings.pairs:
+        pairs = _paired_files(settings, "train")
         if settings.cache:  # decoded once, then shuffled whole, as train_dataset does for cached pairs
             head = pipeline.pairs_source(pairs, min_size=min_size, deterministic=settings.deterministic).cache()
             build = lambda seed: pipeline.train_dataset(head, seed=seed, shuffle_buffer=len(pairs), **common)
@@ -169,12 +184,9 @@ def _maker(build, default_seed):
 
 def validation_data(settings):
     """Full-size (input, target) batches of one image, or None without a validation set."""
-    if not settings.val_input_dir:
+    if not settings.val_input_dir and not settings.val_pairs:
         return None, []
-    pairs = pairing.find_pairs(
-        settings.val_input_dir, settings.val_target_dir or None,
-        layout=settings.layout, pair_order=settings.pair_order,
-    )
+    pairs = _paired_files(settings, "val")
     if settings.val_max_images:
         pairs = pairs[: settings.val_max_images]
     dataset = pipeline.eval_dataset(pairs).map(lambda x, y, name: (x, y))
