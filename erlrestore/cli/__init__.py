@@ -1,20 +1,31 @@
 """Thin absl entry points: define flags in functions, turn them into plain
 arguments, call the library.
 
+Every tool ends in :func:`run_tool` (``-h``, one-line usage errors with
+status 2; :mod:`erlrestore.entry`) and reports a data or model error with
+:func:`fail` (one ``error:`` line in flag spellings, status 1).
+
 Quiet by default: importing this package (which every tool does before
-anything imports TensorFlow) imports TensorFlow with the process's stderr
-pointed at /dev/null, so its C++ start-up lines (oneDNN, CUDA, cuInit) do
-not show, and sets absl's and TensorFlow's Python logging to WARNING, so no
+anything imports TensorFlow) arranges that TensorFlow, when something first
+imports it, is imported with the process's stderr pointed at /dev/null, so
+its C++ start-up lines (oneDNN, CUDA, cuInit) do not show (tools that never
+need TensorFlow, such as ``erlrestore-restore --backend=onnxruntime``, never
+import it), and sets absl's and TensorFlow's Python logging to WARNING, so no
 INFO lines (checkpointing's "Sharding callback duration"...) show either.
 The tools print their own progress, results, warnings and errors. ``-v`` / ``--verbosity=N`` on the command
 line, or ``ERLRESTORE_VERBOSE=1`` in the environment, keeps everything.
 """
 
+import contextlib
+import importlib.abc
+import importlib.util
 import logging as python_logging
 import os
 import sys
 
 from absl import flags, logging
+
+from erlrestore import entry, pretrained
 
 MAX_IMAGE_PIXELS_FLAG = "max_image_pixels"
 
@@ -27,32 +38,71 @@ def verbose_requested(argv=None):
     return any(arg in ("-v", "--v") or arg.startswith(("-v=", "--v=", "--verbosity")) for arg in argv[1:])
 
 
-def _import_tensorflow_quietly():
-    """Imports TensorFlow and initialises its devices with file descriptor 2 sent to /dev/null.
-
-    TensorFlow's C++ start-up lines are written before its log settings
-    apply, so ``TF_CPP_MIN_LOG_LEVEL`` alone cannot silence them.
-    """
-    # 3: not even TensorFlow's C++ errors (the Grappler remapper's, for one); Python exceptions still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """File descriptor 2 at /dev/null inside the block (nothing happens when that cannot be arranged)."""
     try:
         saved = os.dup(2)
         devnull = os.open(os.devnull, os.O_WRONLY)
     except OSError:
+        yield
         return
     try:
         sys.stderr.flush()
         os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()  # device discovery logs (cuInit) happen here
+        yield
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+class _QuietTensorFlowLoader(importlib.abc.Loader):
+    """Runs TensorFlow's own loader, then its device discovery (cuInit logs there), with fd 2 at /dev/null."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self._loader  # the module keeps its own loader
+        with _stderr_to_devnull():
+            self._loader.exec_module(module)
+            module.config.list_physical_devices()
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Gives the first ``import tensorflow`` (by anything) to :class:`_QuietTensorFlowLoader`, then steps aside."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)  # the real one, this finder being gone
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietTensorFlowLoader(spec.loader)
+        return spec
+
+
+def _import_tensorflow_quietly():
+    """Makes TensorFlow's import, whenever something first imports it, happen with fd 2 sent to /dev/null.
+
+    TensorFlow's C++ start-up lines are written before its log settings
+    apply, so ``TF_CPP_MIN_LOG_LEVEL`` alone cannot silence them. The import
+    is not done here but deferred to the first ``import tensorflow`` (a
+    finder on ``sys.meta_path``), so a tool that never needs TensorFlow
+    (``erlrestore-restore`` with an ONNX, OpenVINO or LiteRT model) never
+    loads it, and one that does is as quiet as before.
+    """
+    # 3: not even TensorFlow's C++ errors (the Grappler remapper's, for one); Python exceptions still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules or any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _QuietTensorFlowFinder())
 
 
 def quiet():
@@ -80,11 +130,31 @@ def show_flags_in_help(module_name):
             flags.FLAGS.register_key_flag_for_module(main, flag)
 
 
+def run_tool(main, module_name, argv=None):
+    """The start of every tool: ``--help`` lists ``module_name``'s flags, then :func:`erlrestore.entry.run`.
+
+    ``-h`` is ``--help`` (status 0), and a bad flag value or usage error is
+    one ``error:`` line with status 2 (no usage dump).
+    """
+    show_flags_in_help(module_name)
+    entry.run(main, argv)
+
+
 def fail(error):
-    """Reports a bad-input error the same way in every tool; returns exit status 1."""
-    logging.error("%s", error)
-    print(f"error: {error}", file=sys.stderr)
+    """Reports a bad-input error the same way in every tool, once, in flag spellings; returns exit status 1."""
+    entry.report_error(error)
     return 1
+
+
+def pretrained_model_help():
+    """``pretrained:<name>`` and the shipped models with their task, ``erlnet-derain (derain)``, for ``--model``.
+
+    One model a line, so that absl's wrapping of the help never splits a name at its hyphens.
+    """
+    if not pretrained.list():
+        return "pretrained:<name> (none is shipped in this version)"
+    shipped = pretrained.catalogue().replace(", ", ",\n")
+    return f"pretrained:<name> (shipped in the package) with <name> one of:\n{shipped}"
 
 
 def define_max_image_pixels_flag():

@@ -21,7 +21,7 @@ import sys
 from absl import app, flags
 
 from erlrestore import reproduce
-from erlrestore.cli import fail, show_flags_in_help
+from erlrestore.cli import fail, run_tool
 
 FLAGS = flags.FLAGS
 
@@ -100,8 +100,7 @@ def main(argv):
 
 def run():
     define_flags()
-    show_flags_in_help(__name__)
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ for them; see :mod:`erlrestore.data.synthetic`). The last stdout line is
 
 from absl import app, flags, logging
 
-from erlrestore.cli import fail, show_flags_in_help
+from erlrestore.cli import fail, run_tool
 
 from erlrestore.data import image_files, synthetic
 
@@ -97,6 +97,9 @@ def define_flags(flag_values=FLAGS):
                        "procedural streak layer (shaped by the --rain_* flags).", **fv)
     flags.DEFINE_float("veil_share", None, "real_heavy_rain: probability that an image gets the veil (the others "
                        "are plain real rain).", **fv)
+    flags.DEFINE_string("degradation_params", "", "Any parameters of --degradation as name=value;name=low,high "
+                        "(e.g. density_level=light;reference_size=320 for dense_rain; see "
+                        "erlrestore.data.synthetic). A parameter set here and by its own flag is an error.", **fv)
 
 
 def parse_number_or_range(text):
@@ -145,6 +148,15 @@ def degradation_params_from_flags(degradation, flag_values=FLAGS):
         except ValueError as error:
             raise app.UsageError(f"--{flag_name}: {error}") from None
         params[param] = value
+    try:
+        extra = synthetic.parse_params(flag_values["degradation_params"].value)
+        synthetic.check_params(degradation, **extra)
+    except ValueError as error:
+        raise app.UsageError(f"--degradation_params: {error}") from None
+    twice = sorted(set(extra) & set(params))
+    if twice:
+        raise app.UsageError(f"--degradation_params sets {', '.join(twice)}, which a flag sets too; give each once")
+    params.update(extra)
     return params
 
 
@@ -190,8 +202,7 @@ def main(argv, flag_values=FLAGS):
 
 def run():
     define_flags()
-    show_flags_in_help(__name__)
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

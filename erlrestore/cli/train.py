@@ -31,7 +31,7 @@ import sys
 
 from absl import app, flags
 
-from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, show_flags_in_help
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, run_tool
 
 from erlrestore.data import image_files
 from erlrestore.training import experiment, inputs, options
@@ -78,8 +78,7 @@ def main(argv):
 
 def run():
     define_flags()
-    show_flags_in_help(__name__)
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":
