@@ -32,6 +32,7 @@ from absl import app, flags
 # (erlrestore-train, for one, reads --train_input_dir, not --input_dir, so an
 # "input_dir" there stays).
 KEYWORD_FLAGS = {
+    "pairs_csv": "pairs",
     "layout": "layout",
     "pair_order": "pair_order",
     "input_dir": "input_dir",

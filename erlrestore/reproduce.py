@@ -213,9 +213,10 @@ def repository_flags_dir():
 
 
 def default_data_root():
-    """``../shared/data`` beside the checkout, where the development samples live ('' if absent)."""
-    root = os.path.join(os.path.dirname(repository_flags_dir()), os.pardir, "shared", "data")
-    return os.path.normpath(root) if os.path.isdir(root) else ""
+    """The samples folder: ``$ERLRESTORE_DATA_ROOT`` (:mod:`erlrestore.data.root`), '' when unset."""
+    from erlrestore.data import root
+
+    return root.data_root()
 
 
 def scale_data_flags(scale, data_root):

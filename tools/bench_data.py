@@ -1,6 +1,6 @@
 """Benchmark of the tf.data training pipelines (pairs per second).
 
-    python -m tools.bench_data [--data_dir=/work/shared/data/rain12] [--batches=30] [--warmup=3]
+    python -m tools.bench_data [--data_dir=<data>/rain12] [--batches=30] [--warmup=3]
                                [--synthetic=rain,heavy_rain]
 
 Configurations, one output line each (name, pairs/s, batches, seconds):
@@ -30,11 +30,14 @@ import time
 
 from absl import app, flags
 
+from erlrestore.data import root
+
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("data_dir", "/work/shared/data/rain12", "Rain12 folder (rain/ + norain/).")
+    flags.DEFINE_string("data_dir", root.under_root("rain12"),
+                        "Rain12 folder (rain/ + norain/); default: rain12 under $ERLRESTORE_DATA_ROOT.")
     flags.DEFINE_integer("crop_size", 320, "Crop side in pixels.", lower_bound=1)
     flags.DEFINE_integer("batches", 30, "Timed batches of 8 per configuration (8x as many of 1).", lower_bound=1)
     flags.DEFINE_integer("warmup", 3, "Untimed batches before timing.", lower_bound=0)

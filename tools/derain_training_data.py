@@ -5,6 +5,7 @@
 From ``<data_root>/derain-train`` (clean BSDS500 photos with every benchmark
 background removed, and Garg & Nayar's rendered streak layers) it writes:
 
+* ``streaks/``: a link to the streak layers, which the recipes read;
 * ``clean_train/``: every photo but the last ``--holdout`` (sorted by name),
   degraded on the fly during training (``--synthetic_clean_dir``);
 * ``val/``: the held-out photos with real-streak rain composited once, with a
@@ -30,7 +31,7 @@ import sys
 from absl import app, flags
 
 import erlrestore.cli  # noqa: F401  (quiet by default; imported before anything imports TensorFlow)
-from erlrestore.data import synthetic
+from erlrestore.data import root, synthetic
 
 FLAGS = flags.FLAGS
 
@@ -39,7 +40,8 @@ DEFAULT_PARAMS = "streak_layers=1,10;scale=1,2;mix_procedural=0.5"
 
 
 def define_flags():
-    flags.DEFINE_string("data_root", "../shared/data", "Folder holding derain-train/.")
+    flags.DEFINE_string("data_root", root.data_root() or None,
+                        "Folder holding derain-train/ (default: $ERLRESTORE_DATA_ROOT).")
     flags.DEFINE_string("output_dir", "runs/derain-data", "Where clean_train/ and val/ go.")
     flags.DEFINE_integer("holdout", 24, "Photos kept out of training for validation.", lower_bound=1)
     flags.DEFINE_integer("seed", 7, "Seed of the validation rain.", lower_bound=0)
@@ -61,6 +63,11 @@ def make(data_root, output_dir, holdout, seed, degradation=DEFAULT_DEGRADATION, 
         for name in names:
             if not os.path.exists(os.path.join(folder, name)):
                 shutil.copyfile(os.path.join(clean, name), os.path.join(folder, name))
+    # The recipes name the streak layers through the output folder (runs/derain-data/streaks), not through
+    # wherever the data root happens to be on this machine.
+    link = os.path.join(output_dir, "streaks")
+    if not os.path.lexists(link):
+        os.symlink(os.path.abspath(streaks), link)
     val = os.path.join(output_dir, "val")
     if not os.path.isdir(os.path.join(val, "input")):
         params = dict(synthetic.parse_params(degradation_params), streaks=streaks)

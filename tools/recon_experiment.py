@@ -32,7 +32,7 @@ What this tool does, and how it differs from the paper:
   rate of ``--learning_rate`` (default 1e-3, our choice for short runs; the
   paper's 2e-4 is for runs of many epochs).
 * Data: the clean images of ``--clean_dir`` (default
-  ``/work/shared/data/kodak24`` when it exists); the last ``--holdout`` of
+  ``kodak24`` under ``$ERLRESTORE_DATA_ROOT`` when set); the last ``--holdout`` of
   them (sorted by name) are held out for evaluation, the others give random
   crops. Without a folder, ``--procedural`` procedural images of
   ``--procedural_size`` px (quantised to 8 bits, like saved photos) stand in.
@@ -66,7 +66,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from erlrestore import metrics
-from erlrestore.data import image_files, pairing, pipeline, synthetic
+from erlrestore.data import image_files, pairing, pipeline, root, synthetic
 from erlrestore.models import memd, pix2pix
 from erlrestore.progress import progress
 from erlrestore.training import strategies
@@ -74,7 +74,7 @@ from erlrestore.training.gan_trainer import GANTrainer
 
 FLAGS = flags.FLAGS
 
-DEFAULT_CLEAN_DIR = "/work/shared/data/kodak24"
+DEFAULT_CLEAN_DIR = root.under_root("kodak24")
 
 PAPER_INFO_ACCUM_LAYERS = 15
 
