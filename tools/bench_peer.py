@@ -1,12 +1,13 @@
 """A reference for the compute benchmark: the published pix2pix in PyTorch against erlrestore's pix2pix.
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.bench_peer [--output=runs/bench_peer.json]
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.bench_peer --quick      # tiny; the tests' run
+    .venv/bin/python -m tools.bench_peer [--output=runs/bench_peer.json]      # on an otherwise idle machine
+    .venv/bin/python -m tools.bench_peer --quick --allow_busy                 # tiny; the tests' run
+    .venv/bin/python -m tools.bench_peer --quick --sides=fake_ours,fake_peer  # the harness alone, no frameworks
 
 Needs PyTorch (``pip install -e '.[peer]'``; the CPU build is enough and much
 smaller: ``pip install torch --index-url https://download.pytorch.org/whl/cpu``).
 Without it the tool stops with that advice; importing this module and
-``--help`` work without it.
+``--help`` work without it, and so does the stand-in run above.
 
 The peer ("the reference") is pix2pix as Isola et al. published it (CVPR 2017)
 with the defaults of the authors' PyTorch implementation, written here from
@@ -40,11 +41,12 @@ that description:
 * inference: the generator in eval mode (BatchNorm's running statistics,
   no dropout) under ``torch.inference_mode()``.
 
-Everything runs in float32 on the CPU with ``torch.set_num_threads(N)``.
+The reference runs in float32 on the CPU (with ``--peer_autocast``, see
+Precisions, its forward passes in bfloat16 where ours is mixed_bfloat16).
 
 Ours is the ``pix2pix`` row of ``tools.benchmark`` (UNet-8, 64 filters, the
-PatchGAN, LSGAN, 100 L1), measured by calling
-:func:`tools.benchmark.benchmark_model` itself: the trainer
+PatchGAN, LSGAN, 100 L1), built by the same functions
+(:func:`tools.benchmark.build_workload`, ``training_call``): the trainer
 :func:`erlrestore.training.experiment.build_trainer` makes, its
 ``train_step`` in a ``tf.function``, and for inference the generator's
 inference graph (``training=False``; batch norm folded and phase
@@ -57,49 +59,109 @@ parameters each; erlrestore's generator has a bias on its outermost and
 innermost down convolutions (no norm follows them) where the original has
 none: 54,414,531 against 54,413,955.
 
+One process per side and round. This module is the parent: it imports
+neither TensorFlow nor PyTorch (only its helpers for the peer's networks
+import torch, and only when called, in the peer's process). For each
+measurement it starts ``python -m tools.peer_side`` (:mod:`tools.peer_side`)
+for one side, which loads that side's framework alone, times it and writes
+its result as JSON to a file; the parent waits for it before starting the
+next. Sharing one process slowed PyTorch's inference by 30-40% (the two
+frameworks' thread pools and allocators in one address space), which is why
+the sides are kept apart. After every child the parent checks that the
+child's pid is new and not its own, that the child loaded its own side's
+framework and not the other side's, and at the end that it has loaded
+neither itself; any breach is an error (:class:`HarnessError`), not a figure.
+
+Same conditions for both: both children get the same environment, with
+``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` set to
+``--threads``, and each sets its framework's pools explicitly: TensorFlow's
+intra-op and inter-op pools, ``torch.set_num_threads`` and
+``torch.set_num_interop_threads``, to ``--threads`` and
+``--interop_threads`` (default: ``--threads``); TensorFlow is kept off any
+GPU. Both read one input the parent draws with NumPy from ``--seed`` and
+saves once as ``.npy`` (:func:`tools.peer_side.make_input`: ``[0, 1]``
+NHWC, which ours takes as is and the reference maps to ``[-1, 1]`` NCHW);
+each reports the file's SHA-256, and the parent checks it.
+
 Precisions (``--precisions``, default ``float32,auto``): each is resolved
-with :func:`erlrestore.training.devices.resolve_precision` (``auto`` is
+by ours' first process with
+:func:`erlrestore.training.devices.resolve_precision` (``auto`` is
 mixed_bfloat16 on a CPU with bfloat16 arithmetic, float32 elsewhere) and
-run once, even when two names resolve alike. The peer stays float32 in
-every block: it is the reference as published.
+run once, even when two names resolve alike. The reference stays float32
+in every block, as published; ``--peer_autocast`` runs its forward passes
+(not the backward ones, as PyTorch advises) under
+``torch.autocast("cpu", dtype=torch.bfloat16)`` in the blocks where ours is
+mixed_bfloat16, for a like-for-like mixed-precision ratio.
 
-Threads (``--threads``, default: the CPUs this process may use): TensorFlow's
-intra-op pool and ``torch.set_num_threads`` get the same N. TensorFlow
-is kept off any GPU, so both run on the CPU.
+Timing: for each precision, ``--rounds`` rounds (default 5); each round
+starts one child per side, ours first in rounds 1, 3, ... and the reference
+first in rounds 2, 4, ..., so a slow drift of the machine falls on both.
+Each child times inference, then the training step: one untimed first call
+(ours traces in it), ``--warmup`` untimed calls, then ``--steps`` timed
+calls (:func:`tools.peer_side.time_calls`); a round's figure for a side is
+the median of its timed calls. Reported per side and measure: the min,
+median and max over the rounds; per round, the speed-up (the reference's
+seconds over ours: above 1, ours is faster), and over the rounds its
+median, min and max.
 
-Timing: for each precision, ``--rounds`` rounds; in each, ours and the peer
-are measured back to back, ours first in rounds 1, 3, ... and the peer
-first in rounds 2, 4, ..., so a change of load on a shared machine falls on
-both. Each
-measurement is :func:`tools.benchmark.median_seconds`: the median of
-``--steps`` calls after one untimed first call (ours traces in it) and
-``--warmup`` untimed calls, for a training step and for inference. Each
-side's figure is the median over the rounds; ``train_speedup`` and
-``infer_speedup`` are the peer's seconds over ours (above 1: ours is faster
-than the reference).
+Load (:class:`ProcMeter`): the 1-minute load average is read before the
+run and before every child, and around every child the CPU time the whole
+machine spent busy (``/proc/stat``: user, nice, system, irq, softirq and
+steal) less what this process and its children used (``getrusage``),
+divided by the child's wall time: the CPUs other processes kept busy
+meanwhile. If the load average before the run or the other processes' use
+during any child exceeds ``--max_load`` (default: a quarter of
+``--threads``, at least 0.5), the tool stops and reports no figures (exit
+status 3, :data:`BUSY_EXIT`), unless ``--allow_busy``: then it goes on and
+marks every figure of the run (``"busy": true`` beside it in the JSON,
+``(busy)`` in the table, and a ``warning``); each round's entry also says
+which of its two measurements were the busy ones. The load average
+read between rounds includes this run's own earlier children, so it is
+recorded, not judged. Where ``/proc/stat`` cannot be read (not Linux), the
+other processes' share is recorded as null and only the load average
+before the run is judged.
 
-Output: one JSON object on stdout (and in ``--output``): ``machine``
-(:func:`erlrestore.machine.describe`), ``settings``, ``peer`` (what the
-reference is, its parameter counts, the torch version and threads) and
-``results``, one per resolved precision: ``precision``, ``requested`` (the
-names that resolved to it), ``ours`` and ``peer`` (``train_step_s``,
-``infer_s``, the per-round ``train_step_s_rounds`` / ``infer_s_rounds``,
-``params``), ``train_speedup`` and ``infer_speedup``. The peer's ``params``
-count torch parameters (BatchNorm's running statistics are buffers, not
+Output: one JSON object on stdout (and in ``--output``); a table on stderr
+with the progress. Keys: ``harness``, ``machine`` (from ours' process:
+:func:`erlrestore.machine.describe`), ``settings``, ``load`` (the limit, the
+load average at the start, whether the machine was busy and why),
+``processes`` (the parent's pid and frameworks, then every child in the
+order run: side, role, precision, round, pid, frameworks, threads, thread
+environment, load average before, other processes' CPUs, busy), ``peer``
+and ``ours`` (what each side is: versions, threads, parameter counts),
+``results`` (one per resolved precision: ``precision``, ``requested``,
+``peer_precision``, ``rounds`` with each round's order, pids, figures and
+speed-ups, then per side ``train_step_s`` and ``infer_s`` as ``{"min",
+"median", "max", "busy"}``, ``params``, and ``train_speedup`` /
+``infer_speedup`` as ``{"median", "min", "max", "busy"}``), ``busy``,
+``warning`` (when busy) and ``elapsed_s``. The peer's ``params`` count
+torch parameters (BatchNorm's running statistics are buffers, not
 counted); ours count every weight, as ``tools.benchmark`` does (BatchNorm's
-moving statistics included: 54,424,387 and 2,770,497). Progress goes to stderr.
+moving statistics included: 54,424,387 and 2,770,497).
+
+``--sides`` picks the two sides (ours, then the reference): ``ours,peer``
+by default; ``fake_ours`` and ``fake_peer`` are NumPy stand-ins
+(:mod:`tools.peer_side`) that test the harness where neither framework is
+installed. Their figures mean nothing.
 """
 
+import contextlib
 import functools
+import importlib.util
+import os
+import pathlib
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
+import numpy as np
 from absl import app, flags
 
 from erlrestore import machine
-from erlrestore.models import presets
-from tools import benchmark, common
+from tools import common, peer_side
 
 FLAGS = flags.FLAGS
 
@@ -245,14 +307,22 @@ def count_params(module):
 class PeerTrainer:
     """The published pix2pix training step (LSGAN + 100 L1, Adam 2e-4 / 0.5 / 0.999; module docstring)."""
 
-    def __init__(self, generator, discriminator, l1_weight=L1_WEIGHT, learning_rate=LEARNING_RATE, betas=BETAS):
+    def __init__(self, generator, discriminator, l1_weight=L1_WEIGHT, learning_rate=LEARNING_RATE, betas=BETAS,
+                 autocast=False):
         torch = import_torch()
         self.torch = torch
         self.generator = generator
         self.discriminator = discriminator
         self.l1_weight = l1_weight
+        self.autocast = autocast  # forward passes under torch.autocast("cpu", bfloat16); backward passes outside
         self.g_optimizer = torch.optim.Adam(generator.parameters(), lr=learning_rate, betas=betas)
         self.d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=learning_rate, betas=betas)
+
+    def _forward(self):
+        """The context of the forward passes: bfloat16 autocast with ``autocast``, else nothing."""
+        if self.autocast:
+            return self.torch.autocast("cpu", dtype=self.torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _set_d_trainable(self, trainable):
         for p in self.discriminator.parameters():
@@ -268,20 +338,23 @@ class PeerTrainer:
         torch = self.torch
         self.generator.train()
         self.discriminator.train()
-        fake = self.generator(condition)
+        with self._forward():
+            fake = self.generator(condition)
 
         self._set_d_trainable(True)
         self.d_optimizer.zero_grad(set_to_none=True)
-        d_loss = 0.5 * (self._lsgan(torch, self.discriminator(condition, fake.detach()), False)
-                        + self._lsgan(torch, self.discriminator(condition, target), True))
+        with self._forward():
+            d_loss = 0.5 * (self._lsgan(torch, self.discriminator(condition, fake.detach()), False)
+                            + self._lsgan(torch, self.discriminator(condition, target), True))
         d_loss.backward()
         self.d_optimizer.step()
 
         self._set_d_trainable(False)
         self.g_optimizer.zero_grad(set_to_none=True)
-        adversarial = self._lsgan(torch, self.discriminator(condition, fake), True)
-        l1 = torch.nn.functional.l1_loss(fake, target)
-        g_loss = adversarial + self.l1_weight * l1
+        with self._forward():
+            adversarial = self._lsgan(torch, self.discriminator(condition, fake), True)
+            l1 = torch.nn.functional.l1_loss(fake, target)
+            g_loss = adversarial + self.l1_weight * l1
         g_loss.backward()
         self.g_optimizer.step()
         self._set_d_trainable(True)
@@ -290,7 +363,7 @@ class PeerTrainer:
     def infer(self, condition):
         """The generator's output in eval mode under ``torch.inference_mode()``."""
         self.generator.eval()
-        with self.torch.inference_mode():
+        with self.torch.inference_mode(), self._forward():
             return self.generator(condition)
 
 
@@ -303,14 +376,14 @@ def random_pair(size, batch, seed=0):
     return condition, target
 
 
-def build_peer(config, seed=0):
-    """``(PeerTrainer, params)`` of the peer in ``config`` (:data:`FULL` or :data:`TINY`)."""
+def build_peer(config, seed=0, autocast=False):
+    """``(PeerTrainer, params)`` of the peer in ``config`` (:data:`FULL` or :data:`TINY`); ``autocast``: bfloat16."""
     torch = import_torch()
     torch.manual_seed(seed)
     generator = build_generator(config["levels"], config["ngf"])
     discriminator = build_discriminator(config["ndf"], config["d_layers"])
     params = {"generator": count_params(generator), "discriminator": count_params(discriminator)}
-    return PeerTrainer(generator, discriminator), params
+    return PeerTrainer(generator, discriminator, autocast=autocast), params
 
 
 def check_peer_size(size, levels):
@@ -320,112 +393,384 @@ def check_peer_size(size, levels):
 
 
 # ---------------------------------------------------------------------------
-# The comparison
+# Load: the machine's, and the part of it that is not this run
+# ---------------------------------------------------------------------------
+
+# Exit status when the machine was busy and --allow_busy was not given.
+BUSY_EXIT = 3
+# /proc/stat's "cpu" fields counted as busy: user nice system idle iowait irq softirq steal (guest is in user).
+_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)
+
+
+class MachineBusy(RuntimeError):
+    """Other processes used more of the machine than ``--max_load`` allows (no figures are reported)."""
+
+
+class HarnessError(RuntimeError):
+    """A side's process failed, or the sides were not kept in processes of their own."""
+
+
+def default_max_load(threads):
+    """``--max_load``'s default: other work worth a quarter of the threads used, at least half a CPU."""
+    return max(0.5, threads / 4)
+
+
+def parse_proc_stat(text):
+    """Busy ticks of all CPUs from ``/proc/stat``'s text (its ``cpu`` line; see :data:`_BUSY_FIELDS`)."""
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            values = [int(v) for v in fields[1:]]
+            return sum(values[i] for i in _BUSY_FIELDS if i < len(values))
+    raise ValueError("no 'cpu' line in /proc/stat")
+
+
+def others_cpus(busy_s, own_s, wall_s):
+    """CPUs other processes kept busy on average: the machine's busy seconds less ours, over the wall time."""
+    if busy_s is None or wall_s <= 0:
+        return None
+    return max(0.0, busy_s - own_s) / wall_s
+
+
+def _rusage_seconds(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+class ProcMeter:
+    """The load around each child (module docstring): ``/proc/stat`` less ``getrusage`` of this process and children.
+
+    :meth:`start` before a child, :meth:`stop` once it has been waited for
+    (so that its CPU time is in ``RUSAGE_CHILDREN``).
+    """
+
+    def __init__(self, proc_stat="/proc/stat"):
+        self.proc_stat = proc_stat
+        self.ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def loadavg(self):
+        """``os.getloadavg()`` as a list, or None where the system has none."""
+        try:
+            return list(os.getloadavg())
+        except (OSError, AttributeError):
+            return None
+
+    def busy_seconds(self):
+        try:
+            with open(self.proc_stat, encoding="ascii") as handle:
+                return parse_proc_stat(handle.read()) / self.ticks
+        except (OSError, ValueError):
+            return None
+
+    def start(self):
+        return (time.monotonic(), self.busy_seconds(), _rusage_seconds(resource.RUSAGE_SELF),
+                _rusage_seconds(resource.RUSAGE_CHILDREN))
+
+    def stop(self, started):
+        wall_0, busy_0, self_0, children_0 = started
+        wall_1, busy_1, self_1, children_1 = self.start()
+        children_s = children_1 - children_0
+        own_s = children_s + self_1 - self_0
+        busy_s = None if busy_0 is None or busy_1 is None else busy_1 - busy_0
+        return {"wall_s": wall_1 - wall_0, "children_cpu_s": children_s,
+                "others_cpus": others_cpus(busy_s, own_s, wall_1 - wall_0)}
+
+
+# ---------------------------------------------------------------------------
+# The children
+# ---------------------------------------------------------------------------
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+ROLES = ("ours", "peer")
+MEASURES = ("train_step_s", "infer_s")
+
+
+def child_environment(threads, base=None):
+    """The environment both sides' processes get: ``base`` (this one's) with the thread variables set to ``threads``."""
+    env = dict(os.environ if base is None else base)
+    for name in peer_side.THREAD_ENV:
+        env[name] = str(threads)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def run_child(request, workdir, name, env):
+    """Runs ``python -m tools.peer_side`` on ``request`` in a new process and returns its JSON result."""
+    request_path = pathlib.Path(workdir) / f"{name}.request.json"
+    result_path = pathlib.Path(workdir) / f"{name}.result.json"
+    peer_side.write_json(request_path, request)
+    # The child's stdout joins stderr (fd 2): this process's stdout carries only the final JSON.
+    done = subprocess.run([sys.executable, "-m", "tools.peer_side", str(request_path), str(result_path)],
+                          cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=2, check=False)
+    try:
+        result = peer_side.load_json(result_path)
+    except (OSError, ValueError):
+        result = None
+    if done.returncode or result is None or "error" in result:
+        detail = (result or {}).get("error", "").strip().splitlines()[-1:] or ["no result written"]
+        raise HarnessError(f"the {request['side']} process for {name} exited with status {done.returncode}: "
+                           f"{detail[0]}")
+    return result
+
+
+def check_child(result, side, other_side, parent_pid, seen_pids):
+    """Raises :class:`HarnessError` unless ``result`` came from a new process holding ``side``'s framework only."""
+    pid = result["pid"]
+    if pid == parent_pid or pid in seen_pids:
+        raise HarnessError(f"the {side} side ran in process {pid}, "
+                           + ("the parent" if pid == parent_pid else "which an earlier measurement used"))
+    own, other = peer_side.SIDES[side], peer_side.SIDES[other_side]
+    if own not in result["frameworks"] or other in result["frameworks"]:
+        raise HarnessError(f"the {side} process {pid} holds {result['frameworks']}: it should hold {own} "
+                           f"and not {other}")
+    seen_pids.add(pid)
+
+
+def check_parent(sides, modules=None):
+    """Raises :class:`HarnessError` when this process has loaded either side's framework."""
+    loaded = set(peer_side.loaded_frameworks(modules))
+    shared = sorted(loaded & {peer_side.SIDES[side] for side in sides})
+    if shared:
+        raise HarnessError(f"the parent process has loaded {', '.join(shared)}: the sides must run in their own "
+                           "processes")
+
+
+# ---------------------------------------------------------------------------
+# Statistics and the table
 # ---------------------------------------------------------------------------
 
 
-def resolve_precisions(names):
-    """``[(resolved precision, [requested names])]`` in first-seen order (see the module docstring)."""
-    from erlrestore.training import devices  # pylint: disable=import-outside-toplevel
-
-    resolved = {}
-    for name in names:
-        resolved.setdefault(devices.resolve_precision(name, "CPU"), []).append(name)
-    return list(resolved.items())
+def spread(values, busy=False):
+    """``{"min", "median", "max", "busy"}`` of ``values``."""
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "busy": bool(busy)}
 
 
-def measure_peer(trainer, data, steps, warmup):
-    """``(train step seconds, inference seconds)``: medians by :func:`tools.benchmark.median_seconds`."""
-    condition, target = data
-    train_s = benchmark.median_seconds(lambda: trainer.train_step(condition, target), steps, warmup)
-    infer_s = benchmark.median_seconds(lambda: trainer.infer(condition), steps, warmup)
-    return train_s, infer_s
+def round_order(round_index, sides):
+    """The order of the sides in round ``round_index`` (0-based): as given in even rounds, reversed in odd ones."""
+    return tuple(sides) if round_index % 2 == 0 else tuple(reversed(sides))
 
 
-def measure_ours(precision, size, batch, steps, warmup, quick, flop_cache, report):
-    """``(train step seconds, inference seconds, params)`` of tools.benchmark's pix2pix row, XLA off."""
-    [record] = benchmark.benchmark_model("pix2pix", size, batch, precision, "off", steps, warmup, {}, "CPU",
-                                         quick=quick, flop_cache=flop_cache, report=report)
-    return record["train_step_ms"] / 1e3, record["infer_ms"] / 1e3, record["params"]
+def summarize(precision, requested, rounds, busy=False):
+    """One ``results`` entry from the rounds of a precision (each ``{"order", "ours": child, "peer": child}``).
+
+    Each round keeps its own children's ``busy``; the summary figures carry
+    ``busy`` (the run was measured on a busy machine: any child, or the
+    load before the run).
+    """
+    entries = []
+    for index, record in enumerate(rounds):
+        entry = {"round": index + 1, "order": list(record["order"]),
+                 "busy": record["ours"]["busy"] or record["peer"]["busy"]}
+        for role in ROLES:
+            child = record[role]
+            entry[role] = {"pid": child["pid"], "train_step_s": child["train_step_median_s"],
+                           "infer_s": child["infer_median_s"], "others_cpus": child["others_cpus"],
+                           "busy": child["busy"]}
+        entry["train_speedup"] = entry["peer"]["train_step_s"] / entry["ours"]["train_step_s"]
+        entry["infer_speedup"] = entry["peer"]["infer_s"] / entry["ours"]["infer_s"]
+        entries.append(entry)
+    result = {"precision": precision, "requested": requested,
+              "peer_precision": rounds[0]["peer"]["precision"], "rounds": entries}
+    busy = bool(busy or any(entry["busy"] for entry in entries))
+    for role in ROLES:
+        result[role] = {measure: spread([entry[role][measure] for entry in entries], busy) for measure in MEASURES}
+        result[role]["params"] = rounds[0][role]["params"]
+    for name in ("train_speedup", "infer_speedup"):
+        values = [entry[name] for entry in entries]
+        result[name] = {"median": statistics.median(values), "min": min(values), "max": max(values), "busy": busy}
+    result["busy"] = busy
+    return result
 
 
-def _side(train_rounds, infer_rounds, params):
-    return {"train_step_s": statistics.median(train_rounds), "infer_s": statistics.median(infer_rounds),
-            "train_step_s_rounds": train_rounds, "infer_s_rounds": infer_rounds, "params": params}
+def _figure(value, unit, busy):
+    """One table cell: milliseconds (3 significant decimals below 10 ms) or a ratio, ``(busy)`` when it was."""
+    if unit == "ms":
+        ms = 1e3 * value
+        text = f"{ms:.1f} ms" if ms >= 10 else f"{ms:.3f} ms"
+    else:
+        text = f"{value:.2f}x"
+    return text + (" (busy)" if busy else "")
 
 
-def run_comparison(precisions, size, batch, steps, warmup, rounds, threads, quick=False, report=print):
-    """Measures the peer and ours alternately for each precision; returns the JSON dict (module docstring)."""
-    torch = import_torch()
-    torch.set_num_threads(threads)
-    config = TINY if quick else FULL
-    check_peer_size(size, config["levels"])
-    resolved = resolve_precisions(precisions)
-    for precision, _ in resolved:  # refuse a size ours cannot take before spending any time
-        benchmark.check_size(size, benchmark.model_settings("pix2pix", precision, "off", quick))
+def format_table(result):
+    """The readable summary of a run's JSON ``result``: per precision, measure and side, min / median / max."""
+    settings = result["settings"]
+    sides = settings["sides"]
+    rows = []  # (precision, measure, side, min, median, max)
+    for record in result["results"]:
+        for measure, label, speedup in (("train_step_s", "train step", "train_speedup"),
+                                        ("infer_s", "inference", "infer_speedup")):
+            for side, figures, unit in ((f"ours ({record['precision']})", record["ours"][measure], "ms"),
+                                        (f"reference ({record['peer_precision']})", record["peer"][measure], "ms"),
+                                        ("speed-up (reference / ours)", record[speedup], "x")):
+                rows.append([record["precision"], label, side]
+                            + [_figure(figures[key], unit, figures["busy"]) for key in ("min", "median", "max")])
+    header = ["precision", "measure", "side", "min", "median", "max"]
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+    lines = [f"bench_peer: {sides['ours']} (ours) against {sides['peer']} (the reference), one process per side "
+             f"and round; {settings['rounds']} rounds of the median of {settings['steps']} steps; "
+             f"{settings['threads']} threads each"]
+    if result.get("warning"):
+        lines.append("WARNING: " + result["warning"])
+
+    def line(cells):
+        return "  ".join(cell.ljust(widths[c]) if c < 3 else cell.rjust(widths[c]) for c, cell in enumerate(cells))
+
+    lines += [line(header), "-" * len(line(header))]
+    previous = None
+    for row in rows:  # a precision, and a measure within it, are named on their first row only
+        shown = list(row)
+        if previous and row[0] == previous[0]:
+            shown[0] = ""
+            if row[1] == previous[1]:
+                shown[1] = ""
+        lines.append(line(shown).rstrip())
+        previous = row
+    load = result["load"]
+    others = [child["others_cpus"] for child in result["processes"]["children"] if child["others_cpus"] is not None]
+    start = load["loadavg_at_start"]
+    text = (f"load: other processes kept at most {max(others):.2f} CPUs busy during a measurement" if others
+            else "load: other processes' CPU use could not be read")
+    text += f"; 1-min load average at the start {start[0]:.2f}" if start else ""
+    lines.append(text + f" (limit --max_load={load['max_load']:g})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# The harness
+# ---------------------------------------------------------------------------
+
+
+def run_harness(sides, precisions, size, batch, steps, warmup, rounds, threads, interop_threads=None, quick=False,
+                max_load=None, allow_busy=False, peer_autocast=False, seed=0, meter=None, report=common.report):
+    """Measures ``sides`` (ours, the reference) one process per side and round; returns the JSON dict.
+
+    ``meter`` reads the load (:class:`ProcMeter` by default). Raises
+    :class:`MachineBusy` when the machine was busy and not ``allow_busy``,
+    :class:`HarnessError` when a child fails or the sides were not kept
+    apart, and ValueError for a size a side cannot take.
+    """
+    sides = tuple(sides)
+    interop_threads = interop_threads or threads
+    max_load = default_max_load(threads) if max_load is None else max_load
+    meter = meter or ProcMeter()
+    env = child_environment(threads)
+    parent_pid = os.getpid()
+    check_parent(sides)
     started = time.perf_counter()
-    description = machine.describe()
-    report("machine: " + ", ".join(f"{k}={v}" for k, v in description.items()))
-    trainer, peer_params = build_peer(config)
-    data = random_pair(size, batch)
-    report(f"peer: PyTorch {torch.__version__}, {torch.get_num_threads()} threads, G {peer_params['generator']:,} "
-           f"D {peer_params['discriminator']:,} parameters; {rounds} rounds of the median of {steps} steps "
-           f"after {warmup} warm-up")
-    results, flop_cache = [], {}
-    for precision, requested in resolved:
-        ours_train, ours_infer, peer_train, peer_infer, ours_params = [], [], [], [], None
-        for round_index in range(rounds):
-            order = ("ours", "peer") if round_index % 2 == 0 else ("peer", "ours")
-            for side in order:
-                if side == "ours":
-                    train_s, infer_s, ours_params = measure_ours(precision, size, batch, steps, warmup, quick,
-                                                                 flop_cache, report)
-                    ours_train.append(train_s)
-                    ours_infer.append(infer_s)
-                else:
-                    train_s, infer_s = measure_peer(trainer, data, steps, warmup)
-                    peer_train.append(train_s)
-                    peer_infer.append(infer_s)
-                report(f"{precision:<14} round {round_index + 1}/{rounds} {side:<4} train step "
-                       f"{1e3 * train_s:9.1f} ms  inference {1e3 * infer_s:8.1f} ms")
-        ours = _side(ours_train, ours_infer, ours_params)
-        peer = _side(peer_train, peer_infer, peer_params)
-        result = {
-            "precision": precision,
-            "requested": requested,
-            "peer_precision": "float32",
-            "ours": ours,
-            "peer": peer,
-            "train_speedup": peer["train_step_s"] / ours["train_step_s"],
-            "infer_speedup": peer["infer_s"] / ours["infer_s"],
-        }
-        report(f"{precision:<14} ours/peer median train step {1e3 * ours['train_step_s']:.1f} / "
-               f"{1e3 * peer['train_step_s']:.1f} ms (speed-up {result['train_speedup']:.2f}x), inference "
-               f"{1e3 * ours['infer_s']:.1f} / {1e3 * peer['infer_s']:.1f} ms "
-               f"(speed-up {result['infer_speedup']:.2f}x)")
-        results.append(result)
-    elapsed = time.perf_counter() - started
-    report(f"total {elapsed:.0f} s")
-    return {
-        "machine": description,
-        "settings": {"size": size, "batch": batch, "steps": steps, "warmup": warmup, "rounds": rounds,
-                     "precisions": list(precisions), "threads": threads, "quick": quick, "jit_compile": "off",
-                     "device": "CPU"},
-        "peer": {
-            "framework": "pytorch",
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
+    notes = []
+
+    def judge(what, load):
+        """True when ``load`` is above the limit: refused, or noted with ``allow_busy``."""
+        if load is None or load <= max_load:
+            return False
+        note = f"{what}: {load:.2f} CPUs' worth of other work, above --max_load={max_load:g}"
+        if not allow_busy:
+            raise MachineBusy(f"the machine is busy ({note}); no figures reported. Run it on an idle machine, "
+                              "raise --max_load, or pass --allow_busy to report figures marked as busy")
+        notes.append(note)
+        report("busy: " + note)
+        return True
+
+    start_load = meter.loadavg()
+    judge("1-min load average before the run", start_load and start_load[0])
+    children, blocks, peer_info, ours_info = [], [], None, None
+    seen_pids = set()
+    with tempfile.TemporaryDirectory(prefix="bench_peer_") as workdir:
+        input_path = pathlib.Path(workdir) / "input.npy"
+        np.save(input_path, peer_side.make_input(size, batch, seed))
+        input_sha = peer_side.file_sha256(input_path)
+        common_request = {"size": size, "batch": batch, "quick": quick}
+        described = run_child({**common_request, "mode": "describe", "side": sides[0],
+                               "precisions": list(precisions)}, workdir, "describe", env)
+        if described["size_error"]:
+            raise ValueError(described["size_error"])
+        if described["pid"] == parent_pid or peer_side.SIDES[sides[1]] in described["frameworks"]:
+            raise HarnessError(f"the describing process {described['pid']} holds {described['frameworks']}")
+        report("machine: " + ", ".join(f"{k}={v}" for k, v in described["machine"].items()))
+        report(f"{sides[0]} against {sides[1]}: one process per side and round, {rounds} rounds, {threads} threads "
+               f"(inter-op {interop_threads}), median of {steps} steps after {warmup} warm-up")
+        for precision, requested in described["resolved"]:
+            rounds_done = []
+            for round_index in range(rounds):
+                record = {"order": round_order(round_index, sides)}
+                for side in record["order"]:
+                    role = ROLES[sides.index(side)]
+                    other = sides[1 - sides.index(side)]
+                    request = {**common_request, "mode": "measure", "side": side, "precision": precision,
+                               "steps": steps, "warmup": warmup, "threads": threads,
+                               "interop_threads": interop_threads, "input": str(input_path), "seed": seed,
+                               "peer_autocast": peer_autocast}
+                    load_before = meter.loadavg()
+                    token = meter.start()
+                    result = run_child(request, workdir, f"{precision}-round{round_index + 1}-{side}", env)
+                    usage = meter.stop(token)
+                    check_child(result, side, other, parent_pid, seen_pids)
+                    if result["input_sha256"] != input_sha:
+                        raise HarnessError(f"the {side} process read another input ({result['input_sha256']})")
+                    busy = judge(f"{precision} round {round_index + 1}, {side}", usage["others_cpus"])
+                    child = {**result, **usage, "role": role, "round": round_index + 1, "loadavg_before": load_before,
+                             "busy": busy}
+                    record[role] = child
+                    children.append({key: child.get(key) for key in (
+                        "side", "role", "precision", "round", "pid", "frameworks", "threads", "thread_env",
+                        "input_sha256", "started", "ended", "loadavg_before", "others_cpus", "wall_s",
+                        "children_cpu_s", "busy")})
+                    if role == "peer" and peer_info is None:
+                        peer_info = result
+                    if role == "ours" and ours_info is None:
+                        ours_info = result
+                    report(f"{precision:<14} round {round_index + 1}/{rounds} {side:<9} pid {result['pid']:<7} "
+                           f"train step {1e3 * result['train_step_median_s']:9.1f} ms  inference "
+                           f"{1e3 * result['infer_median_s']:8.1f} ms  others {_cpus(usage['others_cpus'])}"
+                           + ("  (busy)" if busy else ""))
+                rounds_done.append(record)
+            blocks.append((precision, requested, rounds_done))
+    check_parent(sides)
+    busy = bool(notes)
+    results = [summarize(precision, requested, rounds_done, busy) for precision, requested, rounds_done in blocks]
+    output = {
+        "harness": "one process per side and round (tools.peer_side), sides alternating",
+        "machine": described["machine"],
+        "settings": {"sides": dict(zip(ROLES, sides)), "size": size, "batch": batch, "steps": steps,
+                     "warmup": warmup, "rounds": rounds, "precisions": list(precisions), "threads": threads,
+                     "interop_threads": interop_threads, "thread_env": {name: str(threads) for name in
+                                                                        peer_side.THREAD_ENV},
+                     "seed": seed, "input_sha256": input_sha, "quick": quick, "jit_compile": "off",
+                     "device": "CPU", "peer_autocast": peer_autocast},
+        "load": {"max_load": max_load, "allow_busy": allow_busy, "loadavg_at_start": start_load, "busy": busy,
+                 "notes": notes},
+        "processes": {"parent": {"pid": parent_pid, "frameworks": peer_side.loaded_frameworks()},
+                      "children": children},
+        "peer": _side_info(sides[1], peer_info, quick),
+        "ours": {**_side_info(sides[0], ours_info, quick), "label": described["label"]},
+        "results": results,
+        "busy": busy,
+        "elapsed_s": time.perf_counter() - started,
+    }
+    if busy:
+        output["warning"] = (f"measured on a busy machine (--allow_busy), so every figure is marked busy and may "
+                             f"be biased: {notes[0]}" + (f" (and {len(notes) - 1} more, under load.notes)"
+                                                         if len(notes) > 1 else ""))
+    return output
+
+
+def _cpus(value):
+    return "?" if value is None else f"{value:.2f} CPUs"
+
+
+def _side_info(side, result, quick):
+    info = {"side": side, "framework": peer_side.SIDES[side], "versions": result["versions"],
+            "threads": result["threads"], "params": result["params"]}
+    if side == "peer":
+        info.update({
             "generator": "unet_256" if not quick else "unet (tiny)",
             "discriminator": "basic PatchGAN 70x70" if not quick else "basic PatchGAN (tiny)",
-            "config": dict(config),
+            "config": dict(TINY if quick else FULL),
             "losses": f"lsgan + {L1_WEIGHT:g} L1",
             "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE, "betas": list(BETAS)},
-            "params": peer_params,
-        },
-        "ours": {"model": "pix2pix", "label": presets.PRESETS["pix2pix"].label},
-        "results": results,
-        "elapsed_s": elapsed,
-    }
+        })
+    return info
 
 
 # ---------------------------------------------------------------------------
@@ -438,50 +783,73 @@ def define_flags():
     flags.DEFINE_integer("batch", 1, "Batch size.", lower_bound=1)
     flags.DEFINE_integer("steps", 5, "Timed calls per measurement (the median is kept; --quick: 2).", lower_bound=1)
     flags.DEFINE_integer("warmup", 1, "Untimed calls after the first call (--quick: 0).", lower_bound=0)
-    flags.DEFINE_integer("rounds", 3, "Alternating rounds per precision (the median over them is reported; "
-                         "--quick: 2).", lower_bound=1)
+    flags.DEFINE_integer("rounds", 5, "Rounds per precision, each one process per side, the order alternating "
+                         "(--quick: 2).", lower_bound=1)
     flags.DEFINE_list("precisions", ["float32", "auto"], "erlrestore's precisions, from auto, float32, "
-                      "mixed_bfloat16, mixed_float16 (the peer stays float32).")
-    flags.DEFINE_integer("threads", 0, "Threads for both frameworks (TensorFlow's intra-op pool and "
-                         "torch.set_num_threads; 0: the CPUs this process may use).", lower_bound=0)
+                      "mixed_bfloat16, mixed_float16 (the reference stays float32 unless --peer_autocast).")
+    flags.DEFINE_integer("threads", 0, "Threads for both sides: intra-op pools and OMP/MKL/OpenBLAS_NUM_THREADS "
+                         "(0: the CPUs this process may use).", lower_bound=0)
+    flags.DEFINE_integer("interop_threads", 0, "Inter-op pool of both sides (TensorFlow's, "
+                         "torch.set_num_interop_threads; 0: as --threads).", lower_bound=0)
+    flags.DEFINE_float("max_load", None, "Refuse to report figures when the 1-min load average before the run, or "
+                       "the CPUs other processes kept busy during any measurement, exceeds this (default: "
+                       "max(0.5, threads / 4)).", lower_bound=0)
+    flags.DEFINE_bool("allow_busy", False, "Report figures from a busy machine anyway, each marked busy.")
+    flags.DEFINE_bool("peer_autocast", False, "Where ours is mixed_bfloat16, run the reference's forward passes "
+                      "under torch.autocast(bfloat16) (default: it stays float32, as published).")
+    flags.DEFINE_list("sides", ["ours", "peer"], "Ours then the reference, from ours, peer, fake_ours, fake_peer "
+                      "(the fakes: NumPy stand-ins that test the harness; their figures mean nothing).")
+    flags.DEFINE_integer("seed", 0, "Seed of the input both sides read.")
     flags.DEFINE_string("output", "", "Also write the JSON here.")
-    flags.DEFINE_bool("quick", False, f"Tiny networks on {QUICK_SIZE} px, 2 steps, 2 rounds: seconds, for tests.")
+    flags.DEFINE_bool("quick", False, f"Tiny networks on {QUICK_SIZE} px, 2 steps, 2 rounds: for tests.")
 
 
-def _configure_tensorflow(threads):
-    """Same intra-op thread count as torch; no GPU (both frameworks on the CPU). Before TensorFlow starts."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.set_visible_devices([], "GPU")
-    tf.get_logger().setLevel("ERROR")  # each round traces fresh functions on purpose: no retracing warnings
+def check_sides(names):
+    """Validates ``--sides``: two different known sides, ours first from those that can describe the run."""
+    if len(names) != 2 or len(set(names)) != 2:
+        raise app.UsageError(f"--sides: name two different sides, got {','.join(names)}")
+    for name in names:
+        if name not in peer_side.SIDES:
+            raise app.UsageError(f"--sides: unknown {name!r}; choose from {', '.join(peer_side.SIDES)}")
+    if names[0] == "peer":
+        raise app.UsageError("--sides: the first side is ours (ours, fake_ours or fake_peer), not peer")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        import_torch()
-    except TorchMissing as error:
-        print(error, file=sys.stderr)
+    sides = list(FLAGS.sides)
+    check_sides(sides)
+    if "peer" in sides and importlib.util.find_spec("torch") is None:
+        print(INSTALL_HINT, file=sys.stderr)
         sys.exit(1)
-    from erlrestore.training import devices  # pylint: disable=import-outside-toplevel
-
-    for name in FLAGS.precisions:
-        if name not in devices.PRECISIONS:
-            raise app.UsageError(f"--precisions: unknown {name!r}; choose from {', '.join(devices.PRECISIONS)}")
     if not FLAGS.precisions:
         raise app.UsageError("--precisions: name at least one")
+    for name in FLAGS.precisions:
+        if name not in peer_side.PRECISIONS:
+            raise app.UsageError(f"--precisions: unknown {name!r}; choose from {', '.join(peer_side.PRECISIONS)}")
     quick = FLAGS.quick
     threads = FLAGS.threads or machine.usable_cpus() or 1
-    _configure_tensorflow(threads)
     size = FLAGS.size if FLAGS["size"].present or not quick else QUICK_SIZE
     steps = FLAGS.steps if FLAGS["steps"].present or not quick else 2
     warmup = FLAGS.warmup if FLAGS["warmup"].present or not quick else 0
     rounds = FLAGS.rounds if FLAGS["rounds"].present or not quick else 2
-
-    common.run_and_print(lambda report: run_comparison(FLAGS.precisions, size, FLAGS.batch, steps, warmup, rounds,
-                                                        threads, quick=quick, report=report), FLAGS.output)
+    try:
+        if "peer" in sides:
+            check_peer_size(size, (TINY if quick else FULL)["levels"])
+        result = run_harness(sides, FLAGS.precisions, size, FLAGS.batch, steps, warmup, rounds, threads,
+                             FLAGS.interop_threads or threads, quick=quick, max_load=FLAGS.max_load,
+                             allow_busy=FLAGS.allow_busy, peer_autocast=FLAGS.peer_autocast, seed=FLAGS.seed)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    except MachineBusy as error:
+        print(f"bench_peer: {error}", file=sys.stderr)
+        sys.exit(BUSY_EXIT)
+    except HarnessError as error:
+        print(f"bench_peer: {error}", file=sys.stderr)
+        sys.exit(1)
+    common.report(format_table(result))
+    common.print_result(result, FLAGS.output)
 
 
 if __name__ == "__main__":
