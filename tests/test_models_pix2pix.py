@@ -82,6 +82,21 @@ def test_generator_maps_unit_range_to_signed_and_back():
     np.testing.assert_allclose(out, (tanh + 1) / 2, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["unet", "endec"])
+def test_global_residual_adds_the_tanh_output_to_the_input(kind):
+    model = build_generator(_tiny(kind=kind, levels=2, norm="none", global_residual=True))
+    _randomize(model)
+    probe = keras.Model(model.input, [model.get_layer("tanh").output, model.output])
+    x = np.random.default_rng(2).uniform(size=(1, 11, 9, 3)).astype("float32")
+    tanh, out = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    np.testing.assert_allclose(out, x + tanh[:, :11, :9], atol=1e-6)
+    # Zero weights in the last layer: tanh(0) = 0, so the residual generator starts at the identity.
+    last = model.get_layer("dec_0_up" if kind == "unet" else "output_conv")
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), x, atol=1e-6)
+    assert "global_residual" not in {layer.name for layer in build_generator(_tiny(kind=kind, levels=2)).layers}
+
+
 def test_generator_any_size_crop_matches_padded_run():
     # A size that is already a multiple of 2**N is not padded; an odd crop of it is.
     model = build_generator(_tiny(levels=3, norm="none"))

@@ -112,6 +112,14 @@ class GeneratorConfig:
         subpixel: do the top decoder up-sampling with
             :class:`~erlrestore.layers.SubPixelUpsample` instead of a
             transposed convolution (UNet) or nearest-neighbour + conv (En/Decoder).
+        global_residual: our addition, off in the papers' rows: the tanh
+            output is a correction added to the input (``out = x + t`` on
+            the [0, 1] scale, ``t`` in [-1, 1]) instead of the image itself.
+            A generator that must redraw every pixel through its bottleneck
+            ends below its input on mild degradations (light noise, light
+            rain) for thousands of steps; with the residual it starts at the
+            identity (docs/EXPERIMENTS.md, "Why the generator ended below its
+            input").
     """
 
     levels: int = 8
@@ -125,6 +133,7 @@ class GeneratorConfig:
     info_accum_growth: int = 4
     info_accum_positions: tuple = (0,)
     subpixel: bool = False
+    global_residual: bool = False
 
     def __post_init__(self):
         if not _is_int(self.levels) or not 1 <= self.levels <= _MAX_LEVELS:
@@ -350,7 +359,10 @@ def build_generator(config=None, name="generator"):
     signed = keras.layers.Rescaling(2.0, offset=-1.0, name="to_signed")(padded)
     body = _unet if config.kind == "unet" else _endec
     out = body(signed, config)
-    out = keras.layers.Rescaling(0.5, offset=0.5, name="to_unit", dtype=IMAGE_DTYPE)(out)
+    if config.global_residual:
+        out = keras.layers.Add(name="global_residual", dtype=IMAGE_DTYPE)([padded, out])
+    else:
+        out = keras.layers.Rescaling(0.5, offset=0.5, name="to_unit", dtype=IMAGE_DTYPE)(out)
     out = CropToMatch(name="crop", dtype=IMAGE_DTYPE)([out, image])
     return keras.Model(image, out, name=name)
 

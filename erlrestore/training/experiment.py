@@ -130,6 +130,9 @@ class TrainSettings:
                                                  "before level k.", identity=True, family=_GAN)
     subpixel: bool = options.boolean(False, "Top decoder up-sampling by sub-pixel convolution (SubPixUpsamp).",
                                      identity=True, family=_GAN)
+    gen_residual: bool = options.boolean(False, "The generator predicts a correction added to the input (our "
+                                         "addition; the papers' rows: off).", identity=True, family=_GAN,
+                                         absent_means=False)
     gan_loss: str = options.choice("bce", list(losses.GAN_LOSSES), "Adversarial loss: pix2pix BCE or LSGAN.",
                                    identity=True, family=_GAN)
     l1_weight: float = options.number(100.0, "lambda of the generator's pixel term, L1 or MSE as --pixel_loss "
@@ -392,7 +395,7 @@ def generator_config(settings):
         levels=settings.levels, kind=settings.model.lower(), base_filters=settings.gen_filters,
         norm=settings.gen_norm, dropout=settings.dropout, info_accum_layers=settings.info_accum_layers,
         info_accum_growth=settings.info_accum_growth, info_accum_positions=tuple(settings.info_accum_positions),
-        subpixel=settings.subpixel,
+        subpixel=settings.subpixel, global_residual=settings.gen_residual,
     )
 
 
