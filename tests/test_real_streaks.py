@@ -348,8 +348,8 @@ def test_training_pipeline_makes_real_rain_on_the_fly(streak_folder, tmp_path):
 def test_training_settings_need_a_streak_folder_for_real_rain(streak_folder, tmp_path):
     with pytest.raises(ValueError, match="--degradation=real_rain needs --streak_dir, a folder of rain-streak images"):
         inputs.check_synthetic(inputs.DataSettings(procedural=2, degradation="real_rain"))
-    with pytest.raises(ValueError, match="--streak_dir is only used by --degradation=real_rain or real_heavy_rain, "
-                                         "not rain"):
+    with pytest.raises(ValueError, match="--streak_dir is only used by --degradation=real_rain or real_heavy_rain "
+                                         "or real_dense_rain, not rain"):
         inputs.check_synthetic(inputs.DataSettings(procedural=2, streak_dir=str(streak_folder[0])))
     with pytest.raises(image_files.DataError, match="rain-streak folder: image folder .*nowhere does not exist"):
         inputs.training_data(inputs.DataSettings(procedural=2, crop_size=16, degradation="real_heavy_rain",

@@ -40,8 +40,9 @@ def grey(value, shape=(64, 64, 3)):
 
 
 def test_registry_names():
-    assert NAMES == ["rain", "heavy_rain", "haze", "gaussian_noise", "poisson_gaussian_noise", "camera_noise"]
-    assert sorted(DEGRADATIONS) == sorted(NAMES + ["real_rain", "real_heavy_rain"])
+    assert NAMES == ["rain", "heavy_rain", "haze", "gaussian_noise", "poisson_gaussian_noise", "camera_noise",
+                     "dense_rain", "rain_haze", "rain_cityscapes"]
+    assert sorted(DEGRADATIONS) == sorted(NAMES + ["real_rain", "real_heavy_rain", "real_dense_rain"])
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -82,6 +82,7 @@ import numpy as np
 import tensorflow as tf
 
 from erlrestore.data import camera_noise
+from erlrestore.data import rain_synthesis
 from erlrestore.data import image_files
 from erlrestore.data.image_files import DataError
 from erlrestore.progress import progress
@@ -1149,6 +1150,12 @@ _PARAM_CHECKS = {
     "spatial_correlation": lambda v: _check_probability("spatial_correlation", v),
     "channel_correlation": lambda v: _check_probability("channel_correlation", v),
     "jpeg_quality": lambda v: _as_range("jpeg_quality", v, 1.0, 100.0),
+    "density_level": lambda v: rain_synthesis.check_density_level(v),
+    "reference_size": lambda v: rain_synthesis.check_reference_size(v),
+    "directions": lambda v: rain_synthesis.check_directions(v),
+    "procedural_layers": lambda v: rain_synthesis.check_procedural_layers(v),
+    "rain_attenuation": lambda v: rain_synthesis.check_rain_attenuation(v),
+    "min_rain_depth": lambda v: rain_synthesis.check_min_rain_depth(v),
 }
 
 
@@ -1189,6 +1196,10 @@ DEGRADATIONS = {
     "real_rain": add_real_rain,
     "real_heavy_rain": add_real_heavy_rain,
     "camera_noise": camera_noise.add_camera_noise,
+    "dense_rain": rain_synthesis.add_dense_rain,
+    "real_dense_rain": rain_synthesis.add_real_dense_rain,
+    "rain_haze": rain_synthesis.add_rain_haze,
+    "rain_cityscapes": rain_synthesis.add_rain_cityscapes,
 }
 
 # How to give a required parameter, for the error when it is missing.
