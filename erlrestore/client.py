@@ -19,8 +19,16 @@ that fail (unreadable, refused by the server, no PNG in the answer) are
 listed at the end on stderr and the tool exits 1; the others are still
 written.
 
+Large photos: ``erlrestore-serve`` restores images larger than its tile
+piece by piece (:mod:`erlrestore.serving.tiling`). Over REST each request
+carries an ``X-Request-Id``, and while it runs the client reads the server's
+``GET /v1/progress/<id>`` every half second, so the progress bar counts the
+tiles of the image being restored, with an ETA, rather than sitting at 0 of
+1 image for minutes (TF Serving has no such endpoint: the bar then moves per
+image). ``--timeout`` (default 600 s) bounds the wait for each answer.
+
 The functions (``predict_rest``, ``restore_bytes_rest``, ``restore_file_rest``,
-``predict_grpc``, ``restore_bytes_grpc``, ``restore_file_grpc``,
+``progress_rest``, ``predict_grpc``, ``restore_bytes_grpc``, ``restore_file_grpc``,
 ``restore_files``) can be imported and used without the command line. The
 REST path imports no TensorFlow (so this command line lives here, not in
 :mod:`erlrestore.cli`, whose import loads TensorFlow); gRPC does.
@@ -31,19 +39,23 @@ import http.client
 import json
 import os
 import sys
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 from absl import app, flags
 
-from erlrestore import outputs
+from erlrestore import entry, outputs
+from erlrestore.progress import Progress
 from erlrestore import savedmodel_contract as contract
 from erlrestore.data import image_files
 
 FLAGS = flags.FLAGS
 
 RESTORE_SIGNATURE = contract.BYTES_SIGNATURE
+REQUEST_ID_HEADER = "X-Request-Id"  # erlrestore-serve reports a request's progress under this id
 INPUT_KEY = contract.BYTES_INPUT_KEY
 OUTPUT_KEY = contract.BYTES_OUTPUT_KEY
 SENDABLE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -77,10 +89,13 @@ def _rest_url(server, model_name, version, suffix):
     return server.rstrip("/") + path + suffix
 
 
-def predict_rest(server, model_name, body, version=None, timeout=60.0):
-    """POSTs ``body`` (a dict) to ``<server>/v1/models/<name>[/versions/<v>]:predict``; returns the JSON answer.
+def predict_rest(server, model_name, body, version=None, timeout=60.0, request_id=None):
+    """POSTs ``body`` to ``<server>/v1/models/<name>[/versions/<v>]:predict``; returns the JSON answer.
 
-    ``server`` is ``http://host:port`` (``host:port`` works too).
+    ``server`` is ``http://host:port`` (``host:port`` works too). ``body`` is
+    a dict, or the JSON document already encoded (bytes). ``request_id``
+    is sent as the ``X-Request-Id`` header, under which ``erlrestore-serve``
+    reports the request's progress (:func:`progress_rest`).
 
     Raises:
       ServingClientError with the HTTP status and the server's ``error``
@@ -88,8 +103,11 @@ def predict_rest(server, model_name, body, version=None, timeout=60.0):
       reached or does not answer JSON.
     """
     url = _rest_url(server, model_name, version, ":predict")
-    data = json.dumps(body).encode("utf-8")
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+    headers = {"Content-Type": "application/json"}
+    if request_id is not None:
+        headers[REQUEST_ID_HEADER] = request_id
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             payload = response.read()
@@ -109,13 +127,27 @@ def predict_rest(server, model_name, body, version=None, timeout=60.0):
         raise ServingClientError(None, f"{url} answered something that is not JSON: {error}") from None
 
 
-def restore_bytes_rest(server, model_name, image_bytes, version=None, signature_name=RESTORE_SIGNATURE, timeout=60.0):
-    """Sends one encoded image to the ``restore_bytes`` signature over REST; returns the PNG bytes it answers."""
-    body = {
-        "signature_name": signature_name,
-        "instances": [{"b64": base64.b64encode(image_bytes).decode("ascii")}],
-    }
-    answer = predict_rest(server, model_name, body, version=version, timeout=timeout)
+def restore_bytes_rest(server, model_name, image_bytes, version=None, signature_name=RESTORE_SIGNATURE, timeout=60.0,
+                       on_progress=None, request_id=None, poll_seconds=0.5):
+    """Sends one encoded image to the ``restore_bytes`` signature over REST; returns the PNG bytes it answers.
+
+    With ``on_progress``, the request gets an id (``request_id``, or a new
+    one) and, while it runs, the server's progress for it
+    (:func:`progress_rest`: tiles done and total, ETA) is fetched every
+    ``poll_seconds`` and passed to ``on_progress`` whenever it changed
+    (servers without the progress endpoint, such as TF Serving, just never
+    call it).
+    """
+    # The document is put together as bytes: json.dumps would copy the base64 text twice more.
+    body = b"".join([
+        b'{"signature_name":', json.dumps(signature_name).encode("utf-8"), b',"instances":[{"b64":"',
+        base64.b64encode(image_bytes), b'"}]}',
+    ])
+    if on_progress is not None and request_id is None:
+        request_id = uuid.uuid4().hex
+    with _ProgressPoller(server, request_id, on_progress, poll_seconds, timeout):
+        answer = predict_rest(server, model_name, body, version=version, timeout=timeout, request_id=request_id)
+    del body
     try:
         prediction = answer["predictions"][0]
         if isinstance(prediction, dict) and OUTPUT_KEY in prediction:  # several outputs: keyed by name
@@ -127,12 +159,88 @@ def restore_bytes_rest(server, model_name, image_bytes, version=None, signature_
         ) from None
 
 
-def restore_file_rest(server, model_name, input_path, output_path, version=None, timeout=60.0):
-    """Restores the image file ``input_path`` over REST and writes the answered PNG to ``output_path``; returns it."""
+def restore_file_rest(server, model_name, input_path, output_path, version=None, timeout=60.0, on_progress=None):
+    """Restores the image file ``input_path`` over REST and writes the answered PNG to ``output_path``; returns it.
+
+    ``on_progress``: see :func:`restore_bytes_rest`.
+    """
     return _restore_file(
-        lambda data: restore_bytes_rest(server, model_name, data, version=version, timeout=timeout),
+        lambda data: restore_bytes_rest(server, model_name, data, version=version, timeout=timeout,
+                                        on_progress=on_progress),
         input_path, output_path,
     )
+
+
+def progress_rest(server, request_id, timeout=10.0):
+    """``GET <server>/v1/progress/<request_id>`` of ``erlrestore-serve``: the request's progress, or None.
+
+    The answer is a dict (``state``, ``tiles_done``, ``tiles_total``,
+    ``eta_seconds``...; :mod:`erlrestore.serving.tracker`); None when the
+    server does not know the id (yet), or has no such endpoint.
+
+    Raises:
+      ServingClientError when the server cannot be reached or answers
+      another error.
+    """
+    server = server if "://" in server else "http://" + server
+    url = f"{server.rstrip('/')}/v1/progress/{urllib.parse.quote(request_id, safe='')}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise ServingClientError(error.code, error.read().decode("utf-8", "replace").strip()) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
+        raise ServingClientError(None, f"cannot read {url}: {getattr(error, 'reason', error)}") from None
+
+
+class _ProgressPoller:
+    """While in its ``with`` block, polls :func:`progress_rest` in a thread and calls ``on_progress`` on changes.
+
+    After a block that ended without an exception it reads the progress once
+    more, so that ``on_progress`` sees the request's end (tiles done = total).
+    """
+
+    def __init__(self, server, request_id, on_progress, poll_seconds, timeout):
+        self.server, self.request_id, self.on_progress = server, request_id, on_progress
+        self.poll_seconds, self.timeout = float(poll_seconds), min(float(timeout), 10.0)
+        self._stop = threading.Event()
+        self._thread = None
+        self._lock = threading.Lock()
+        self._last = None
+
+    def __enter__(self):
+        if self.on_progress is not None:
+            self._thread = threading.Thread(target=self._poll, name="erlrestore-client-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, *exc_info):
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(self.timeout)
+        if exc_type is None:
+            self._check()
+
+    def _poll(self):
+        while not self._stop.wait(self.poll_seconds):
+            self._check()
+
+    def _check(self):
+        try:
+            snapshot = progress_rest(self.server, self.request_id, timeout=self.timeout)
+        except ServingClientError:
+            return
+        if snapshot is None:
+            return
+        key = (snapshot.get("state"), snapshot.get("tiles_done"), snapshot.get("tiles_total"))
+        with self._lock:
+            if key == self._last:
+                return
+            self._last = key
+            self.on_progress(snapshot)
 
 
 # --------------------------------------------------------------------------
@@ -270,7 +378,7 @@ def find_inputs(path):
     return [path]
 
 
-def restore_files(inputs, output_dir, restore_file, show_progress=True, overwrite=False):
+def restore_files(inputs, output_dir, restore_file, show_progress=True, overwrite=False, track_tiles=False):
     """Restores each input with ``restore_file(input_path, output_path)``; returns ``(written, failures)``.
 
     Outputs are ``<output_dir>/<input stem>.png`` under ``erlrestore.outputs``' policy.
@@ -278,11 +386,31 @@ def restore_files(inputs, output_dir, restore_file, show_progress=True, overwrit
     not stop the others. Raises DataError (before sending anything) when the
     output folder holds an input, two inputs share a stem, or (without
     ``overwrite``) outputs exist already.
+
+    ``track_tiles`` (with ``show_progress``): ``restore_file`` also takes
+    ``on_progress`` (as :func:`restore_file_rest`) and the bar counts the
+    tiles the server reports, with an ETA, instead of files: each file
+    counts 1 until the server says how many tiles it has.
     """
     targets = outputs.output_paths(inputs, output_dir, extension=".png", overwrite=overwrite)
     errors = (image_files.DataError, ServingClientError, OSError)
-    return outputs.collect_failures(zip(inputs, targets), restore_file, errors=errors, shown_as_is=errors,
-                                    show_progress=show_progress, desc="restore")
+    if not (show_progress and track_tiles):
+        return outputs.collect_failures(zip(inputs, targets), restore_file, errors=errors, shown_as_is=errors,
+                                        show_progress=show_progress, desc="restore")
+    order = {source: index for index, source in enumerate(inputs, 1)}
+    with Progress(len(inputs), desc="restore", min_items=1) as bar:
+        def restore_one(source, target):
+            with bar.part(1, note=f"image {order[source]}/{len(inputs)}") as part:
+                def on_progress(snapshot):
+                    if snapshot.get("tiles_total"):
+                        bar.unit = "tiles"  # the server reports them (TF Serving does not: one unit per file)
+                        part.resize(snapshot["tiles_total"])
+                    if snapshot.get("tiles_done", 0) > part.done:
+                        part(snapshot["tiles_done"] - part.done)
+                return restore_file(source, target, on_progress=on_progress)
+
+        return outputs.collect_failures(zip(inputs, targets), restore_one, errors=errors, shown_as_is=errors,
+                                        show_progress=False, desc="restore")
 
 
 # --------------------------------------------------------------------------
@@ -298,7 +426,8 @@ def define_flags():
     flags.DEFINE_string("input", None, "An image file, or a folder of images (not recursive).")
     flags.DEFINE_string("output_dir", None, "Where the restored PNGs are written (<stem>.png).")
     flags.DEFINE_boolean("overwrite", False, "Replace existing output files (inputs are never replaced).")
-    flags.DEFINE_float("timeout", 120.0, "Seconds to wait for each answer.", lower_bound=0.1)
+    flags.DEFINE_float("timeout", 600.0, "Seconds to wait for each answer (a large photo restored tile by tile on "
+                       "a CPU can take minutes).", lower_bound=0.1)
     flags.DEFINE_integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, "gRPC send/receive message limit.",
                          lower_bound=1)
     flags.mark_flags_as_required(["model_name", "input", "output_dir"])
@@ -312,9 +441,9 @@ def main(argv):
     try:
         inputs = find_inputs(FLAGS.input)
         if FLAGS.server:
-            def restore_file(input_path, output_path):
+            def restore_file(input_path, output_path, on_progress=None):
                 return restore_file_rest(FLAGS.server, FLAGS.model_name, input_path, output_path,
-                                         version=FLAGS.version, timeout=FLAGS.timeout)
+                                         version=FLAGS.version, timeout=FLAGS.timeout, on_progress=on_progress)
             channel = None
         else:
             try:
@@ -326,12 +455,14 @@ def main(argv):
                 return restore_file_grpc(channel, FLAGS.model_name, input_path, output_path,
                                          version=FLAGS.version, timeout=FLAGS.timeout)
         try:
-            written, failures = restore_files(inputs, FLAGS.output_dir, restore_file, overwrite=FLAGS.overwrite)
+            # Over REST, erlrestore-serve reports the tiles of each image as they are restored.
+            written, failures = restore_files(inputs, FLAGS.output_dir, restore_file, overwrite=FLAGS.overwrite,
+                                              track_tiles=bool(FLAGS.server))
         finally:
             if channel is not None:
                 channel.close()
     except image_files.DataError as error:
-        print(f"error: {error}", file=sys.stderr)
+        entry.report_error(error)
         return 1
     print(f"restored {len(written)} of {len(inputs)} image(s) into {FLAGS.output_dir}")
     if failures:
@@ -347,7 +478,7 @@ def run():
     # absl's --help lists the main module's flags; a console script's main module is its wrapper.
     for flag in FLAGS.get_flags_for_module(__name__):
         FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    app.run(main)
+    entry.run(main)  # -h, one-line usage errors, as every erlrestore tool
 
 
 if __name__ == "__main__":

@@ -30,7 +30,17 @@ def test_cli_flags():
         model_base_path="savedmodels", model_names=["a", "b"], host="127.0.0.1", port=0,
         max_request_bytes=64 * 2**20, grpc_port=0, request_timeout=60.0, max_concurrent=4, max_queue=32,
         queue_timeout=30.0, max_connections=128, max_image_pixels=100_000_000, drain_timeout=30.0,
+        max_inflight_pixels=32_000_000, tile=512, overlap=32, align=None,
     )
+    settings = serve_cli.settings_from_flags(parsed_serve_flags(
+        "--max_inflight_pixels=0", "--tile=256", "--overlap=16", "--align=32"))
+    assert (settings["max_inflight_pixels"], settings["tile"], settings["overlap"], settings["align"]) == (
+        0, 256, 16, 32)
+    assert serve_cli.settings_from_flags(parsed_serve_flags("--tile=0", "--overlap=64"))["tile"] == 0  # no tiling
+    with pytest.raises(app.UsageError, match=r"--tile/--overlap/--align: tile \(64\) must be larger than twice"):
+        serve_cli.settings_from_flags(parsed_serve_flags("--tile=64", "--overlap=32"))
+    with pytest.raises(app.UsageError, match=r"smaller than the alignment 64"):
+        serve_cli.settings_from_flags(parsed_serve_flags("--tile=80", "--overlap=20", "--align=64"))
     settings = serve_cli.settings_from_flags(parsed_serve_flags(
         "--max_concurrent=1", "--max_queue=0", "--queue_timeout=0.5", "--max_connections=3", "--max_image_pixels=0",
         "--drain_timeout=2"))

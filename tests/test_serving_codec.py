@@ -1,5 +1,6 @@
 """Tests of erlrestore.serving.codec: TF Serving's JSON for ``:predict``, without a server or a model."""
 
+import json
 import types
 
 import numpy as np
@@ -78,3 +79,19 @@ def test_row_format_needs_one_batch_size(outputs, message):
     with pytest.raises(serving.ServingError, match=message):
         serving.format_predict_response(outputs, "row")
     serving.format_predict_response(outputs, "columnar")  # the columnar format takes them
+
+
+@pytest.mark.parametrize("shape", [(3,), (20,), (2, 5, 4, 3), (1, 9, 9, 3), (40, 2), (0, 3), (5, 0), (2, 3, 50)])
+def test_encode_json_writes_what_json_dumps_writes_a_block_at_a_time(shape, monkeypatch):
+    monkeypatch.setattr(serving.codec, "_BLOCK_VALUES", 7)  # so that every array is cut into blocks
+    array = np.random.default_rng(0).random(shape, dtype=np.float32)
+    outputs = {"restored": array, "label": np.array([b"x"] * (shape[0] or 1), dtype=object)[: shape[0]]}
+    for request_format in ("row", "columnar"):
+        for chosen in (["restored"], ["restored", "label"]):
+            selected = {name: outputs[name] for name in chosen}
+            expected = json.dumps(serving.format_predict_response(selected, request_format), separators=(",", ":"))
+            chunks = serving.encode_json(serving.format_predict_response(selected, request_format, lazy=True))
+            assert b"".join(chunks).decode() == expected
+    special = {"restored": np.array([np.nan, np.inf, -0.5], np.float32)}
+    assert b"".join(serving.encode_json(serving.format_predict_response(special, "columnar", lazy=True))) == (
+        b'{"outputs":[NaN,Infinity,-0.5]}')

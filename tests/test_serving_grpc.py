@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from absl import app
 
-from erlrestore import client, serving
+from erlrestore import client, inference, serving
 from erlrestore.cli import serve as serve_cli
 from erlrestore.data import image_files
 from serving_testing import (
@@ -73,5 +73,23 @@ def test_grpc_predictions_share_the_limiter(repository):
             with pytest.raises(client.ServingClientError, match=r"^UNAVAILABLE: the server is busy"):
                 client.predict_grpc(f"127.0.0.1:{port}", "memd", {"images": x})
         assert client.predict_grpc(f"127.0.0.1:{port}", "memd", {"images": x})["restored"].shape == x.shape
+    finally:
+        grpc_server.stop(None)
+
+
+def test_grpc_tiles_large_images_and_refuses_oversized_ones(repository, models, monkeypatch):
+    _needs_grpc()
+    monkeypatch.setattr(repository, "tiling", serving.TileSettings(32, 8))
+    grpc_server, port = serving.make_grpc_server(repository, "127.0.0.1", 0)
+    target = f"127.0.0.1:{port}"
+    try:
+        x = images(10, (1, 40, 70, 3))
+        restorer = inference.load_restorer(str(models[0] / "memd"))
+        expected = inference.restore_tiled(restorer, x[0], tile=32, overlap=8)
+        np.testing.assert_array_equal(client.predict_grpc(target, "memd", {"images": x})["restored"][0], expected)
+        monkeypatch.setattr(repository, "max_image_pixels", 1000)
+        with pytest.raises(client.ServingClientError, match=r"^INVALID_ARGUMENT: input 'images': image 0 is 70x40 = "
+                                                            r"2800 pixels, more than the limit of 1000"):
+            client.predict_grpc(target, "memd", {"images": x})
     finally:
         grpc_server.stop(None)

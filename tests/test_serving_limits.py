@@ -1,5 +1,8 @@
 """Tests of erlrestore.serving.limits: byte sizes, images' declared sizes and the prediction limiter."""
 
+import threading
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -95,3 +98,80 @@ def test_prediction_limiter_refuses_beyond_its_queue_and_after_its_queue_timeout
 def test_prediction_limiter_checks_its_arguments(arguments, message):
     with pytest.raises(ValueError, match=message):
         serving.PredictionLimiter(*arguments)
+
+
+def _hold(limiter, pixels, entered, release):
+    """In a thread: takes a slot and ``pixels`` of the budget, sets ``entered``, waits for ``release``."""
+    def body():
+        with limiter.admitted(), limiter.running() as turn, turn.pixels(pixels):
+            entered.set()
+            assert release.wait(10)
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    assert entered.wait(10)
+    return thread
+
+
+def test_pixel_budget_waits_in_order_of_arrival_and_refuses_after_the_queue_timeout():
+    limiter = serving.PredictionLimiter(max_concurrent=4, max_queue=4, queue_timeout=0.3, max_inflight_pixels=100)
+    release = threading.Event()
+    holder = _hold(limiter, 60, threading.Event(), release)
+    assert limiter.pixels_in_use() == (60, 0)
+    with limiter.running() as turn:
+        with turn.pixels(40):  # fits beside the 60
+            assert limiter.pixels_in_use() == (100, 0)
+        started = time.monotonic()
+        with pytest.raises(serving.OverloadedError, match=r"the 41 pixels of this request did not fit within 0\.3 s "
+                                                          r"in the 100 pixels .* \(--max_inflight_pixels; 60 in use\)"):
+            with turn.pixels(41):
+                pass
+        assert time.monotonic() - started >= 0.25
+    assert limiter.refused == 1 and limiter.pixels_in_use() == (60, 0)
+    release.set()
+    holder.join(10)
+    assert limiter.pixels_in_use() == (0, 0) and limiter.counts() == (0, 0)
+
+
+def test_pixel_budget_first_come_first_served_and_an_oversized_request_runs_alone():
+    limiter = serving.PredictionLimiter(max_concurrent=4, max_queue=4, queue_timeout=10.0, max_inflight_pixels=100)
+    release = threading.Event()
+    holder = _hold(limiter, 50, threading.Event(), release)
+    order = []
+
+    def wants(pixels):
+        with limiter.running() as turn, turn.pixels(pixels):
+            order.append((pixels, limiter.pixels_in_use()[0]))
+
+    big = threading.Thread(target=wants, args=(500,))  # more than the whole budget: waits for an empty budget
+    big.start()
+    wait = time.monotonic() + 10
+    while limiter.pixels_in_use()[1] < 1 and time.monotonic() < wait:
+        time.sleep(0.01)
+    small = threading.Thread(target=wants, args=(10,))  # would fit now, but arrived after the big one
+    small.start()
+    while limiter.pixels_in_use()[1] < 2 and time.monotonic() < wait:
+        time.sleep(0.01)
+    assert limiter.pixels_in_use() == (50, 2) and order == []
+    release.set()
+    for thread in (holder, big, small):
+        thread.join(10)
+    assert order == [(500, 500), (10, 10)]  # the big one alone, then the small one
+    assert limiter.pixels_in_use() == (0, 0) and limiter.refused == 0
+
+
+def test_no_pixel_budget_never_waits():
+    limiter = serving.PredictionLimiter(max_concurrent=2, max_queue=0, queue_timeout=0.1, max_inflight_pixels=0)
+    with limiter.running() as first, first.pixels(10**12), limiter.running() as second, second.pixels(10**12):
+        assert limiter.pixels_in_use() == (2 * 10**12, 0)
+
+
+def test_check_pixels_refuses_with_400():
+    assert serving.check_pixels([(10, 10), None, (5, 4)], 200, "x") == 120
+    with pytest.raises(serving.ServingError, match=r"^x: image 1 is 20x10 = 200 pixels, more than the limit of "
+                                                   r"100 \(--max_image_pixels\); send a smaller image$") as raised:
+        serving.check_pixels([(5, 5), (20, 10)], 100, "x")
+    assert raised.value.status == 400
+    with pytest.raises(serving.ServingError, match=r"images 0 to 1 have 120 pixels in all") as raised:
+        serving.check_pixels([(6, 10)] * 3, 100, "x")
+    assert raised.value.status == 400
+    assert serving.check_pixels([(10**5, 10**5)], 0, "x") == 10**10  # no limit

@@ -130,7 +130,7 @@ class Plan:
         "unknown_signature": (400, r"signature name 'nope' not found"),
         "bad_b64": (400, r"could not decode base64"),
         "not_an_image": (400, r"^the model rejected the input"),
-        "pixel_bomb": (413, r"declares 30000x30000 = 900000000 pixels, more than the limit of 1000000"),
+        "pixel_bomb": (400, r"declares 30000x30000 = 900000000 pixels, more than the limit of 1000000"),
         "path_escape": (400, r"is not a folder name"),
         "wrong_method": (405, r"method GET is not allowed"),
         "oversized": (413, r"larger than the limit of 2097152 bytes"),

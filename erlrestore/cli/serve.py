@@ -3,6 +3,7 @@
     erlrestore-serve --model_base_path=savedmodels [--model_name=memd] [--host=127.0.0.1] [--port=8501]
                      [--max_request_bytes=64MiB] [--grpc_port=8500] [--max_concurrent=4] [--max_queue=32]
                      [--queue_timeout=30] [--max_connections=128] [--max_image_pixels=100000000]
+                     [--max_inflight_pixels=32000000] [--tile=512] [--overlap=32] [--align=0]
                      [--drain_timeout=30]
 
 Serves every integer version of ``<model_base_path>/<model_name>/`` (by
@@ -10,7 +11,12 @@ default every model folder under ``--model_base_path``; the largest version
 is the default) until SIGTERM or Ctrl-C. Then it stops accepting
 connections, finishes the requests in flight and exits 0; if some are still
 running after ``--drain_timeout`` seconds it exits 1 without waiting for
-them. Endpoints, limits and error codes: see :mod:`erlrestore.serving`. It
+them. Images larger than ``--tile`` are restored in overlapping tiles, as
+``erlrestore-restore`` restores them (same defaults, same pixels), so memory
+is bounded by the tile rather than the image; ``--max_inflight_pixels``
+bounds the pixels of the images being restored at once, and
+``GET /v1/progress/<request id>`` tells how many tiles of a request are done.
+Endpoints, limits and error codes: see :mod:`erlrestore.serving`. It
 binds 127.0.0.1 unless ``--host`` says otherwise; there is no authentication,
 so expose it beyond the machine only behind something that adds it.
 """
@@ -21,9 +27,9 @@ import sys
 
 from absl import app, flags, logging
 
-from erlrestore.cli import fail, show_flags_in_help
+from erlrestore.cli import fail, run_tool
 
-from erlrestore import serving
+from erlrestore import inference, serving
 from erlrestore.data import image_files
 
 FLAGS = flags.FLAGS
@@ -59,8 +65,22 @@ def define_flags(flag_values=FLAGS):
                          flag_values=fv)
     flags.DEFINE_integer("max_image_pixels", serving.DEFAULT_MAX_IMAGE_PIXELS,
                          "Largest width x height an encoded image in a request may declare in its header "
-                         "(all images of a request together); larger ones are refused with 413. 0: no limit.",
+                         "(all images of a request together); larger ones are refused with 400. 0: no limit.",
                          lower_bound=0, flag_values=fv)
+    flags.DEFINE_integer("max_inflight_pixels", serving.DEFAULT_MAX_INFLIGHT_PIXELS,
+                         "Pixels the images of the predictions running at once may hold together; a prediction "
+                         "that does not fit waits (up to --queue_timeout, then 503). One larger than this runs "
+                         "alone. 0: no budget.", lower_bound=0, flag_values=fv)
+    flags.DEFINE_integer("tile", serving.DEFAULT_TILE,
+                         "Images larger than this in either side are restored in overlapping tiles of at most "
+                         "tile x tile pixels, as erlrestore-restore does; 0: never tile.", lower_bound=0,
+                         flag_values=fv)
+    flags.DEFINE_integer("overlap", serving.DEFAULT_OVERLAP,
+                         "Least overlap of neighbouring tiles in pixels (tile > 2 * overlap).", lower_bound=0,
+                         flag_values=fv)
+    flags.DEFINE_integer("align", 0, "Tiles start at multiples of this; 0: 16, what erlrestore-restore uses for "
+                         "SavedModels (which do not record their padding multiple).", lower_bound=0,
+                         flag_values=fv)
     flags.DEFINE_float("drain_timeout", serving.DEFAULT_DRAIN_TIMEOUT,
                        "On SIGTERM/SIGINT, seconds to wait for the requests in flight.", lower_bound=0.0,
                        flag_values=fv)
@@ -80,6 +100,11 @@ def settings_from_flags(flag_values=FLAGS):
         raise app.UsageError(f"--grpc_port={fv.grpc_port}: {serving.GRPC_MISSING_MESSAGE}")
     if not fv.host.strip():
         raise app.UsageError("--host is empty (use 127.0.0.1, 0.0.0.0 or ::)")
+    if fv.tile:
+        try:
+            inference.check_tiling(fv.tile, fv.overlap, fv.align or inference.DEFAULT_ALIGN)
+        except ValueError as error:
+            raise app.UsageError(f"--tile/--overlap/--align: {error}") from None
     return dict(
         model_base_path=fv.model_base_path,
         model_names=fv.model_name or None,
@@ -94,6 +119,10 @@ def settings_from_flags(flag_values=FLAGS):
         max_connections=fv.max_connections,
         max_image_pixels=fv.max_image_pixels,
         drain_timeout=fv.drain_timeout,
+        max_inflight_pixels=fv.max_inflight_pixels,
+        tile=fv.tile,
+        overlap=fv.overlap,
+        align=fv.align or None,
     )
 
 
@@ -119,8 +148,7 @@ def main(argv):
 
 def run():
     define_flags()
-    show_flags_in_help(__name__)
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,16 @@ written in TF Serving's layout ``<model_base_path>/<model_name>/<version>/``
   each input/output as TF Serving prints a ``TensorInfo`` (``name``,
   ``dtype`` such as ``"DT_FLOAT"``, ``tensor_shape.dim[].size`` as strings,
   ``-1`` for a dynamic size), taken from the SavedModel's own SignatureDefs;
+* ``GET /v1/progress/<request id>``: how far a ``:predict`` request has got
+  (not TF Serving's: an erlrestore-serve extension for pages that show a
+  long restoration), ``{"request_id", "model", "version", "state":
+  "waiting" | "running" | "done" | "failed", "tiles_done", "tiles_total",
+  "pixels", "elapsed_seconds", "running_seconds", "eta_seconds",
+  "status"}``; the request is named by its ``X-Request-Id`` header
+  (:mod:`~erlrestore.serving.tracker` has the rules; the answer echoes
+  the header, or the id the server made up), and a page polls this until
+  ``state`` is ``done`` or ``failed`` (404: not arrived yet, or forgotten
+  five minutes after it ended);
 * ``POST /v1/models/<name>[/versions/<v>]:predict``: ``{"signature_name"?,
   "instances": [...]}`` (row format, answered with ``{"predictions": ...}``)
   or ``{"inputs": ...}`` (columnar format, answered with ``{"outputs":
@@ -30,11 +40,12 @@ written in TF Serving's layout ``<model_base_path>/<model_name>/<version>/``
 Errors are ``{"error": "<message>"}`` with a 4xx status for anything the
 client can fix (400 malformed JSON, missing or wrong inputs, undecodable
 base64, unknown signature, inputs the model rejects, a model name that
-could not be a folder name; 404 unknown model, version or path; 405 wrong
-method; 408 body not sent in time; 411 no Content-Length; 413 body over
-``max_request_bytes``, refused from the Content-Length header before any of
-the body is read, or an encoded image whose header declares more than
-``max_image_pixels`` pixels). 503 (with ``Retry-After: 1``) means the
+could not be a folder name, an image of more than ``max_image_pixels``
+pixels, for encoded images as their header declares it; 404 unknown model,
+version or path; 405 wrong method; 408 body not sent in time; 411 no
+Content-Length; 413 body over ``max_request_bytes``, refused from the
+Content-Length header before any of the body is read). 503 (with
+``Retry-After: 1``) means the
 server is busy (see below) and the request may be retried as it is; other
 5xx are faults of the server or of the model. No value from a request is
 ever used as a file path: models are looked up by name in the dictionary
@@ -42,24 +53,45 @@ loaded at start-up, and the server reads only the model folders
 (``saved_model.pb``/``.pbtxt`` and what ``tf.saved_model.load`` reads) and
 writes no files.
 
+Large images (:mod:`~erlrestore.serving.tiling`): an image larger than
+``tile`` pixels in either side [``--tile``, 512; ``--overlap``, 32;
+``--align``, 0 = 16] sent to an erlrestore SavedModel's ``restore_bytes``
+or ``serving_default`` is restored tile by tile with
+:func:`erlrestore.inference.restore_tiled` through the model's
+``serving_default``, exactly as ``erlrestore-restore`` restores it (the same
+pixels for the same model and tile settings), so the model's memory is a
+tile's, not the image's; smaller images go through the signature whole, as
+before. ``--tile=0`` turns this off. After a prediction of a megapixel or
+more, freed heap memory is handed back to the system
+(:func:`release_memory`), so the server's resident size comes back down.
+
 Limits under load (:class:`RestServer`, :class:`PredictionLimiter`; flags of
 ``erlrestore-serve`` in brackets):
 
 * at most ``max_concurrent`` predictions run at once [``--max_concurrent``,
   4], REST and gRPC together; up to ``max_queue`` more [``--max_queue``, 32]
-  read their body and wait, each at most ``queue_timeout`` seconds
-  [``--queue_timeout``, 30]; any beyond get 503 ``{"error": ...}``, as TF
+  read their body and wait; any beyond get 503 ``{"error": ...}``, as TF
   Serving answers UNAVAILABLE (HTTP 503) when its batching queue is full.
   Request bodies in memory are so bounded by ``(max_concurrent + max_queue)
   * max_request_bytes``;
+* admission counts pixels: the images of the predictions running at once
+  hold at most ``max_inflight_pixels`` pixels [``--max_inflight_pixels``,
+  32 million: two 12-megapixel photos and change], what the memory of a
+  tiled restoration grows with (the decoded image and its blending sums,
+  about 30 bytes a pixel, beside one tile's model memory). A prediction
+  whose pixels do not fit waits in order of arrival; one larger than the
+  whole budget runs alone. Waiting for a slot and then for pixels lasts at
+  most ``queue_timeout`` seconds in all [``--queue_timeout``, 30], then 503
+  with ``Retry-After: 1`` (gRPC: UNAVAILABLE);
 * at most ``max_connections`` open REST connections [``--max_connections``,
   128], one thread each; a connection beyond is answered 503 at once and
   closed, without a thread;
-* encoded images (PNG, JPEG, BMP, GIF, WebP) in string inputs may declare at
-  most ``max_image_pixels`` pixels [``--max_image_pixels``, 100 million], per
-  image and per request; the size is read from the header
-  (:func:`image_dimensions`) before TensorFlow decodes anything, so a
-  small file declaring a huge image is refused with 413;
+* an image may have at most ``max_image_pixels`` pixels
+  [``--max_image_pixels``, 100 million], per image and per request, or the
+  request is refused with 400 naming the image and its size; for encoded
+  images (PNG, JPEG, BMP, GIF, WebP) in string inputs the size is read from
+  the header (:func:`image_dimensions`) before TensorFlow decodes anything,
+  so a small file declaring a huge image is refused without being decoded;
 * on SIGTERM/SIGINT the server stops accepting connections, closes idle
   ones, answers the requests in flight (those waiting for a turn included)
   and stops; it waits at most ``drain_timeout`` seconds
@@ -76,7 +108,11 @@ Choices made where TF Serving's behaviour was not copied:
   value is passed to the model if its shape fits.
 * Float outputs are written with Python's shortest round-trip repr of the
   float32 value widened to float64 (e.g. ``0.30000001192092896``), so they
-  read back bit-exactly; TF Serving writes the shortest float32 repr.
+  read back bit-exactly; TF Serving writes the shortest float32 repr. They
+  are encoded 65536 numbers at a time (:func:`encode_json`), never as one
+  nested list of Python floats. Large images are best sent encoded
+  (``restore_bytes``, ``{"b64": ...}``): as JSON numbers a 12-megapixel
+  image is some 400 MB of text, far beyond ``max_request_bytes``.
   ``NaN``/``Infinity`` are written as TF Serving does (non-standard JSON).
 * A string output not ending in ``_bytes`` is returned as a JSON string when
   it is valid UTF-8, otherwise as ``{"b64": ...}`` (TF Serving would write
@@ -97,6 +133,8 @@ not a dependency of erlrestore.
 The package's modules: :mod:`~erlrestore.serving.limits` (request and image
 limits, :class:`PredictionLimiter`), :mod:`~erlrestore.serving.repository`
 (loading version folders, :class:`ModelRepository`),
+:mod:`~erlrestore.serving.tiling` (large images tile by tile),
+:mod:`~erlrestore.serving.tracker` (progress by request id),
 :mod:`~erlrestore.serving.codec` (the JSON of ``:predict``),
 :mod:`~erlrestore.serving.rest` (:class:`RestServer`),
 :mod:`~erlrestore.serving.grpc_api` (:func:`make_grpc_server`) and
@@ -104,7 +142,13 @@ limits, :class:`PredictionLimiter`), :mod:`~erlrestore.serving.repository`
 importable from ``erlrestore.serving`` itself.
 """
 
-from erlrestore.serving.codec import BYTES_SUFFIX, format_predict_response, json_to_array, parse_predict_body
+from erlrestore.serving.codec import (
+    BYTES_SUFFIX,
+    encode_json,
+    format_predict_response,
+    json_to_array,
+    parse_predict_body,
+)
 from erlrestore.serving.errors import OverloadedError, ServingError
 from erlrestore.serving.grpc_api import GRPC_MISSING_MESSAGE, GrpcUnavailableError, grpc_available, make_grpc_server
 from erlrestore.serving.limits import (
@@ -112,14 +156,18 @@ from erlrestore.serving.limits import (
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_INFLIGHT_PIXELS,
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_QUEUE_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT,
     PredictionLimiter,
+    Turn,
     check_image_pixels,
+    check_pixels,
     image_dimensions,
     parse_byte_size,
+    release_memory,
 )
 from erlrestore.serving.repository import (
     DEFAULT_SIGNATURE,
@@ -129,8 +177,10 @@ from erlrestore.serving.repository import (
     Signature,
     load_models,
 )
-from erlrestore.serving.rest import MAX_MODEL_NAME_CHARS, MAX_VERSION_DIGITS, RestServer
+from erlrestore.serving.rest import MAX_MODEL_NAME_CHARS, MAX_VERSION_DIGITS, REQUEST_ID_HEADER, RestServer
 from erlrestore.serving.server import serve
+from erlrestore.serving.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, TileSettings
+from erlrestore.serving.tracker import ProgressTracker, RequestProgress
 
 __all__ = [
     "BYTES_SUFFIX",
@@ -138,11 +188,14 @@ __all__ = [
     "DEFAULT_MAX_CONCURRENT",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_IMAGE_PIXELS",
+    "DEFAULT_MAX_INFLIGHT_PIXELS",
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_MAX_REQUEST_BYTES",
+    "DEFAULT_OVERLAP",
     "DEFAULT_QUEUE_TIMEOUT",
     "DEFAULT_REQUEST_TIMEOUT",
     "DEFAULT_SIGNATURE",
+    "DEFAULT_TILE",
     "GRPC_MISSING_MESSAGE",
     "MAX_MODEL_NAME_CHARS",
     "MAX_VERSION_DIGITS",
@@ -151,11 +204,18 @@ __all__ = [
     "ModelRepository",
     "OverloadedError",
     "PredictionLimiter",
+    "ProgressTracker",
+    "REQUEST_ID_HEADER",
+    "RequestProgress",
     "RestServer",
     "Servable",
     "ServingError",
     "Signature",
+    "TileSettings",
+    "Turn",
     "check_image_pixels",
+    "check_pixels",
+    "encode_json",
     "format_predict_response",
     "grpc_available",
     "image_dimensions",
@@ -164,5 +224,6 @@ __all__ = [
     "make_grpc_server",
     "parse_byte_size",
     "parse_predict_body",
+    "release_memory",
     "serve",
 ]

@@ -7,6 +7,7 @@ differs.
 
 import base64
 import binascii
+import json
 
 import numpy as np
 import tensorflow as tf
@@ -14,6 +15,7 @@ import tensorflow as tf
 from erlrestore.serving.errors import ServingError
 
 BYTES_SUFFIX = "_bytes"  # a string output named like this is answered as {"b64": ...}
+_BLOCK_VALUES = 1 << 16  # numbers turned into Python floats at a time when encoding a numeric output
 
 
 def _is_b64_object(value):
@@ -81,11 +83,16 @@ def json_to_array(value, spec, what):
     if dtype.is_floating:
         if kind not in "fiu":
             raise ServingError(400, f"{what}: expected numbers for a {dtype.name} input, got {found}")
-        limit = float(np.finfo(dtype.as_numpy_dtype).max)
-        finite = np.abs(array[np.isfinite(array)]) if kind == "f" else np.abs(array.astype(np.float64))
-        if finite.size and float(finite.max()) > limit:
-            raise ServingError(400, f"{what}: a value does not fit in {dtype.name}")
-    elif dtype.is_integer:
+        # Converted first and checked after (a finite value that became infinite did not fit), without
+        # temporary float64 copies of the whole input.
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = array.astype(dtype.as_numpy_dtype, copy=False)
+        if converted is not array:
+            overflow = np.isinf(converted)
+            if overflow.any() and (kind != "f" or np.isfinite(array[overflow]).any()):
+                raise ServingError(400, f"{what}: a value does not fit in {dtype.name}")
+        return converted
+    if dtype.is_integer:
         if kind not in "iu":
             raise ServingError(400, f"{what}: expected integers for a {dtype.name} input, got {found}")
         info = np.iinfo(dtype.as_numpy_dtype)
@@ -182,7 +189,25 @@ def _string_to_json(item, as_bytes):
     return {"b64": base64.b64encode(item).decode("ascii")}
 
 
-def _array_to_json(name, array):
+class NumericJson:
+    """A numeric output array that :func:`encode_json` writes a block at a time (never one nested list).
+
+    Indexing gives the sub-array (a row of the batch), as a list would.
+    """
+
+    def __init__(self, array):
+        self.array = array
+
+    def __getitem__(self, index):
+        return NumericJson(self.array[index])
+
+    def tolist(self):
+        return self.array.tolist()
+
+
+def _array_to_json(name, array, lazy=False):
+    if lazy and array.dtype.kind in "biuf" and array.ndim:
+        return NumericJson(array)
     if array.dtype.kind in "OS":
         as_bytes = name.endswith(BYTES_SUFFIX)
 
@@ -195,13 +220,18 @@ def _array_to_json(name, array):
     return array.tolist()
 
 
-def format_predict_response(outputs, request_format):
-    """The JSON response (a dict) for ``outputs`` (``{name: array}``) in ``"row"`` or ``"columnar"`` format."""
+def format_predict_response(outputs, request_format, lazy=False):
+    """The JSON response (a dict) for ``outputs`` (``{name: array}``) in ``"row"`` or ``"columnar"`` format.
+
+    With ``lazy``, numeric arrays stay :class:`NumericJson` for
+    :func:`encode_json` (which writes the same text as ``json.dumps`` of the
+    plain answer, without making all the numbers Python floats at once).
+    """
     names = sorted(outputs)
     if request_format == "columnar":
         if len(names) == 1:
-            return {"outputs": _array_to_json(names[0], outputs[names[0]])}
-        return {"outputs": {name: _array_to_json(name, outputs[name]) for name in names}}
+            return {"outputs": _array_to_json(names[0], outputs[names[0]], lazy)}
+        return {"outputs": {name: _array_to_json(name, outputs[name], lazy) for name in names}}
     batch = None
     for name in names:
         shape = outputs[name].shape
@@ -213,7 +243,59 @@ def format_predict_response(outputs, request_format):
                 "use the columnar format ('inputs')",
             )
         batch = shape[0]
-    converted = {name: _array_to_json(name, outputs[name]) for name in names}
+    converted = {name: _array_to_json(name, outputs[name], lazy) for name in names}
     if len(names) == 1:
         return {"predictions": converted[names[0]]}
     return {"predictions": [{name: converted[name][row] for name in names} for row in range(batch)]}
+
+
+def encode_json(value):
+    """``value`` as compact JSON, a list of UTF-8 byte strings whose concatenation is the document.
+
+    The text equals ``json.dumps(value, separators=(",", ":"))`` with every
+    :class:`NumericJson` replaced by its ``tolist()``; a numeric array is
+    written ``_BLOCK_VALUES`` numbers at a time (a whole-image answer would
+    otherwise be tens of millions of Python floats at once).
+    """
+    chunks = []
+    _encode(value, chunks)
+    return chunks
+
+
+def _encode(value, chunks):
+    if isinstance(value, NumericJson):
+        _encode_array(value.array, chunks)
+    elif isinstance(value, dict):
+        chunks.append(b"{")
+        for index, (key, item) in enumerate(value.items()):
+            chunks.append((b"," if index else b"") + json.dumps(str(key)).encode("utf-8") + b":")
+            _encode(item, chunks)
+        chunks.append(b"}")
+    elif isinstance(value, (list, tuple)):
+        chunks.append(b"[")
+        for index, item in enumerate(value):
+            if index:
+                chunks.append(b",")
+            _encode(item, chunks)
+        chunks.append(b"]")
+    else:
+        chunks.append(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+
+def _encode_array(array, chunks):
+    if array.ndim == 0 or array.size <= _BLOCK_VALUES:
+        chunks.append(json.dumps(array.tolist(), separators=(",", ":")).encode("utf-8"))
+        return
+    row = array.size // array.shape[0]  # values per item of the first axis
+    chunks.append(b"[")
+    if row > _BLOCK_VALUES:
+        for index, item in enumerate(array):
+            if index:
+                chunks.append(b",")
+            _encode_array(item, chunks)
+    else:
+        step = max(1, _BLOCK_VALUES // max(row, 1))
+        for start in range(0, array.shape[0], step):
+            text = json.dumps(array[start : start + step].tolist(), separators=(",", ":"))
+            chunks.append((b"," if start else b"") + text[1:-1].encode("utf-8"))
+    chunks.append(b"]")

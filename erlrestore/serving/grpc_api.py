@@ -9,8 +9,10 @@ import time
 import tensorflow as tf
 from absl import logging
 
+from erlrestore.serving import limits
 from erlrestore.serving.errors import OverloadedError, ServingError
 from erlrestore.serving.limits import DEFAULT_MAX_REQUEST_BYTES, PredictionLimiter
+from erlrestore.serving.tracker import ProgressTracker
 from erlrestore.serving.repository import DEFAULT_SIGNATURE
 
 
@@ -37,17 +39,20 @@ GRPC_MISSING_MESSAGE = (
 
 
 def make_grpc_server(repository, host="127.0.0.1", port=8500, max_message_bytes=DEFAULT_MAX_REQUEST_BYTES, workers=8,
-                     limiter=None):
+                     limiter=None, tracker=None):
     """A started gRPC server with TF Serving's ``PredictionService.Predict``; returns ``(server, bound_port)``.
 
     Requests name the model, optional version and signature in
     ``model_spec`` exactly as for TF Serving; ``output_filter`` is honoured.
     Predictions go through ``limiter`` (a PredictionLimiter; pass the REST
-    server's to share one bound; default: a new one). Error codes: NOT_FOUND
+    server's to share one bound; default: a new one). A request's progress
+    goes to ``tracker`` (a ProgressTracker; pass the REST server's so that
+    ``GET /v1/progress/<id>`` sees gRPC requests too) under the id of its
+    ``x-request-id`` metadata (or a new one). Error codes: NOT_FOUND
     (unknown model/version), INVALID_ARGUMENT (bad inputs, unknown
-    signature), UNAVAILABLE (busy: the limiter refused), RESOURCE_EXHAUSTED
-    (out of memory, or an image declaring too many pixels), INTERNAL. Stop
-    it with ``server.stop(grace)``.
+    signature, an image of more than ``max_image_pixels``), UNAVAILABLE
+    (busy: the limiter refused), RESOURCE_EXHAUSTED (out of memory),
+    INTERNAL. Stop it with ``server.stop(grace)``.
 
     Raises:
       GrpcUnavailableError when grpcio / tensorflow-serving-api are missing.
@@ -67,6 +72,7 @@ def make_grpc_server(repository, host="127.0.0.1", port=8500, max_message_bytes=
     codes = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
              413: grpc.StatusCode.RESOURCE_EXHAUSTED, 503: grpc.StatusCode.RESOURCE_EXHAUSTED}
     limiter = limiter or PredictionLimiter()
+    tracker = tracker or ProgressTracker()
 
     class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):  # noqa: N802 (gRPC's method name)
@@ -74,15 +80,18 @@ def make_grpc_server(repository, host="127.0.0.1", port=8500, max_message_bytes=
             spec = request.model_spec
             version = spec.version.value if spec.HasField("version") else None
             code = grpc.StatusCode.OK
+            progress = None
             try:
+                progress = tracker.begin(dict(context.invocation_metadata()).get("x-request-id"), spec.name, version)
                 if spec.WhichOneof("version_choice") == "version_label":
                     raise ServingError(404, "version labels are not supported by erlrestore-serve; set version")
                 try:
                     inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
                 except Exception as error:  # malformed TensorProto
                     raise ServingError(400, f"could not read the input tensors: {error}") from None
-                with limiter.admitted(), limiter.running():
-                    servable, signature, outputs = repository.run(spec.name, version, spec.signature_name, inputs)
+                with limiter.admitted(), limiter.running() as turn:
+                    servable, signature, outputs = repository.run(spec.name, version, spec.signature_name, inputs,
+                                                                  turn=turn, progress=progress)
                 wanted = list(request.output_filter) or list(outputs)
                 unknown = sorted(set(wanted) - set(outputs))
                 if unknown:
@@ -95,18 +104,27 @@ def make_grpc_server(repository, host="127.0.0.1", port=8500, max_message_bytes=
                 response.model_spec.signature_name = signature.name
                 for key in wanted:
                     response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+                del outputs
+                if progress is not None:
+                    progress.end(200)
                 return response
             except ServingError as error:
                 if isinstance(error, OverloadedError):
                     code = grpc.StatusCode.UNAVAILABLE
                 else:
                     code = codes.get(error.status, grpc.StatusCode.INTERNAL)
+                if progress is not None:
+                    progress.end(error.status, error.message)
                 context.abort(code, error.message)
             except Exception as error:  # pylint: disable=broad-except
                 code = grpc.StatusCode.INTERNAL
                 logging.exception("error answering gRPC Predict")
+                if progress is not None:
+                    progress.end(500, f"internal server error: {type(error).__name__}: {error}")
                 context.abort(code, f"internal server error: {type(error).__name__}: {error}")
             finally:
+                if progress is not None and progress.pixels >= limits.RELEASE_AFTER_PIXELS:
+                    limits.release_memory()
                 logging.info(
                     'gRPC Predict model=%r version=%s signature=%r %s %.1f ms', spec.name, version,
                     spec.signature_name or DEFAULT_SIGNATURE, code.name, 1000.0 * (time.monotonic() - started),

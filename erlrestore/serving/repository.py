@@ -5,7 +5,9 @@ version; version folders are named by ASCII digits only, as
 :mod:`erlrestore.savedmodel_contract` defines (others are ignored).
 """
 
+import contextlib
 import json
+import math
 import os
 
 import numpy as np
@@ -15,9 +17,10 @@ from google.protobuf import json_format, text_format
 
 from erlrestore import savedmodel_contract
 from erlrestore.data.image_files import DataError
+from erlrestore.serving import tiling
 from erlrestore.serving.codec import format_predict_response, json_kind, parse_predict_body
 from erlrestore.serving.errors import ServingError
-from erlrestore.serving.limits import DEFAULT_MAX_IMAGE_PIXELS, check_image_pixels
+from erlrestore.serving.limits import DEFAULT_MAX_IMAGE_PIXELS, check_image_pixels, check_pixels
 
 DEFAULT_SIGNATURE = savedmodel_contract.SERVING_SIGNATURE
 PREDICT_METHOD_NAME = "tensorflow/serving/predict"
@@ -218,12 +221,19 @@ def _tf_error_text(error):
 
 
 class ModelRepository:
-    """The loaded models: ``{name: {version: Servable}}``, answering status, metadata and predict requests."""
+    """The loaded models: ``{name: {version: Servable}}``, answering status, metadata and predict requests.
 
-    def __init__(self, models, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+    ``max_image_pixels``: the largest image (and batch of images) a request
+    may hold, in pixels (None or 0: no limit). ``tiling``: a
+    :class:`erlrestore.serving.tiling.TileSettings` (default: 512-pixel
+    tiles overlapping by 32, as ``erlrestore-restore``; ``TileSettings(0)``
+    never tiles).
+    """
+
+    def __init__(self, models, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, tiling_settings=None):
         self.models = {name: dict(sorted(versions.items())) for name, versions in models.items()}
-        # Encoded images in string inputs may declare at most this many pixels (None or 0: no limit).
         self.max_image_pixels = max_image_pixels
+        self.tiling = tiling.TileSettings() if tiling_settings is None else tiling_settings
 
     def get(self, name, version=None):
         """The Servable ``name``/``version`` (default: the largest version); ServingError 404 when unknown."""
@@ -266,16 +276,25 @@ class ModelRepository:
             },
         }
 
-    def run(self, name, version, signature_name, inputs):
+    def run(self, name, version, signature_name, inputs, turn=None, progress=None):
         """Runs a signature on NumPy ``inputs``; returns ``(servable, signature, {output: array})``.
 
         The inputs must be exactly the signature's, of its dtypes (strings as
-        object/bytes arrays) and compatible shapes. Raises ServingError: 404
-        unknown model/version, 400 unknown signature, wrong inputs or an
-        input the model's ops reject (InvalidArgument), 413 for an encoded
-        image in a string input whose header declares more than
-        ``max_image_pixels`` pixels (checked before TensorFlow sees it), 503
-        when TensorFlow runs out of memory, 500 for other model failures.
+        object/bytes arrays) and compatible shapes. An image larger than the
+        tile is restored tile by tile (:mod:`erlrestore.serving.tiling`),
+        others by the signature in one call.
+
+        ``turn`` (from :meth:`PredictionLimiter.running`) holds the request's
+        pixels in the limiter's budget while the model runs (it may wait for
+        them); ``progress`` (a :class:`~erlrestore.serving.tracker.RequestProgress`)
+        is told the tiles to do and each one done.
+
+        Raises ServingError: 404 unknown model/version, 400 unknown
+        signature, wrong inputs, an input the model's ops reject
+        (InvalidArgument), or an image of more than ``max_image_pixels``
+        pixels (for encoded images read from the header before TensorFlow
+        sees it); 503 when the pixel budget stays full (OverloadedError) or
+        TensorFlow runs out of memory, 500 for other model failures.
         """
         servable = self.get(name, version)
         signature = servable.signature(signature_name)
@@ -284,7 +303,7 @@ class ModelRepository:
             raise ServingError(
                 400, f"inputs {sorted(inputs)} do not match signature {signature.name!r}'s inputs {names}"
             )
-        tensors = {}
+        arrays, pixels = {}, 0
         for key in names:
             spec, array = signature.inputs[key], np.asarray(inputs[key])
             if spec.dtype == tf.string:
@@ -299,20 +318,44 @@ class ModelRepository:
                     f"{_shape_text(spec.shape)}",
                 )
             if spec.dtype == tf.string:
-                check_image_pixels(array.flat, self.max_image_pixels, f"input {key!r}")
-            tensors[key] = tf.constant(array, dtype=spec.dtype)
-        try:
-            result = signature.function(**tensors)
-        except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError, tf.errors.FailedPreconditionError) as error:
-            raise ServingError(400, f"the model rejected the input: {_tf_error_text(error)}") from None
-        except tf.errors.ResourceExhaustedError as error:
-            raise ServingError(503, f"out of memory running the model: {_tf_error_text(error)}") from None
-        except tf.errors.OpError as error:
-            raise ServingError(500, f"the model failed: {_tf_error_text(error)}") from None
-        return servable, signature, {key: np.asarray(value) for key, value in result.items()}
+                sizes = check_image_pixels(array.flat, self.max_image_pixels, f"input {key!r}")
+                pixels += sum(width * height for width, height in filter(None, sizes))
+            else:
+                pixels += check_pixels(_image_sizes(array), self.max_image_pixels, f"input {key!r}")
+            arrays[key] = array
+        tiled = tiling.plan(servable, signature, arrays, self.tiling)
+        if progress is not None:
+            progress.set_model(servable.name, servable.version)
+        with turn.pixels(pixels) if turn is not None else contextlib.nullcontext():
+            if progress is not None:
+                progress.start(tiled.tiles if tiled is not None else 1, pixels)
+            on_tiles = None if progress is None else progress.advance
+            try:
+                if tiled is not None:
+                    outputs = tiled.run(on_tiles)
+                else:
+                    tensors = {key: tf.constant(arrays[key], dtype=signature.inputs[key].dtype) for key in names}
+                    result = signature.function(**tensors)
+                    del tensors
+                    outputs = {key: np.asarray(value) for key, value in result.items()}
+                    if on_tiles is not None:
+                        on_tiles(1)
+            except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError,
+                    tf.errors.FailedPreconditionError) as error:
+                raise ServingError(400, f"the model rejected the input: {_tf_error_text(error)}") from None
+            except tf.errors.ResourceExhaustedError as error:
+                raise ServingError(503, f"out of memory running the model: {_tf_error_text(error)}") from None
+            except tf.errors.OpError as error:
+                raise ServingError(500, f"the model failed: {_tf_error_text(error)}") from None
+        return servable, signature, outputs
 
-    def predict_json(self, name, version, body):
-        """Answers a REST ``:predict`` request; ``body`` is the raw request body (bytes)."""
+    def predict_json(self, name, version, body, turn=None, progress=None):
+        """Answers a REST ``:predict`` request; ``body`` is the raw request body (bytes).
+
+        Returns the answer for :func:`erlrestore.serving.codec.encode_json`
+        (numeric outputs are encoded a block at a time, never as one
+        nested list). ``turn`` and ``progress``: see :meth:`run`.
+        """
         servable = self.get(name, version)
         try:
             text = body.decode("utf-8")
@@ -326,6 +369,7 @@ class ModelRepository:
             raise ServingError(400, "JSON parse error: the document is nested too deeply") from None
         except ValueError as error:
             raise ServingError(400, f"JSON parse error: {error}") from None
+        del text
         if not isinstance(request, dict):
             raise ServingError(400, f"the request body must be a JSON object, got {json_kind(request)}")
         signature_name = request.get("signature_name", "")
@@ -333,8 +377,20 @@ class ModelRepository:
             raise ServingError(400, "'signature_name' must be a string")
         signature = servable.signature(signature_name)
         arrays, request_format = parse_predict_body(request, signature)
-        _, _, outputs = self.run(name, servable.version, signature.name, arrays)
-        return format_predict_response(outputs, request_format)
+        del request  # the parsed JSON (base64 text, nested lists): the arrays hold what is needed
+        _, _, outputs = self.run(name, servable.version, signature.name, arrays, turn=turn, progress=progress)
+        del arrays
+        return format_predict_response(outputs, request_format, lazy=True)
+
+
+def _image_sizes(array):
+    """``(width, height)`` of each image in a numeric input: ``[..., H, W, C]`` holds ``prod(...)`` images.
+
+    Inputs of rank below 3 hold no images (no pixels are counted).
+    """
+    if array.ndim < 3:
+        return []
+    return [(array.shape[-2], array.shape[-3])] * math.prod(array.shape[:-3])
 
 
 def _shape_text(shape):

@@ -6,9 +6,10 @@ import time
 
 from absl import logging
 
-from erlrestore.serving import grpc_api, limits
+from erlrestore.serving import grpc_api, limits, tiling
 from erlrestore.serving.repository import load_models
 from erlrestore.serving.rest import RestServer
+from erlrestore.serving.tracker import ProgressTracker
 
 
 def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501,
@@ -16,7 +17,8 @@ def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501,
           request_timeout=limits.DEFAULT_REQUEST_TIMEOUT, max_concurrent=limits.DEFAULT_MAX_CONCURRENT,
           max_queue=limits.DEFAULT_MAX_QUEUE, queue_timeout=limits.DEFAULT_QUEUE_TIMEOUT,
           max_connections=limits.DEFAULT_MAX_CONNECTIONS, max_image_pixels=limits.DEFAULT_MAX_IMAGE_PIXELS,
-          drain_timeout=limits.DEFAULT_DRAIN_TIMEOUT):
+          drain_timeout=limits.DEFAULT_DRAIN_TIMEOUT, max_inflight_pixels=limits.DEFAULT_MAX_INFLIGHT_PIXELS,
+          tile=tiling.DEFAULT_TILE, overlap=tiling.DEFAULT_OVERLAP, align=None):
     """Loads the models and serves them until SIGTERM or SIGINT (blocking); returns the requests left unfinished.
 
     On a signal the server stops accepting connections (new ones are
@@ -24,8 +26,11 @@ def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501,
     most ``drain_timeout`` seconds for them (REST and gRPC alike); it returns
     how many were still running then (0 after a clean drain). A second
     signal while draining is not intercepted (it ends the process). Signal
-    handlers are installed only when called from the main thread. The other
-    arguments are RestServer's and ModelRepository's limits.
+    handlers are installed only when called from the main thread. ``tile``,
+    ``overlap`` and ``align`` are the tiling of large images
+    (:class:`erlrestore.serving.tiling.TileSettings`; ``tile=0`` never
+    tiles); the other arguments are the limits of the PredictionLimiter,
+    RestServer and ModelRepository.
 
     Raises:
       DataError for models that cannot be loaded, OSError when a port cannot
@@ -34,16 +39,19 @@ def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501,
     """
     if grpc_port and not grpc_api.grpc_available():
         raise grpc_api.GrpcUnavailableError(grpc_api.GRPC_MISSING_MESSAGE)
-    limiter = limits.PredictionLimiter(max_concurrent, max_queue, queue_timeout)
+    limiter = limits.PredictionLimiter(max_concurrent, max_queue, queue_timeout, max_inflight_pixels)
+    settings = tiling.TileSettings(tile, overlap, align)
     repository = load_models(model_base_path, model_names)
     repository.max_image_pixels = max_image_pixels
+    repository.tiling = settings
+    tracker = ProgressTracker()
     rest = RestServer(repository, host, port, max_request_bytes, request_timeout, max_connections=max_connections,
-                      limiter=limiter)
+                      limiter=limiter, tracker=tracker)
     grpc_server = None
     try:
         if grpc_port:
             grpc_server, bound = grpc_api.make_grpc_server(repository, host, grpc_port, max_request_bytes,
-                                                           limiter=limiter)
+                                                           limiter=limiter, tracker=tracker)
             logging.info("gRPC PredictionService on %s:%d", host, bound)
     except BaseException:
         rest.server_close()
@@ -51,10 +59,17 @@ def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501,
     for name, versions in repository.models.items():
         logging.info("serving model %r versions %s (default %d)", name, sorted(versions), max(versions))
     logging.info(
-        "limits: %d predictions at once and %d waiting (up to %g s each), %d connections, bodies up to %d bytes, "
-        "images up to %s pixels", limiter.max_concurrent, limiter.max_queue, limiter.queue_timeout,
+        "limits: %d predictions at once holding up to %s pixels and %d waiting (up to %g s each), %d connections, "
+        "bodies up to %d bytes, images up to %s pixels", limiter.max_concurrent,
+        limiter.max_inflight_pixels or "any number of", limiter.max_queue, limiter.queue_timeout,
         rest.max_connections, rest.max_request_bytes, max_image_pixels or "any number of",
     )
+    if settings.tile:
+        logging.info("images larger than %d pixels in either side are restored in %dx%d tiles overlapping by %d "
+                     "(aligned to %d), as erlrestore-restore does", settings.tile, settings.tile, settings.tile,
+                     settings.overlap, settings.align)
+    else:
+        logging.info("tiling is off (--tile=0): every image goes through the model whole")
     logging.info("REST API on http://%s:%d/v1/models/<name>", host, rest.server_port)
 
     previous = {}
