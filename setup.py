@@ -14,7 +14,8 @@ setuptools.setup(
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["erlrestore", "erlrestore.*"]),
     # Trained models shipped with the package (erlrestore.pretrained): config + float16 weights.
-    package_data={"erlrestore.pretrained": ["*.json", "*.npz"]},
+    # The page of erlrestore-serve (erlrestore.serving.page): static HTML, JavaScript and CSS.
+    package_data={"erlrestore.pretrained": ["*.json", "*.npz"], "erlrestore.serving": ["static/*"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",
@@ -31,11 +32,22 @@ setuptools.setup(
         # The tests also exercise the gRPC client and server paths. pytest-xdist runs them on two workers
         # (make test): most of the slow tests wait on one subprocess at a time, leaving a core idle.
         "test": ["pytest", "pytest-xdist", "scikit-image", "hypothesis", "tensorflow-serving-api", "matplotlib",
-                 "tf2onnx", "onnx", "onnxruntime"],
+                 "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "openvino",
+                 "bm3d",  # so that CI tests the CBM3D baseline (see "baselines")
+                 # drives a headless Chromium through the page of erlrestore-serve (tests/test_serving_page.py;
+                 # the browser and chromium-driver come from the system: .ci/run installs them with apt-get)
+                 "selenium"],
         # ONNX export (erlrestore-export --format=onnx) and erlrestore-restore --backend=onnxruntime.
         # Checked with tf2onnx 1.17.0, onnx 1.23.2, onnxruntime 1.32.0 on numpy 2.4 / protobuf 7 / TF 2.21
         # (tf2onnx 1.17 predates numpy 2; export applies Keras' patch for it).
         "onnx": ["tf2onnx", "onnx", "onnxruntime"],
+        # erlrestore-restore --backend=litert without TensorFlow: LiteRT's interpreter (TF 2.21 deprecates
+        # tf.lite.Interpreter in its favour; export needs only TensorFlow's converter). Checked with ai-edge-litert
+        # 2.3.0 (about 60 MB installed) on Python 3.11 x86-64.
+        "litert": ["ai-edge-litert"],
+        # erlrestore-export --format=openvino and --backend=openvino. Checked with openvino 2026.4.1 (about 180 MB
+        # installed, with openvino-telemetry) on Python 3.11 x86-64.
+        "openvino": ["openvino"],
         # gRPC for erlrestore-client (erlrestore.client) and erlrestore-serve --grpc_port (needs TF >= 2.21).
         "grpc": ["tensorflow-serving-api"],
         # Figures of the sweep and loss-fit tools; without it they still write CSVs.
@@ -44,6 +56,11 @@ setuptools.setup(
         # skip without it. The CPU build is enough and far smaller than the default CUDA one:
         # pip install torch --index-url https://download.pytorch.org/whl/cpu  (before pip install -e '.[peer]').
         "peer": ["torch"],
+        # CBM3D for the classical de-noising baseline (erlrestore.classical.cbm3d, tools.classical_baselines):
+        # the maintained BM3D implementation from its authors' group (Tampere University). We call it and do not
+        # write BM3D ourselves. Checked with bm3d 4.0.3 (it brings bm4d). Its licence allows non-commercial use
+        # only, so it stays an optional extra: erlrestore imports it only when CBM3D is asked for.
+        "baselines": ["bm3d"],
     },
     entry_points={
         "console_scripts": [

@@ -58,6 +58,9 @@ Choices where the spec is silent:
   input ``images`` float32 ``[N, H, W, 3]`` in [0, 1] with dynamic ``N``,
   ``H`` and ``W``, output ``restored`` (same shape, float32, clipped to
   [0, 1]); there is no bytes signature (decode and encode outside). The
+  dynamic dimensions of the input and the output are named ``batch``,
+  ``height`` and ``width`` (:data:`ONNX_DYNAMIC_DIMS`; tf2onnx writes
+  ``unk__<n>``), the same names on both sides since the shape is kept. The
   model's padding multiple is stored in the ONNX metadata
   (``erlrestore.multiple``) so tiled restoration aligns its tiles as for
   the Keras model. It is converted with tf2onnx (as ``model.export(...,
@@ -85,24 +88,57 @@ Choices where the spec is silent:
   norm) are written as they are. An ONNX model records the number of
   folded layers in its metadata (``erlrestore.folded_batch_norms``); a
   SavedModel has no place for it, the log line says it.
-* TensorFlow Lite export is not provided: with TF 2.21 a converted model of
-  these networks kept unfrozen resource variables and produced NaN in the
-  (deprecated) ``tf.lite.Interpreter``.
+* LiteRT (:func:`export_litert`, ``erlrestore-export --format=litert``)
+  writes ``<base_dir>/<name>/<version>/model.tflite`` (default base folder
+  ``litert``) and OpenVINO (:func:`export_openvino`, ``--format=openvino``)
+  ``model.xml`` with its weights ``model.bin`` (default ``openvino``), with
+  the naming and versioning above; they are run by ``erlrestore-restore
+  --backend=litert`` / ``--backend=openvino`` (:mod:`erlrestore.runtimes`).
+  Both convert a SavedModel of the inference graph holding only
+  ``serving_default``, written to a temporary folder: LiteRT with
+  ``tf.lite.TFLiteConverter.from_saved_model`` (float32, TensorFlow Lite
+  builtin ops only, no quantisation), whose signature ``serving_default``
+  keeps ``images`` -> ``restored`` with N, H and W dynamic (-1; the
+  interpreter resizes its input per call, so no fixed size is baked in);
+  OpenVINO with ``openvino.convert_model`` and ``openvino.save_model(...,
+  compress_to_fp16=False)``: float32 weights, where OpenVINO's default
+  would halve them to float16. Each records the padding multiple, the
+  model's name and the number of folded batch norms under the ONNX keys
+  (LiteRT: the flatbuffer's metadata, ``erlrestore.multiple``...;
+  OpenVINO: the ``rt_info`` section ``erlrestore``). Before anything is
+  written, the converted model is loaded with the restorer that will run it
+  and compared with the Keras model on a fixed random 1 x (s + 5) x (s +
+  11) x 3 image, ``s`` = max(32, padding multiple), so padding and crop-back
+  are exercised; a difference over :data:`RUNTIME_TOLERANCE` (1e-3, max abs)
+  or a NaN refuses the export (ValueError), as does a failed conversion.
+  (Converting the traced ``tf.function`` with ``from_concrete_functions``
+  instead keeps unfrozen resource variables and gives NaN with TF 2.21:
+  checked on a tiny MEMD.) OpenVINO
+  export needs the ``openvino`` extra; LiteRT export needs only TensorFlow
+  (the check runs ``ai-edge-litert`` when installed, else
+  ``tf.lite.Interpreter``).
 """
 
 import os
 import re
 import shutil
+import tempfile
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from erlrestore import inference, pretrained
+from erlrestore import backends, inference, pretrained
 from erlrestore import savedmodel_contract as contract
 from erlrestore.savedmodel_contract import ONNX_FILE, ONNX_MULTIPLE_KEY  # noqa: F401  (part of this module's API)
+from erlrestore.savedmodel_contract import LITERT_FILE, OPENVINO_FILE, OPENVINO_WEIGHTS_FILE  # noqa: F401
 
-FORMATS = ("saved_model", "onnx")
+FORMATS = backends.FORMATS  # ("saved_model", "onnx", "litert", "openvino"): erlrestore.backends' table
+# Names of the dynamic dimensions of an ONNX model's input and output (tf2onnx writes unk__<n>).
+ONNX_DYNAMIC_DIMS = ("batch", "height", "width")
+# Largest max-abs difference from the Keras model that a LiteRT / OpenVINO conversion may show at export.
+RUNTIME_TOLERANCE = 1e-3
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The input of serving_default (and of the ONNX graph); the argument's name becomes the input key.
@@ -183,8 +219,12 @@ def _restore(model, images):
     return tf.clip_by_value(restored, 0.0, 1.0)
 
 
-def build_archive(model):
-    """A ``keras.export.ExportArchive`` of ``model`` with both signatures (not yet written)."""
+def build_archive(model, bytes_signature=True):
+    """A ``keras.export.ExportArchive`` of ``model`` with both signatures (not yet written).
+
+    ``bytes_signature=False`` leaves ``restore_bytes`` out (the SavedModel
+    that the LiteRT and OpenVINO converters read).
+    """
 
     def restore(images):
         return _restore(model, images)
@@ -207,6 +247,8 @@ def build_archive(model):
         serving_default,
         input_signature=[_IMAGES_SPEC],
     )
+    if not bytes_signature:
+        return archive
     archive.add_endpoint(
         contract.BYTES_SIGNATURE,
         restore_bytes,
@@ -343,6 +385,7 @@ def export_onnx(model_or_path, base_dir="onnx", name=None, version=None, opset=N
         model = graph.model
         with tf.device("/cpu:0"):
             proto, _ = tf2onnx.convert.from_function(onnx_function(model), input_signature=[_IMAGES_SPEC], opset=opset)
+        name_dynamic_dims(proto)
         multiple = inference.pad_multiple(model)
         if multiple:
             entry = proto.metadata_props.add()
@@ -355,6 +398,158 @@ def export_onnx(model_or_path, base_dir="onnx", name=None, version=None, opset=N
         def write(folder):
             os.makedirs(folder)
             onnx.save_model(proto, os.path.join(folder, ONNX_FILE))
+
+        return write
+
+    return _export_version(model_or_path, base_dir, name, version, prepare)
+
+
+def name_dynamic_dims(proto):
+    """Names the dynamic N, H, W of an ONNX model's ``images`` input and ``restored`` output (ONNX_DYNAMIC_DIMS).
+
+    tf2onnx names each unknown dimension ``unk__<n>``; fixed dimensions (the
+    3 channels) are left alone. Changes ``proto`` in place.
+    """
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        if value.name not in (contract.INPUT_KEY, contract.OUTPUT_KEY):
+            continue
+        for dim, name in zip(value.type.tensor_type.shape.dim, ONNX_DYNAMIC_DIMS):
+            if not dim.HasField("dim_value"):
+                dim.dim_param = name
+
+
+def _metadata(graph):
+    """``{key: text}`` an exported model records: padding multiple (when any), model name, folded batch norms."""
+    entries = {}
+    multiple = inference.pad_multiple(graph.model)
+    if multiple:
+        entries["multiple"] = str(multiple)
+    entries["model"] = graph.model.name
+    entries["folded_batch_norms"] = str(len(graph.folded))
+    return entries
+
+
+def _check_converted(label, restorer, model):
+    """ValueError unless ``restorer`` (a converted ``model``) matches it within RUNTIME_TOLERANCE on a check image.
+
+    The image (fixed seed) is 1 x (s + 5) x (s + 11) x 3 with ``s`` =
+    max(32, padding multiple), so the model pads and crops back. Returns the
+    max abs difference.
+    """
+    side = max(32, inference.pad_multiple(model) or 1)
+    image = np.random.default_rng(0).random((1, side + 5, side + 11, 3), dtype=np.float32)
+    want = _restore(model, tf.constant(image)).numpy()
+    got = restorer(image)
+    difference = float(np.max(np.abs(got - want)))
+    if not difference <= RUNTIME_TOLERANCE:  # NaN fails too
+        raise ValueError(
+            f"the {label} conversion of model {model.name!r} differs from it by {difference:.3g} (max abs on a "
+            f"{image.shape[1]}x{image.shape[2]} check image; at most {RUNTIME_TOLERANCE:g} is accepted); "
+            "nothing was written"
+        )
+    return difference
+
+
+def _write_serving_savedmodel(model, folder):
+    """Writes a SavedModel of ``model`` holding only ``serving_default`` (what the converters read)."""
+    build_archive(model, bytes_signature=False).write_out(folder, verbose=False)
+
+
+def _with_tflite_metadata(content, entries):
+    """``content`` (a .tflite flatbuffer) with ``erlrestore.<key>`` metadata entries added (TF's own tools)."""
+    from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+    from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    model.buffers = list(model.buffers or [])
+    model.metadata = list(model.metadata or [])
+    for key, value in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(value.encode("utf-8"), dtype=np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = f"erlrestore.{key}"
+        entry.buffer = len(model.buffers) - 1
+        model.metadata.append(entry)
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+
+def export_litert(model_or_path, base_dir="litert", name=None, version=None):
+    """Writes ``model_or_path`` as ``<base_dir>/<name>/<version>/model.tflite`` (see the module docstring).
+
+    Arguments, versioning and errors are those of :func:`export_savedmodel`,
+    plus ValueError when the conversion fails or the converted model differs
+    from the model by more than :data:`RUNTIME_TOLERANCE`. Returns the
+    written version folder.
+    """
+    from erlrestore import runtimes  # pylint: disable=import-outside-toplevel
+
+    def prepare(graph):
+        with tempfile.TemporaryDirectory(prefix="erlrestore-litert-") as scratch:
+            saved = os.path.join(scratch, "saved_model")
+            _write_serving_savedmodel(graph.model, saved)
+            try:
+                converter = tf.lite.TFLiteConverter.from_saved_model(
+                    saved, signature_keys=[contract.SERVING_SIGNATURE]
+                )
+                content = converter.convert()
+            except Exception as error:  # the converter raises ConverterError and others
+                raise ValueError(
+                    f"LiteRT conversion of model {graph.model.name!r} failed: {type(error).__name__}: {error}"
+                ) from error
+            content = _with_tflite_metadata(content, _metadata(graph))
+            check_file = os.path.join(scratch, LITERT_FILE)
+            with open(check_file, "wb") as handle:
+                handle.write(content)
+            _check_converted("LiteRT", runtimes.LiteRTRestorer(check_file), graph.model)
+
+        def write(folder):
+            os.makedirs(folder)
+            with open(os.path.join(folder, LITERT_FILE), "wb") as handle:
+                handle.write(content)
+
+        return write
+
+    return _export_version(model_or_path, base_dir, name, version, prepare)
+
+
+def export_openvino(model_or_path, base_dir="openvino", name=None, version=None):
+    """Writes ``model_or_path`` as ``<base_dir>/<name>/<version>/model.xml`` + ``model.bin`` (module docstring).
+
+    Arguments, versioning and errors are those of :func:`export_savedmodel`,
+    plus ImportError when ``openvino`` is missing and ValueError when the
+    conversion fails or the converted model differs from the model by more
+    than :data:`RUNTIME_TOLERANCE`. Returns the written version folder.
+    """
+    from erlrestore import runtimes  # pylint: disable=import-outside-toplevel
+
+    openvino = runtimes.import_openvino()
+
+    def prepare(graph):
+        with tempfile.TemporaryDirectory(prefix="erlrestore-openvino-") as scratch:
+            saved = os.path.join(scratch, "saved_model")
+            _write_serving_savedmodel(graph.model, saved)
+            try:
+                converted = openvino.convert_model(saved)
+            except Exception as error:  # OpenVINO raises its own conversion errors
+                raise ValueError(
+                    f"OpenVINO conversion of model {graph.model.name!r} failed: {type(error).__name__}: {error}"
+                ) from error
+            for key, value in _metadata(graph).items():
+                converted.set_rt_info(value, [contract.OPENVINO_RT_INFO, key])
+            ir_file = os.path.join(scratch, "ir", OPENVINO_FILE)
+            openvino.save_model(converted, ir_file, compress_to_fp16=False)
+            _check_converted("OpenVINO", runtimes.OpenVINORestorer(ir_file), graph.model)
+            files = {}
+            for file_name in (OPENVINO_FILE, OPENVINO_WEIGHTS_FILE):
+                with open(os.path.join(scratch, "ir", file_name), "rb") as handle:
+                    files[file_name] = handle.read()
+
+        def write(folder):
+            os.makedirs(folder)
+            for file_name, data in files.items():
+                with open(os.path.join(folder, file_name), "wb") as handle:
+                    handle.write(data)
 
         return write
 

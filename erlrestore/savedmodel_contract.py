@@ -13,7 +13,11 @@ encoded images, and returns :data:`BYTES_OUTPUT_KEY`, a string ``[N]`` of
 8-bit PNGs. A SavedModel version folder holds :data:`SAVED_MODEL_FILE`; an
 ONNX version folder holds :data:`ONNX_FILE`, whose graph has the same input
 and output names as ``serving_default`` and whose metadata records the
-model's padding multiple under :data:`ONNX_MULTIPLE_KEY`.
+model's padding multiple under :data:`ONNX_MULTIPLE_KEY`. A LiteRT version
+folder holds :data:`LITERT_FILE` (signature ``serving_default``, the same
+names, the multiple in the flatbuffer's metadata under the same key); an
+OpenVINO one :data:`OPENVINO_FILE` and :data:`OPENVINO_WEIGHTS_FILE` (the same
+names, the multiple in the ``rt_info`` section :data:`OPENVINO_RT_INFO`).
 
 Version folders (choice where TF Serving's documentation is silent on
 spelling): a version is a sub-folder whose name consists of ASCII digits
@@ -36,6 +40,10 @@ BYTES_OUTPUT_KEY = "restored_bytes"
 SAVED_MODEL_FILE = "saved_model.pb"  # inside a SavedModel version folder
 ONNX_FILE = "model.onnx"  # inside an ONNX version folder
 ONNX_MULTIPLE_KEY = "erlrestore.multiple"  # ONNX metadata: the model's padding multiple (tile alignment)
+LITERT_FILE = "model.tflite"  # inside a LiteRT version folder; metadata under the ONNX keys
+OPENVINO_FILE = "model.xml"  # inside an OpenVINO version folder, beside OPENVINO_WEIGHTS_FILE
+OPENVINO_WEIGHTS_FILE = "model.bin"
+OPENVINO_RT_INFO = "erlrestore"  # OpenVINO rt_info section: "multiple", "model", "folded_batch_norms"
 
 
 def is_version_name(name):

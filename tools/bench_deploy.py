@@ -2,6 +2,8 @@
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.bench_deploy [--part=all|restore|serving]
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.bench_deploy --part=restore --models=memd --sizes=4000x3000
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.bench_deploy --part=restore --models=memd --sizes=481x321 \\
+        --backends=tensorflow --backends=onnxruntime --backends=litert --backends=openvino   # runtimes compared
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tools.bench_deploy --tiny      # seconds; what the tests run
 
 It prints one line for the machine, one line per figure, and last a single
@@ -102,6 +104,7 @@ import time
 from absl import app, flags
 
 from erlrestore import machine
+from erlrestore.backends import NAMES as BACKEND_NAMES
 from tools import common
 
 FLAGS = flags.FLAGS
@@ -113,8 +116,8 @@ SERVING_MODEL_NAME = "memd"
 WORKER_PREFIX = "BENCH_DEPLOY_WORKER_RESULT "
 JSON_KEYS = ("machine", "settings", "restore", "serving")
 RESTORE_KEYS = (
-    "model", "backend", "width", "height", "megapixels", "tile", "overlap", "align", "tiles", "tile_batch", "params",
-    "untrained", "warmup_calls", "timed_calls", "seconds", "seconds_all", "megapixels_per_second",
+    "model", "backend", "runtime", "width", "height", "megapixels", "tile", "overlap", "align", "tiles",
+    "tile_batch", "params", "untrained", "warmup_calls", "timed_calls", "seconds", "seconds_all", "megapixels_per_second",
     "baseline_rss_mb", "peak_rss_mb", "peak_rss_growth_mb", "steady_peak_rss_growth_mb", "gpu_peak_mb",
 )
 SERVING_KEYS = (
@@ -325,21 +328,29 @@ def decode_png_shape(data):
 def measure_restore(name, width, height, tile, overlap, tile_batch=1, repeats=1, tiny=False, backend="tensorflow"):
     """Runs in a worker: times ``restore_tiled`` of one model on one image; returns a result dict (RESTORE_KEYS).
 
-    ``backend="onnxruntime"`` exports the same model (same seed, same
-    weights) to ONNX in a temporary folder and times it through
-    onnxruntime's CPU provider instead of TensorFlow.
+    Another ``backend`` of :mod:`erlrestore.backends` (``onnxruntime``,
+    ``litert``, ``openvino``) exports the same model (same seed, same
+    weights) in that runtime's format to a temporary folder with the
+    table's exporter and times it through
+    :func:`erlrestore.inference.load_restorer` with that backend (ONNX
+    Runtime's CPU provider, LiteRT's XNNPACK CPU delegate, OpenVINO's CPU
+    device in float32) instead of TensorFlow. ``runtime`` in the result says
+    which interpreter ran LiteRT (``ai_edge_litert`` or ``tf.lite``); for the
+    other backends it is the backend's name.
     """
     import tempfile  # pylint: disable=import-outside-toplevel
 
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    from erlrestore import export, inference  # pylint: disable=import-outside-toplevel
+    from erlrestore import backends, inference  # pylint: disable=import-outside-toplevel
     from erlrestore.models import memd  # pylint: disable=import-outside-toplevel
 
     model = build_model(name, tiny=tiny)
-    if backend == "onnxruntime":
-        scratch = tempfile.mkdtemp(prefix="bench-onnx-")
-        restorer = inference.load_restorer(export.export_onnx(model, base_dir=scratch, name="m"), backend=backend)
+    spec = backends.get(backend)
+    if spec.exported:
+        scratch = tempfile.mkdtemp(prefix=f"bench-{backend}-")
+        exported = spec.export_function()(model, base_dir=scratch, name="m")
+        restorer = inference.load_restorer(exported, backend=backend)
     else:
         restorer = inference.restorer_from_model(model, source=name)
     align = restorer.multiple or inference.DEFAULT_ALIGN
@@ -374,6 +385,7 @@ def measure_restore(name, width, height, tile, overlap, tile_batch=1, repeats=1,
     return {
         "model": name,
         "backend": backend,
+        "runtime": getattr(restorer, "runtime", backend),
         "width": width,
         "height": height,
         "megapixels": megapixels,
@@ -430,12 +442,19 @@ def run_worker(name, width, height, tile, overlap, tile_batch=1, repeats=1, tiny
     raise RuntimeError(f"{what} failed (exit status {done.returncode}):\n{tail}")
 
 
+def _runtime_label(result):
+    """``tensorflow``, ``onnxruntime``, ``litert/tf.lite``...: the backend, and the interpreter when it differs."""
+    backend = result.get("backend", "tensorflow")
+    runtime = result.get("runtime") or backend
+    return backend if runtime == backend else f"{backend}/{runtime}"
+
+
 def format_restore(result):
     """One printed line for a restore result."""
     steady = result["steady_peak_rss_growth_mb"]
     gpu = result["gpu_peak_mb"]
     return (
-        f"restore {result['model']} [{result.get('backend', 'tensorflow')}] {result['width']}x{result['height']} "
+        f"restore {result['model']} [{_runtime_label(result)}] {result['width']}x{result['height']} "
         f"({result['tiles']} tile(s) of <= {result['tile']} px, overlap {result['overlap']}, align {result['align']}): "
         f"{result['megapixels_per_second']:.3f} MP/s, {result['seconds']:.3f} s/image "
         f"(median of {result['timed_calls']} after 1 warm-up), peak RSS +{result['peak_rss_growth_mb']:.1f} MB "
@@ -558,9 +577,10 @@ def define_flags():
     flags.DEFINE_integer("tile", 512, "Restore part: largest tile side.", lower_bound=1)
     flags.DEFINE_integer("overlap", 32, "Restore part: least tile overlap.", lower_bound=0)
     flags.DEFINE_integer("tile_batch", 1, "Restore part: tiles per model call.", lower_bound=1)
-    flags.DEFINE_multi_enum("backends", ["tensorflow"], ["tensorflow", "onnxruntime"],
+    flags.DEFINE_multi_enum("backends", ["tensorflow"], list(BACKEND_NAMES),
                             "Restore part: runtimes measured back to back on the same model (repeat the flag; "
-                            "onnxruntime needs the [onnx] extra).")
+                            "onnxruntime needs the [onnx] extra, openvino the [openvino] extra, litert runs "
+                            "ai-edge-litert from the [litert] extra, else tf.lite.Interpreter).")
     flags.DEFINE_integer("repeats", 3, "Restore part: timed calls after the warm-up (the median is reported).",
                          lower_bound=1)
     flags.DEFINE_float("worker_timeout", 3600.0, "Restore part: seconds one model/size worker may take.",
