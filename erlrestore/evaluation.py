@@ -49,6 +49,17 @@ Choices where the papers are silent:
   output is clipped to [0, 1], transformed back and the 8 are averaged;
   quantization and scoring then apply to the average. With a baseline it
   applies to both models.
+* Every evaluation also scores each degraded input against its clean image
+  (same channel and crop), so a tool can print the input's score and the
+  gain beside the restored score (:func:`gain_line`):
+  ``evaluate_model(..., return_input=True)`` and
+  :attr:`ModelComparison.input_scores` give them.
+* ``compare_dir`` writes one labelled strip per pair, input | restored |
+  clean (with the baseline's restoration before the model's when there is
+  one), each panel's PSNR on ``channel`` printed on it: the numbers scored
+  (:mod:`erlrestore.pictures`; ``compare_max_width`` bounds the strip's
+  width). Strips are ``<input stem>.png``, under the output policy, in a
+  folder that is not ``output_dir``.
 
 Decoding, scoring and writing run in a small thread pool (OpenCV and NumPy
 release the GIL) while the model runs on the calling thread; at most a few
@@ -66,7 +77,7 @@ import re
 
 import numpy as np
 
-from erlrestore import inference, metrics, outputs
+from erlrestore import inference, metrics, outputs, pictures
 from erlrestore.data import image_files, pairing
 from erlrestore.progress import progress
 
@@ -417,10 +428,23 @@ def _restore_all(restorers, loaded, self_ensemble, tile, overlap):
 class _Evaluated:
     scores: list  # one ImageScore per model
     iou: tuple  # (IoR, IoB) of models[0] over models[1], or None
+    input_score: ImageScore  # the degraded input against the clean image
+
+
+def compare_paths(pairs, compare_dir, output_dir=None, overwrite=False):
+    """Where the comparison strip of each pair goes: ``compare_dir/<input stem>.png``.
+
+    Raises DataError (:func:`erlrestore.pictures.strip_paths`) when
+    ``compare_dir`` holds input or clean images, is ``output_dir``, when two
+    inputs share a stem, or, without ``overwrite``, when strips exist there.
+    """
+    return pictures.strip_paths([pair.input_path for pair in pairs], compare_dir, overwrite=overwrite,
+                                references=[pair.target_path for pair in pairs], beside=[output_dir])
 
 
 def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, workers, desc, rain_masks=None,
-              training=False, channel="y", self_ensemble=False, tile=None, overlap=32, overwrite=False):
+              training=False, channel="y", self_ensemble=False, tile=None, overlap=32, overwrite=False,
+              compare_dir=None, compare_max_width=pictures.DEFAULT_MAX_WIDTH):
     """The shared loop of evaluate_model and compare_models; models[0] is the one written."""
     if not pairs:
         raise ValueError("no image pairs to evaluate")
@@ -434,6 +458,8 @@ def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, w
         for restorer in restorers:
             inference.check_tiling(tile, overlap, inference.default_align(restorer))
     targets = restored_paths(pairs, output_dir, overwrite=overwrite) if output_dir else [None] * len(pairs)
+    strips = (compare_paths(pairs, compare_dir, output_dir, overwrite=overwrite) if compare_dir
+              else [None] * len(pairs))
 
     def finish(item):
         index, pair, degraded, clean, restored = item
@@ -442,11 +468,20 @@ def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, w
         if targets[index]:
             image_files.write_image(targets[index], restored[0])
         scores = [image_score(pair, image, clean, crop_border, channel) for image in restored]
+        input_score = image_score(pair, degraded, clean, crop_border, channel)
         iou = None
         if len(restored) == 2:
             mask = None if rain_masks is None else read_rain_mask(rain_masks[index], degraded.shape[:2])
             iou = metrics.iou_rain_background(restored[0], restored[1], degraded, clean, crop_border, rain_mask=mask)
-        return _Evaluated(scores, iou)
+        if strips[index]:
+            # The baseline's restoration (if any) before the model's, as "input -> baseline -> ours -> clean".
+            shown, shown_scores = restored[::-1], scores[::-1]
+            labels = ["input", *(["baseline"] if len(restored) == 2 else []), "restored", "clean"]
+            picture = pictures.comparison_strip(
+                degraded, shown, clean, labels=labels, psnrs=[input_score.psnr] + [s.psnr for s in shown_scores],
+                channel=channel, max_width=compare_max_width)
+            pictures.write_strip(strips[index], picture)
+        return _Evaluated(scores, iou, input_score)
 
     workers = workers or min(4, os.cpu_count() or 1)
     depth = workers + 1
@@ -459,7 +494,8 @@ def _evaluate(models, pairs, crop_border, output_dir, quantize, show_progress, w
 
 
 def evaluate_model(model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None,
-                   training=False, channel="y", self_ensemble=False, tile=None, overlap=32, overwrite=False):
+                   training=False, channel="y", self_ensemble=False, tile=None, overlap=32, overwrite=False,
+                   compare_dir=None, compare_max_width=pictures.DEFAULT_MAX_WIDTH, return_input=False):
     """Restores every pair's input with ``model`` and scores it against the clean image.
 
     Args:
@@ -489,16 +525,30 @@ def evaluate_model(model, pairs, crop_border=0, output_dir=None, quantize=True, 
         (:func:`erlrestore.inference.restore_tiled`, tiles aligned to the
         model's padding multiple).
       overwrite: replace restored images that exist in ``output_dir``
-        (without it they are refused before anything runs).
+        (without it they are refused before anything runs), and strips
+        in ``compare_dir``.
+      compare_dir: when given, a labelled strip input | restored | clean
+        with the PSNRs is written there per pair as ``<input stem>.png``
+        (:func:`compare_paths` for refusals; not ``output_dir``).
+      compare_max_width: the strips' largest width in pixels; wider ones
+        are scaled down (:func:`erlrestore.pictures.strip`).
+      return_input: also return the degraded inputs' scores.
 
     Returns:
       ``(scores, summary)``: ImageScore per pair (restored vs clean, in pair
-      order; ``input_path`` is still the degraded file) and their Summary.
+      order; ``input_path`` is still the degraded file) and their Summary;
+      with ``return_input``, ``(scores, summary, input_scores,
+      input_summary)``, the last two those of the degraded inputs against
+      the clean images (as :func:`measure_pairs` gives them).
     """
     results = _evaluate([model], pairs, crop_border, output_dir, quantize, show_progress, workers, "evaluating",
                         training=training, channel=channel, self_ensemble=self_ensemble, tile=tile,
-                        overlap=overlap, overwrite=overwrite)
+                        overlap=overlap, overwrite=overwrite, compare_dir=compare_dir,
+                        compare_max_width=compare_max_width)
     scores = [r.scores[0] for r in results]
+    if return_input:
+        input_scores = [r.input_score for r in results]
+        return scores, summarize(scores), input_scores, summarize(input_scores)
     return scores, summarize(scores)
 
 
@@ -512,6 +562,8 @@ class ModelComparison:
       ious: per-image ``(IoR, IoB)`` of the model over the baseline.
       miou: ``(mIoR, mIoB)`` (``metrics.miou`` of ``ious``).
       improvement: :func:`compare_to_baseline` of the two score lists.
+      input_scores, input_summary: the degraded inputs' scores against the
+        clean images, and their Summary.
     """
 
     scores: list
@@ -521,16 +573,20 @@ class ModelComparison:
     ious: list
     miou: tuple
     improvement: dict
+    input_scores: list = None
+    input_summary: Summary = None
 
 
 def compare_models(
     model, baseline_model, pairs, crop_border=0, output_dir=None, quantize=True, show_progress=True, workers=None,
     rain_masks=None, training=False, channel="y", self_ensemble=False, tile=None, overlap=32, overwrite=False,
+    compare_dir=None, compare_max_width=pictures.DEFAULT_MAX_WIDTH,
 ):
     """Evaluates ``model`` and ``baseline_model`` in one pass (each image is decoded once).
 
     Arguments as for :func:`evaluate_model`; only ``model``'s restored images
-    are written to ``output_dir``. IoR / IoB use the rain map of each
+    are written to ``output_dir``; the strips in ``compare_dir`` show input |
+    baseline | restored | clean. IoR / IoB use the rain map of each
     degraded image against its clean image (threshold: the mean difference,
     ``metrics.rain_maps``) and the same crop as the scores; or, with
     ``rain_masks`` (one mask file per pair, e.g. from :func:`rain_mask_paths`),
@@ -545,12 +601,15 @@ def compare_models(
     results = _evaluate(
         [model, baseline_model], pairs, crop_border, output_dir, quantize, show_progress, workers, "comparing",
         rain_masks=rain_masks, training=training, channel=channel, self_ensemble=self_ensemble, tile=tile,
-        overlap=overlap, overwrite=overwrite,
+        overlap=overlap, overwrite=overwrite, compare_dir=compare_dir, compare_max_width=compare_max_width,
     )
     scores = [r.scores[0] for r in results]
     baseline_scores = [r.scores[1] for r in results]
     ious = [r.iou for r in results]
+    input_scores = [r.input_score for r in results]
     return ModelComparison(
+        input_scores=input_scores,
+        input_summary=summarize(input_scores),
         scores=scores,
         summary=summarize(scores),
         baseline_scores=baseline_scores,
@@ -629,3 +688,22 @@ def improvement_line(improvement):
 def miou_line(miou):
     """``mIoR=0.4700 mIoB=0.2800`` (nan printed as ``nan``)."""
     return f"mIoR={miou[0]:.4f} mIoB={miou[1]:.4f}"
+
+
+def input_line(input_summary):
+    """``input: n=12 psnr_y=30.1354 ssim_y=0.85540``: the degraded inputs' Summary, as measured."""
+    return f"input: {input_summary.line()}"
+
+
+def gain_line(summary, input_summary):
+    """``gain: psnr_y=+3.3991 ssim_y=+0.05761``: restored minus input, signed, the summary line's decimals.
+
+    Both summaries must be on one channel and count the same images. An
+    infinite PSNR (an image identical to its clean one) gives ``+inf``,
+    ``-inf`` or ``+nan``, as the difference of the means does.
+    """
+    channel = _channel_of([summary, input_summary])
+    if summary.count != input_summary.count:
+        raise ValueError(f"a gain compares the same images: {summary.count} restored, {input_summary.count} inputs")
+    psnr, ssim = summary.psnr - input_summary.psnr, summary.ssim - input_summary.ssim
+    return f"gain: psnr_{channel}={psnr:+.4f} ssim_{channel}={ssim:+.5f}"

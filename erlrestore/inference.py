@@ -1,9 +1,11 @@
 """Running a trained model: the one place that loads models and restores images with them.
 
 :func:`load_restorer` turns a saved model (a ``.keras`` file, a training run
-folder, ``pretrained:<name>``, a TF Serving SavedModel, or, with
-``backend="onnxruntime"``, an ONNX model) into a :class:`Restorer`, a
-callable on float32 ``[B, H, W, 3]`` batches in [0, 1];
+folder, ``pretrained:<name>``, a TF Serving SavedModel, or, with another
+backend of :mod:`erlrestore.backends`, an ONNX, LiteRT or OpenVINO model)
+into a :class:`Restorer`, a callable on float32 ``[B, H, W, 3]`` batches in
+[0, 1] (the other runtimes' restorers behave alike and never import
+TensorFlow, nor does importing this module);
 :func:`restorer_from_model` does so for an in-memory Keras model and
 :func:`load_keras_model` loads the Keras model itself (for exporting it).
 :func:`restore_tiled` runs a restorer on one image of any size, whole or in
@@ -19,7 +21,7 @@ pix2pix's ``test.py`` does without ``--eval`` (:class:`KerasRestorer`).
 Batch norm then normalises with the statistics of what one call sees: one
 whole image, or one tile when tiling (choice: the tools restore one image or
 tile per call in this mode, so statistics never mix images). SavedModels and
-ONNX models are frozen in inference mode and refuse it.
+ONNX, LiteRT and OpenVINO models are frozen in inference mode and refuse it.
 
 Tiling (see :func:`tile_grid`), choices made here:
 
@@ -103,18 +105,18 @@ file header (PNG ``IHDR``, TIFF ``BitsPerSample``). Writing is atomic
 import dataclasses
 import math
 import os
+import sys
 import weakref
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-import erlrestore.layers  # noqa: F401  (registers the custom layers that saved .keras models name)
-from erlrestore import inference_graph, outputs, pretrained
+# TensorFlow, Keras, erlrestore.layers (which registers the custom layers that saved .keras models name) and
+# erlrestore.inference_graph are imported where a TensorFlow model is built or loaded, not here: restoring with
+# an exported model on another runtime (erlrestore.backends) never imports TensorFlow.
+from erlrestore import backends, outputs, pictures, pretrained
+from erlrestore.progress import Progress
 from erlrestore import savedmodel_contract as contract
 from erlrestore.data import image_files
-
-_BATCH_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32)
 
 # Tile alignment when the restorer's padding multiple is unknown (module docstring).
 DEFAULT_ALIGN = 16
@@ -125,8 +127,9 @@ KERAS_EXTENSIONS = (".keras", ".h5")
 
 def _clipped(function):
     """``function`` (tensor ``[B, H, W, 3]`` -> tensor) cast, clipped and traced once for any batch and size."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    @tf.function(input_signature=[_BATCH_SPEC])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     def restore(batch):
         return tf.clip_by_value(tf.cast(function(batch), tf.float32), 0.0, 1.0)
 
@@ -177,6 +180,8 @@ class Restorer:
         self._function = _clipped(function)
 
     def __call__(self, batch):
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
         batch = _as_batch(batch)
         return _same_shape(self.source, batch, np.asarray(self._function(tf.constant(batch))))
 
@@ -186,6 +191,8 @@ class Restorer:
 
 def pad_multiple(model):
     """The least common multiple of the ``multiple`` of every PadToMultiple layer in ``model`` (None if none)."""
+    from erlrestore import layers  # pylint: disable=import-outside-toplevel
+
     result = None
     stack = [model]
     seen = set()
@@ -194,7 +201,7 @@ def pad_multiple(model):
         if id(layer) in seen:
             continue
         seen.add(id(layer))
-        if isinstance(layer, erlrestore.layers.PadToMultiple):
+        if isinstance(layer, layers.PadToMultiple):
             result = math.lcm(result or 1, int(layer.multiple))
         stack.extend(getattr(layer, "layers", None) or [])
     return result
@@ -248,8 +255,8 @@ class KerasRestorer(Restorer):
     tools run it), and Keras also turns dropout on, so the output is random
     where the model has dropout, pix2pix's noise source. The moving
     statistics that a training-mode call updates are put back after every
-    call, so restoring never changes the model. Exported SavedModels and ONNX
-    models are frozen in inference mode and cannot do this.
+    call, so restoring never changes the model. Exported SavedModels and ONNX,
+    LiteRT and OpenVINO models are frozen in inference mode and cannot do this.
 
     ``optimize_graph=True`` (inference mode only) runs the model's inference
     graph as the exporters write it: batch norms folded into the
@@ -302,6 +309,8 @@ def verified_inference_graph(model, source=None):
     write and what a restorer of a model file runs. ``source`` names the
     model in the log lines (default: its name).
     """
+    from erlrestore import inference_graph  # pylint: disable=import-outside-toplevel
+
     return inference_graph.optimize_verified(model, multiple=pad_multiple(model),
                                              source=source or f"model {model.name!r}")
 
@@ -321,8 +330,8 @@ def load_keras_model(path):
 
     ``path`` is a ``.keras`` (or ``.h5``) file, a training run folder holding
     ``final.keras``, or ``pretrained:<name>`` (:mod:`erlrestore.pretrained`).
-    erlrestore's custom layers are registered (this module imports
-    :mod:`erlrestore.layers`); the model is loaded without its training
+    erlrestore's custom layers are registered (:mod:`erlrestore.layers` is
+    imported first); the model is loaded without its training
     configuration (``compile=False``), which inference does not need and
     which may reference losses unknown here.
 
@@ -340,6 +349,10 @@ def load_keras_model(path):
         if not os.path.isfile(model_file):
             raise image_files.DataError(f"run folder {path} has no {RUN_MODEL_FILE} (train the model first)")
         path = model_file
+    import keras  # pylint: disable=import-outside-toplevel
+
+    import erlrestore.layers  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types (ValueError, OSError, zipfile errors...).
@@ -363,6 +376,8 @@ def _refuse_batch_statistics(kind, path):
 
 
 def _load_savedmodel(path):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
     try:
         loaded = tf.saved_model.load(path)
     except Exception as error:  # TF raises many types for a bad SavedModel.
@@ -400,10 +415,12 @@ def _latest_version(path, marker):
 
 
 # --------------------------------------------------------------------------
-# ONNX models (erlrestore-export --format=onnx) run with onnxruntime.
+# Exported models on other runtimes (erlrestore.backends' table): ONNX models
+# (erlrestore-export --format=onnx) with onnxruntime here, LiteRT and OpenVINO
+# models in erlrestore.runtimes.
 # --------------------------------------------------------------------------
 
-BACKENDS = ("tensorflow", "onnxruntime")
+BACKENDS = backends.NAMES  # the --backend choices
 
 
 class OnnxRestorer:
@@ -452,14 +469,18 @@ class OnnxRestorer:
         return f"OnnxRestorer(source={self.source!r}, multiple={self.multiple})"
 
 
-def _onnx_file(path):
-    """The model.onnx that ``path`` names (the file, a version folder or a model folder), or None."""
+def _exported_file(path, backend):
+    """The model file of ``backend`` (an exported format) that ``path`` names, or None.
+
+    ``path`` is the file itself (by extension), a version folder holding
+    ``backend.marker`` or a model folder of such version folders (the largest).
+    """
     if os.path.isfile(path):
-        return path if path.lower().endswith(".onnx") else None
-    if os.path.isfile(os.path.join(path, contract.ONNX_FILE)):
-        return os.path.join(path, contract.ONNX_FILE)
-    version = _latest_version(path, contract.ONNX_FILE)
-    return None if version is None else os.path.join(version, contract.ONNX_FILE)
+        return path if path.lower().endswith(backend.extensions) else None
+    if os.path.isfile(os.path.join(path, backend.marker)):
+        return os.path.join(path, backend.marker)
+    version = _latest_version(path, backend.marker)
+    return None if version is None else os.path.join(version, backend.marker)
 
 
 def load_restorer(path, backend="tensorflow", batch_statistics=False):
@@ -481,16 +502,28 @@ def load_restorer(path, backend="tensorflow", batch_statistics=False):
     A folder that is both (``saved_model.pb`` and ``final.keras``) is read
     as a SavedModel.
 
-    With ``backend="onnxruntime"``, ``path`` must instead be a ``.onnx``
-    file, an ONNX version folder holding ``model.onnx`` or a model folder
-    of such version folders (the largest is used), as written by
-    ``erlrestore-export --format=onnx``; it is run by onnxruntime on the CPU
-    (:class:`OnnxRestorer`, as many threads as CPUs). Keras models and
-    SavedModels are not converted on the fly: export them first.
+    With another backend of :mod:`erlrestore.backends`' table, ``path`` must
+    instead be that runtime's exported model: the model file, a version
+    folder holding it or a model folder of such version folders (the
+    largest is used), as ``erlrestore-export --format=<format>`` writes it:
+
+    * ``backend="onnxruntime"``: ``model.onnx`` (``--format=onnx``), run by
+      onnxruntime on the CPU (:class:`OnnxRestorer`, as many threads as
+      CPUs);
+    * ``backend="litert"``: ``model.tflite`` (``--format=litert``), run by
+      LiteRT's interpreter (:class:`erlrestore.runtimes.LiteRTRestorer`);
+    * ``backend="openvino"``: ``model.xml`` with its ``model.bin``
+      (``--format=openvino``), run by OpenVINO on the CPU in float32
+      (:class:`erlrestore.runtimes.OpenVINORestorer`).
+
+    These never import TensorFlow (LiteRT only falls back to
+    ``tf.lite.Interpreter`` when ``ai-edge-litert`` is not installed).
+    Keras models and SavedModels are not converted on the fly: export them
+    first.
 
     ``batch_statistics=True`` runs a Keras model with each batch's own
-    batch-norm statistics (:class:`KerasRestorer`); SavedModels and ONNX
-    models are frozen in inference mode, so for them it is an error.
+    batch-norm statistics (:class:`KerasRestorer`); SavedModels and
+    exported models are frozen in inference mode, so for them it is an error.
     Otherwise a Keras model runs its inference graph (batch norms folded,
     phase convolutions) when the numbers stay within 1e-5
     (:mod:`erlrestore.inference_graph`), the graph that ``erlrestore-export``
@@ -498,24 +531,32 @@ def load_restorer(path, backend="tensorflow", batch_statistics=False):
 
     Raises:
       DataError naming ``path`` when it does not exist, is none of the
-      above, or cannot be loaded, and for ``batch_statistics`` with a
-      SavedModel or ONNX model.
+      above, or cannot be loaded (also when the backend's runtime is not
+      installed), and for ``batch_statistics`` with a SavedModel or an
+      exported model.
       ValueError for an unknown backend.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "onnxruntime":
-        if batch_statistics:
-            _refuse_batch_statistics("ONNX model", path)
-        return _load_onnx(path)
+    spec = backends.get(backend)  # ValueError for an unknown one
+    if not spec.exported:
+        return spec.load_function()(path, batch_statistics)
+    if batch_statistics:
+        _refuse_batch_statistics(f"{spec.label} model", path)
+    return spec.load_function()(_exported_model_file(path, spec))
+
+
+def _load_tensorflow(path, batch_statistics=False):
+    """:func:`load_restorer` with ``backend="tensorflow"``: Keras models and SavedModels."""
     if pretrained.is_pretrained(path):
         return _load_keras(path, batch_statistics)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise image_files.DataError(f"model path {path} does not exist")
     if os.path.isfile(path):
-        if os.path.splitext(path)[1].lower() == ".onnx":
-            raise image_files.DataError(f"model file {path} is an ONNX model: run it with --backend=onnxruntime")
+        for other in backends.EXPORTED:
+            if path.lower().endswith(other.extensions):
+                raise image_files.DataError(
+                    f"model file {path} is {other.models_phrase()}: run it with --backend={other.name}"
+                )
         if os.path.splitext(path)[1].lower() not in KERAS_EXTENSIONS:
             raise image_files.DataError(
                 f"model file {path} is not a .keras or .h5 file (give a .keras file, a training run "
@@ -532,8 +573,11 @@ def load_restorer(path, backend="tensorflow", batch_statistics=False):
         if batch_statistics:
             _refuse_batch_statistics("SavedModel", version)
         return _load_savedmodel(version)
-    if _onnx_file(path) is not None:
-        raise image_files.DataError(f"folder {path} holds an ONNX model: run it with --backend=onnxruntime")
+    for other in backends.EXPORTED:
+        if _exported_file(path, other) is not None:
+            raise image_files.DataError(
+                f"folder {path} holds {other.models_phrase()}: run it with --backend={other.name}"
+            )
     raise image_files.DataError(
         f"no model found in folder {path}: expected final.keras (a training run), saved_model.pb "
         "(a SavedModel version) or version folders (named by digits) holding saved_model.pb"
@@ -554,7 +598,7 @@ def as_restorer(model, batch_statistics=False):
       ValueError for ``batch_statistics`` with a restorer that is not a
       Keras model's (DataError when loading such a model from a path).
     """
-    if isinstance(model, keras.Model):
+    if _is_keras_model(model):
         return restorer_from_model(model, batch_statistics=batch_statistics)
     if isinstance(model, (str, os.PathLike)):
         return load_restorer(model, batch_statistics=batch_statistics)
@@ -571,23 +615,42 @@ def as_restorer(model, batch_statistics=False):
     return model
 
 
-def _load_onnx(path):
+def _model_errors():
+    """What restoring one file may raise and :func:`restore_paths` reports per file instead of stopping.
+
+    ValueError and OSError (bad files), RuntimeError (LiteRT's and OpenVINO's
+    model errors) and, once TensorFlow is imported, its ``OpError``; a run
+    that never imported TensorFlow cannot raise one, so it is not imported
+    for this.
+    """
+    tf = sys.modules.get("tensorflow")
+    errors = (ValueError, OSError, RuntimeError)
+    return errors + (tf.errors.OpError,) if tf is not None and hasattr(tf, "errors") else errors
+
+
+def _is_keras_model(model):
+    """Whether ``model`` is a ``keras.Model`` (False without importing Keras when nothing has imported it)."""
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.Model)
+
+
+def _exported_model_file(path, backend):
+    """The model file ``path`` names for ``backend`` (an exported format), or a DataError saying what to give."""
+    runs_only = f"--backend={backend.name} runs {backend.label} models only"
+    export_first = f"erlrestore-export --format={backend.export_format}"
     if pretrained.is_pretrained(path):
-        raise image_files.DataError(
-            f"{path} is a Keras model: --backend=onnxruntime runs ONNX models only; export it first "
-            "with erlrestore-export --format=onnx"
-        )
+        raise image_files.DataError(f"{path} is a Keras model: {runs_only}; export it first with {export_first}")
     path = os.fspath(path)
     if not os.path.exists(path):
         raise image_files.DataError(f"model path {path} does not exist")
-    model_file = _onnx_file(path)
+    model_file = _exported_file(path, backend)
     if model_file is None:
         raise image_files.DataError(
-            f"--backend=onnxruntime runs ONNX models only, and {path} is not a .onnx file nor a folder "
-            f"holding {contract.ONNX_FILE} (or version folders holding it); export a Keras model or "
-            "SavedModel first with erlrestore-export --format=onnx, or use --backend=tensorflow"
+            f"{runs_only}, and {path} is not a {'/'.join(backend.extensions)} file nor a folder "
+            f"holding {backend.marker} (or version folders holding it); export a Keras model or "
+            f"SavedModel first with {export_first}, or use --backend=tensorflow"
         )
-    return OnnxRestorer(model_file)
+    return model_file
 
 
 # --------------------------------------------------------------------------
@@ -653,7 +716,7 @@ def self_ensemble(restore, image):
 _self_ensemble = self_ensemble  # restore_tiled's argument of that name hides the function there
 
 
-def _ensemble_in_one_call(restorer, image, tile_batch):
+def _ensemble_in_one_call(restorer, image, tile_batch, on_tiles=None):
     """:func:`self_ensemble` of an image that fits one tile, equal-shape transforms batched."""
     total = np.zeros(image.shape, dtype=np.float32)
     groups = {}
@@ -665,6 +728,8 @@ def _ensemble_in_one_call(restorer, image, tile_batch):
             batch = np.stack([transform_image(image, t) for t in chunk])
             for transform, restored in zip(chunk, _run(restorer, batch)):
                 total += untransform_image(np.clip(restored, 0.0, 1.0), transform)
+            if on_tiles is not None:
+                on_tiles(len(chunk))
     total /= np.float32(len(ENSEMBLE_TRANSFORMS))
     return total
 
@@ -762,6 +827,29 @@ def tile_grid(height, width, tile=512, overlap=32, align=1):
             yield Tile(y0, y1, x0, x1, np.outer(wy, wx).astype(np.float32))
 
 
+def count_tiles(height, width, tile=512, overlap=32, align=1, self_ensemble=False):
+    """How many tiles (model inputs) :func:`restore_tiled` restores for a ``height x width`` image.
+
+    The number of :func:`tile_grid` tiles (1 for an image no larger than
+    ``tile``, or for ``tile=None``); with ``self_ensemble``, the sum over the
+    8 transforms (4 of them see the image turned, ``width x height``).
+    Progress bars count these. Raises ValueError as :func:`tile_grid`.
+    """
+    def one(h, w):
+        if tile is None or (h <= tile and w <= tile):
+            return 1
+        stride = check_tiling(tile, overlap, align)
+        return len(_segments(h, tile, stride, align)) * len(_segments(w, tile, stride, align))
+
+    height = _check_int(height, "height", 1)
+    width = _check_int(width, "width", 1)
+    if tile is not None:
+        check_tiling(tile, overlap, align)
+    if self_ensemble:
+        return 4 * one(height, width) + 4 * one(width, height)
+    return one(height, width)
+
+
 def _check_image(image):
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
@@ -783,7 +871,8 @@ def default_align(restorer, align=None):
     return getattr(restorer, "multiple", None) or DEFAULT_ALIGN
 
 
-def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=1, self_ensemble=False):
+def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=1, self_ensemble=False,
+                  on_tiles=None):
     """Restores one ``H x W x 3`` image of any size; returns float32 ``H x W x 3`` in [0, 1].
 
     Args:
@@ -803,6 +892,8 @@ def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=
       self_ensemble: average the x8 flip/rotation self-ensemble; with tiling
         the whole tiled restoration of each transformed image is ensembled
         (module docstring). 8 times the model calls.
+      on_tiles: called after each model call with the number of tiles it
+        restored (progress; they add up to :func:`count_tiles`).
 
     Raises:
       ValueError for a bad image, bad tiling parameters (``tile > 2 *
@@ -817,12 +908,15 @@ def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=
     whole = tile is None or (height <= tile and width <= tile)
     if self_ensemble:
         if whole:
-            return _ensemble_in_one_call(restorer, image, tile_batch)
+            return _ensemble_in_one_call(restorer, image, tile_batch, on_tiles)
         return _self_ensemble(
-            lambda moved: restore_tiled(restorer, moved, tile, overlap, align, tile_batch), image
+            lambda moved: restore_tiled(restorer, moved, tile, overlap, align, tile_batch, on_tiles=on_tiles), image
         )
     if whole:
-        return np.clip(_run(restorer, image[np.newaxis])[0], 0.0, 1.0)
+        restored = np.clip(_run(restorer, image[np.newaxis])[0], 0.0, 1.0)
+        if on_tiles is not None:
+            on_tiles(1)
+        return restored
 
     total = np.zeros(image.shape, dtype=np.float32)
     weight_sum = np.zeros(image.shape[:2], dtype=np.float32)
@@ -833,6 +927,8 @@ def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=
         for t, restored in zip(pending, _run(restorer, batch)):
             total[t.y0 : t.y1, t.x0 : t.x1] += restored * t.weight[:, :, np.newaxis]
             weight_sum[t.y0 : t.y1, t.x0 : t.x1] += t.weight
+        if on_tiles is not None:
+            on_tiles(len(pending))
         pending.clear()
 
     for t in tile_grid(height, width, tile, overlap, align):
@@ -901,13 +997,17 @@ def source_bit_depth(path):
 
 
 def restore_file(restorer, input_path, output_path, tile=512, overlap=32, align=None, tile_batch=1,
-                 self_ensemble=False):
+                 self_ensemble=False, on_tiles=None, compare_path=None,
+                 compare_max_width=pictures.DEFAULT_MAX_WIDTH):
     """Restores the image file ``input_path`` into ``output_path`` (atomically).
 
     The format follows ``output_path``'s extension; the bit depth follows the
     input (:func:`source_bit_depth`; 16-bit only where the output format
-    holds it), JPEG is written with quality 95. ``self_ensemble``: see
-    :func:`restore_tiled`. Returns ``output_path``.
+    holds it), JPEG is written with quality 95. ``self_ensemble`` and
+    ``on_tiles``: see :func:`restore_tiled`. ``compare_path``: also write
+    the labelled strip input | restored there
+    (:func:`erlrestore.pictures.comparison_strip`, at most
+    ``compare_max_width`` pixels wide). Returns ``output_path``.
 
     Raises:
       DataError when the input cannot be read (naming it) or when
@@ -919,11 +1019,13 @@ def restore_file(restorer, input_path, output_path, tile=512, overlap=32, align=
         raise image_files.DataError(f"output {output_path} is the input file {input_path}; inputs are never overwritten")
     image = image_files.read_image(input_path)
     restored = restore_tiled(restorer, image, tile=tile, overlap=overlap, align=align, tile_batch=tile_batch,
-                             self_ensemble=self_ensemble)
+                             self_ensemble=self_ensemble, on_tiles=on_tiles)
     bit_depth = source_bit_depth(input_path)
     if os.path.splitext(output_path)[1].lower() not in (".png", ".tif", ".tiff"):
         bit_depth = 8
     image_files.write_image(output_path, restored, bit_depth=bit_depth, jpeg_quality=95)
+    if compare_path is not None:
+        pictures.write_strip(compare_path, pictures.comparison_strip(image, restored, max_width=compare_max_width))
     return output_path
 
 
@@ -970,7 +1072,7 @@ def restore_targets(inputs, output_dir, overwrite=False):
 
 def restore_paths(
     restorer, inputs, output_dir, tile=512, overlap=32, align=None, tile_batch=1, overwrite=False, show_progress=True,
-    self_ensemble=False,
+    self_ensemble=False, compare_dir=None, compare_max_width=pictures.DEFAULT_MAX_WIDTH,
 ):
     """Restores image files and folders into ``output_dir``, keeping the file names.
 
@@ -981,8 +1083,14 @@ def restore_paths(
       output_dir: created when missing; never an input folder.
       tile, overlap, align, tile_batch: see :func:`restore_tiled`.
       overwrite: replace existing output files (inputs are never replaced).
-      show_progress: draw a progress bar on stderr.
+      show_progress: draw a progress bar on stderr, counting tiles (with an
+        ETA) rather than images, so one large photo moves it too; each
+        file's tiles are counted from its header before it is restored.
       self_ensemble: restore with the x8 self-ensemble (module docstring).
+      compare_dir: when given, also write a labelled strip input | restored
+        per file there as ``<input stem>.png``
+        (:func:`erlrestore.pictures.strip_paths`: not ``output_dir``, same
+        output policy), at most ``compare_max_width`` pixels wide.
 
     Returns:
       ``(written, failures)``: output paths written, and ``(input path,
@@ -997,10 +1105,43 @@ def restore_paths(
         check_tiling(tile, overlap, default_align(restorer, align))
     _check_int(tile_batch, "tile_batch", 1)
     pairs = restore_targets(inputs, output_dir, overwrite=overwrite)
+    strips = {}
+    if compare_dir is not None:
+        sources = [source for source, _ in pairs]
+        strips = dict(zip(sources, pictures.strip_paths(sources, compare_dir, overwrite=overwrite,
+                                                        beside=[output_dir])))
     os.makedirs(output_dir, exist_ok=True)
 
-    def write(source, target):
-        return restore_file(restorer, source, target, tile, overlap, align, tile_batch, self_ensemble=self_ensemble)
+    bar = None
+    if show_progress:
+        tiles = {source: _file_tiles(source, tile, overlap, default_align(restorer, align), self_ensemble)
+                 for source, _ in pairs}
+        bar = Progress(sum(tiles.values()), desc="restoring", unit="tiles")
+    order = {source: index for index, (source, _) in enumerate(pairs, 1)}
 
-    return outputs.collect_failures(pairs, write, errors=(ValueError, OSError, tf.errors.OpError),
-                                    show_progress=show_progress, desc="restoring")
+    def write(source, target):
+        strip = dict(compare_path=strips.get(source), compare_max_width=compare_max_width)
+        if bar is None:
+            return restore_file(restorer, source, target, tile, overlap, align, tile_batch,
+                                self_ensemble=self_ensemble, **strip)
+        with bar.part(tiles[source], note=f"image {order[source]}/{len(pairs)}") as on_tiles:
+            return restore_file(restorer, source, target, tile, overlap, align, tile_batch,
+                                self_ensemble=self_ensemble, on_tiles=on_tiles, **strip)
+
+    try:
+        return outputs.collect_failures(pairs, write, errors=_model_errors(), show_progress=False, desc="restoring")
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _file_tiles(path, tile, overlap, align, self_ensemble):
+    """:func:`count_tiles` of the image file ``path`` from its header (1 when the first MiB does not tell)."""
+    try:
+        with open(path, "rb") as handle:
+            found = image_files.declared_size(handle.read(1 << 20))
+    except (OSError, ValueError):
+        return 1
+    if found is None or found[1] < 1 or found[2] < 1:
+        return 1
+    return count_tiles(found[2], found[1], tile, overlap, align, self_ensemble)

@@ -593,7 +593,7 @@ def test_cli_reports_failures_and_summary(model, tmp_path):
 
     result = run_cli(f"--model={model_path}", f"--input={src / 'good.png'}", f"--output_dir={tmp_path / 'out'}",
                      "--overwrite", "--tile=20", "--overlap=10")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error (erlrestore.entry)
     assert "--tile (20) must be larger than twice --overlap (10)" in result.stderr
     result = run_cli(f"--model={model_path}", f"--input={src / 'good.png'}", f"--output_dir={tmp_path / 'out'}",
                      "--overwrite")

@@ -10,7 +10,8 @@
 4. evaluates it on the held-out pairs;
 5. exports the restoration network as a SavedModel in TF Serving's layout;
 6. restores a test photo through that SavedModel (tiled, as for a photo of
-   any size) and writes a side-by-side PNG: input | restored | clean;
+   any size) and writes a labelled strip (``erlrestore.pictures``):
+   input | restored | clean, with each one's Y-PSNR;
 7. restores a real rainy photo with the shipped ``pretrained:erlnet-derain``
    (``--real_pair``: a rainy photo whose clean twin sits in the sibling
    ``norain/`` folder, by default the first Rain12 photo of
@@ -27,13 +28,12 @@ It prints where everything is. Re-running resumes or reuses what is there.
 
 import os
 
-import numpy as np
 from absl import app, flags
 
 import erlrestore.cli  # noqa: F401  (quiet by default; imported before anything imports TensorFlow)
-from erlrestore import evaluation, export, inference, metrics, pretrained
+from erlrestore import evaluation, export, inference, metrics, pictures, pretrained
 from erlrestore import savedmodel_contract as contract
-from erlrestore.data import image_files, pairing, synthetic
+from erlrestore.data import pairing, root, synthetic
 from erlrestore.training import experiment, inputs
 
 FLAGS = flags.FLAGS
@@ -47,7 +47,7 @@ def define_flags():
     flags.DEFINE_integer("size", 192, "Side of the generated images in pixels.", lower_bound=64)
     flags.DEFINE_list("stage_steps", ["600", "300", "300"], "Training steps of the MA_D stages I, II, III.")
     flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
-    flags.DEFINE_string("real_pair", "../shared/data/rain12/rain/rain-001.png",
+    flags.DEFINE_string("real_pair", root.under_root("rain12", "rain", "rain-001.png"),
                         "A real rainy photo for the shipped model; its clean twin is the file named the same "
                         "with 'rain' replaced by 'norain' in the sibling norain/ folder (the Rain12 layout).")
     flags.DEFINE_string("pretrained_model", "erlnet-derain", "The shipped model of step 7.")
@@ -67,17 +67,6 @@ def _synthesize(output_dir):
         synthetic.synthesize_folder(test_dir, "rain", procedural=FLAGS.test_images, size=size,
                                     seed=FLAGS.seed + 1000, overwrite=True)
     return train_dir, test_dir
-
-
-def _side_by_side(path, images):
-    height = max(image.shape[0] for image in images)
-    gap = np.ones((height, 8, 3), np.float32)
-    row = []
-    for image in images:
-        padded = np.ones((height, image.shape[1], 3), np.float32)
-        padded[: image.shape[0]] = image
-        row += [padded, gap]
-    image_files.write_image(path, np.concatenate(row[:-1], axis=1))
 
 
 def main(argv):
@@ -117,7 +106,7 @@ def main(argv):
     degraded, clean = pairing.load_pair(test_pairs[0])
     restored = inference.restore_tiled(restorer, degraded, tile=128, overlap=32)
     sample = os.path.join(out, "sample_input_restored_clean.png")
-    _side_by_side(sample, [degraded, restored, clean])
+    pictures.write_strip(sample, pictures.comparison_strip(degraded, evaluation.quantize_8bit(restored), clean))
     print(f"6. side-by-side sample:        {sample}")
     print(f"   TensorBoard logs:           {os.path.join(model_dir, 'logs')}")
     print(f"   serve it:                   erlrestore-serve --model_base_path={base_dir}")
@@ -146,8 +135,10 @@ def _restore_real_photo(out):
     rainy, clean = pairing.load_pair(pairing.Pair(FLAGS.real_pair, clean_path))
     restored = evaluation.quantize_8bit(inference.restore_tiled(restorer, rainy, tile=None))
     sample = os.path.join(out, "real_input_restored_clean.png")
-    _side_by_side(sample, [rainy, restored, clean])
     before, after = (float(metrics.psnr(image, clean)) for image in (rainy, restored))
+    labels = ["rainy input", f"pretrained:{name}", "clean"]
+    pictures.write_strip(sample, pictures.comparison_strip(rainy, restored, clean, labels=labels,
+                                                           psnrs=[before, after]))
     print(f"7. real photo by pretrained:{name}: {sample} (Y-PSNR input {before:.2f} dB, restored {after:.2f} dB)")
 
 

@@ -9,14 +9,17 @@
     erlrestore-evaluate --model=dehaze.keras --input_dir=SOTS/indoor --channel=rgb --self_ensemble
     erlrestore-evaluate --model=savedmodels/erlnet --input_dir=Rain100H/test --tile=512 --overlap=32
     erlrestore-evaluate --model=pretrained:erlnet-derain --input_dir=rain12
+    erlrestore-evaluate --model=pretrained:erlnet-derain --input_dir=rain12 --output_dir=restored --compare
 
 ``--model`` (and ``--baseline_model``) is anything ``erlrestore-restore``
 takes: a ``.keras`` file, a training run folder (``final.keras`` inside), a
 SavedModel version folder or model folder (the largest version), or
-``pretrained:<name>``; with ``--backend=onnxruntime`` an ONNX model
-(``erlrestore.inference.load_restorer`` loads them all).
+``pretrained:<name>``; with ``--backend=onnxruntime``, ``litert`` or
+``openvino`` an ONNX, LiteRT or OpenVINO model from ``erlrestore-export``
+(``erlrestore.inference.load_restorer`` loads them all, tiling alike).
 
-Files are paired as by ``erlrestore-metrics`` (``--layout``, ``--pair_order``).
+Files are paired as by ``erlrestore-metrics`` (``--layout``, ``--pair_order``,
+or a ``--pairs`` CSV list).
 Each degraded image is restored by the model, rounded to 8 bits (as saving
 the result would; ``--noquantize``, also spelled ``--no-quantize``, scores the
 float output) and scored against its clean image. By default each image goes
@@ -54,8 +57,8 @@ is on too (random outputs where the model has dropout, pix2pix's noise).
 The default, ``running``, is Keras' inference mode (moving statistics, no
 dropout; pix2pix's ``--eval``). Models without batch norm or dropout give the
 same result either way. Batch statistics need a Keras model (``.keras``, run
-folder or ``pretrained:``): SavedModels and ONNX models are frozen in
-inference mode and are refused. With ``--tile`` each tile is normalised by
+folder or ``pretrained:``): SavedModels and ONNX, LiteRT and OpenVINO models
+are frozen in inference mode and are refused. With ``--tile`` each tile is normalised by
 its own statistics.
 
 ``--channel=y`` (the default) scores on the BT.601 Y channel, as the
@@ -70,6 +73,21 @@ self-ensemble: the model runs on the 8 flips/rotations of the degraded
 image, the outputs are transformed back and averaged (8 model calls per
 image; with ``--baseline_model`` the baseline is ensembled too).
 
+``--compare`` (with ``--output_dir``) also writes, per pair, a labelled
+strip input | restored | clean to ``<output_dir>/compare/<input stem>.png``
+(input | baseline | restored | clean with ``--baseline_model``), each
+panel's PSNR on ``--channel`` printed on it: the per-image numbers scored
+(``erlrestore.pictures``). Strips wider than ``--compare_max_width``
+(2400 px by default; 0: no limit) are scaled down, the labels staying
+legible. They follow the output policy above.
+
+Before the analyses of ``--baseline_model`` and the last line, two lines
+give the degraded inputs' score against the clean images and the gain,
+restored minus input:
+
+    input: n=12 psnr_y=30.1354 ssim_y=0.85540
+    gain: psnr_y=+3.3991 ssim_y=+0.05761
+
 The last line on stdout is always the evaluated model's
 ``n=<N> psnr_y=<x.xxxx> ssim_y=<x.xxxxx>`` (``--channel=y``) or
 ``n=<N> psnr_rgb=<x.xxxx> ssim_rgb=<x.xxxxx>`` (``--channel=rgb``).
@@ -80,11 +98,13 @@ import sys
 
 from absl import app, flags, logging
 
-from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, show_flags_in_help
+from erlrestore.cli import (apply_max_image_pixels, define_max_image_pixels_flag, fail, pretrained_model_help,
+                            run_tool)
 
-from erlrestore import evaluation, inference, metrics
-from erlrestore.cli.restore import check_tiling_flags
-from erlrestore.data import image_files, pairing
+from erlrestore import backends, evaluation, inference, metrics
+from erlrestore.cli.restore import check_tiling_flags, compare_dir, define_compare_flags
+from erlrestore.cli import pairing_flags
+from erlrestore.data import image_files
 
 FLAGS = flags.FLAGS
 
@@ -93,15 +113,10 @@ _BOOLEAN_FLAGS = ("quantize", "self_ensemble", "overwrite")
 
 def define_flags():
     flags.DEFINE_string("model", None, "The restoration model to evaluate: a .keras file, a training run folder, a "
-                        "SavedModel (version or model folder), or pretrained:<name> (shipped in the package, see "
-                        "erlrestore.pretrained.list()).")
-    flags.DEFINE_enum("backend", "tensorflow", list(inference.BACKENDS),
-                      "tensorflow: Keras models and SavedModels; onnxruntime: ONNX models from erlrestore-export "
-                      "--format=onnx (for --model and --baseline_model).")
-    flags.DEFINE_string("input_dir", None, "Degraded images (or one folder holding both sets).")
-    flags.DEFINE_string("target_dir", None, "Clean reference images; omit when --input_dir holds both sets.")
-    flags.DEFINE_enum("layout", "auto", pairing.LAYOUTS, "How files are paired; 'auto' detects it.")
-    flags.DEFINE_enum("pair_order", "", ["", "input_left", "target_left"], "Half order for side_by_side images.")
+                        f"SavedModel (version or model folder), or {pretrained_model_help()}.")
+    flags.DEFINE_enum("backend", "tensorflow", list(backends.NAMES),
+                      "For --model and --baseline_model: " + backends.backend_help())
+    pairing_flags.define_flags(__name__, target_help="Clean reference images; omit when --input_dir holds both sets.")
     flags.DEFINE_integer("crop_border", 0, "Pixels removed from every side before measuring.", lower_bound=0)
     flags.DEFINE_enum("channel", "y", metrics.CHANNELS, "Score on the BT.601 Y channel (de-raining papers) or on "
                       "RGB (de-noising/de-hazing papers); names the numbers psnr_y/ssim_y or psnr_rgb/ssim_rgb.")
@@ -111,6 +126,8 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Write the restored images here as <input stem>.png.")
     flags.DEFINE_boolean("overwrite", False, "Replace restored images already in --output_dir (inputs and clean "
                          "images are never replaced).")
+    define_compare_flags("input | restored | clean with each panel's PSNR on --channel (input | baseline | "
+                         "restored | clean with --baseline_model)", module_name=__name__)
     flags.DEFINE_integer("tile", None, "Restore images larger than this in overlapping tiles of at most this side, "
                          "as erlrestore-restore does; default: each image whole.")
     flags.DEFINE_integer("overlap", 32, "With --tile: least overlap of neighbouring tiles in pixels "
@@ -136,7 +153,6 @@ def define_flags():
                          lower_bound=0)
     define_max_image_pixels_flag()
     flags.mark_flag_as_required("model")
-    flags.mark_flag_as_required("input_dir")
 
 
 def _same_folder(a, b):
@@ -160,12 +176,16 @@ def main(argv):
     if FLAGS.rain_mask_dir and not FLAGS.baseline_model:
         raise app.UsageError("--rain_mask_dir gives the rain maps of mIoR/mIoB, which compare two models; "
                              "add --baseline_model")
+    if FLAGS.compare and not FLAGS.output_dir:
+        raise app.UsageError("--compare writes its strips to a compare/ folder inside --output_dir; "
+                             "add --output_dir")
+    strips = compare_dir(FLAGS.output_dir) if FLAGS.compare else None
     try:
-        pairs = pairing.find_pairs(
-            FLAGS.input_dir, FLAGS.target_dir, layout=FLAGS.layout, pair_order=FLAGS.pair_order
-        )
+        pairs = pairing_flags.pairs_from_flags()
         # Refuse outputs before the slow part.
         targets = evaluation.restored_paths(pairs, FLAGS.output_dir, FLAGS.overwrite) if FLAGS.output_dir else None
+        if strips:
+            evaluation.compare_paths(pairs, strips, FLAGS.output_dir, FLAGS.overwrite)
         rain_masks = evaluation.rain_mask_paths(pairs, FLAGS.rain_mask_dir) if FLAGS.rain_mask_dir else None
         batch_statistics = FLAGS.norm_statistics == "batch"
 
@@ -185,13 +205,15 @@ def main(argv):
             tile=FLAGS.tile,
             overlap=FLAGS.overlap,
             overwrite=FLAGS.overwrite,
+            compare_dir=strips,
+            compare_max_width=FLAGS.compare_max_width,
         )
         if baseline is None:
-            scores, summary = evaluation.evaluate_model(model, pairs, **options)
+            scores, summary, _, input_summary = evaluation.evaluate_model(model, pairs, return_input=True, **options)
             comparison = None
         else:
             comparison = evaluation.compare_models(model, baseline, pairs, rain_masks=rain_masks, **options)
-            scores, summary = comparison.scores, comparison.summary
+            scores, summary, input_summary = comparison.scores, comparison.summary, comparison.input_summary
     except (image_files.DataError, ValueError) as error:
         return fail(error)
 
@@ -212,11 +234,15 @@ def main(argv):
                 extra["rain_mask"] = rain_masks
         evaluation.write_csv(FLAGS.csv, scores, extra_columns=extra)
         logging.info("wrote %d rows to %s", len(scores), FLAGS.csv)
+    if strips:
+        print(f"comparison strips in {strips}")
+    print(evaluation.input_line(input_summary))
+    print(evaluation.gain_line(summary, input_summary))
     if comparison is not None:
         print(f"baseline: {comparison.baseline_summary.line()}")
         print(evaluation.miou_line(comparison.miou))
         print(evaluation.improvement_line(comparison.improvement))
-    print(summary.line())
+    print(summary.line())  # always last: tools parse it
     return 0
 
 
@@ -228,8 +254,7 @@ def _absl_booleans(argv):
 
 def run():
     define_flags()
-    show_flags_in_help(__name__)
-    app.run(main, argv=_absl_booleans(sys.argv))
+    run_tool(main, __name__, argv=_absl_booleans(sys.argv))
 
 
 if __name__ == "__main__":

@@ -2,16 +2,20 @@
 
     erlrestore-restore --model=runs/memd --input=photo.png --output_dir=restored
     erlrestore-restore --model=savedmodels/erlnet --input=rainy/ --output_dir=restored \\
-        [--tile=512] [--overlap=32] [--tile_batch=1] [--align=0] [--overwrite] [--self_ensemble]
+        [--tile=512] [--overlap=32] [--tile_batch=1] [--align=0] [--overwrite] [--self_ensemble] [--compare]
 
 ``--model`` is a ``.keras`` file, a training run folder (``final.keras``
 inside), a SavedModel version folder or a SavedModel model folder (the
-largest version is used). With ``--backend=onnxruntime`` it is instead a
-``model.onnx`` file, an ONNX version folder holding one, or an ONNX model
-folder (largest version), as written by ``erlrestore-export --format=onnx``,
-run by onnxruntime on the CPU with the same tiling; a Keras model or
-SavedModel given with ``--backend=onnxruntime`` (or an ONNX model with
-``--backend=tensorflow``) is an error, not converted: export it first. ``--input`` is an image file or a folder (its
+largest version is used). With ``--backend=onnxruntime``, ``litert`` or
+``openvino`` (``erlrestore.backends``) it is instead that runtime's model
+as ``erlrestore-export --format=onnx|litert|openvino`` writes it: the
+``model.onnx`` / ``model.tflite`` / ``model.xml`` file, its version folder,
+or the model folder (largest version), run on the CPU by onnxruntime,
+LiteRT or OpenVINO with the same tiling, without importing TensorFlow
+(LiteRT needs ``ai-edge-litert`` for that, else it runs TensorFlow's
+interpreter). A Keras model or SavedModel given with another backend (or
+an exported model with ``--backend=tensorflow``) is an error, not
+converted: export it first. ``--input`` is an image file or a folder (its
 images, not recursive). Each restored image is written to ``--output_dir``
 under the input's file name, in the input's format and bit depth (16-bit PNG
 and TIFF stay 16-bit, JPEG is written with quality 95). Images larger than
@@ -21,6 +25,13 @@ and TIFF stay 16-bit, JPEG is written with quality 95). Images larger than
 restores the 8 flips/rotations of each image, the outputs are transformed
 back and averaged (8 times the model calls). With tiling, each transformed
 image is tiled and restored whole, then the 8 restorations are averaged.
+
+``--compare`` also writes, per image, a labelled strip input | restored to
+``<output_dir>/compare/<input stem>.png`` (``erlrestore.pictures``); strips
+wider than ``--compare_max_width`` (2400 px by default; 0: no limit) are
+scaled down, the labels staying legible. Strips follow the output policy
+below too (two inputs with one stem, ``a.png`` and ``a.jpg``, are refused
+with ``--compare``).
 
 Output files follow ``erlrestore.outputs``' policy, the same for every tool:
 inputs are never overwritten (an ``--output_dir`` that holds an input image,
@@ -35,13 +46,15 @@ stderr and the tool exits 1. Otherwise the last stdout line is
 ``restored <N> images to <DIR>``.
 """
 
+import os
 import sys
 
 from absl import app, flags
 
-from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, show_flags_in_help
+from erlrestore.cli import (apply_max_image_pixels, define_max_image_pixels_flag, fail, pretrained_model_help,
+                            run_tool)
 
-from erlrestore import inference
+from erlrestore import backends, inference, pictures
 from erlrestore.data import image_files
 
 FLAGS = flags.FLAGS
@@ -50,11 +63,9 @@ FLAGS = flags.FLAGS
 def define_flags():
     flags.DEFINE_string(
         "model", None, "A .keras file, a training run folder, a SavedModel (version or model folder), or "
-        "pretrained:<name> (shipped in the package)."
+        f"{pretrained_model_help()}."
     )
-    flags.DEFINE_enum("backend", "tensorflow", ["tensorflow", "onnxruntime"],
-                      "tensorflow: Keras models and SavedModels; onnxruntime: ONNX models (model.onnx, a version "
-                      "folder holding one or a model folder of versions) from erlrestore-export --format=onnx.")
+    flags.DEFINE_enum("backend", "tensorflow", list(backends.NAMES), backends.backend_help())
     flags.DEFINE_string("input", None, "An image file or a folder of images to restore.")
     flags.DEFINE_string("output_dir", None, "Where restored images are written (never the input folder).")
     flags.DEFINE_integer("tile", 512, "Largest tile side in pixels; larger images are tiled.")
@@ -68,10 +79,33 @@ def define_flags():
     flags.DEFINE_boolean("overwrite", False, "Replace existing output files (inputs are never replaced).")
     flags.DEFINE_boolean("self_ensemble", False, "Average the x8 flip/rotation self-ensemble (8 times the model "
                          "calls; each transformed image is tiled and restored, transformed back, then averaged).")
+    define_compare_flags("input | restored")
     define_max_image_pixels_flag()
     flags.mark_flag_as_required("model")
     flags.mark_flag_as_required("input")
     flags.mark_flag_as_required("output_dir")
+
+
+# --compare writes its strips here, inside --output_dir (erlrestore-restore's and erlrestore-evaluate's).
+COMPARE_FOLDER = "compare"
+
+
+def define_compare_flags(panels, module_name=__name__):
+    """``--compare`` and ``--compare_max_width`` (erlrestore-restore's and erlrestore-evaluate's).
+
+    ``module_name``: the tool's module, whose ``--help`` lists them.
+    """
+    flags.DEFINE_boolean("compare", False, f"Also write a labelled strip per image, {panels}, to "
+                         f"<output_dir>/{COMPARE_FOLDER}/<input stem>.png (erlrestore.pictures).",
+                         module_name=module_name)
+    flags.DEFINE_integer("compare_max_width", pictures.DEFAULT_MAX_WIDTH, "With --compare: wider strips are "
+                         "scaled down to this many pixels (the labels keep their size); 0: never.", lower_bound=0,
+                         module_name=module_name)
+
+
+def compare_dir(output_dir):
+    """Where ``--compare`` writes its strips: ``<output_dir>/compare``."""
+    return os.path.join(output_dir, COMPARE_FOLDER)
 
 
 def check_tiling_flags(tile, overlap):
@@ -98,7 +132,11 @@ def main(argv):
     output_dir = FLAGS.output_dir
     try:
         # Refuse bad inputs / outputs before the model is loaded.
-        inference.restore_targets(FLAGS.input, output_dir, overwrite=FLAGS.overwrite)
+        targets = inference.restore_targets(FLAGS.input, output_dir, overwrite=FLAGS.overwrite)
+        strips = compare_dir(output_dir) if FLAGS.compare else None
+        if strips:
+            pictures.strip_paths([source for source, _ in targets], strips, overwrite=FLAGS.overwrite,
+                                 beside=[output_dir])
         restorer = inference.load_restorer(FLAGS.model, backend=FLAGS.backend)
         written, failures = inference.restore_paths(
             restorer,
@@ -110,6 +148,8 @@ def main(argv):
             tile_batch=FLAGS.tile_batch,
             overwrite=FLAGS.overwrite,
             self_ensemble=FLAGS.self_ensemble,
+            compare_dir=strips,
+            compare_max_width=FLAGS.compare_max_width,
         )
     except (image_files.DataError, ValueError) as error:
         return fail(error)
@@ -122,14 +162,15 @@ def main(argv):
             file=sys.stderr,
         )
         return 1
+    if strips:
+        print(f"comparison strips in {strips}")
     print(f"restored {len(written)} images to {output_dir}")
     return 0
 
 
 def run():
     define_flags()
-    show_flags_in_help(__name__)
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":
