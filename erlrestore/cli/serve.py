@@ -16,6 +16,8 @@ them. Images larger than ``--tile`` are restored in overlapping tiles, as
 is bounded by the tile rather than the image; ``--max_inflight_pixels``
 bounds the pixels of the images being restored at once, and
 ``GET /v1/progress/<request id>`` tells how many tiles of a request are done.
+``GET /`` answers a page for restoring photos in a browser through the same
+API (:mod:`erlrestore.serving.page`); its address is logged at start-up.
 Endpoints, limits and error codes: see :mod:`erlrestore.serving`. It
 binds 127.0.0.1 unless ``--host`` says otherwise; there is no authentication,
 so expose it beyond the machine only behind something that adds it.

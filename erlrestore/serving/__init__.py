@@ -25,6 +25,9 @@ written in TF Serving's layout ``<model_base_path>/<model_name>/<version>/``
   the header, or the id the server made up), and a page polls this until
   ``state`` is ``done`` or ``failed`` (404: not arrived yet, or forgotten
   five minutes after it ended);
+* ``GET /`` (also ``/ui/``): a page for restoring a photo in a browser
+  through this same API, and ``GET /ui/config.json``, the models and limits
+  it lists (not TF Serving's; :mod:`~erlrestore.serving.page`);
 * ``POST /v1/models/<name>[/versions/<v>]:predict``: ``{"signature_name"?,
   "instances": [...]}`` (row format, answered with ``{"predictions": ...}``)
   or ``{"inputs": ...}`` (columnar format, answered with ``{"outputs":
@@ -51,6 +54,7 @@ server is busy (see below) and the request may be retried as it is; other
 ever used as a file path: models are looked up by name in the dictionary
 loaded at start-up, and the server reads only the model folders
 (``saved_model.pb``/``.pbtxt`` and what ``tf.saved_model.load`` reads) and
+the page's three files in the package (by a fixed table of paths), and
 writes no files.
 
 Large images (:mod:`~erlrestore.serving.tiling`): an image larger than
@@ -135,6 +139,7 @@ limits, :class:`PredictionLimiter`), :mod:`~erlrestore.serving.repository`
 (loading version folders, :class:`ModelRepository`),
 :mod:`~erlrestore.serving.tiling` (large images tile by tile),
 :mod:`~erlrestore.serving.tracker` (progress by request id),
+:mod:`~erlrestore.serving.page` (the page in the browser),
 :mod:`~erlrestore.serving.codec` (the JSON of ``:predict``),
 :mod:`~erlrestore.serving.rest` (:class:`RestServer`),
 :mod:`~erlrestore.serving.grpc_api` (:func:`make_grpc_server`) and

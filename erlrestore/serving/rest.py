@@ -10,7 +10,8 @@ import urllib.parse
 
 from absl import logging
 
-from erlrestore.serving import limits
+from erlrestore.serving import codec, limits, page
+from erlrestore.serving import tracker as tracker_module
 from erlrestore.serving.errors import OverloadedError, ServingError
 
 MAX_MODEL_NAME_CHARS = 255
@@ -21,6 +22,8 @@ _ROUTE = re.compile(
     r"(?P<suffix>/metadata|:[A-Za-z]+)?",
     re.ASCII,
 )
+_PROGRESS_ROUTE = re.compile(r"/v1/progress/(?P<id>[^/]*)", re.ASCII)
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -39,6 +42,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._sent = 0
         self._started = time.monotonic()
         self._unread_body = None  # bytes announced by Content-Length and not read (None: not looked at yet)
+        self._progress = None  # the RequestProgress of a :predict request
         self.server._track(self.connection)
         try:
             self.close_connection = True
@@ -83,18 +87,35 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send_json(code, {"error": text})
 
     def _send_json(self, status, payload, headers=(), compact=False):
-        text = json.dumps(payload, separators=(",", ":")) if compact else json.dumps(payload, indent=1)
-        data = text.encode("utf-8")
+        # Compact answers (predictions) are encoded in pieces (codec.encode_json), never as one string.
+        chunks = codec.encode_json(payload) if compact else [json.dumps(payload, indent=1).encode("utf-8")]
+        length = sum(len(chunk) for chunk in chunks)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(length))
+        if self._progress is not None:
+            self.send_header(REQUEST_ID_HEADER, self._progress.request_id)
         for key, value in headers:
             self.send_header(key, value)
         self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(data)
-        self._status, self._sent = status, len(data)
+            for chunk in chunks:
+                self.wfile.write(chunk)
+        self._status, self._sent = status, length
+
+    def _send_asset(self, status, asset):
+        """A file of the page (a page.Asset), with its content type and headers."""
+        self.send_response(status)
+        self.send_header("Content-Type", asset.content_type)
+        self.send_header("Content-Length", str(len(asset.body)))
+        for key, value in asset.headers:
+            self.send_header(key, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(asset.body)
+        self._status, self._sent = status, len(asset.body)
 
     def _content_length(self):
         text = self.headers.get("Content-Length")
@@ -173,10 +194,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         file path. Versions are at most MAX_VERSION_DIGITS digits.
         """
         path = self._request_path()
+        page_route = page.route(path, self.server)  # the page (erlrestore.serving.page): /, /ui/...
+        if page_route is not None:
+            return page_route
+        progress_match = _PROGRESS_ROUTE.fullmatch(path)
+        if progress_match:
+            return ("GET",), lambda: (200, self._progress_of(progress_match.group("id")), False)
         match = _ROUTE.fullmatch(path)
         if not match:
             raise ServingError(
-                404, f"unknown path {path[:200]!r}; expected /v1/models/<name>[/versions/<n>][/metadata | :predict]"
+                404, f"unknown path {path[:200]!r}; expected /v1/models/<name>[/versions/<n>][/metadata | :predict] "
+                "or /v1/progress/<request id>"
             )
         name = _model_name(match.group("name"))
         version = match.group("version")
@@ -196,11 +224,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             def predict():
                 length = self._content_length()
                 repository.get(name, version)  # 404 before the body is read
+                self._progress = self.server.tracker.begin(self.headers.get(REQUEST_ID_HEADER), name, version)
                 limiter = self.server.limiter
                 with limiter.admitted():
                     body = self._read_body(length)
-                    with limiter.running():
-                        return 200, repository.predict_json(name, version, body), True
+                    with limiter.running() as turn:
+                        return 200, repository.predict_json(name, version, body, turn, self._progress), True
             return ("POST",), predict
         raise ServingError(404, f"{suffix!r} is not supported by erlrestore-serve (only :predict)")
 
@@ -217,17 +246,46 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return
                 status, payload, compact = action()
             except ServingError as error:
+                self._end_progress(error.status, error.message)
                 headers = [("Retry-After", "1")] if isinstance(error, OverloadedError) else []
                 self._send_json(error.status, {"error": error.message}, headers=headers)
                 self._after_refusal()
                 return
             except Exception as error:  # a fault of the server or the model: 500, keep serving
                 logging.exception("error answering %s %s", self.command, self.path)
-                self._send_json(500, {"error": f"internal server error: {type(error).__name__}: {error}"})
+                message = f"internal server error: {type(error).__name__}: {error}"
+                self._end_progress(500, message)
+                self._send_json(500, {"error": message})
                 return
-            self._send_json(status, payload, compact=compact)
+            self._end_progress(status)
+            if isinstance(payload, page.Asset):
+                self._send_asset(status, payload)
+            else:
+                self._send_json(status, payload, compact=compact)
         except (ConnectionError, TimeoutError) as error:
             logging.info("could not answer %s: %s", self.client_address[0], error)
+        finally:
+            payload = None  # the answer is sent: drop it before handing freed memory back
+            if self._progress is not None and self._progress.pixels >= limits.RELEASE_AFTER_PIXELS:
+                limits.release_memory()
+
+    def _end_progress(self, status, error=None):
+        if self._progress is not None:
+            self._progress.end(status, error)
+
+    def _progress_of(self, request_id):
+        """The progress endpoint's answer for ``request_id``; ServingError 404 when unknown."""
+        try:
+            request_id = tracker_module.check_request_id(urllib.parse.unquote(request_id, errors="strict"))
+        except UnicodeDecodeError:
+            raise ServingError(400, "the request id is not valid percent-encoded UTF-8") from None
+        snapshot = self.server.tracker.snapshot(request_id)
+        if snapshot is None:
+            raise ServingError(
+                404, f"no request {request_id!r} is known here (not arrived yet, or ended more than "
+                f"{self.server.tracker.keep_seconds:g} s ago)"
+            )
+        return snapshot
 
     def _after_refusal(self):
         # A body that was announced but not read (refused before reading it,
@@ -281,12 +339,17 @@ class RestServer(http.server.ThreadingHTTPServer):
       closed) and never gets a thread.
     * ``:predict`` requests go through ``limiter`` (a PredictionLimiter,
       shared with gRPC when both run): at most ``max_concurrent`` run at
-      once and ``max_queue`` more are admitted to read their body and wait,
-      each up to ``queue_timeout`` s; beyond that 503 ``{"error": ...}``
-      with ``Retry-After: 1``. Bodies held in memory are so bounded by
-      ``(max_concurrent + max_queue) * max_request_bytes``. Status and
-      metadata requests are cheap and not queued.
+      once, holding at most ``max_inflight_pixels`` pixels of images
+      together, and ``max_queue`` more are admitted to read their body and
+      wait, each up to ``queue_timeout`` s; beyond that 503 ``{"error":
+      ...}`` with ``Retry-After: 1``. Bodies held in memory are so bounded
+      by ``(max_concurrent + max_queue) * max_request_bytes``. Status,
+      metadata and progress requests are cheap and not queued.
     * A request must arrive within ``request_timeout`` s (408 otherwise).
+
+    ``tracker`` (a :class:`~erlrestore.serving.tracker.ProgressTracker`,
+    default a new one) keeps the progress of each ``:predict`` request for
+    ``GET /v1/progress/<request id>``.
 
     Use ``serve_forever()`` in one thread and, to stop, ``shutdown()`` from
     another, then ``close(drain_timeout)``: it stops listening (new
@@ -302,14 +365,17 @@ class RestServer(http.server.ThreadingHTTPServer):
     def __init__(self, repository, host="127.0.0.1", port=8501, max_request_bytes=limits.DEFAULT_MAX_REQUEST_BYTES,
                  request_timeout=limits.DEFAULT_REQUEST_TIMEOUT, *, max_concurrent=limits.DEFAULT_MAX_CONCURRENT,
                  max_queue=limits.DEFAULT_MAX_QUEUE, queue_timeout=limits.DEFAULT_QUEUE_TIMEOUT,
-                 max_connections=limits.DEFAULT_MAX_CONNECTIONS, limiter=None):
+                 max_connections=limits.DEFAULT_MAX_CONNECTIONS, max_inflight_pixels=limits.DEFAULT_MAX_INFLIGHT_PIXELS,
+                 limiter=None, tracker=None):
         if int(max_connections) < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections}")
         self.repository = repository
         self.max_request_bytes = int(max_request_bytes)
         self.request_timeout = float(request_timeout)
         self.max_connections = int(max_connections)
-        self.limiter = limiter or limits.PredictionLimiter(max_concurrent, max_queue, queue_timeout)
+        self.limiter = limiter or limits.PredictionLimiter(max_concurrent, max_queue, queue_timeout,
+                                                           max_inflight_pixels)
+        self.tracker = tracker or tracker_module.ProgressTracker()
         self._busy = _busy_response(self.max_connections)
         # The listen backlog (socketserver's default is 5): a burst of clients
         # beyond it would wait for SYN retransmits (a second or more) instead

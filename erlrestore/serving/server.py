@@ -71,6 +71,8 @@ def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501,
     else:
         logging.info("tiling is off (--tile=0): every image goes through the model whole")
     logging.info("REST API on http://%s:%d/v1/models/<name>", host, rest.server_port)
+    shown = f"[{host}]" if ":" in host else host
+    logging.info("page in a browser: http://%s:%d/ (pick a model, drop a photo)", shown, rest.server_port)
 
     previous = {}
 
