@@ -1,4 +1,4 @@
-"""Rain that covers real rain (erlrestore.data.rain_synthesis) and RESIDE depth recovery (reside_depth).
+"""Rain that covers real rain (erlrestore.data.degradations.dense_rain) and RESIDE depth recovery (reside_depth).
 
 Images are small (32-384 px); the streak bank is made here from arrays. Only
 the last test reads the shared RESIDE folder, and skips without it.
@@ -13,9 +13,10 @@ import tensorflow as tf
 from absl import app, flags
 
 from erlrestore.cli import synth
-from erlrestore.data import image_files, rain_synthesis, reside_depth, synthetic
+from erlrestore.data import image_files, reside_depth, synthetic
+from erlrestore.data.degradations import dense_rain as rain_synthesis
 from erlrestore.data.image_files import DataError
-from erlrestore.data.rain_synthesis import add_dense_rain, add_rain_cityscapes, add_rain_haze, add_real_dense_rain
+from erlrestore.data.degradations.dense_rain import add_dense_rain, add_rain_cityscapes, add_rain_haze, add_real_dense_rain
 from erlrestore.data.synthetic import StreakBank, make_degradation, procedural_images
 
 NEW = ["dense_rain", "real_dense_rain", "rain_haze", "rain_cityscapes"]

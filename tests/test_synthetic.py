@@ -9,6 +9,7 @@ from absl import app, flags
 
 from erlrestore.cli import synth
 from erlrestore.data import image_files, synthetic
+from erlrestore.data.degradations import rain as rain_module
 from erlrestore.data.synthetic import (
     DEGRADATIONS,
     add_gaussian_noise,
@@ -208,7 +209,7 @@ def test_streaks_match_the_dense_convolution(fn, params, shape, monkeypatch):
         fast = fn(clean, seed, **params).numpy()
         graph = tf.function(lambda x, s: fn(x, s, **params))(clean, tf.constant(seed, tf.int64)).numpy()
         with monkeypatch.context() as patch:
-            patch.setattr(synthetic, "_streak_layers", _dense_streak_layers)
+            patch.setattr(rain_module, "_streak_layers", _dense_streak_layers)
             reference = fn(clean, seed, **params).numpy()
         np.testing.assert_allclose(fast, reference, rtol=0, atol=2e-5)
         np.testing.assert_allclose(graph, reference, rtol=0, atol=2e-5)
@@ -452,7 +453,7 @@ def test_cli_flag_errors(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Blind camera noise (erlrestore.data.camera_noise)
+# Blind camera noise (erlrestore.data.degradations.noise)
 # ---------------------------------------------------------------------------
 
 

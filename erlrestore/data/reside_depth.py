@@ -9,7 +9,7 @@ from a clean photo ``J``, an (estimated) depth map ``d``, a global airlight
 ``beta`` in the hazy file's name (``0023_0.85_0.12.jpg``: A = 0.85,
 beta = 0.12). With both images the model can be inverted per pixel:
 ``t = (I - A) / (J - A)`` and ``d = -ln(t) / beta``. That gives back the depth
-RESIDE used, in its own units, which :mod:`erlrestore.data.rain_synthesis`
+RESIDE used, in its own units, which :mod:`erlrestore.data.degradations.dense_rain`
 takes as a real depth map (``depth=``).
 
 The inversion is only well posed where the clean colour differs from the

@@ -1,16 +1,16 @@
 """Rain synthesis that covers real rain: dense streaks at the image's scale, density levels, veil and depth.
 
-The degradations of :mod:`erlrestore.data.synthetic` draw thin streaks of a
+The other degradations (:mod:`erlrestore.data.degradations`) draw thin streaks of a
 fixed pixel size and, except for the heavy-rain ones, no veil. Real heavy rain
 (Rain100H: input Y-PSNR about 13.4 dB) is dense, long and wide streaks in
 several directions that add up to a veil thickening with depth, and a
 12-megapixel photo's streaks are ten times longer in pixels than those of a
 320-pixel benchmark image. This module adds four degradations, registered in
-``synthetic.DEGRADATIONS`` under these names:
+``registry.DEGRADATIONS`` under these names:
 
 * ``dense_rain``: ``O = B + R``, procedural streaks (:func:`add_dense_rain`);
 * ``real_dense_rain``: ``R`` from rendered streak layers (a
-  :class:`~erlrestore.data.synthetic.StreakBank`) plus procedural ones, with
+  :class:`~erlrestore.data.degradations.real_streaks.StreakBank`) plus procedural ones, with
   an optional veil (:func:`add_real_dense_rain`);
 * ``rain_haze``: the heavy rain model of Li, Cheong and Tan (CVPR 2019),
   ``O = T (B + R) + (1 - T) A`` with ``T = exp(-beta d)`` (:func:`add_rain_haze`);
@@ -41,7 +41,7 @@ Common to all of them:
   angle in the middle half of its own sector, so directions are at least half
   a sector apart; streak layer ``i`` takes direction ``i mod directions`` and
   a jitter of +-3 degrees (clipped to the range).
-* **Depth** (``depth``): a proxy of :func:`erlrestore.data.synthetic.add_haze`
+* **Depth** (``depth``): a proxy of :func:`~erlrestore.data.degradations.haze.add_haze`
   (``"gradient"``: far at the top; ``"brightness"``; ``"uniform"``) or a real
   depth map (``[H, W]``, ``[H, W, 1]``, ``[B, H, W]`` or ``[B, H, W, 1]``,
   non-negative) of the image's height and width, e.g. recovered from a
@@ -53,7 +53,7 @@ Common to all of them:
   tracing; otherwise the check runs in the graph and raises
   InvalidArgumentError with the same message).
 
-Streak layers (procedural, as :func:`erlrestore.data.synthetic.add_rain`
+Streak layers (procedural, as :func:`~erlrestore.data.degradations.rain.add_rain`
 draws them: sparse drops of intensity 0.5-1 smeared by an anti-aliased line
 kernel of the layer's length, width and angle, each layer saturated at 1 and
 scaled by a brightness): per image a number of layers in ``streak_layers``
@@ -96,6 +96,13 @@ import math
 
 import numpy as np
 import tensorflow as tf
+
+from erlrestore.data.degradations import haze, rain, real_streaks
+from erlrestore.data.degradations.common import (
+    _as_batch, _as_range, _as_seed, _check_int_range, _per_image, _restore_rank, _sample, _split)
+from erlrestore.data.degradations.haze import _check_depth, _depth_map
+from erlrestore.data.degradations.rain import _MIN_DROP_INTENSITY, _check_blur, _gaussian_1d, _line_kernels, _smear
+from erlrestore.data.degradations.real_streaks import MAX_STREAK_LAYERS, _draw_real_streaks, as_streak_bank
 
 __all__ = [
     "add_dense_rain",
@@ -149,14 +156,8 @@ LEVELS = tuple(_PROCEDURAL_LEVELS)
 DENSITY_LEVELS = LEVELS + ("mixed",)
 
 
-def _synthetic():
-    from erlrestore.data import synthetic  # the shared helpers; synthetic registers these degradations
-
-    return synthetic
-
-
 # ---------------------------------------------------------------------------
-# Parameter checks (synthetic._PARAM_CHECKS calls these)
+# Parameter checks
 # ---------------------------------------------------------------------------
 
 
@@ -167,7 +168,7 @@ def check_density_level(value):
 
 
 def check_reference_size(value):
-    lo, hi = _synthetic()._as_range("reference_size", value, 0.0, 65536.0)
+    lo, hi = _as_range("reference_size", value, 0.0, 65536.0)
     if lo != hi:
         raise ValueError(f"reference_size must be a single number, got {value!r}")
     if 0 < lo < MIN_REFERENCE_SIZE:
@@ -176,26 +177,23 @@ def check_reference_size(value):
     return lo
 
 
-def check_directions(value):
-    return _synthetic()._check_int_range("directions", value, 1, MAX_DIRECTIONS)
+# The parameters declared here.
+PARAM_CHECKS = {
+    "density_level": check_density_level,
+    "reference_size": check_reference_size,
+    "directions": lambda v: _check_int_range("directions", v, 1, MAX_DIRECTIONS),
+    "procedural_layers": lambda v: _check_int_range("procedural_layers", v, 1, MAX_STREAK_LAYERS),
+    "rain_attenuation": lambda v: _as_range("rain_attenuation", v, 0.0),
+    "min_rain_depth": lambda v: _as_range("min_rain_depth", v, 0.0, 1.0),
+}
 
-
-def check_procedural_layers(value):
-    synthetic = _synthetic()
-    return synthetic._check_int_range("procedural_layers", value, 1, synthetic.MAX_STREAK_LAYERS)
-
-
-def check_rain_attenuation(value):
-    return _synthetic()._as_range("rain_attenuation", value, 0.0)
-
-
-def check_min_rain_depth(value):
-    return _synthetic()._as_range("min_rain_depth", value, 0.0, 1.0)
+# Every parameter the level tables and overrides use: these and those the other modules declare.
+_CHECKS = {**haze.PARAM_CHECKS, **rain.PARAM_CHECKS, **real_streaks.PARAM_CHECKS, **PARAM_CHECKS}
 
 
 def _level_spec(table, level, overrides):
     """The level's ranges with the given (non-None) parameters checked and put in their place."""
-    checks = _synthetic()._PARAM_CHECKS
+    checks = _CHECKS
     spec = dict(table[level])
     for name, value in overrides.items():
         if value is not None:
@@ -204,7 +202,7 @@ def _level_spec(table, level, overrides):
 
 
 def _check_overrides(overrides):
-    checks = _synthetic()._PARAM_CHECKS
+    checks = _CHECKS
     for name, value in overrides.items():
         if value is not None:
             checks[name](value)
@@ -257,8 +255,7 @@ def _uniform_int(bounds, seed, shape):
 
 def _layer_angles(spec, seed, slots):
     """``[slots]`` angles in degrees: direction ``i mod D`` of ``D`` (drawn) sector-spread directions, jittered."""
-    synthetic = _synthetic()
-    seeds = synthetic._split(seed, 3)
+    seeds = _split(seed, 3)
     lo, hi = spec["angle"]
     count = _uniform_int(spec["directions"], seeds[0], [])
     sector = (hi - lo) / tf.cast(count, tf.float32)
@@ -276,34 +273,32 @@ def _procedural_rain(batch, height, width, seed, spec, blur, layers_key="streak_
     get no drops), each covering ``density`` of the pixels; see the module
     docstring for what is drawn per image and per call.
     """
-    synthetic = _synthetic()
-    seeds = synthetic._split(seed, 8)
+    seeds = _split(seed, 8)
     slots = spec[layers_key][1]
     count = _uniform_int(spec[layers_key], seeds[0], [batch])
     active = tf.range(slots)[tf.newaxis, :] < count[:, tf.newaxis]
     angles = _layer_angles(spec, seeds[1], slots)
-    lengths = synthetic._sample(spec["length"], seeds[2], [slots])
-    widths = synthetic._sample(spec["width"], seeds[3], [slots])
-    blur_radius = synthetic._gaussian_1d(blur)[1] if blur > 0 else 0
+    lengths = _sample(spec["length"], seeds[2], [slots])
+    widths = _sample(spec["width"], seeds[3], [slots])
+    blur_radius = _gaussian_1d(blur)[1] if blur > 0 else 0
     radius = int(math.ceil((spec["length"][1] + spec["width"][1]) / 2.0)) + 1 + blur_radius
-    kernels = synthetic._line_kernels(lengths, angles, widths, radius, blur)
+    kernels = _line_kernels(lengths, angles, widths, radius, blur)
     area = tf.reduce_sum(kernels, axis=[0, 1])
-    density = tf.where(active, synthetic._sample(spec["density"], seeds[4], [batch, slots]), 0.0)
-    # A drop probability that makes the layer cover `density` of the pixels (see synthetic._streak_layers).
+    density = tf.where(active, _sample(spec["density"], seeds[4], [batch, slots]), 0.0)
+    # A drop probability that makes the layer cover `density` of the pixels (see _streak_layers).
     prob = -tf.math.expm1(tf.math.log1p(-tf.minimum(density, 1.0 - 1e-7)) / area)
     prob = tf.where(density >= 1.0, tf.ones_like(prob), prob)[:, tf.newaxis, tf.newaxis, :]
     canvas = tf.stack([batch, height + 2 * radius, width + 2 * radius, slots])
     drops = tf.random.stateless_uniform(canvas, seeds[5]) < prob
-    intensity = tf.random.stateless_uniform(canvas, seeds[6], minval=synthetic._MIN_DROP_INTENSITY, maxval=1.0)
-    streaks = tf.clip_by_value(synthetic._smear(drops, intensity, kernels, radius), 0.0, 1.0)
-    bright = synthetic._sample(spec["brightness"], seeds[7], [batch, slots])[:, tf.newaxis, tf.newaxis, :]
+    intensity = tf.random.stateless_uniform(canvas, seeds[6], minval=_MIN_DROP_INTENSITY, maxval=1.0)
+    streaks = tf.clip_by_value(_smear(drops, intensity, kernels, radius), 0.0, 1.0)
+    bright = _sample(spec["brightness"], seeds[7], [batch, slots])[:, tf.newaxis, tf.newaxis, :]
     return tf.reduce_sum(streaks * bright, axis=-1, keepdims=True)
 
 
 def _real_layers_rain(batch, height, width, seed, bank, spec, streak_blur):
     """``sum_i t_i S_i`` of the rendered layers of ``spec``, ``[B, height, width, 1]``."""
-    synthetic = _synthetic()
-    draws, used, planes = synthetic._draw_real_streaks(
+    draws, used, planes = _draw_real_streaks(
         batch, height, width, seed, bank, spec["streak_layers"], spec["transparency"], spec["scale"], streak_blur)
     weighted = planes * tf.gather_nd(draws["transparency"], used)[:, tf.newaxis, tf.newaxis]
     rain = tf.math.unsorted_segment_sum(weighted, used[:, 0], batch)  # [B, W, H]
@@ -369,33 +364,30 @@ def _explicit_depth(x, depth, image_shape, fn_name):
 
 
 def _scene_depth(x, depth, depth_variation, seed, image_shape, fn_name):
-    """Relative depth ``[B, H, W, 1]``: a proxy of synthetic._depth_map, or a real map (``_explicit_depth``)."""
-    synthetic = _synthetic()
-    synthetic._check_depth(depth, depth_variation)
+    """Relative depth ``[B, H, W, 1]``: a proxy of _depth_map, or a real map (``_explicit_depth``)."""
+    _check_depth(depth, depth_variation)
     if isinstance(depth, str):
-        return synthetic._depth_map(x, depth, depth_variation, seed)
+        return _depth_map(x, depth, depth_variation, seed)
     return _explicit_depth(x, depth, image_shape, fn_name)
 
 
 def _veil_beta(level, level_seed, beta, seed, batch):
     """``[B, 1, 1, 1]`` scattering coefficients: ``beta`` if given, else the level's range."""
-    synthetic = _synthetic()
     if beta is not None:
-        return synthetic._per_image(synthetic._sample(synthetic._PARAM_CHECKS["beta"](beta), seed, [batch]), batch)
-    return synthetic._per_image(
-        _by_level(level, level_seed, lambda name: synthetic._sample(_VEIL_LEVELS[name]["beta"], seed, [batch])),
+        return _per_image(_sample(_CHECKS["beta"](beta), seed, [batch]), batch)
+    return _per_image(
+        _by_level(level, level_seed, lambda name: _sample(_VEIL_LEVELS[name]["beta"], seed, [batch])),
         batch)
 
 
 def _begin(clean, seed, fn_name, density_level, reference_size):
     """The checked common arguments: ``(x, rank, seed, level_seed, image_shape, level, reference_size)``."""
-    synthetic = _synthetic()
     image_shape = clean.shape if hasattr(clean, "shape") else np.shape(clean)
-    x, rank = synthetic._as_batch(clean, fn_name)
-    seed = synthetic._as_seed(seed, fn_name)
+    x, rank = _as_batch(clean, fn_name)
+    seed = _as_seed(seed, fn_name)
     level = check_density_level(density_level)
     reference_size = check_reference_size(reference_size)
-    seeds = synthetic._split(seed, 2)
+    seeds = _split(seed, 2)
     return x, rank, seeds[0], seeds[1], image_shape, level, reference_size
 
 
@@ -434,9 +426,9 @@ def add_dense_rain(clean, seed, *, density_level="heavy", reference_size=DEFAULT
                                                             reference_size)
     overrides = _streak_overrides(streak_layers, directions, density, length, angle, width, brightness)
     _check_overrides(overrides)
-    blur = _synthetic()._check_blur(blur)
+    blur = _check_blur(blur)
     rain = _procedural_at_scale(x, seed, level, level_seed, reference, blur, overrides)
-    return _synthetic()._restore_rank(x + rain, rank)
+    return _restore_rank(x + rain, rank)
 
 
 def add_real_dense_rain(clean, seed, *, streaks, density_level="heavy", reference_size=DEFAULT_REFERENCE_SIZE,
@@ -447,8 +439,8 @@ def add_real_dense_rain(clean, seed, *, streaks, density_level="heavy", referenc
     """Rendered streak layers at the image's scale, plus procedural layers and an optional veil.
 
     ``R = sum_i t_i S_i (+ procedural layers)``: the layers ``S_i`` of
-    ``streaks`` (a folder or a :class:`~erlrestore.data.synthetic.StreakBank`,
-    drawn as in :func:`erlrestore.data.synthetic.add_real_rain`: a random
+    ``streaks`` (a folder or a :class:`~erlrestore.data.degradations.real_streaks.StreakBank`,
+    drawn as in :func:`erlrestore.data.degradations.real_streaks.add_real_rain`: a random
     layer, scale, flip, position, blur and transparency each) are rendered on
     the reference canvas, so ``scale`` is relative to an image whose shorter
     side is ``reference_size``; a share ``mix_procedural`` of the images also
@@ -459,14 +451,13 @@ def add_real_dense_rain(clean, seed, *, streaks, density_level="heavy", referenc
 
     Args: ``streaks`` (required), ``streak_layers`` (rendered layers per image,
     1-32), ``transparency``, ``scale`` and ``streak_blur`` as in
-    :func:`~erlrestore.data.synthetic.add_real_rain`; ``mix_procedural`` (a
+    :func:`~erlrestore.data.degradations.real_streaks.add_real_rain`; ``mix_procedural`` (a
     probability), ``procedural_layers`` (1-32) and the streak parameters of
     :func:`add_dense_rain`; ``veil_share`` (a probability, default 0: no
     veil), ``beta`` (None: the level's), ``airlight``, ``depth`` and
     ``depth_variation`` as in :func:`add_rain_haze`. None takes the level's
     range (module docstring).
     """
-    synthetic = _synthetic()
     x, rank, seed, level_seed, image_shape, level, reference = _begin(clean, seed, "add_real_dense_rain",
                                                                       density_level, reference_size)
     real_overrides = dict(streak_layers=streak_layers, transparency=transparency, scale=scale,
@@ -474,18 +465,18 @@ def add_real_dense_rain(clean, seed, *, streaks, density_level="heavy", referenc
     overrides = _streak_overrides(None, directions, density, length, angle, width, brightness)
     _check_overrides(real_overrides)
     _check_overrides(overrides)
-    streak_blur = synthetic._PARAM_CHECKS["streak_blur"](streak_blur)
-    blur = synthetic._check_blur(blur)
-    veil_share = synthetic._PARAM_CHECKS["veil_share"](veil_share)
-    airlight = synthetic._PARAM_CHECKS["airlight"](airlight)
-    synthetic._check_depth(depth, depth_variation)
+    streak_blur = _CHECKS["streak_blur"](streak_blur)
+    blur = _check_blur(blur)
+    veil_share = _CHECKS["veil_share"](veil_share)
+    airlight = _CHECKS["airlight"](airlight)
+    _check_depth(depth, depth_variation)
     if beta is not None:
-        synthetic._PARAM_CHECKS["beta"](beta)
-    bank = synthetic.as_streak_bank(streaks)
+        _CHECKS["beta"](beta)
+    bank = as_streak_bank(streaks)
     shape = tf.shape(x)
     batch = shape[0]
     canvas_h, canvas_w = _canvas_size(shape[1], shape[2], reference)
-    seeds = synthetic._split(seed, 6)
+    seeds = _split(seed, 6)
 
     def branch(name):
         real = _level_spec(_REAL_LEVELS, name, real_overrides)
@@ -494,7 +485,7 @@ def add_real_dense_rain(clean, seed, *, streaks, density_level="heavy", referenc
             return rain
         spec = _level_spec(_PROCEDURAL_LEVELS, name, overrides)
         spec["procedural_layers"] = real["procedural_layers"]
-        mix_seeds = synthetic._split(seeds[2], 2)
+        mix_seeds = _split(seeds[2], 2)
         chosen = tf.random.stateless_uniform([batch], mix_seeds[0]) < real["mix_procedural"]
 
         def with_procedural():
@@ -508,12 +499,12 @@ def add_real_dense_rain(clean, seed, *, streaks, density_level="heavy", referenc
     if veil_share > 0:
         d = _scene_depth(x, depth, depth_variation, seeds[3], image_shape, "add_real_dense_rain")
         t = tf.exp(-_veil_beta(level, level_seed, beta, seeds[4], batch) * d)
-        veil_seeds = synthetic._split(seeds[5], 2)
+        veil_seeds = _split(seeds[5], 2)
         veiled = tf.random.stateless_uniform([batch], veil_seeds[0]) < veil_share
         t = tf.where(veiled[:, tf.newaxis, tf.newaxis, tf.newaxis], t, tf.ones_like(t))
-        a = synthetic._per_image(synthetic._sample(airlight, veil_seeds[1], [batch]), batch)
+        a = _per_image(_sample(airlight, veil_seeds[1], [batch]), batch)
         out = t * out + (1.0 - t) * a
-    return synthetic._restore_rank(out, rank)
+    return _restore_rank(out, rank)
 
 
 def add_rain_haze(clean, seed, *, density_level="heavy", reference_size=DEFAULT_REFERENCE_SIZE, streak_layers=None,
@@ -536,20 +527,19 @@ def add_rain_haze(clean, seed, *, density_level="heavy", reference_size=DEFAULT_
         depth map of the image's height and width.
       depth_variation: the proxies' smooth random variation (>= 0).
     """
-    synthetic = _synthetic()
     x, rank, seed, level_seed, image_shape, level, reference = _begin(clean, seed, "add_rain_haze",
                                                                       density_level, reference_size)
     overrides = _streak_overrides(streak_layers, directions, density, length, angle, width, brightness)
     _check_overrides(overrides)
-    blur = synthetic._check_blur(blur)
-    airlight = synthetic._PARAM_CHECKS["airlight"](airlight)
-    seeds = synthetic._split(seed, 4)
+    blur = _check_blur(blur)
+    airlight = _CHECKS["airlight"](airlight)
+    seeds = _split(seed, 4)
     d = _scene_depth(x, depth, depth_variation, seeds[1], image_shape, "add_rain_haze")
     rain = _procedural_at_scale(x, seeds[0], level, level_seed, reference, blur, overrides)
     batch = tf.shape(x)[0]
     t = tf.exp(-_veil_beta(level, level_seed, beta, seeds[2], batch) * d)
-    a = synthetic._per_image(synthetic._sample(airlight, seeds[3], [batch]), batch)
-    return synthetic._restore_rank(t * (x + rain) + (1.0 - t) * a, rank)
+    a = _per_image(_sample(airlight, seeds[3], [batch]), batch)
+    return _restore_rank(t * (x + rain) + (1.0 - t) * a, rank)
 
 
 def add_rain_cityscapes(clean, seed, *, density_level="medium", reference_size=DEFAULT_REFERENCE_SIZE,
@@ -576,23 +566,22 @@ def add_rain_cityscapes(clean, seed, *, density_level="medium", reference_size=D
       rain_attenuation: ``alpha`` (>= 0) per unit of relative depth.
       min_rain_depth: ``d_1`` in [0, 1] (relative depth).
     """
-    synthetic = _synthetic()
     x, rank, seed, level_seed, image_shape, level, reference = _begin(clean, seed, "add_rain_cityscapes",
                                                                       density_level, reference_size)
     overrides = _streak_overrides(streak_layers, directions, density, length, angle, width, brightness)
     _check_overrides(overrides)
-    blur = synthetic._check_blur(blur)
-    airlight = synthetic._PARAM_CHECKS["airlight"](airlight)
-    alpha = check_rain_attenuation(rain_attenuation)
-    near = check_min_rain_depth(min_rain_depth)
-    seeds = synthetic._split(seed, 6)
+    blur = _check_blur(blur)
+    airlight = _CHECKS["airlight"](airlight)
+    alpha = PARAM_CHECKS["rain_attenuation"](rain_attenuation)
+    near = PARAM_CHECKS["min_rain_depth"](min_rain_depth)
+    seeds = _split(seed, 6)
     d = _scene_depth(x, depth, depth_variation, seeds[1], image_shape, "add_rain_cityscapes")
     rain = tf.clip_by_value(_procedural_at_scale(x, seeds[0], level, level_seed, reference, blur, overrides),
                             0.0, 1.0)
     batch = tf.shape(x)[0]
-    alpha = synthetic._per_image(synthetic._sample(alpha, seeds[2], [batch]), batch)
-    near = synthetic._per_image(synthetic._sample(near, seeds[3], [batch]), batch)
+    alpha = _per_image(_sample(alpha, seeds[2], [batch]), batch)
+    near = _per_image(_sample(near, seeds[3], [batch]), batch)
     rain = rain * tf.exp(-alpha * tf.maximum(near, d))
     fog = 1.0 - tf.exp(-_veil_beta(level, level_seed, beta, seeds[4], batch) * d)
-    a = synthetic._per_image(synthetic._sample(airlight, seeds[5], [batch]), batch)
-    return synthetic._restore_rank(x * (1.0 - rain - fog) + rain + a * fog, rank)
+    a = _per_image(_sample(airlight, seeds[5], [batch]), batch)
+    return _restore_rank(x * (1.0 - rain - fog) + rain + a * fog, rank)

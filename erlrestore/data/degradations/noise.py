@@ -1,6 +1,12 @@
-"""Blind de-noising noise: white Gaussian noise or a camera's processed noise, per image.
+"""Noise: white Gaussian, Poisson-Gaussian (shot + read noise) and blind camera noise.
 
-One degradation, ``camera_noise``, trains a single blind de-noiser for the two
+* ``gaussian_noise``: sigma on the 0-255 scale (the de-noising literature's
+  convention).
+* ``poisson_gaussian_noise``: shot noise + read noise (Foi et al. 2008).
+* ``camera_noise``: blind noise, white Gaussian or a camera's, per image (below).
+
+Camera noise: one degradation,
+``camera_noise``, trains a single blind de-noiser for the two
 kinds of noise de-noising papers test on:
 
 * **Gaussian** (with probability ``gaussian_share``): additive white noise of
@@ -24,12 +30,96 @@ kinds of noise de-noising papers test on:
 Every result is quantized to 8 bits, as the test sets' noisy images are
 stored. Parameters take a number or a ``(low, high)`` range, sampled per
 image from the stateless seed, like every degradation of
-:mod:`erlrestore.data.synthetic`.
+:mod:`erlrestore.data.degradations`.
 """
 
 import math
 
 import tensorflow as tf
+
+from erlrestore.data.degradations.common import (
+    _as_batch,
+    _as_range,
+    _as_seed,
+    _check_probability,
+    _per_image,
+    _restore_rank,
+    _sample,
+    _split,
+)
+
+# The parameters declared here; ``sigma`` and ``peak`` mean the same in all three degradations.
+PARAM_CHECKS = {
+    "sigma": lambda v: _as_range("sigma", v, 0.0),
+    "peak": lambda v: _as_range("peak", v, 0.0, low_open=True),
+    "gaussian_share": lambda v: _check_probability("gaussian_share", v),
+    "read_sigma": lambda v: _as_range("read_sigma", v, 0.0),
+    "spatial_correlation": lambda v: _check_probability("spatial_correlation", v),
+    "channel_correlation": lambda v: _check_probability("channel_correlation", v),
+    "jpeg_quality": lambda v: _as_range("jpeg_quality", v, 1.0, 100.0),
+}
+
+
+def add_gaussian_noise(clean, seed, *, sigma=25.0):
+    """Adds white Gaussian noise, independent per pixel and channel.
+
+    Args:
+      clean: float32 ``[H, W, 3]`` or ``[B, H, W, 3]`` in [0, 1].
+      seed: shape-[2] integer stateless seed.
+      sigma: standard deviation on the 0-255 scale (>= 0), the denoising
+        literature's convention (sigma = 15, 25, 50); the noise added to
+        [0, 1] images has std ``sigma / 255``. A (low, high) pair is sampled
+        per image (blind denoising).
+
+    The result is clipped to [0, 1], which lowers the effective std near
+    black and white.
+    """
+    x, rank = _as_batch(clean, "add_gaussian_noise")
+    seed = _as_seed(seed, "add_gaussian_noise")
+    sigma = PARAM_CHECKS["sigma"](sigma)
+    seeds = _split(seed, 2)
+    batch = tf.shape(x)[0]
+    std = _per_image(_sample(sigma, seeds[0], [batch]), batch) / 255.0
+    noise = tf.random.stateless_normal(tf.shape(x), seeds[1], dtype=tf.float32)
+    return _restore_rank(x + std * noise, rank)
+
+
+def add_poisson_gaussian_noise(clean, seed, *, peak=50.0, sigma=5.0):
+    """Adds signal-dependent Poisson-Gaussian noise (shot noise + read noise).
+
+    The sensor model of Foi et al. (2008)::
+
+        y = Poisson(peak * x) / peak + N(0, (sigma / 255)^2)
+
+    ``peak`` is the expected photon count of a white pixel (smaller is
+    darker light and noisier); the shot noise has variance ``x / peak``. The
+    Poisson counts are *sampled exactly* with ``tf.random.stateless_poisson``
+    (no Gaussian approximation), independently per pixel and channel, then
+    Gaussian read noise with std ``sigma / 255`` is added. Result clipped.
+
+    Args:
+      clean: float32 ``[H, W, 3]`` or ``[B, H, W, 3]`` in [0, 1].
+      seed: shape-[2] integer stateless seed.
+      peak: photons at white (> 0); a (low, high) pair is sampled per image.
+      sigma: read-noise std on the 0-255 scale (>= 0); may be a pair.
+    """
+    x, rank = _as_batch(clean, "add_poisson_gaussian_noise")
+    seed = _as_seed(seed, "add_poisson_gaussian_noise")
+    peak = PARAM_CHECKS["peak"](peak)
+    sigma = PARAM_CHECKS["sigma"](sigma)
+    seeds = _split(seed, 4)
+    batch = tf.shape(x)[0]
+    photons = _per_image(_sample(peak, seeds[0], [batch]), batch)
+    std = _per_image(_sample(sigma, seeds[1], [batch]), batch) / 255.0
+    lam = tf.maximum(x, 0.0) * photons
+    counts = tf.random.stateless_poisson(tf.shape(x), seeds[2], lam, dtype=tf.float32)
+    read = tf.random.stateless_normal(tf.shape(x), seeds[3], dtype=tf.float32)
+    return _restore_rank(counts / photons + std * read, rank)
+
+
+# ---------------------------------------------------------------------------
+# Blind camera noise
+# ---------------------------------------------------------------------------
 
 GAMMA = 2.2
 # Variance of a 3x3 binomial blur of white noise, relative to the noise: (sum of squared taps).
@@ -94,25 +184,23 @@ def add_camera_noise(clean, seed, *, gaussian_share=0.5, sigma=(0.0, 55.0), peak
     Returns float32 of the input's shape, clipped to [0, 1] and quantized
     to multiples of 1/255.
     """
-    from erlrestore.data import synthetic  # the shared helpers; synthetic registers this degradation
-
-    x, rank = synthetic._as_batch(clean, "add_camera_noise")
-    seed = synthetic._as_seed(seed, "add_camera_noise")
-    share = synthetic._check_probability("gaussian_share", gaussian_share)
-    sigma = synthetic._as_range("sigma", sigma, 0.0)
-    peak = synthetic._as_range("peak", peak, 0.0, low_open=True)
-    read_sigma = synthetic._as_range("read_sigma", read_sigma, 0.0)
-    spatial_correlation = synthetic._check_probability("spatial_correlation", spatial_correlation)
-    channel_correlation = synthetic._check_probability("channel_correlation", channel_correlation)
-    jpeg_quality = synthetic._as_range("jpeg_quality", jpeg_quality, 1.0, 100.0)
-    seeds = synthetic._split(seed, 10)
+    x, rank = _as_batch(clean, "add_camera_noise")
+    seed = _as_seed(seed, "add_camera_noise")
+    share = PARAM_CHECKS["gaussian_share"](gaussian_share)
+    sigma = PARAM_CHECKS["sigma"](sigma)
+    peak = PARAM_CHECKS["peak"](peak)
+    read_sigma = PARAM_CHECKS["read_sigma"](read_sigma)
+    spatial_correlation = PARAM_CHECKS["spatial_correlation"](spatial_correlation)
+    channel_correlation = PARAM_CHECKS["channel_correlation"](channel_correlation)
+    jpeg_quality = PARAM_CHECKS["jpeg_quality"](jpeg_quality)
+    seeds = _split(seed, 10)
     batch = tf.shape(x)[0]
-    std = synthetic._per_image(synthetic._sample(sigma, seeds[0], [batch]), batch) / 255.0
+    std = _per_image(_sample(sigma, seeds[0], [batch]), batch) / 255.0
     gaussian = x + std * tf.random.stateless_normal(tf.shape(x), seeds[1])
     camera = camera_branch(x, seeds[2:9], peak=peak, read_sigma=read_sigma,
                            spatial_correlation=spatial_correlation, channel_correlation=channel_correlation,
-                           jpeg_quality=jpeg_quality, sample=synthetic._sample)
+                           jpeg_quality=jpeg_quality, sample=_sample)
     pick = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[9]) < share
     noisy = tf.where(pick, gaussian, camera)
     quantized = tf.round(tf.clip_by_value(noisy, 0.0, 1.0) * 255.0) / 255.0
-    return synthetic._restore_rank(quantized, rank)
+    return _restore_rank(quantized, rank)
