@@ -1,17 +1,23 @@
 """The papers' tables as data, and the runner that regenerates them.
 
-``erlrestore-reproduce --table=<name> --scale=<scale>`` (``erlrestore.cli.reproduce``)
-trains every row of a table through the ordinary training command, scores
-each trained model on named test sets with the ordinary evaluation command,
-and writes, per table, into ``<output_dir>/<table>/``:
+``erlrestore-reproduce --table=<name> --scale=<scale> --seeds=0,1,2``
+(``erlrestore.cli.reproduce``) trains every row of a table once per seed
+through the ordinary training command, scores each trained model on named
+test sets with the ordinary evaluation command, and writes:
 
-* ``results.csv``: one line per row and test set (PSNR/SSIM, ours and the
-  paper's, steps, training seconds, the learning-curve verdict, any error);
-* ``results.md``: the table with the paper's published numbers beside ours,
-  then an "ordering reproduced?" verdict for every pair of rows the paper
-  compares;
-* ``curves.png`` (when matplotlib is installed): PSNR bars, ours and the
-  paper's, and the validation learning curve of every row.
+* a **record** per row and seed, ``<records_dir>/<table>/<row>-seed<k>.json``
+  (:mod:`erlrestore.records`; by default the checkout's committed
+  ``results/``, or ``<output_dir>/records`` at ``--scale=tiny``): commit,
+  settings, seed, training data, precision, budget, wall time and
+  per-image scores;
+* per table, into ``<output_dir>/<table>/``: ``results.csv`` (one line per
+  row, seed and test set), ``results.md`` (the table rendered from the
+  records: paper beside ours as mean +- std over seeds, and a three-way
+  verdict, :mod:`erlrestore.verdicts`, for every claim the paper makes
+  about its rows, :mod:`erlrestore.claims`) and ``curves.png`` (when
+  matplotlib is installed);
+* when the records went to the committed ``results/``, the generated part
+  of ``docs/RESULTS.md`` (:mod:`erlrestore.results_page`).
 
 A table is a list of :class:`Row` records; a row is a paper flagfile in
 ``flags/`` (the paper's own settings). A *scale* is one more flagfile per
@@ -20,16 +26,21 @@ model family, stacked after the row's, in ``flags/reproduce/<scale>_<family>.fla
 * ``paper``: nothing changed (the papers' widths, crops, epochs); the data
   must be given (``--train_flags``, ``--eval_sets``);
 * ``cpu``: narrow networks, small crops and a fixed step budget per row, so a
-  table finishes in about an hour on a 2-core CPU; data from the shared
-  samples (``--data_root``);
+  table finishes in about an hour per seed on a 2-core CPU; data from the
+  shared samples (``--data_root``);
 * ``tiny``: seconds per row, for tests.
 
-Every row of one scale trains once in ``<output_dir>/runs/<scale>/<row id>/``,
-even when two tables list it (ERL-Net's MEMD is in Table 2 and Table 3).
+A run is identified by its row, scale, seed and training data
+(:func:`erlrestore.records.run_key`): it trains once in
+``<output_dir>/runs/<scale>/<row id>/seed<k>-<digest>/``, even when two
+tables list the row (ERL-Net's MEMD is in Table 2 and Table 3), and a rerun
+with another seed or other data trains a new run rather than reusing it.
+Scores are kept per test set and its contents, so a test set of the same
+name with other images is scored again.
 
-Resuming: running the same command again skips rows whose model and scores
+Resuming: running the same command again skips runs whose model and scores
 exist and resumes unfinished training from its last checkpoint (the
-training command's own resume). A row that fails is recorded with its error
+training command's own resume). A run that fails is reported with its error
 and does not stop the others; the command then exits 1.
 
 Choices where the papers are silent, and what the ``cpu`` scale changes, are
@@ -47,7 +58,8 @@ import subprocess
 import sys
 import time
 
-from erlrestore import machine
+from erlrestore import claims as claims_module
+from erlrestore import machine, records
 
 FAMILIES = ("erlnet", "gan", "recon")
 SCALES = ("cpu", "paper", "tiny")
@@ -70,19 +82,29 @@ class Row:
 @dataclasses.dataclass(frozen=True)
 class Table:
     """A paper table: rows, the model family (selects the scale overlay),
-    which column of the paper the published numbers come from, the pairs
-    ``(better, worse)`` the paper's text or numbers order, the default test
-    sets per scale, and flags every evaluation of the table gets."""
+    which column of the paper the published numbers come from, the default
+    test sets per scale, and flags every evaluation of the table gets. What
+    the paper claims about its rows is in :mod:`erlrestore.claims`
+    (:attr:`claims`)."""
 
     key: str
     title: str
     paper_column: str
     family: str
     rows: tuple
-    comparisons: tuple
     eval_sets: dict  # scale -> {name: folder relative to data_root}
     eval_flags: tuple = ()
     reconstruct: bool = False  # rows are autoencoders: test inputs are the clean images
+
+    @property
+    def claims(self):
+        """Every comparison the paper states between rows of this table (:mod:`erlrestore.claims`)."""
+        return claims_module.for_table(self.key)
+
+    @property
+    def comparisons(self):
+        """``(better, worse)`` of the table's claims, in order."""
+        return tuple((c.better, c.worse) for c in self.claims)
 
     def row(self, row_id):
         for row in self.rows:
@@ -116,21 +138,6 @@ def _table3_rows():
     return tuple(rows)
 
 
-def _table3_comparisons():
-    pairs = []
-    for entanglement in ("clgd", "mlgd"):
-        # (1) DT is worse than the stage-wise (MS) strategies, for either entanglement.
-        pairs += [(f"erlnet_{s}_{entanglement}", f"erlnet_dt_{entanglement}") for s in ("ma_b", "ma_c", "ma_d")]
-    # (2) MLGD beats CLGD for every strategy.
-    pairs += [(f"erlnet_{s.lower()}_mlgd", f"erlnet_{s.lower()}_clgd") for s in _STRATEGIES]
-    # MA_D + MLGD is the best setup.
-    pairs += [("erlnet_ma_d_mlgd", f"erlnet_{s.lower()}_{e}") for s in ("MA_A", "MA_B", "MA_C")
-              for e in ("clgd", "mlgd")]
-    # The gain comes from entanglement, not parameters: stage-wise beats MEMD.
-    pairs += [("erlnet_ma_d_mlgd", "memd"), ("erlnet_ma_d_clgd", "memd")]
-    return tuple(pairs)
-
-
 TABLES = {
     "erlnet_table2": Table(
         key="erlnet_table2",
@@ -144,7 +151,6 @@ TABLES = {
             Row("memd_global_residual", "MEMD + global input residual (ours, not in the paper)",
                 "memd_global_residual.flags"),
         ),
-        comparisons=(("memd", "memd_minus"), ("memd_minus", "memd_minus_minus"), ("memd", "memd_minus_minus")),
         eval_sets=_DERAIN_SETS,
     ),
     "erlnet_table3": Table(
@@ -153,7 +159,6 @@ TABLES = {
         paper_column="Rain100H (ERL-Net, ICCV 2019, Table 3)",
         family="erlnet",
         rows=_table3_rows(),
-        comparisons=_table3_comparisons(),
         eval_sets=_DERAIN_SETS,
     ),
     "rethinking_table2": Table(
@@ -169,12 +174,6 @@ TABLES = {
                 25.08, 0.8116),
             Row("unet5_lsgan_infoaccum15_subpix", "UNet-5 + LSGAN + InfoAccum-15 + SubPixUpsamp",
                 "unet5_lsgan_infoaccum15_subpix.flags", 25.29, 0.8135),
-        ),
-        comparisons=(
-            ("pix2pix_unet8_lsgan", "pix2pix_unet8"),
-            ("unet5_lsgan_infoaccum15", "unet5_lsgan"),
-            ("unet5_lsgan_infoaccum15_subpix", "unet5_lsgan_infoaccum15"),
-            ("unet5_lsgan_infoaccum15_subpix", "pix2pix_unet8"),
         ),
         eval_sets=_DERAIN_SETS,
         # pix2pix's test script runs the generator in training mode (batch statistics,
@@ -193,12 +192,6 @@ TABLES = {
             Row("recon_unet5_infoaccum15", "UNet-5 + InfoAccum-15", "recon_unet5_infoaccum15.flags", 42.58, 0.9967),
             Row("recon_unet5_infoaccum15_subpix", "UNet-5 + InfoAccum-15 + SubPixUpsamp",
                 "recon_unet5_infoaccum15_subpix.flags", 49.41, 0.9987),
-        ),
-        comparisons=(
-            ("recon_unet5", "recon_endec5"),
-            ("recon_pix2pix_unet8", "recon_endec5"),
-            ("recon_unet5_infoaccum15", "recon_unet5"),
-            ("recon_unet5_infoaccum15_subpix", "recon_unet5_infoaccum15"),
         ),
         eval_sets={"cpu": {"kodak24": "kodak24"}},
         eval_flags=("--norm_statistics=batch",),
@@ -263,12 +256,15 @@ def parse_eval_sets(values):
     return sets
 
 
-def resolve_eval_sets(table, scale, data_root, given, output_dir):
+def resolve_eval_sets(table, scale, data_root, given, output_dir, sources=None):
     """{name: (input_dir, target_dir)} the table is scored on.
 
     For reconstruction tables the test inputs are the clean images
     themselves; a folder of clean images is copied once into
-    ``<output_dir>/data/<name>/{input,target}`` so every tool pairs it.
+    ``<output_dir>/data/<name>-<digest>/{input,target}`` so every tool pairs
+    it (the digest names the source folder and its listing, so another
+    folder given under the same name is never mixed with an old copy).
+    ``sources``, when given, receives {name: the folder as named}.
     """
     if given:
         sets = dict(given)
@@ -281,10 +277,13 @@ def resolve_eval_sets(table, scale, data_root, given, output_dir):
                              "or --eval_sets")
         sets = {name: (os.path.join(data_root, folder), "") for name, folder in defaults.items()}
     for name, (input_dir, target_dir) in list(sets.items()):
+        if sources is not None:
+            sources[name] = input_dir  # the folder as named, before a reconstruction copy replaces it
         if not os.path.isdir(input_dir):
             raise ValueError(f"test set {name}: no folder {input_dir}")
         if table.reconstruct and not target_dir:
-            sets[name] = _reconstruction_set(input_dir, os.path.join(output_dir, "data", name))
+            source = records.test_set_key(input_dir, "", ())
+            sets[name] = _reconstruction_set(input_dir, os.path.join(output_dir, "data", f"{name}-{source}"))
     return sets
 
 
@@ -309,25 +308,49 @@ def _reconstruction_set(clean_dir, folder):
 
 @dataclasses.dataclass
 class RowResult:
+    """One run of a row (one seed): its scores, per-image scores and record, or its error."""
+
     row: Row
     run_dir: str
-    scores: dict = dataclasses.field(default_factory=dict)  # set name -> (psnr, ssim)
+    seed: int = 0
+    scores: dict = dataclasses.field(default_factory=dict)  # set name -> (psnr, ssim), means over the images
+    images: dict = dataclasses.field(default_factory=dict)  # set name -> [{"name", "psnr", "ssim"}]
     steps: int = 0
     train_seconds: float = 0.0
     curve: list = dataclasses.field(default_factory=list)  # validation psnr_y per checkpoint interval
     error: str = ""
+    scored_at: dict = dataclasses.field(default_factory=dict)  # set name -> git state when it was scored
+    record: dict = None
+    record_path: str = ""
 
 
-def train_command(table, row, scale, flags_dir, data_flags, run_dir):
-    """The ``erlrestore-train`` argv of a row: paper flagfile, scale overlay, data, model folder."""
+def overlay_path(flags_dir, table, scale):
+    return os.path.join(flags_dir, "reproduce", f"{scale}_{table.family}.flags")
+
+
+def settings_lines(table, row, scale, flags_dir):
+    """The flags a row trains with before its data: the paper flagfile's then the scale overlay's lines."""
+    return (records.flag_lines(os.path.join(flags_dir, row.flagfile), os.path.dirname(flags_dir))
+            + records.flag_lines(overlay_path(flags_dir, table, scale), os.path.dirname(flags_dir)))
+
+
+def train_command(table, row, scale, flags_dir, data_flags, run_dir, seed=None):
+    """The ``erlrestore-train`` argv of a row: paper flagfile, scale overlay, data, seed, model folder."""
     return [
         sys.executable, "-m", "erlrestore.cli.train",
         f"--flagfile={os.path.join(flags_dir, row.flagfile)}",
-        f"--flagfile={os.path.join(flags_dir, 'reproduce', f'{scale}_{table.family}.flags')}",
+        f"--flagfile={overlay_path(flags_dir, table, scale)}",
         *data_flags,
+        *([] if seed is None else [f"--seed={int(seed)}"]),
         f"--model_dir={run_dir}",
         "--verbose=0",
     ]
+
+
+def run_dir_for(table, row, scale, flags_dir, data_flags, runs_dir, seed):
+    """``<runs_dir>/<row id>/seed<k>-<digest>``: the run folder of a row, keyed by seed, settings and data."""
+    key = records.run_key(seed, settings_lines(table, row, scale, flags_dir), data_flags)
+    return os.path.join(runs_dir, row.id, key)
 
 
 def evaluate_command(table, model_path, input_dir, target_dir, csv_path):
@@ -345,6 +368,17 @@ def parse_score_line(text):
         raise ValueError("the evaluation printed no score line")
     fields = dict(part.split("=", 1) for part in lines[-1].split())
     return int(fields["n"]), float(fields["psnr_y"]), float(fields["ssim_y"])
+
+
+def read_image_scores(csv_path):
+    """[{"name", "psnr", "ssim"}] from an evaluation's per-image CSV (Y channel)."""
+    images = []
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        for line in csv.DictReader(f):
+            images.append({"name": line["name"], "psnr": float(line["psnr_y"]), "ssim": float(line["ssim_y"])})
+    if not images:
+        raise ValueError(f"{csv_path} holds no images")
+    return images
 
 
 def _run_logged(command, log_path, env):
@@ -376,46 +410,124 @@ def _write_json(path, value):
     image_files.write_bytes_atomically(path, json.dumps(value, indent=2, sort_keys=True).encode("utf-8"))
 
 
-def run_row(table, row, scale, flags_dir, data_flags, eval_sets, runs_dir, env=None, log=print):
-    """Trains (or resumes, or skips) one row and scores it on every test set; never raises."""
-    run_dir = os.path.join(runs_dir, row.id)
-    result = RowResult(row, run_dir)
+def run_row(table, row, scale, flags_dir, data_flags, eval_sets, runs_dir, env=None, log=print, *, seed=0):
+    """Trains (or resumes, or skips) one row for one seed and scores it on every test set; never raises.
+
+    The run folder is :func:`run_dir_for`'s; ``reproduce_row.json`` in it
+    keeps the training time, the data flags and commit the run started
+    with, and the scores per table, test set and test-set contents.
+    """
+    result = RowResult(row, "", seed=seed)
     env = dict(os.environ if env is None else env)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        run_dir = result.run_dir = run_dir_for(table, row, scale, flags_dir, data_flags, runs_dir, seed)
         os.makedirs(run_dir, exist_ok=True)
-        record_path = os.path.join(run_dir, "reproduce_row.json")
-        record = _load_json(record_path, {"train_seconds": 0.0, "scores": {}})
+        state_path = os.path.join(run_dir, "reproduce_row.json")
+        state = _load_json(state_path, {"train_seconds": 0.0, "scores": {}})
+        state.setdefault("seed", seed)
+        state.setdefault("data_flags", list(data_flags))
         final = os.path.join(run_dir, "final.keras")
         if not os.path.exists(final):
-            log(f"  training {row.id} in {run_dir}")
+            state.setdefault("trained_at", records.git_state())  # the code's commit, not the flags folder's
+            state.setdefault("machine", _machine_line())
+            log(f"  training {row.id} seed {seed} in {run_dir}")
             started = time.monotonic()
             try:
-                _run_logged(train_command(table, row, scale, flags_dir, data_flags, run_dir),
+                _run_logged(train_command(table, row, scale, flags_dir, data_flags, run_dir, seed=seed),
                             os.path.join(run_dir, "train.log"), env)
             finally:
-                record["train_seconds"] = record.get("train_seconds", 0.0) + time.monotonic() - started
-                _write_json(record_path, record)
+                state["train_seconds"] = state.get("train_seconds", 0.0) + time.monotonic() - started
+                _write_json(state_path, state)
         for name, (input_dir, target_dir) in eval_sets.items():
-            key = f"{table.key}:{name}"  # a row shared by two tables may be scored with other flags
-            if key not in record["scores"]:
-                log(f"  scoring {row.id} on {name}")
-                output = _run_logged(
-                    evaluate_command(table, final, input_dir, target_dir,
-                                     os.path.join(run_dir, f"scores_{table.key}_{name}.csv")),
-                    os.path.join(run_dir, "evaluate.log"), env)
+            # A row shared by two tables may be scored with other flags; a set of the same name may hold other images.
+            digest = records.test_set_key(input_dir, target_dir, table.eval_flags)
+            key = f"{table.key}:{name}:{digest}"
+            csv_path = os.path.join(run_dir, f"scores_{table.key}_{name}_{digest}.csv")
+            if key not in state["scores"] or not os.path.exists(csv_path):
+                log(f"  scoring {row.id} seed {seed} on {name}")
+                output = _run_logged(evaluate_command(table, final, input_dir, target_dir, csv_path),
+                                     os.path.join(run_dir, "evaluate.log"), env)
                 n, psnr, ssim = parse_score_line(output)
-                record["scores"][key] = {"n": n, "psnr_y": psnr, "ssim_y": ssim}
-                _write_json(record_path, record)
-            score = record["scores"][key]
+                state["scores"][key] = {"n": n, "psnr_y": psnr, "ssim_y": ssim, "csv": os.path.basename(csv_path),
+                                        "scored_at": records.git_state()}
+                _write_json(state_path, state)
+            score = state["scores"][key]
             result.scores[name] = (score["psnr_y"], score["ssim_y"])
-        result.train_seconds = record.get("train_seconds", 0.0)
+            result.scored_at[name] = score.get("scored_at")
+            result.images[name] = read_image_scores(csv_path)
+        result.train_seconds = state.get("train_seconds", 0.0)
         result.steps = total_steps(run_dir)
         result.curve = learning_curve(run_dir)
     except Exception as error:  # a failed row is reported; the others go on
         result.error = str(error) or type(error).__name__
-        log(f"  {row.id} failed: {result.error}")
+        log(f"  {row.id} seed {seed} failed: {result.error}")
     return result
+
+
+_MACHINE_LINE = []
+
+
+def _machine_line():
+    """:func:`erlrestore.machine.summary_line`, made once per process (it imports TensorFlow)."""
+    if not _MACHINE_LINE:
+        _MACHINE_LINE.append(machine.summary_line())
+    return _MACHINE_LINE[0]
+
+
+def make_record(table, result, *, scale, flags_dir, data_root, eval_sets, sources=None):
+    """The committed record of one run (:mod:`erlrestore.records`) from its RowResult and run folder.
+
+    Everything in it comes from the run (its folder, its state file and
+    the scores), not from the moment the record is written: the commit is
+    the one training started at, each test set names the commit it was
+    scored at, so running the same command again writes the same record.
+    """
+    run_dir, row = result.run_dir, result.row
+    state = _load_json(os.path.join(run_dir, "reproduce_row.json"), {})
+    config = _load_json(os.path.join(run_dir, "run_config.json"), {})
+    lines = settings_lines(table, row, scale, flags_dir)
+    root = os.path.dirname(flags_dir)
+    test_sets = {}
+    for name, (input_dir, target_dir) in eval_sets.items():
+        images = result.images[name]
+        source = (sources or {}).get(name, input_dir)
+        test_sets[name] = {
+            "folder": records.display_path(source, data_root),
+            "target_folder": records.display_path(target_dir, data_root) if target_dir and source == input_dir else "",
+            "count": len(images),
+            "contents": records.test_set_key(input_dir, target_dir, ()),
+            "eval_flags": list(table.eval_flags),
+            "scored_at": result.scored_at.get(name),
+            "psnr_mean": round(result.scores[name][0], 4),
+            "ssim_mean": round(result.scores[name][1], 5),
+            "images": images,
+        }
+    return {
+        "schema": records.SCHEMA,
+        "table": table.key,
+        "row": row.id,
+        "label": row.label,
+        "seed": int(result.seed),
+        "scale": scale,
+        "run": os.path.basename(run_dir),
+        "commit": state.get("trained_at") or {"hash": None, "dirty": None},
+        "settings": {
+            "flagfiles": [os.path.relpath(os.path.join(flags_dir, row.flagfile), root),
+                          os.path.relpath(overlay_path(flags_dir, table, scale), root)],
+            "flags": lines,
+            "run_config": config,
+        },
+        "data": records.describe_data(state.get("data_flags", []), data_root),
+        "precision": {"requested": records.last_flag(lines, "precision", "auto"),
+                      "resolved": records.precision_from_log(os.path.join(run_dir, "train.log"))},
+        "budget": config.get("stage_budget") or records.last_flag(lines, "stage_budget", "each"),
+        "steps": result.steps,
+        "train_seconds": round(result.train_seconds, 1),
+        "curve": [round(float(v), 4) for v in result.curve],
+        "machine": state.get("machine"),
+        "test_sets": test_sets,
+    }
 
 
 def total_steps(run_dir):
@@ -467,78 +579,25 @@ def curve_verdict(curve, flat_db=0.1):
 # --------------------------------------------------------------------------
 
 
-def verdicts(table, results):
-    """[(better, worse, paper gap, {set: our gap}, reproduced on every set?)] for the table's comparisons."""
-    by_id = {r.row.id: r for r in results}
-    rows = []
-    for better, worse in table.comparisons:
-        a, b = by_id.get(better), by_id.get(worse)
-        if a is None or b is None:
-            continue
-        paper_gap = None
-        if a.row.paper_psnr is not None and b.row.paper_psnr is not None:
-            paper_gap = a.row.paper_psnr - b.row.paper_psnr
-        ours = {name: a.scores[name][0] - b.scores[name][0] for name in a.scores if name in b.scores}
-        reproduced = bool(ours) and all(gap > 0 for gap in ours.values())
-        rows.append((better, worse, paper_gap, ours, reproduced if ours else None))
-    return rows
-
-
 def write_csv(path, table, results):
+    """One line per run (row and seed) and test set: mean scores, the paper's, steps, time, curve, error."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["table", "row", "label", "test_set", "psnr_y", "ssim_y", "paper_psnr_y", "paper_ssim_y",
-                         "steps", "train_seconds", "curve", "error"])
+        writer.writerow(["table", "row", "label", "seed", "test_set", "psnr_y", "ssim_y", "paper_psnr_y",
+                         "paper_ssim_y", "steps", "train_seconds", "curve", "run", "error"])
         for r in results:
             sets = list(r.scores.items()) or [("", (math.nan, math.nan))]
             for name, (psnr, ssim) in sets:
-                writer.writerow([table.key, r.row.id, r.row.label, name, f"{psnr:.4f}", f"{ssim:.5f}",
+                writer.writerow([table.key, r.row.id, r.row.label, r.seed, name, f"{psnr:.4f}", f"{ssim:.5f}",
                                  "" if r.row.paper_psnr is None else r.row.paper_psnr,
                                  "" if r.row.paper_ssim is None else r.row.paper_ssim,
-                                 r.steps, f"{r.train_seconds:.0f}", curve_verdict(r.curve), r.error])
-
-
-def _number(value, digits):
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def markdown(table, results, set_names, header=""):
-    """The table (paper beside ours) and the verdicts, as markdown."""
-    lines = [f"## {table.title}", ""]
-    if header:
-        lines += [header, ""]
-    columns = [f"paper: {table.paper_column}"] + [f"ours: {name}" for name in set_names]
-    lines.append("| row | " + " | ".join(columns) + " | optimizer steps | train time | validation curve (last quarter) |")
-    lines.append("|---|" + "---|" * len(columns) + "---|---|---|")
-    for r in results:
-        cells = [f"{_number(r.row.paper_psnr, 2)} / {_number(r.row.paper_ssim, 4)}"]
-        for name in set_names:
-            if name in r.scores:
-                cells.append(f"{r.scores[name][0]:.2f} / {r.scores[name][1]:.4f}")
-            else:
-                cells.append("failed" if r.error else "—")
-        minutes = f"{r.train_seconds / 60:.1f} min" if r.train_seconds else "—"
-        curve = curve_verdict(r.curve)
-        if r.curve:
-            peak = max(range(len(r.curve)), key=r.curve.__getitem__)
-            curve += f"; peak {r.curve[peak]:.2f} at {peak + 1}/{len(r.curve)}"
-        lines.append(f"| {r.row.label} | " + " | ".join(cells) + f" | {r.steps or '—'} | {minutes} | {curve} |")
-    errors = [r for r in results if r.error]
-    if errors:
-        lines += ["", "Failed rows:", ""] + [f"- `{r.row.id}`: {r.error}" for r in errors]
-    lines += ["", f"Orderings the paper reports (PSNR; ours on {', '.join(set_names)}):", "",
-              "| paper says | paper gap | our gap | reproduced? |", "|---|---|---|---|"]
-    labels = {r.row.id: r.row.label for r in results}
-    for better, worse, paper_gap, ours, reproduced in verdicts(table, results):
-        ours_text = ", ".join(f"{gap:+.2f} dB" for gap in ours.values()) or "—"
-        verdict = "—" if reproduced is None else ("yes" if reproduced else "no")
-        paper_text = "—" if paper_gap is None else f"{paper_gap:+.2f} dB"
-        lines.append(f"| {labels[better]} > {labels[worse]} | {paper_text} | {ours_text} | {verdict} |")
-    return "\n".join(lines) + "\n"
+                                 r.steps, f"{r.train_seconds:.0f}", curve_verdict(r.curve),
+                                 os.path.basename(r.run_dir), r.error])
 
 
 def plot(path, table, results, set_names):
-    """Bars (paper and ours, PSNR) and validation learning curves; returns False without matplotlib."""
+    """Bars (paper, and ours as the mean over seeds, PSNR) and every run's validation learning curve;
+    returns False without matplotlib."""
     try:
         import matplotlib
 
@@ -546,22 +605,31 @@ def plot(path, table, results, set_names):
         import matplotlib.pyplot as plt
     except ImportError:
         return False
+    by_row = {}
+    for r in results:
+        by_row.setdefault(r.row.id, (r.row, []))[1].append(r)
     fig, (bars, curves) = plt.subplots(1, 2, figsize=(13, 4.8))
     width = 0.8 / (1 + len(set_names))
-    for i, r in enumerate(results):
-        values = [r.row.paper_psnr] + [r.scores.get(name, (math.nan,))[0] for name in set_names]
+    ours = []
+    for i, (row, runs) in enumerate(by_row.values()):
+        values = [row.paper_psnr]
+        for name in set_names:
+            scores = [r.scores[name][0] for r in runs if name in r.scores]
+            values.append(sum(scores) / len(scores) if scores else math.nan)
+            ours += scores
         for j, value in enumerate(values):
             if value is not None and not math.isnan(value):
                 bars.bar(i + (j - len(set_names) / 2) * width, value, width, color=f"C{j}",
                          label=(["paper"] + [f"ours: {n}" for n in set_names])[j] if i == 0 else None)
-        if r.curve:
-            curves.plot(range(1, len(r.curve) + 1), r.curve, marker=".", label=r.row.id)
-    bars.set_xticks(range(len(results)))
-    bars.set_xticklabels([r.row.id for r in results], rotation=35, ha="right", fontsize=7)
+        for r in runs:
+            if r.curve:
+                curves.plot(range(1, len(r.curve) + 1), r.curve, marker=".", label=f"{row.id} seed {r.seed}")
+    bars.set_xticks(range(len(by_row)))
+    bars.set_xticklabels(list(by_row), rotation=35, ha="right", fontsize=7)
     bars.set_ylabel("Y-PSNR (dB)")
-    bars.set_ylim(bottom=min([v for r in results for v in [s[0] for s in r.scores.values()]] + [20]) - 2)
+    bars.set_ylim(bottom=min(ours + [20]) - 2)
     bars.legend(fontsize=7)
-    bars.set_title(table.title)
+    bars.set_title(f"{table.title} (ours: mean over seeds)")
     curves.set_xlabel("checkpoint interval (all stages in order)")
     curves.set_ylabel("validation Y-PSNR (dB)")
     if any(r.curve for r in results):
@@ -573,14 +641,44 @@ def plot(path, table, results, set_names):
     return True
 
 
+def parse_seeds(values):
+    """``["0", "1", "2"]`` -> (0, 1, 2): distinct non-negative integers, in the order given."""
+    seeds = []
+    for value in values:
+        try:
+            seed = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"--seeds takes non-negative integers, got {value!r}") from None
+        if seed < 0:
+            raise ValueError(f"--seeds takes non-negative integers, got {seed}")
+        if seed not in seeds:
+            seeds.append(seed)
+    if not seeds:
+        raise ValueError("--seeds names no seed")
+    return tuple(seeds)
+
+
+def default_records_dir(scale, output_dir):
+    """Where records go unless told: the checkout's committed ``results/``; ``<output_dir>/records`` at
+    ``--scale=tiny`` (test runs never touch the committed records)."""
+    if scale == "tiny":
+        return os.path.join(output_dir, "records")
+    return records.default_records_dir()
+
+
 def reproduce_table(table, scale, output_dir, *, flags_dir=None, data_root="", train_flags=(), eval_sets=None,
-                    rows=None, log=print):
-    """Runs (or resumes) every row of ``table``; writes its reports; returns the RowResults."""
-    flags_dir = flags_dir or repository_flags_dir()
-    overlay = os.path.join(flags_dir, "reproduce", f"{scale}_{table.family}.flags")
+                    rows=None, seeds=(0,), records_dir=None, log=print):
+    """Runs (or resumes) every row of ``table`` once per seed; writes a record per successful run and the
+    table's reports; returns the RowResults (one per row and seed)."""
+    from erlrestore import results_page
+
+    flags_dir = os.path.abspath(flags_dir or repository_flags_dir())
+    overlay = overlay_path(flags_dir, table, scale)
     if not os.path.exists(overlay):
         raise ValueError(f"no scale overlay {overlay}")
-    sets = resolve_eval_sets(table, scale, data_root, eval_sets, output_dir)
+    records_dir = records_dir or default_records_dir(scale, output_dir)
+    sources = {}
+    sets = resolve_eval_sets(table, scale, data_root, eval_sets, output_dir, sources=sources)
     data_flags = list(train_flags) or scale_data_flags(scale, data_root)
     if scale == "paper" and not data_flags:
         raise ValueError("--scale=paper trains on the paper's benchmark: pass its data with --train_flags, e.g. "
@@ -589,19 +687,27 @@ def reproduce_table(table, scale, output_dir, *, flags_dir=None, data_root="", t
         data_flags += scale_val_flags(table, scale, data_root, sets)
     chosen = table.rows if not rows else tuple(r for r in table.rows if r.id in rows)
     runs_dir = os.path.join(output_dir, "runs", scale)
-    log(f"{table.title}: {len(chosen)} rows at scale {scale}, scored on {', '.join(sets)}")
+    log(f"{table.title}: {len(chosen)} rows x {len(seeds)} seed(s) at scale {scale}, scored on {', '.join(sets)}")
     results = []
-    started = time.monotonic()
     for row in chosen:
-        results.append(run_row(table, row, scale, flags_dir, data_flags, sets, runs_dir, log=log))
+        for seed in seeds:
+            result = run_row(table, row, scale, flags_dir, data_flags, sets, runs_dir, log=log, seed=seed)
+            if not result.error:
+                result.record = make_record(table, result, scale=scale, flags_dir=flags_dir, data_root=data_root,
+                                            eval_sets=sets, sources=sources)
+                result.record_path = records.record_path(records_dir, table.key, row.id, seed)
+                records.write_record(result.record_path, result.record)
+            results.append(result)
     table_dir = os.path.join(output_dir, table.key)
     os.makedirs(table_dir, exist_ok=True)
     write_csv(os.path.join(table_dir, "results.csv"), table, results)
-    header = (f"Scale `{scale}`; training time is the sum over the rows' runs "
-              f"({sum(r.train_seconds for r in results) / 60:.0f} min of training, this invocation "
-              f"{(time.monotonic() - started) / 60:.0f} min).")
+    stored = records.load_records(records_dir).get(table.key, [])
+    report = results_page.render_table(table, stored, level=2)
+    failed = [r for r in results if r.error]
+    if failed:
+        report += "\nFailed runs:\n\n" + "".join(f"- `{r.row.id}` seed {r.seed}: {r.error}\n" for r in failed)
     with open(os.path.join(table_dir, "results.md"), "w", encoding="utf-8") as f:
-        f.write(markdown(table, results, list(sets), header))
+        f.write(report)
     if not plot(os.path.join(table_dir, "curves.png"), table, results, list(sets)):
         log("  matplotlib is not installed: curves.png skipped (pip install matplotlib)")
     return results

@@ -1,4 +1,8 @@
-"""erlrestore-reproduce: the tables as data, the reports, and a tiny end-to-end run with resume and a failing row."""
+"""erlrestore-reproduce: the tables as data, seeds, records, and a tiny end-to-end run with resume, a failing row,
+per-seed run folders and a test set that changed under its name.
+
+The verdict rule is tested in tests/test_verdicts.py, the records and the rendered page in
+tests/test_results_page.py."""
 
 import csv
 import json
@@ -96,27 +100,30 @@ def test_curve_verdict():
     assert reproduce.curve_verdict([30, 31, 32, 32, 32, 31, 30, 29]) == "falling -2.00 dB"
 
 
-def _result(row, **scores):
-    return reproduce.RowResult(row, "", scores={name: (value, 0.9) for name, value in scores.items()})
+def test_seeds_and_where_records_go(tmp_path):
+    assert reproduce.parse_seeds(["0", "1", "2", "1"]) == (0, 1, 2)
+    for bad in (["-1"], ["x"], []):
+        with pytest.raises(ValueError):
+            reproduce.parse_seeds(bad)
+    # Test runs never write into the committed results/.
+    assert reproduce.default_records_dir("tiny", str(tmp_path)) == str(tmp_path / "records")
+    assert reproduce.default_records_dir("cpu", str(tmp_path)) == str(REPO / "results")
 
 
-def test_verdicts_need_the_paper_order_on_every_test_set():
+def test_csv_has_a_line_per_seed_and_test_set(tmp_path):
     table = reproduce.TABLES["erlnet_table2"]
-    results = [
-        _result(table.row("memd_minus_minus"), a=20.0, b=21.0),
-        _result(table.row("memd_minus"), a=22.0, b=20.5),  # better on a, worse on b
-        _result(table.row("memd"), a=23.0, b=22.0),
-    ]
-    found = {(better, worse): (paper, ours, ok) for better, worse, paper, ours, ok in
-             reproduce.verdicts(table, results)}
-    assert found[("memd", "memd_minus")][2] is True
-    assert found[("memd_minus", "memd_minus_minus")][2] is False
-    assert found[("memd_minus", "memd_minus_minus")][1] == {"a": 2.0, "b": -0.5}
-    assert found[("memd", "memd_minus_minus")][0] == pytest.approx(31.6310 - 24.0743)
-    text = reproduce.markdown(table, results, ["a", "b"])
-    assert "## ERL-Net Table 2" in text
-    assert "| MEMD- (skip, no fusion) > MEMD-- (no skip, no fusion) | +5.30 dB | +2.00 dB, -0.50 dB | no |" in text
-    assert "31.63 / 0.8668" in text
+    results = [reproduce.RowResult(table.row("memd"), f"runs/memd/seed{seed}-abc", seed=seed,
+                                   scores={"a": (30.0 + seed, 0.9), "b": (29.0, 0.8)}, steps=4)
+               for seed in (0, 1)]
+    results.append(reproduce.RowResult(table.row("memd_minus"), "runs/memd_minus/seed0-abc", error="boom"))
+    path = tmp_path / "results.csv"
+    reproduce.write_csv(str(path), table, results)
+    with open(path, encoding="utf-8") as f:
+        lines = list(csv.DictReader(f))
+    assert [(r["row"], r["seed"], r["test_set"]) for r in lines] == [
+        ("memd", "0", "a"), ("memd", "0", "b"), ("memd", "1", "a"), ("memd", "1", "b"), ("memd_minus", "0", "")]
+    assert lines[2]["psnr_y"] == "31.0000" and lines[2]["run"] == "seed1-abc"
+    assert lines[-1]["error"] == "boom"
 
 
 def _reproduce(*args, timeout=900):
@@ -135,66 +142,138 @@ def tiny_test_set(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_tiny_table_runs_reports_resumes_and_survives_a_failing_row(tiny_test_set, tmp_path):
+def test_tiny_table_records_seeds_resumes_and_survives_a_failing_row(tiny_test_set, tmp_path):
     flags_dir = tmp_path / "flags"
     shutil.copytree(REPO / "flags", flags_dir)
     # A broken row: its training fails, the other rows go on.
     (flags_dir / "memd_minus.flags").write_text("--model=NoSuchModel\n", encoding="utf-8")
-    out = tmp_path / "results"
+    out = tmp_path / "out"
+    committed = sorted(p for p in (REPO / "results").rglob("*")) if (REPO / "results").is_dir() else []
     args = ["--table=erlnet_table2", "--scale=tiny", f"--output_dir={out}", f"--flags_dir={flags_dir}",
-            "--rows=memd_minus_minus,memd_minus,memd", f"--eval_sets=tiny={tiny_test_set}",
+            "--rows=memd_minus,memd", "--seeds=0,1", f"--eval_sets=tiny={tiny_test_set}",
             f"--train_flags=--procedural=4 --degradation=rain --val_input_dir={tiny_test_set}"]
     first = _reproduce(*args)
     assert first.returncode == 1, first.stdout + first.stderr[-3000:]
-    assert "memd_minus failed" in first.stdout
-    assert "1 row(s) or table(s) failed" in first.stderr
+    assert "memd_minus seed 0 failed" in first.stdout and "memd_minus seed 1 failed" in first.stdout
+    assert "2 run(s) or table(s) failed" in first.stderr
 
     with open(out / "erlnet_table2" / "results.csv", encoding="utf-8") as f:
-        rows = {r["row"]: r for r in csv.DictReader(f)}
-    assert set(rows) == {"memd_minus_minus", "memd_minus", "memd"}
-    assert "NoSuchModel" in rows["memd_minus"]["error"] or "train" in rows["memd_minus"]["error"]
-    for good in ("memd_minus_minus", "memd"):
-        assert rows[good]["error"] == ""
-        assert rows[good]["test_set"] == "tiny"
-        assert 0 < float(rows[good]["psnr_y"]) < 100
-        assert rows[good]["steps"] == "4"
-        assert rows[good]["paper_psnr_y"] != ""
-    report = (out / "erlnet_table2" / "results.md").read_text(encoding="utf-8")
-    assert "## ERL-Net Table 2" in report and "Failed rows:" in report
-    assert "| MEMD (skip + fusion) > MEMD-- (no skip, no fusion) | +7.56 dB |" in report
-    # Learning curves come from the runs' validation logs (one point per checkpoint interval of 2 steps).
-    record = json.loads((out / "runs" / "tiny" / "memd" / "reproduce_row.json").read_text())
-    assert set(record["scores"]) == {"erlnet_table2:tiny"}
-    assert len(reproduce.learning_curve(str(out / "runs" / "tiny" / "memd"))) == 2
+        lines = list(csv.DictReader(f))
+    assert sorted((r["row"], r["seed"]) for r in lines) == [("memd", "0"), ("memd", "1"), ("memd_minus", "0"),
+                                                            ("memd_minus", "1")]
+    for line in lines:
+        if line["row"] == "memd":
+            assert line["error"] == "" and line["test_set"] == "tiny" and line["steps"] == "4"
+            assert 0 < float(line["psnr_y"]) < 100 and line["paper_psnr_y"] != ""
+        else:
+            assert "NoSuchModel" in line["error"] or "train" in line["error"]
 
-    # Fixed row, same command: finished rows are skipped (not retrained nor rescored), the failed one runs.
+    # One record per successful run, in <output_dir>/records at this scale; the committed results/ untouched.
+    records_dir = out / "records" / "erlnet_table2"
+    assert sorted(p.name for p in records_dir.iterdir()) == ["memd-seed0.json", "memd-seed1.json"]
+    assert (sorted(p for p in (REPO / "results").rglob("*")) if (REPO / "results").is_dir() else []) == committed
+    seed0 = json.loads((records_dir / "memd-seed0.json").read_text(encoding="utf-8"))
+    record = json.loads((records_dir / "memd-seed1.json").read_text(encoding="utf-8"))
+    assert (record["table"], record["row"], record["seed"], record["scale"]) == ("erlnet_table2", "memd", 1, "tiny")
+    assert record["run"].startswith("seed1-")
+    assert len(record["commit"]["hash"]) == 40 and isinstance(record["commit"]["dirty"], bool)
+    assert record["test_sets"]["tiny"]["scored_at"]["hash"] == record["commit"]["hash"]
+    assert "TensorFlow" in record["machine"]
+    assert record["settings"]["flagfiles"] == ["flags/memd.flags", "flags/reproduce/tiny_erlnet.flags"]
+    assert "--model=MEMD" in record["settings"]["flags"] and record["settings"]["run_config"]["model"] == "MEMD"
+    assert record["data"]["flags"][:2] == ["--procedural=4", "--degradation=rain"]
+    assert record["data"]["folders"]["val_input_dir"]["images"] == 4  # two pairs: inputs and targets
+    assert record["precision"] == {"requested": "float32", "resolved": "float32"}
+    assert record["budget"] == "split" and record["steps"] == 4 and record["train_seconds"] > 0
+    scores = record["test_sets"]["tiny"]
+    assert scores["count"] == 2 and len(scores["images"]) == 2
+    assert {"name", "psnr", "ssim"} == set(scores["images"][0])
+    assert scores["psnr_mean"] == pytest.approx(sum(i["psnr"] for i in scores["images"]) / 2, abs=1e-3)
+    # Each seed has its own run folder (the training seed is the flag after the overlay's).
+    runs = sorted(p.name for p in (out / "runs" / "tiny" / "memd").iterdir())
+    assert len(runs) == 2 and runs[0].startswith("seed0-") and runs[1].startswith("seed1-")
+    assert "--seed=1" in (out / "runs" / "tiny" / "memd" / runs[1] / "train.log").read_text(encoding="utf-8")
+    assert len(reproduce.learning_curve(str(out / "runs" / "tiny" / "memd" / runs[0]))) == 2
+    report = (out / "erlnet_table2" / "results.md").read_text(encoding="utf-8")
+    assert "## ERL-Net Table 2" in report and "Failed runs:" in report
+    assert "**not run (no records of `memd_minus`)**" in report
+
+    # Fixed row, same command: finished runs are skipped (not retrained nor rescored), the failed ones run.
     shutil.copyfile(REPO / "flags" / "memd_minus.flags", flags_dir / "memd_minus.flags")
-    final = out / "runs" / "tiny" / "memd" / "final.keras"
+    final = out / "runs" / "tiny" / "memd" / runs[0] / "final.keras"
     stamp = final.stat().st_mtime_ns
     second = _reproduce(*args)
     assert second.returncode == 0, second.stdout + second.stderr[-3000:]
-    assert "training memd_minus " in second.stdout
-    assert "training memd " not in second.stdout and "scoring memd on" not in second.stdout
+    assert "training memd_minus seed 0" in second.stdout and "training memd_minus seed 1" in second.stdout
+    assert "training memd seed" not in second.stdout and "scoring memd seed" not in second.stdout
     assert final.stat().st_mtime_ns == stamp
-    with open(out / "erlnet_table2" / "results.csv", encoding="utf-8") as f:
-        assert all(r["error"] == "" for r in csv.DictReader(f))
+    # Nothing about memd changed, so neither did its records (no churn in git from a rerun).
+    assert json.loads((records_dir / "memd-seed0.json").read_text(encoding="utf-8")) == seed0
+    report = (out / "erlnet_table2" / "results.md").read_text(encoding="utf-8")
+    claim = [line for line in report.splitlines() if line.startswith("| MEMD (skip + fusion) > MEMD- ")]
+    assert len(claim) == 1 and "/2 seeds agree" in claim[0]
+    assert claim[0].endswith("undecided (2 seed(s); a verdict needs 3) | **undecided** |")
     summary = (out / "RESULTS.md").read_text(encoding="utf-8")
     assert "Command: `erlrestore-reproduce --table=erlnet_table2 --scale=tiny" in summary
     assert "Machine: " in summary and "## ERL-Net Table 2" in summary
 
+    # The same test-set name over other images is scored again, without retraining.
+    subset = tmp_path / "subset"
+    for part in ("input", "target"):
+        (subset / part).mkdir(parents=True)
+        first_image = sorted((tiny_test_set / part).iterdir())[0]
+        shutil.copyfile(first_image, subset / part / first_image.name)
+    third = _reproduce(*[a for a in args if not a.startswith(("--rows", "--seeds", "--eval_sets"))],
+                       "--rows=memd", "--seeds=1", f"--eval_sets=tiny={subset}")
+    assert third.returncode == 0, third.stdout + third.stderr[-3000:]
+    assert "scoring memd seed 1 on tiny" in third.stdout and "training memd" not in third.stdout
+    record = json.loads((records_dir / "memd-seed1.json").read_text(encoding="utf-8"))
+    assert record["test_sets"]["tiny"]["count"] == 1
+    assert sorted(p.name for p in (out / "runs" / "tiny" / "memd").iterdir()) == runs
+
 
 @pytest.mark.slow
-def test_cli_help_lists_its_flags_and_bad_values_are_usage_errors():
+def test_cli_help_lists_its_flags_and_bad_values_are_usage_errors(tmp_path):
     help_text = _reproduce("--help", timeout=120).stdout
-    for flag in ("--table", "--scale", "--output_dir", "--rows", "--eval_sets", "--train_flags"):
+    for flag in ("--table", "--scale", "--output_dir", "--rows", "--eval_sets", "--train_flags", "--seeds",
+                 "--records_dir", "--render_only", "--check"):
         assert flag in help_text
     bad = _reproduce("--table=erlnet_table9", timeout=120)
     assert bad.returncode != 0 and "unknown table erlnet_table9" in bad.stderr
     bad_row = _reproduce("--table=erlnet_table2", "--rows=nope", timeout=120)
     assert bad_row.returncode != 0 and "unknown row nope" in bad_row.stderr
-    dry = _reproduce("--table=erlnet_table3", "--scale=tiny", "--dry_run", timeout=120)
+    bad_seed = _reproduce("--table=erlnet_table2", "--seeds=0,x", timeout=120)
+    assert bad_seed.returncode == 2 and "--seeds takes non-negative integers" in bad_seed.stderr
+    no_table = _reproduce(timeout=120)
+    assert no_table.returncode == 2 and "--table is required" in no_table.stderr
+    dry = _reproduce("--table=erlnet_table3", "--scale=tiny", "--dry_run", "--seeds=0,1", timeout=120)
     assert dry.returncode == 0, dry.stderr[-2000:]
     commands = dry.stdout.strip().splitlines()
-    assert len(commands) == 11
+    assert len(commands) == 22
     assert all("reproduce/tiny_erlnet.flags" in c for c in commands)
-    assert os.path.join("runs", "tiny", "erlnet_ma_d_mlgd") in dry.stdout
+    assert os.path.join("runs", "tiny", "erlnet_ma_d_mlgd", "seed1-") in dry.stdout
+    assert sum("--seed=1 " in c for c in commands) == 11
+
+    # --render_only writes the page from the records; --check says whether they agree.
+    page = tmp_path / "RESULTS.md"
+    shutil.copyfile(REPO / "docs" / "RESULTS.md", page)
+    empty = tmp_path / "records"
+    check = _reproduce("--render_only", "--check", f"--records_dir={empty}", f"--results_page={page}", timeout=120)
+    assert check.returncode == 0, check.stderr[-2000:]
+    table = reproduce.TABLES["erlnet_table2"]
+    images = [{"name": f"im{i}.png", "psnr": 30.0 + i, "ssim": 0.9} for i in range(3)]
+    record = {"table": table.key, "row": "memd", "seed": 0, "scale": "tiny", "data": {"flags": ["--procedural=4"]},
+              "precision": {"requested": "float32", "resolved": "float32"}, "budget": "split", "steps": 4,
+              "train_seconds": 6.0, "commit": {"hash": "b" * 40, "dirty": True},
+              "test_sets": {"tiny": {"folder": "set", "count": 3, "images": images}}}
+    (empty / table.key).mkdir(parents=True)
+    (empty / table.key / "memd-seed0.json").write_text(json.dumps(record), encoding="utf-8")
+    stale = _reproduce("--render_only", "--check", f"--records_dir={empty}", f"--results_page={page}", timeout=120)
+    assert stale.returncode == 1 and "does not match the records" in stale.stderr
+    render = _reproduce("--render_only", f"--records_dir={empty}", f"--results_page={page}", timeout=120)
+    assert render.returncode == 0 and "rendered again" in render.stdout
+    assert "| MEMD (skip + fusion) | 31.63 / 0.8668 | 31.00 / 0.9000 | 0 | P1 |" in page.read_text(encoding="utf-8")
+    again = _reproduce("--render_only", "--check", f"--records_dir={empty}", f"--results_page={page}", timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    both = _reproduce("--render_only", "--table=erlnet_table2", timeout=120)
+    assert both.returncode == 2 and "leave out --table" in both.stderr

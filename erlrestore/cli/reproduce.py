@@ -1,37 +1,56 @@
 """erlrestore-reproduce: regenerate a paper table, every row trained and scored by the ordinary tools.
 
-    erlrestore-reproduce --table=erlnet_table2 --scale=cpu --output_dir=results/
+    erlrestore-reproduce --table=erlnet_table2 --scale=cpu --seeds=0,1,2
     erlrestore-reproduce --table=all --scale=cpu
     erlrestore-reproduce --table=erlnet_table3 --scale=paper \\
         --train_flags=--train_input_dir=Rain100H/train --eval_sets=rain100h=Rain100H/test
+    erlrestore-reproduce --render_only          # docs/RESULTS.md from the committed records
+    erlrestore-reproduce --render_only --check  # exit 1 when the page and the records disagree
 
 Tables: erlnet_table2, erlnet_table3, rethinking_table2, rethinking_table3
-(``all`` or a comma list). Scales: ``cpu`` (about an hour per table on a
-2-core CPU, data from the shared samples under ``--data_root``), ``paper``
-(the papers' settings; name the data) and ``tiny`` (tests).
+(``all`` or a comma list). Scales: ``cpu`` (about an hour per table and
+seed on a 2-core CPU, data from the shared samples under ``--data_root``),
+``paper`` (the papers' settings; name the data) and ``tiny`` (tests).
 
-Writes ``<output_dir>/<table>/results.{csv,md}`` and ``curves.png``; run
-folders are ``<output_dir>/runs/<scale>/<row>/``. Running the same command
-again skips finished rows and resumes unfinished ones. See
-:mod:`erlrestore.reproduce`.
+Every row trains once per seed (``--seeds``; a verdict needs three). Each
+run's record goes to ``<records_dir>/<table>/<row>-seed<k>.json`` (the
+checkout's committed ``results/`` by default, ``<output_dir>/records`` at
+``--scale=tiny``); run folders are
+``<output_dir>/runs/<scale>/<row>/seed<k>-<digest>/`` and the per-table
+reports ``<output_dir>/<table>/results.{csv,md}`` and ``curves.png``. When
+the records go to ``results/``, the generated part of ``docs/RESULTS.md``
+is rendered again. Running the same command again skips finished runs and
+resumes unfinished ones. See :mod:`erlrestore.reproduce`.
 """
 
+import os
 import sys
 
 from absl import app, flags
 
-from erlrestore import reproduce
+from erlrestore import records, reproduce, verdicts
 from erlrestore.cli import fail, run_tool
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_list("table", None, "Tables to regenerate: " + ", ".join(reproduce.TABLES) + ", or all.")
+    flags.DEFINE_list("table", None, "Tables to regenerate: " + ", ".join(reproduce.TABLES) + ", or all "
+                      "(required unless --render_only).")
     flags.DEFINE_enum("scale", "cpu", reproduce.SCALES,
                       "cpu: narrow nets and a fixed step budget (about an hour per table on 2 cores); "
                       "paper: the papers' settings (a GPU; give the data); tiny: seconds per row (tests).")
-    flags.DEFINE_string("output_dir", "results", "Reports go to <output_dir>/<table>/, runs to <output_dir>/runs/.")
+    flags.DEFINE_string("output_dir", "runs/reproduce",
+                        "Reports go to <output_dir>/<table>/, run folders to <output_dir>/runs/ (keep it out of git).")
+    flags.DEFINE_list("seeds", ["0", "1", "2"], "Train every row once per seed (seed k of one row is compared "
+                      "with seed k of another; a verdict needs at least 3).")
+    flags.DEFINE_string("records_dir", "", "Where the per-run records go, <records_dir>/<table>/<row>-seed<k>.json "
+                        "(default: the checkout's committed results/; <output_dir>/records at --scale=tiny).")
+    flags.DEFINE_boolean("render_only", False, "Train nothing: render the generated part of --results_page from the "
+                         "records in --records_dir (default: the committed results/).")
+    flags.DEFINE_boolean("check", False, "With --render_only: write nothing, exit 1 when the page's generated part "
+                         "differs from what the records render to.")
+    flags.DEFINE_string("results_page", "", "The page --render_only writes (default: the checkout's docs/RESULTS.md).")
     flags.DEFINE_string("data_root", reproduce.default_data_root(),
                         "Folder of the shared samples (derain-train/, rain12/, rain100l-10/, kodak24/) used by "
                         "--scale=cpu.")
@@ -42,7 +61,6 @@ def define_flags():
     flags.DEFINE_list("rows", [], "Only these row ids (default: every row of the table).")
     flags.DEFINE_string("flags_dir", reproduce.repository_flags_dir(), "The repository's flags/ folder.")
     flags.DEFINE_boolean("dry_run", False, "Print each row's training command and exit.")
-    flags.mark_flag_as_required("table")
 
 
 def _tables(names):
@@ -54,9 +72,37 @@ def _tables(names):
     return [reproduce.TABLES[name] for name in names]
 
 
+def _render(records_dir, page, check):
+    from erlrestore import results_page
+
+    page = page or results_page.default_page()
+    records_dir = records_dir or records.default_records_dir()
+    try:
+        if check:
+            if results_page.page_matches(page, records_dir):
+                print(f"{page} matches the records in {records_dir}", flush=True)
+                return 0
+            print(f"error: {page} does not match the records in {records_dir}; run erlrestore-reproduce "
+                  "--render_only", file=sys.stderr)
+            return 1
+        changed = results_page.update_page(page, records_dir)
+    except (ValueError, OSError) as error:
+        return fail(error)
+    print(f"{page}: {'rendered again' if changed else 'already up to date'} from {records_dir}", flush=True)
+    return 0
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.render_only:
+        if FLAGS.table:
+            raise app.UsageError("--render_only trains nothing; leave out --table")
+        return _render(FLAGS.records_dir, FLAGS.results_page, FLAGS.check)
+    if FLAGS.check:
+        raise app.UsageError("--check goes with --render_only")
+    if not FLAGS.table:
+        raise app.UsageError("--table is required (or --render_only)")
     tables = _tables(FLAGS.table)
     known_rows = {row.id for table in tables for row in table.rows}
     unknown = sorted(set(FLAGS.rows) - known_rows)
@@ -64,22 +110,30 @@ def main(argv):
         raise app.UsageError(f"unknown row {', '.join(unknown)}; rows of these tables: {', '.join(sorted(known_rows))}")
     try:
         eval_sets = reproduce.parse_eval_sets(FLAGS.eval_sets)
+        seeds = reproduce.parse_seeds(FLAGS.seeds)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     train_flags = FLAGS.train_flags.split()
+    if len(seeds) < verdicts.MIN_SEEDS and not FLAGS.dry_run:
+        print(f"note: {len(seeds)} seed(s); the verdicts stay undecided until a row has {verdicts.MIN_SEEDS}",
+              flush=True)
+    records_dir = FLAGS.records_dir or reproduce.default_records_dir(FLAGS.scale, FLAGS.output_dir)
     failed = 0
     for table in tables:
         if FLAGS.dry_run:
             data = train_flags or reproduce.scale_data_flags(FLAGS.scale, FLAGS.data_root)
+            runs_dir = f"{FLAGS.output_dir}/runs/{FLAGS.scale}"
             for row in table.rows:
                 if not FLAGS.rows or row.id in FLAGS.rows:
-                    print(" ".join(reproduce.train_command(table, row, FLAGS.scale, FLAGS.flags_dir, data,
-                                                           f"{FLAGS.output_dir}/runs/{FLAGS.scale}/{row.id}")))
+                    for seed in seeds:
+                        run_dir = reproduce.run_dir_for(table, row, FLAGS.scale, FLAGS.flags_dir, data, runs_dir, seed)
+                        print(" ".join(reproduce.train_command(table, row, FLAGS.scale, FLAGS.flags_dir, data,
+                                                               run_dir, seed=seed)))
             continue
         try:
             results = reproduce.reproduce_table(
                 table, FLAGS.scale, FLAGS.output_dir, flags_dir=FLAGS.flags_dir, data_root=FLAGS.data_root,
-                train_flags=train_flags, eval_sets=eval_sets, rows=FLAGS.rows,
+                train_flags=train_flags, eval_sets=eval_sets, rows=FLAGS.rows, seeds=seeds, records_dir=records_dir,
                 log=lambda message: print(message, flush=True),
             )
         except (ValueError, OSError) as error:
@@ -87,13 +141,17 @@ def main(argv):
             fail(error)
             continue
         failed += sum(1 for r in results if r.error)
-        print(f"{table.title}: {FLAGS.output_dir}/{table.key}/results.md", flush=True)
+        written = sum(1 for r in results if r.record_path)
+        print(f"{table.title}: {FLAGS.output_dir}/{table.key}/results.md; {written} record(s) in "
+              f"{records_dir}/{table.key}/", flush=True)
     if not FLAGS.dry_run:
         summary = reproduce.write_summary(FLAGS.output_dir, " ".join(["erlrestore-reproduce", *sys.argv[1:]]))
         if summary:
             print(f"all tables: {summary}", flush=True)
+        if os.path.realpath(records_dir) == os.path.realpath(records.default_records_dir()):
+            _render(records_dir, FLAGS.results_page, check=False)
     if failed:
-        print(f"error: {failed} row(s) or table(s) failed; run the same command again to retry them", file=sys.stderr)
+        print(f"error: {failed} run(s) or table(s) failed; run the same command again to retry them", file=sys.stderr)
         return 1
     return 0
 

@@ -1,0 +1,226 @@
+"""Every comparison the two papers state, as data, including the ones our runs go against.
+
+Each :class:`Claim` names two rows of one of our tables
+(:data:`erlrestore.reproduce.TABLES`) and what the paper says about them
+(``better``: A beats B; ``no_worse``: no drop from B to A; ``similar``: A
+and B about equal; ``majority``: A restores more than half of the test
+images better than B), with where the paper says it: a table's numbers, a
+sentence of the text, or both. :mod:`erlrestore.verdicts` judges them from
+the records, and ``docs/RESULTS.md`` lists every one with its verdict.
+
+Claims that compare things no table of ours trains (other papers' methods,
+other data sets, figures sweeping a setting we do not sweep, region
+metrics) are listed too, with ``table=""`` and the reason they are not run,
+so the page shows what is left untested.
+
+A claim that two sources support (a pair the table's numbers order and the
+text also states) is listed once, with both sources.
+"""
+
+import dataclasses
+
+from erlrestore import verdicts
+
+ERLNET = "ERL-Net (ICCV 2019)"
+RETHINKING = "Rethinking generative methods for image restoration"
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """``better`` vs ``worse`` on ``metric`` as the paper states it (``kind`` from :data:`verdicts.KINDS`).
+
+    ``table`` is the key of our table whose rows ``better`` and ``worse``
+    are; "" for a claim none of our tables can run, which then says what it
+    claims in ``text`` and why it is not run in ``not_run``.
+    """
+
+    paper: str
+    table: str
+    better: str
+    worse: str
+    source: str
+    kind: str = "better"
+    metric: str = "psnr_y"
+    text: str = ""
+    not_run: str = ""
+
+    @property
+    def key(self):
+        return f"{self.table or 'none'}:{self.kind}:{self.better}:{self.worse}"
+
+
+_STRATEGIES = ("ma_a", "ma_b", "ma_c", "ma_d", "dt")
+_MA = ("ma_a", "ma_b", "ma_c", "ma_d")
+
+
+def _erlnet_table2():
+    t = "erlnet_table2"
+    source = ("Table 2; Sec. 4.2 text (\"the improvement with skipconnection and further with the proposed feature "
+              "fusion block\")")
+    return [
+        Claim(ERLNET, t, "memd", "memd_minus", source),
+        Claim(ERLNET, t, "memd_minus", "memd_minus_minus", source),
+        Claim(ERLNET, t, "memd", "memd_minus_minus", "Table 2"),
+    ]
+
+
+def _erlnet_table3():
+    t = "erlnet_table3"
+    claims = {}
+
+    def add(better, worse, source, kind="better"):
+        key = (better, worse, kind)
+        if key in claims:
+            parts = claims[key].source.split("; ")
+            parts += [part for part in source.split("; ") if part not in parts]
+            claims[key] = dataclasses.replace(claims[key], source="; ".join(parts))
+        else:
+            claims[key] = Claim(ERLNET, t, better, worse, source, kind)
+
+    # (1) "The results with the strategy of DT are worse than that of MS on both datasets regardless of the
+    # entanglement approaches": every stage-wise (MA) strategy beats DT, MA_A included.
+    for e in ("clgd", "mlgd"):
+        for s in _MA:
+            add(f"erlnet_{s}_{e}", f"erlnet_dt_{e}", "Table 3; Sec. 4.2 conclusion (1): DT worse than MS")
+    # (2) "The results of different setups with MLGD are generally better than that of CLGD ... regardless of the
+    # specific training strategy".
+    for s in _STRATEGIES:
+        add(f"erlnet_{s}_mlgd", f"erlnet_{s}_clgd", "Table 3; Sec. 4.2 conclusion (2): MLGD better than CLGD")
+    # "The combination of MA_D and MLGD achieves the best results on both datasets".
+    for e in ("clgd", "mlgd"):
+        for s in _STRATEGIES:
+            if (s, e) != ("ma_d", "mlgd"):
+                add("erlnet_ma_d_mlgd", f"erlnet_{s}_{e}", "Table 3; Sec. 4.2 text: MA_D + MLGD best")
+    # "The results from DT and MEMD are similar and are both worse than that from MS".
+    for e in ("clgd", "mlgd"):
+        add(f"erlnet_dt_{e}", "memd", "Tables 2 and 3; Sec. 4.2 text: DT and MEMD similar", kind="similar")
+        for s in _MA:
+            add(f"erlnet_{s}_{e}", "memd", "Tables 2 and 3; Sec. 4.2 text: MEMD worse than MS")
+    # Sec. 4.3, Fig. 3: "over half the test samples on each dataset ... are better restored with ERL-Net" (MA_D +
+    # MLGD, footnote 2) than with MEMD.
+    add("erlnet_ma_d_mlgd", "memd", "Sec. 4.3, Fig. 3: over half the test images better with ERL-Net than MEMD",
+        kind="majority")
+    return list(claims.values())
+
+
+def _rethinking_table2():
+    t = "rethinking_table2"
+    return [
+        Claim(RETHINKING, t, "pix2pix_unet8_lsgan", "pix2pix_unet8",
+              "Table II; Sec. VI.3 text (LSGAN \"significantly improves the restoration performances\"); Sec. VI.4"),
+        Claim(RETHINKING, t, "unet5_lsgan", "pix2pix_unet8_lsgan",
+              "Table II; Sec. VI.4 text (\"with no performance drop on UNet-5\")", kind="no_worse"),
+        Claim(RETHINKING, t, "unet5_lsgan_infoaccum15", "unet5_lsgan",
+              "Table II; Sec. VI.4 text (apparent improvement with InfoAccum-15)"),
+        Claim(RETHINKING, t, "unet5_lsgan_infoaccum15_subpix", "unet5_lsgan_infoaccum15",
+              "Table II; Sec. VI.2 and VI.4 text, App. G (SubPixUpsamp improves restoration)"),
+        Claim(RETHINKING, t, "unet5_lsgan_infoaccum15_subpix", "pix2pix_unet8",
+              "Table II; Sec. VI.4 text (the proposed solutions improve on the pix2pix baseline)"),
+    ]
+
+
+def _rethinking_table3():
+    t = "rethinking_table3"
+    best = "App. G text (the model with details enhancement reconstructs best)"
+    return [
+        Claim(RETHINKING, t, "recon_unet5", "recon_endec5", "Table III"),
+        Claim(RETHINKING, t, "recon_pix2pix_unet8", "recon_endec5", "Table III"),
+        Claim(RETHINKING, t, "recon_unet5", "recon_pix2pix_unet8",
+              "Table III; App. F text (\"a 5-layer UNet can already achieve the same performance as the 8-layer "
+              "UNet\")", kind="no_worse"),
+        Claim(RETHINKING, t, "recon_unet5_infoaccum15", "recon_unet5",
+              "Table III; Sec. VI.2 and App. G text (InfoAccum reduces the details loss)"),
+        Claim(RETHINKING, t, "recon_unet5_infoaccum15_subpix", "recon_unet5_infoaccum15",
+              "Table III; Sec. VI.2 text (\"Apparent improvements can be observed in the both image reconstruction "
+              "(Table. III)\")"),
+        Claim(RETHINKING, t, "recon_unet5_infoaccum15_subpix", "recon_unet5", "Table III; " + best),
+        Claim(RETHINKING, t, "recon_unet5_infoaccum15_subpix", "recon_pix2pix_unet8", "Table III; " + best),
+        Claim(RETHINKING, t, "recon_unet5_infoaccum15_subpix", "recon_endec5", "Table III; " + best),
+    ]
+
+
+def _not_run(paper, source, text, reason, kind="better"):
+    return Claim(paper, "", "", "", source, kind=kind, text=text, not_run=reason)
+
+
+_NO_ROW = "no table of ours trains these methods"
+
+
+def _without_rows():
+    return [
+        _not_run(ERLNET, "Table 2, AGAN-Data column", "MEMD > MEMD- > MEMD-- on raindrop removal",
+                 "our ERL-Net tables are scored on rain-streak test sets only"),
+        _not_run(ERLNET, "Table 3, AGAN-Data column; Sec. 4.2 conclusions",
+                 "the Table 3 orderings (MS > DT, MLGD > CLGD, MA_D + MLGD best) on raindrop removal",
+                 "our ERL-Net tables are scored on rain-streak test sets only"),
+        _not_run(ERLNET, "Table 3; Sec. 4.2 text",
+                 "every setup except MA_A and DT (Rain100H) beats the previous state of the art (30.38 / 0.8939)",
+                 _NO_ROW + "; the state of the art is NLEDN's published number"),
+        _not_run(ERLNET, "Sec. 4.3, Fig. 3 (right)",
+                 "ERL-Net improves more of the hard test images (below MEMD's mean PSNR) than of the easy ones",
+                 "a comparison of two shares within one test set, which the verdict rule does not cover",
+                 kind="other"),
+        _not_run(ERLNET, "Table 4; Sec. 4.3 text",
+                 "ERL-Net improves over MEMD in both rain and background regions, more in the rain (mIoR > mIoB)",
+                 "needs rain masks of the test sets (erlrestore-evaluate --rain_mask_dir), which the tables "
+                 "do not score",
+                 kind="other"),
+        _not_run(ERLNET, "Table 5; Sec. 4.4 text",
+                 "ERL-Net beats DSC, GMM, DDN, JORDER, DID, NLEDN and PReNet on DDN-Data, DID-Data and Rain100H",
+                 _NO_ROW),
+        _not_run(ERLNET, "Table 6; Sec. 4.4 text", "ERL-Net beats Eigen et al., pix2pix and AGAN on raindrop removal",
+                 _NO_ROW),
+        _not_run(RETHINKING, "Table II, SIDD, RESIDE, Rain1200, RainCityScapes and OutdoorRain columns",
+                 "the Table II orderings on denoising, dehazing and the other de-raining sets",
+                 "our Table II rows are scored on de-raining test sets only"),
+        _not_run(RETHINKING, "Sec. VI.1, Fig. 3, Table I; App. F",
+                 "UNet performance saturates at N down-sampling layers (2-3 denoising, 3-4 de-raining, 4-5 "
+                 "dehazing); En/Decoder drops beyond 2-3",
+                 "needs a sweep over the number of levels, which no table of ours runs", kind="other"),
+        _not_run(RETHINKING, "Sec. VI.2, Fig. 6; App. G",
+                 "de-raining improves as the InfoAccum module gets more layers",
+                 "needs a sweep over InfoAccum depths, which no table of ours runs", kind="other"),
+        _not_run(RETHINKING, "App. H.A, Fig. 13",
+                 "InfoAccum before the generator (position 1st) helps most; deeper positions add little",
+                 "no table of ours places InfoAccum elsewhere", kind="other"),
+        _not_run(RETHINKING, "App. H.B, Fig. 14",
+                 "InfoAccum beats the Residual, ContextDilated, SCAN, Recursive, Attention and Dense modules",
+                 _NO_ROW),
+        _not_run(RETHINKING, "Sec. VI.3, Fig. 7",
+                 "pre-training the generator on reconstruction eases convergence (two-stage loss curve)",
+                 "a claim about loss curves, not a table's PSNR; flags/"
+                 "unet5_lsgan_infoaccum15_subpix_recon_pretrain.flags trains the recipe, outside the tables",
+                 kind="other"),
+    ]
+
+
+CLAIMS = tuple(_erlnet_table2() + _erlnet_table3() + _rethinking_table2() + _rethinking_table3() + _without_rows())
+
+
+def for_table(table_key):
+    """The claims about rows of one of our tables, in the order above."""
+    return tuple(c for c in CLAIMS if c.table == table_key)
+
+
+def without_rows():
+    """The claims no table of ours can run."""
+    return tuple(c for c in CLAIMS if not c.table)
+
+
+def check(tables):
+    """Raises ValueError when a claim names a row its table lacks, repeats, or has an unknown kind."""
+    seen = set()
+    for claim in CLAIMS:
+        if claim.key in seen and claim.table:
+            raise ValueError(f"claim listed twice: {claim.key}")
+        seen.add(claim.key)
+        if not claim.table:
+            if not (claim.text and claim.not_run):
+                raise ValueError(f"a claim without rows needs text and not_run: {claim}")
+            continue
+        if claim.kind not in verdicts.KINDS:
+            raise ValueError(f"unknown kind {claim.kind!r} in {claim.key}")
+        ids = {row.id for row in tables[claim.table].rows}
+        for row in (claim.better, claim.worse):
+            if row not in ids:
+                raise ValueError(f"claim {claim.key}: no row {row} in {claim.table}")

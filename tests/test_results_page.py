@@ -1,0 +1,261 @@
+"""The committed records, the claims as data, and docs/RESULTS.md rendered from the records.
+
+The first test is the guard of the page: docs/RESULTS.md's generated part must be exactly what the
+records in results/ render to (run `erlrestore-reproduce --render_only` after adding records).
+"""
+
+import copy
+import json
+import os
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+
+from erlrestore import claims, records, reproduce, results_page, verdicts
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+PAPERS = REPO.parent / "shared" / "papers"
+
+
+def test_the_page_is_what_the_committed_records_render_to():
+    assert results_page.default_page() == str(REPO / "docs" / "RESULTS.md")
+    assert records.default_records_dir() == str(REPO / "results")
+    assert results_page.page_matches(), (
+        "docs/RESULTS.md and results/ disagree: run `erlrestore-reproduce --render_only`")
+    page = (REPO / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    # The hand-written part is kept, below the generated one and labelled as having no records.
+    before, generated, after = results_page.split_page(page)
+    assert "## Earlier single-seed runs (no committed records)" in after
+    assert "## Generated from the committed records" in generated
+    # Every claim of the papers is on the page, with a verdict or "not run".
+    for claim in claims.CLAIMS:
+        assert (claim.text or claim.source) in generated, claim
+
+
+# --------------------------------------------------------------------------
+# The claims.
+# --------------------------------------------------------------------------
+
+
+def _claim(table, better, worse, kind="better"):
+    found = [c for c in claims.for_table(table) if (c.better, c.worse, c.kind) == (better, worse, kind)]
+    assert len(found) == 1, (table, better, worse, kind)
+    return found[0]
+
+
+def test_claims_name_rows_of_their_tables_and_include_the_ones_against_us():
+    claims.check(reproduce.TABLES)
+    for table in reproduce.TABLES.values():
+        assert table.claims, table.key
+        assert all(c.source for c in table.claims)
+    # Conclusion (1) of ERL-Net Sec. 4.2 includes MA_A: DT is worse than every stage-wise strategy.
+    for entanglement in ("clgd", "mlgd"):
+        for strategy in ("ma_a", "ma_b", "ma_c", "ma_d"):
+            _claim("erlnet_table3", f"erlnet_{strategy}_{entanglement}", f"erlnet_dt_{entanglement}")
+            _claim("erlnet_table3", f"erlnet_{strategy}_{entanglement}", "memd")
+        _claim("erlnet_table3", f"erlnet_dt_{entanglement}", "memd", "similar")
+    _claim("erlnet_table3", "erlnet_ma_d_mlgd", "memd", "majority")
+    best = [c for c in claims.for_table("erlnet_table3") if c.better == "erlnet_ma_d_mlgd" and c.kind == "better"]
+    assert len(best) == 10  # the nine other setups and MEMD
+    # Rethinking: "no performance drop on UNet-5", in Table II and in the reconstructions of Table III.
+    _claim("rethinking_table2", "unet5_lsgan", "pix2pix_unet8_lsgan", "no_worse")
+    _claim("rethinking_table3", "recon_unet5", "recon_pix2pix_unet8", "no_worse")
+    assert len(claims.without_rows()) >= 10
+    assert {c.paper for c in claims.without_rows()} == {claims.ERLNET, claims.RETHINKING}
+
+
+def test_every_claim_agrees_with_the_papers_own_numbers():
+    """We transcribed what the papers claim: on their own numbers each ordering holds."""
+    margin = verdicts.EQUIVALENCE_MARGIN_DB
+    for table in reproduce.TABLES.values():
+        for claim in table.claims:
+            a, b = table.row(claim.better).paper_psnr, table.row(claim.worse).paper_psnr
+            gap = a - b
+            if claim.kind in ("better", "majority"):
+                assert gap > 0, claim
+            elif claim.kind == "no_worse":
+                assert gap > -margin, claim
+            else:
+                assert abs(gap) < margin, claim
+
+
+@pytest.mark.skipif(not PAPERS.is_dir(), reason="papers not beside the checkout")
+def test_quoted_sources_are_in_the_papers():
+    text = " ".join(p.read_text(encoding="utf-8") for p in PAPERS.glob("*.md"))
+    text = " ".join(text.split())
+    for claim in claims.CLAIMS:
+        for part in claim.source.split('"')[1::2]:
+            for piece in part.split(" ... "):
+                assert piece in text, (claim.key, piece)
+
+
+# --------------------------------------------------------------------------
+# Records.
+# --------------------------------------------------------------------------
+
+
+def test_run_identity_covers_seed_settings_and_data(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"x" * 10)
+    settings = ["--model=MEMD", "--stage_steps=4"]
+    data = [f"--synthetic_clean_dir={folder}", "--degradation=rain"]
+    key = records.run_key(0, settings, data)
+    assert key.startswith("seed0-") and key == records.run_key(0, settings, data)
+    assert records.run_key(1, settings, data) != key
+    assert records.run_key(0, settings + ["--precision=float32"], data) != key
+    assert records.run_key(0, settings, data[:1] + ["--degradation=haze"]) != key
+    # Validation flags only draw the learning curve: the model is the same.
+    assert records.run_key(0, settings, data + [f"--val_input_dir={folder}"]) == key
+    # The same folder with another image in it is other data.
+    (folder / "b.png").write_bytes(b"y" * 10)
+    assert records.run_key(0, settings, data) != key
+    assert records.test_set_key(str(folder), "", ()) != records.test_set_key(str(folder), "", ("--x",))
+
+
+def test_run_folders_differ_by_seed_and_data(tmp_path):
+    table = reproduce.TABLES["erlnet_table2"]
+    row = table.row("memd")
+    flags_dir = str(REPO / "flags")
+    runs = str(tmp_path)
+    one = reproduce.run_dir_for(table, row, "tiny", flags_dir, ["--procedural=4"], runs, 0)
+    assert one.startswith(os.path.join(runs, "memd", "seed0-"))
+    assert reproduce.run_dir_for(table, row, "tiny", flags_dir, ["--procedural=4"], runs, 1) != one
+    assert reproduce.run_dir_for(table, row, "tiny", flags_dir, ["--procedural=6"], runs, 0) != one
+    assert reproduce.run_dir_for(table, row, "cpu", flags_dir, ["--procedural=4"], runs, 0) != one
+    command = reproduce.train_command(table, row, "tiny", flags_dir, ["--procedural=4"], one, seed=2)
+    assert command.index("--seed=2") > command.index("--procedural=4")  # after the overlay's --seed
+
+
+def test_flag_lines_display_paths_and_precision(tmp_path):
+    lines = records.flag_lines(str(REPO / "flags" / "memd_global_residual.flags"), str(REPO))
+    assert "--model=MEMD" in lines and lines[-1] == "--global_residual"
+    assert not any(line.startswith("#") for line in lines)
+    assert records.last_flag(["--precision=auto", "--precision=float32"], "precision") == "float32"
+    root = tmp_path / "data"
+    (root / "rain12").mkdir(parents=True)
+    assert records.display_path(str(root / "rain12"), str(root)) == "$ERLRESTORE_DATA_ROOT/rain12"
+    assert records.display_path("/somewhere/on/a/machine/set", "") == ".../machine/set"
+    assert records.display_path("Rain100H/test", "") == "Rain100H/test"
+    described = records.describe_data([f"--synthetic_clean_dir={root / 'rain12'}", "--degradation=rain"], str(root))
+    assert described["flags"][0] == "--synthetic_clean_dir=$ERLRESTORE_DATA_ROOT/rain12"
+    assert described["folders"]["synthetic_clean_dir"] == {"name": "$ERLRESTORE_DATA_ROOT/rain12", "images": 0}
+    log = tmp_path / "train.log"
+    log.write_text("x\ntraining memd with strategy MEMD on 1 replica(s) (default), precision mixed_bfloat16, "
+                   "XLA off: a=4 steps\n", encoding="utf-8")
+    assert records.precision_from_log(str(log)) == "mixed_bfloat16"
+    assert records.precision_from_log(str(tmp_path / "none.log")) is None
+    state = records.git_state(str(REPO))
+    assert state["hash"] is None or len(state["hash"]) == 40
+
+
+# --------------------------------------------------------------------------
+# Rendering from records.
+# --------------------------------------------------------------------------
+
+
+def _record(table, row, seed, psnrs, *, set_name="set", data=("--procedural=4",), precision="float32"):
+    images = [{"name": f"im{i}.png", "psnr": float(p), "ssim": 0.5} for i, p in enumerate(psnrs)]
+    return {
+        "schema": 1, "table": table, "row": row, "label": row, "seed": seed, "scale": "tiny",
+        "run": f"seed{seed}-000000000000", "commit": {"hash": "a" * 40, "dirty": False},
+        "data": {"flags": list(data), "folders": {}},
+        "precision": {"requested": precision, "resolved": precision}, "budget": "split", "steps": 4,
+        "train_seconds": 60.0, "curve": [1.0, 2.0, 3.0, 4.0],
+        "test_sets": {set_name: {"folder": "set", "count": len(images), "images": images}},
+    }
+
+
+def _write(records_dir, record):
+    records.write_record(records.record_path(records_dir, record["table"], record["row"], record["seed"]), record)
+
+
+def _line(text, start):
+    found = [line for line in text.splitlines() if line.startswith(start)]
+    assert len(found) == 1, (start, text)
+    return found[0]
+
+
+def test_a_table_renders_means_seeds_and_three_way_verdicts(tmp_path):
+    table = reproduce.TABLES["erlnet_table2"]
+    base = np.array([20.0, 21.0, 22.0, 23.0, 24.0, 25.0])
+    for seed in (0, 1, 2):
+        _write(tmp_path, _record(table.key, "memd_minus_minus", seed, base + seed * 0.1))
+        _write(tmp_path, _record(table.key, "memd_minus", seed, base + 1.0 + seed * 0.1))  # +1 dB on every image
+        _write(tmp_path, _record(table.key, "memd", seed, base + 1.0 + (0.5 if seed < 2 else -0.5)))
+    found = records.load_records(str(tmp_path))[table.key]
+    text = results_page.render_table(table, found, level=2)
+    assert _line(text, "| MEMD- (skip, no fusion) |").startswith(
+        "| MEMD- (skip, no fusion) | 29.38 / 0.8327 | 23.60 ± 0.10 / 0.5000 ± 0.0000 | 0, 1, 2 | P1 | 4 "
+        "| 1.0 ± 0.0 min |")
+    assert "| MEMD + global input residual (ours, not in the paper) | — / — | — | not run |" in text
+    assert "| P1 | tiny | --procedural=4 | float32 | split | 9 |" in text
+    # MEMD- > MEMD--: +1 dB on all six images for three seeds: p = 2/64.
+    assert _line(text, "| MEMD- (skip, no fusion) > MEMD--").endswith(
+        "| +5.30 dB | +1.00 ± 0.00 dB (3/3 seeds agree, p = 0.0312; 6 images): reproduced | **reproduced** |")
+    # MEMD > MEMD-: seeds +0.5, +0.5, -0.5: the seeds disagree.
+    assert _line(text, "| MEMD (skip + fusion) > MEMD- ").endswith("**undecided** |")
+    assert "2/3 seeds agree" in _line(text, "| MEMD (skip + fusion) > MEMD- ")
+    # Reversed rows (B above A on every image and seed) are "not reproduced".
+    for seed in (0, 1, 2):
+        _write(tmp_path, _record(table.key, "memd_minus_minus", seed, base + 3.0))
+    text = results_page.render_table(table, records.load_records(str(tmp_path))[table.key])
+    assert _line(text, "| MEMD- (skip, no fusion) > MEMD--").endswith("**not reproduced** |")
+
+
+def test_rows_trained_differently_or_missing_are_not_compared(tmp_path):
+    table = reproduce.TABLES["erlnet_table2"]
+    for seed in (0, 1, 2):
+        _write(tmp_path, _record(table.key, "memd", seed, [30, 31, 32, 33, 34, 35]))
+        _write(tmp_path, _record(table.key, "memd_minus", seed, [20, 21, 22, 23, 24, 25], precision="mixed_bfloat16"))
+    text = results_page.render_table(table, records.load_records(str(tmp_path))[table.key])
+    line = _line(text, "| MEMD (skip + fusion) > MEMD- ")
+    assert "**undecided (the two rows' runs were not trained the same way" in line
+    assert "**not run (no records of `memd_minus_minus`)**" in _line(text, "| MEMD (skip + fusion) > MEMD-- ")
+    # Protocols are numbered in the table's row order: MEMD- comes before MEMD.
+    assert "| P1 | tiny | --procedural=4 | mixed_bfloat16 | split | 3 |" in text
+    assert "| P2 | tiny | --procedural=4 | float32 | split | 3 |" in text
+
+
+def test_records_must_match_their_file_names(tmp_path):
+    record = _record("erlnet_table2", "memd", 0, [1.0])
+    path = tmp_path / "erlnet_table2" / "memd-seed1.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(ValueError, match="do not match its name"):
+        records.load_records(str(tmp_path))
+    assert records.load_records(str(tmp_path / "none")) == {}
+
+
+def test_update_page_and_detect_a_page_that_disagrees(tmp_path):
+    page = tmp_path / "RESULTS.md"
+    shutil.copyfile(REPO / "docs" / "RESULTS.md", page)
+    table = reproduce.TABLES["rethinking_table3"]
+    for seed in (0, 1, 2):
+        _write(tmp_path / "results", _record(table.key, "recon_unet5", seed, [30, 31, 32, 33, 34, 35, 36],
+                                             set_name="kodak24"))
+        _write(tmp_path / "results", _record(table.key, "recon_pix2pix_unet8", seed, [30.3] * 7,
+                                             set_name="kodak24"))
+    records_dir = str(tmp_path / "results")
+    assert not results_page.page_matches(str(page), records_dir)
+    assert results_page.update_page(str(page), records_dir) is True
+    assert results_page.page_matches(str(page), records_dir)
+    assert results_page.update_page(str(page), records_dir) is False
+    text = page.read_text(encoding="utf-8")
+    # The hand-written sections around the generated one are untouched.
+    original = (REPO / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    assert results_page.split_page(text)[0] == results_page.split_page(original)[0]
+    assert results_page.split_page(text)[2] == results_page.split_page(original)[2]
+    assert "6 record(s) in `results/`" in text
+    assert "UNet-5 no worse than pix2pix (UNet-8) (no drop over 0.5 dB)" in text
+    # A record changed after rendering: the page no longer matches.
+    path = records.record_path(records_dir, table.key, "recon_unet5", 1)
+    record = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    changed = copy.deepcopy(record)
+    changed["test_sets"]["kodak24"]["images"][0]["psnr"] += 0.5
+    records.write_record(path, changed)
+    assert not results_page.page_matches(str(page), records_dir)
+    with pytest.raises(ValueError, match="generated section"):
+        results_page.split_page("no markers here")
