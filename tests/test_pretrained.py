@@ -25,14 +25,16 @@ def _tiny_memd():
 def zoo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("zoo")
     model = _tiny_memd()
-    pretrained.save(model, "tiny-memd", {"description": "a test model"}, folder=str(folder))
+    pretrained.save(model, "tiny-memd", {"description": "a test model", "task": "derain"}, folder=str(folder))
     return folder, model
 
 
 def test_save_lists_and_loads_with_float16_weights_within_a_hundredth_of_a_db(zoo):
     folder, model = zoo
     assert pretrained.list(str(folder)) == ["tiny-memd"]
-    assert pretrained.info("tiny-memd", folder=str(folder)) == {"description": "a test model"}
+    assert pretrained.info("tiny-memd", folder=str(folder)) == {"description": "a test model", "task": "derain"}
+    assert pretrained.task("pretrained:tiny-memd", folder=str(folder)) == "derain"
+    assert pretrained.catalogue(str(folder)) == "tiny-memd (derain)"
     with np.load(folder / "tiny-memd.npz") as stored:
         assert {stored[k].dtype for k in stored.files} == {np.dtype(np.float16)}
     loaded = pretrained.load("pretrained:tiny-memd", folder=str(folder))
@@ -42,6 +44,14 @@ def test_save_lists_and_loads_with_float16_weights_within_a_hundredth_of_a_db(zo
     ours = np.clip(loaded(image).numpy()[0], 0, 1)
     reference = np.clip(model(image).numpy()[0], 0, 1)
     assert abs(metrics.psnr_y(ours, clean) - metrics.psnr_y(reference, clean)) < 0.01
+
+
+def test_a_card_must_say_its_task(zoo, tmp_path):
+    _, model = zoo
+    for card in ({"description": "no task"}, {"task": "deblur"}):
+        with pytest.raises(ValueError, match="needs a task, one of derain, dehaze, denoise"):
+            pretrained.save(model, "tiny-memd", card, folder=str(tmp_path))
+    assert pretrained.list(str(tmp_path)) == []
 
 
 def test_unknown_names_and_damaged_files_are_clear_errors(zoo, tmp_path):
@@ -120,22 +130,39 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
                            timeout=300)
     assert synth.returncode == 0, synth.stderr[-2000:]
     zoo = tmp_path / "zoo"
+    record = tmp_path / "dcp.json"  # the shape of a tools.classical_baselines record
+    record.write_text(json.dumps({"method": "dcp", "settings": "patch=15", "channel": "y", "count": 2,
+                                  "mean": {"psnr_y": 21.123456, "ssim_y": 0.8}}))
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-m", "tools.ship_pretrained", f"--run_dir={run_dir}", "--name=tiny-memd",
-                             "--description=test", f"--eval_sets=synthetic={data}", f"--folder={zoo}"],
+                             "--description=test", "--task=derain", f"--eval_sets=synthetic={data}",
+                             f"--baselines=synthetic={record}", f"--folder={zoo}"],
                             capture_output=True, text=True, cwd=repo, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     card = pretrained.info("tiny-memd", folder=str(zoo))
     assert card["run_config"]["model"] == "MEMD" and card["kept_weights"]["interval"] == 2
     assert card["training"]["planned_steps"] == 4 and card["training"]["intervals_logged"] == 3
     assert 0 <= card["training"]["wall_hours"] < 0.1
+    assert card["task"] == "derain" and card["score_channel"] == "y"
     score = card["scores"]["synthetic"]
     assert score["n"] == 2 and abs(score["psnr_y"] - score["float32_psnr_y"]) <= 0.01
+    assert score["baseline"] == {"method": "dcp", "settings": "patch=15", "psnr_y": 21.1235, "ssim_y": 0.8}
+    measured = subprocess.run([sys.executable, "-m", "erlrestore.cli.metrics", f"--input_dir={data}"],
+                              capture_output=True, text=True, timeout=300)
+    assert f"psnr_y={score['input_psnr_y']:.4f}" in measured.stdout.splitlines()[-1]
     strict = subprocess.run([sys.executable, "-m", "tools.ship_pretrained", f"--run_dir={run_dir}", "--name=tiny-memd",
-                             f"--eval_sets=synthetic={data}", f"--folder={tmp_path / 'zoo2'}", "--max_db_change=0"],
+                             "--task=derain", f"--eval_sets=synthetic={data}", f"--folder={tmp_path / 'zoo2'}",
+                             "--max_db_change=0"],
                             capture_output=True, text=True, cwd=repo, timeout=300)
     if score["psnr_y"] != score["float32_psnr_y"]:  # float16 moved the score: a zero tolerance must refuse it
         assert strict.returncode != 0 and "not shipped" in strict.stderr
+    record.write_text(json.dumps({"method": "dcp", "settings": "", "channel": "rgb", "count": 2,
+                                  "mean": {"psnr_rgb": 21.0, "ssim_rgb": 0.8}}))
+    mismatched = subprocess.run([sys.executable, "-m", "tools.ship_pretrained", f"--run_dir={run_dir}",
+                                 "--name=tiny-memd", "--task=derain", f"--eval_sets=synthetic={data}",
+                                 f"--baselines=synthetic={record}", f"--folder={tmp_path / 'zoo3'}"],
+                                capture_output=True, text=True, cwd=repo, timeout=300)
+    assert mismatched.returncode != 0 and "on channel rgb; synthetic has 2 on channel y" in mismatched.stderr
 
 
 SHIPPED = ("erlnet-derain", "memd-derain")

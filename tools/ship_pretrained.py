@@ -33,12 +33,17 @@ def define_flags():
     flags.DEFINE_string("run_dir", None, "The training run (erlrestore-train's --model_dir).")
     flags.DEFINE_string("name", None, "Name to ship it under: lower-case words joined by '-'.")
     flags.DEFINE_string("description", "", "One line for the model card.")
+    flags.DEFINE_enum("task", None, list(pretrained.TASKS), "What the model restores (the card's task).")
+    flags.DEFINE_enum("channel", "y", ["y", "rgb"], "What the card's PSNR/SSIM are measured on: the Y channel "
+                      "(de-raining, de-hazing papers) or RGB (de-noising papers).")
     flags.DEFINE_enum("use", "best", ["best", "final"], "best.keras (best validation score) or final.keras.")
     flags.DEFINE_list("eval_sets", [], "Scored for the model card: name=folder (rain/ + norain/ inside) or "
                       "name=input_dir:target_dir.")
+    flags.DEFINE_list("baselines", [], "Classical baselines measured on the same images, for the card: "
+                      "set_name=record.json, a record written by tools.classical_baselines --record.")
     flags.DEFINE_float("max_db_change", 0.01, "Largest PSNR change allowed by float16 storage.", lower_bound=0)
     flags.DEFINE_string("folder", pretrained.PACKAGE_FOLDER, "Where to write (default: the package).")
-    flags.mark_flags_as_required(["run_dir", "name"])
+    flags.mark_flags_as_required(["run_dir", "name", "task"])
 
 
 def _json(path):
@@ -67,11 +72,27 @@ def training_history(run_dir):
             "wall_hours": round(wall_seconds / 3600, 2)}
 
 
-def ship(run_dir, name, description, use, eval_sets, max_db_change, folder):
+def baseline_scores(record_path, set_name, count, channel):
+    """The card's entry for a classical baseline's record on the same set (checked: same channel and count)."""
+    record = _json(record_path)
+    if record is None or "mean" not in record:
+        raise ValueError(f"--baselines: {record_path} is not a record of tools.classical_baselines")
+    if record["channel"] != channel or record["count"] != count:
+        raise ValueError(f"--baselines: {record_path} scored {record['count']} images on channel {record['channel']}; "
+                         f"{set_name} has {count} on channel {channel}")
+    c = channel
+    return {"method": record["method"], "settings": record["settings"],
+            f"psnr_{c}": round(record["mean"][f"psnr_{c}"], 4), f"ssim_{c}": round(record["mean"][f"ssim_{c}"], 5)}
+
+
+def ship(run_dir, name, description, use, eval_sets, max_db_change, folder, task="derain", channel="y",
+         baselines=None):
     source = os.path.join(run_dir, f"{use}.keras")
     model = inference.load_keras_model(source)
     card = {
         "description": description,
+        "task": task,
+        "score_channel": channel,
         "source": f"{use}.keras of the run",
         "run_config": _json(os.path.join(run_dir, "run_config.json")),
         "kept_weights": _json(os.path.join(run_dir, "best.json")) if use == "best" else "last",
@@ -85,15 +106,21 @@ def ship(run_dir, name, description, use, eval_sets, max_db_change, folder):
         stored = pretrained.load(name, folder=scratch)
         for set_name, (input_dir, target_dir) in eval_sets.items():
             pairs = pairing.find_pairs(input_dir, target_dir or None)
-            _, ours = evaluation.evaluate_model(stored, pairs)
-            _, reference = evaluation.evaluate_model(model, pairs)
-            change = abs(ours.psnr_y - reference.psnr_y)
+            _, ours, _, degraded = evaluation.evaluate_model(stored, pairs, channel=channel, return_input=True)
+            _, reference = evaluation.evaluate_model(model, pairs, channel=channel)
+            change = abs(ours.psnr - reference.psnr)
             if change > max_db_change:
                 raise ValueError(f"float16 storage moves the PSNR on {set_name} by {change:.4f} dB "
                                  f"(more than {max_db_change} dB); not shipped")
-            card["scores"][set_name] = {"n": ours.count, "psnr_y": round(ours.psnr_y, 4), "ssim_y": round(ours.ssim_y, 5),
-                                        "float32_psnr_y": round(reference.psnr_y, 4)}
-            print(f"{set_name}: {ours.line()} (float32 weights: psnr_y={reference.psnr_y:.4f})")
+            c = channel
+            card["scores"][set_name] = {"n": ours.count, f"psnr_{c}": round(ours.psnr, 4),
+                                        f"ssim_{c}": round(ours.ssim, 5), f"float32_psnr_{c}": round(reference.psnr, 4),
+                                        f"input_psnr_{c}": round(degraded.psnr, 4),
+                                        f"input_ssim_{c}": round(degraded.ssim, 5)}
+            if set_name in (baselines or {}):
+                card["scores"][set_name]["baseline"] = baseline_scores(baselines[set_name], set_name, ours.count, c)
+            print(f"{set_name}: {ours.line()} (input: psnr_{c}={degraded.psnr:.4f}; "
+                  f"float32 weights: psnr_{c}={reference.psnr:.4f})")
     return pretrained.save(model, name, card, folder=folder)
 
 
@@ -102,9 +129,14 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         sets = reproduce.parse_eval_sets(FLAGS.eval_sets)
+        baselines = dict(entry.split("=", 1) for entry in FLAGS.baselines)
     except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    paths = ship(FLAGS.run_dir, FLAGS.name, FLAGS.description, FLAGS.use, sets, FLAGS.max_db_change, FLAGS.folder)
+        raise app.UsageError(f"--eval_sets / --baselines entries look like name=path: {error}") from None
+    unknown = sorted(set(baselines) - set(sets))
+    if unknown:
+        raise app.UsageError(f"--baselines names sets not in --eval_sets: {', '.join(unknown)}")
+    paths = ship(FLAGS.run_dir, FLAGS.name, FLAGS.description, FLAGS.use, sets, FLAGS.max_db_change, FLAGS.folder,
+                 task=FLAGS.task, channel=FLAGS.channel, baselines=baselines)
     for path in paths:
         print(f"wrote {path} ({os.path.getsize(path) / 2**20:.2f} MiB)")
     return 0

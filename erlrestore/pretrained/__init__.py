@@ -107,6 +107,11 @@ def _digest(path):
 def load(name, folder=None):
     """The shipped model ``name`` (or ``pretrained:<name>``) as a float32 ``keras.Model``.
 
+    Calling it gives the raw network output, which may stray outside [0, 1].
+    To restore an image array, use ``erlrestore.restore(image,
+    model="pretrained:<name>")`` (:mod:`erlrestore.api`): clipped to [0, 1],
+    tiled when large, in the image's own pixel type, the model loaded once.
+
     Raises DataError for an unknown name or damaged files (checksum).
     """
     import keras
@@ -136,10 +141,10 @@ def save(model, name, card, folder=PACKAGE_FOLDER):
     """
     import keras
 
-    if card.get("task") not in TASKS:
-        raise ValueError(f"a model card needs a task, one of {', '.join(TASKS)}; got {card.get('task')!r}")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"pretrained model names are lower-case words joined by '-', got {name!r}")
+    if card.get("task") not in TASKS:
+        raise ValueError(f"a model card needs a task, one of {', '.join(TASKS)}; got {card.get('task')!r}")
     os.makedirs(folder, exist_ok=True)
     config_path = os.path.join(folder, name + ".json")
     weights_path = os.path.join(folder, name + ".npz")
