@@ -65,7 +65,8 @@ def training_history(run_dir):
     interval that a resumed process repeated once.
     """
     intervals, wall_seconds = set(), 0.0
-    for stage, steps, seconds in events.sittings(run_dir):
+    # The restoration family logs its loss as epoch_loss, the generative family as epoch_g_loss.
+    for stage, steps, seconds in events.sittings(run_dir) or events.sittings(run_dir, tag="epoch_g_loss"):
         intervals.update((stage, step) for step in steps)
         wall_seconds += seconds
     return {"planned_steps": reproduce.total_steps(run_dir), "intervals_logged": len(intervals),
