@@ -343,12 +343,20 @@ def test_pretrained_recipes_parse_into_the_faithful_models(in_repo):
     from erlrestore.training import experiment
 
     recipes = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags" / "pretrained").glob("*.flags"))
-    assert recipes == ["flags/pretrained/erlnet_derain.flags", "flags/pretrained/memd_derain.flags"]
-    erlnet, memd = (parse([f"--flagfile={recipe}"]) for recipe in recipes)
+    assert recipes == ["flags/pretrained/erlnet_derain.flags", "flags/pretrained/memd_derain.flags",
+                       "flags/pretrained/rethinking_dehaze.flags", "flags/pretrained/rethinking_denoise.flags"]
+    erlnet, memd, dehaze, denoise = (parse([f"--flagfile={recipe}"]) for recipe in recipes)
     assert (erlnet.model, erlnet.resolved_strategy(), erlnet.entanglement) == ("ERLNet", "MA_D", "MLGD")
     assert len(experiment.check_settings(erlnet)) == 3
     assert (memd.model, memd.resolved_strategy()) == ("MEMD", "MEMD")
     experiment.check_settings(memd)
+    # The rethinking paper's generator: UNet-5 + LSGAN + InfoAccum-15 + SubPixUpsamp, width 32.
+    for generator in (dehaze, denoise):
+        assert (generator.model, generator.levels, generator.gan_loss) == ("UNet", 5, "lsgan")
+        assert (generator.info_accum_layers, generator.subpixel, generator.gen_filters) == (15, True, 32)
+        experiment.check_settings(generator)
+    assert (dehaze.gen_residual, denoise.gen_residual) == (False, True)
+    assert (dehaze.data.train_input_dir, denoise.data.degradation) == ("runs/dehaze-data/train", "camera_noise")
 
 
 HOLD_LOCK = """

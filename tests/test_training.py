@@ -340,7 +340,7 @@ _ERL_IDENTITY = {"entanglement", "depth", "base_filters", "dense_layers", "growt
                  "fre_reduction"}
 _GAN_IDENTITY = {"levels", "gen_filters", "gen_norm", "dropout", "info_accum_layers", "info_accum_growth",
                  "info_accum_positions", "subpixel", "gan_loss", "l1_weight", "d_filters", "d_layers", "weight_init",
-                 "pixel_loss"}
+                 "pixel_loss", "gen_residual"}
 
 
 def test_every_setting_is_declared_with_its_flag():
@@ -362,7 +362,7 @@ def test_run_identity_keeps_the_recorded_fields_of_each_family(tmp_path):
     assert (erl["strategy"], erl["lr_schedule"], erl["batch_size"]) == ("MA_D", "plateau", 1)
     assert experiment.options.absent_values(experiment.TrainSettings) == {
         "stage_budget": "each", "fre_reduction": "mean_sum", "weight_init": "keras", "pixel_loss": "l1",
-        "lr_schedule": "plateau"}
+        "lr_schedule": "plateau", "gen_residual": False}
 
 
 def test_pairs_csv_lists_the_training_and_validation_pairs(tmp_path):

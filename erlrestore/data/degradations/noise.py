@@ -123,13 +123,16 @@ def add_poisson_gaussian_noise(clean, seed, *, peak=50.0, sigma=5.0):
 
 GAMMA = 2.2
 # Variance of a 3x3 binomial blur of white noise, relative to the noise: (sum of squared taps).
-_BINOMIAL = tf.constant([1.0, 2.0, 1.0]) / 4.0
+# A plain list, not a tensor: a tensor made at import would start TensorFlow's runtime before a distribution
+# strategy can configure it (MultiWorkerMirroredStrategy refuses that).
+_BINOMIAL = [0.25, 0.5, 0.25]
 _BLUR_STD = 6.0 / 16.0
 
 
 def _blur3(noise):
     """3x3 binomial blur of a [B, H, W, C] tensor (reflected borders), per channel."""
-    kernel = tf.tensordot(_BINOMIAL, _BINOMIAL, axes=0)[:, :, tf.newaxis, tf.newaxis]
+    taps = tf.constant(_BINOMIAL)
+    kernel = tf.tensordot(taps, taps, axes=0)[:, :, tf.newaxis, tf.newaxis]
     channels = tf.shape(noise)[-1]
     kernel = tf.tile(kernel, [1, 1, channels, 1])
     padded = tf.pad(noise, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
