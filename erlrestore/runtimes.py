@@ -77,8 +77,12 @@ def _info_logs_hidden():
 
 
 @contextlib.contextmanager
-def _native_stderr_muted(mute=True):
-    """File descriptor 2 at /dev/null inside the block (native libraries' log lines); Python errors still raise."""
+def native_stderr_muted(mute=True):
+    """File descriptor 2 at /dev/null inside the block (native libraries' log lines); Python errors still raise.
+
+    Nothing happens when ``mute`` is false or the descriptors cannot be
+    arranged. The tools' quiet TensorFlow import (``erlrestore.cli``) uses it too.
+    """
     if not mute:
         yield
         return
@@ -199,7 +203,7 @@ class LiteRTRestorer:
         self._lock = threading.Lock()
         side = self.multiple or 16
         try:
-            with _native_stderr_muted(_info_logs_hidden()):  # the delegate's set-up line (module docstring)
+            with native_stderr_muted(_info_logs_hidden()):  # the delegate's set-up line (module docstring)
                 self(np.zeros((1, side, side, 3), np.float32))
         except (RuntimeError, ValueError) as error:
             raise image_files.DataError(

@@ -16,7 +16,6 @@ The tools print their own progress, results, warnings and errors. ``-v`` / ``--v
 line, or ``ERLRESTORE_VERBOSE=1`` in the environment, keeps everything.
 """
 
-import contextlib
 import importlib.abc
 import importlib.util
 import logging as python_logging
@@ -38,24 +37,6 @@ def verbose_requested(argv=None):
     return any(arg in ("-v", "--v") or arg.startswith(("-v=", "--v=", "--verbosity")) for arg in argv[1:])
 
 
-@contextlib.contextmanager
-def _stderr_to_devnull():
-    """File descriptor 2 at /dev/null inside the block (nothing happens when that cannot be arranged)."""
-    try:
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class _QuietTensorFlowLoader(importlib.abc.Loader):
@@ -68,8 +49,10 @@ class _QuietTensorFlowLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        from erlrestore import runtimes  # the one stderr-muting block; imported late to keep start-up light
+
         module.__loader__ = module.__spec__.loader = self._loader  # the module keeps its own loader
-        with _stderr_to_devnull():
+        with runtimes.native_stderr_muted():
             self._loader.exec_module(module)
             module.config.list_physical_devices()
 
