@@ -198,12 +198,21 @@ def add_camera_noise(clean, seed, *, gaussian_share=0.5, sigma=(0.0, 55.0), peak
     jpeg_quality = PARAM_CHECKS["jpeg_quality"](jpeg_quality)
     seeds = _split(seed, 10)
     batch = tf.shape(x)[0]
-    std = _per_image(_sample(sigma, seeds[0], [batch]), batch) / 255.0
-    gaussian = x + std * tf.random.stateless_normal(tf.shape(x), seeds[1])
-    camera = camera_branch(x, seeds[2:9], peak=peak, read_sigma=read_sigma,
-                           spatial_correlation=spatial_correlation, channel_correlation=channel_correlation,
-                           jpeg_quality=jpeg_quality, sample=_sample)
-    pick = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[9]) < share
-    noisy = tf.where(pick, gaussian, camera)
+    # A branch no image can take (gaussian_share 0 or 1) is not computed: the camera branch's JPEG round trip
+    # is the costly part. The seeds are split the same way, so the result is the same as computing both.
+    if share > 0.0:
+        std = _per_image(_sample(sigma, seeds[0], [batch]), batch) / 255.0
+        gaussian = x + std * tf.random.stateless_normal(tf.shape(x), seeds[1])
+    if share < 1.0:
+        camera = camera_branch(x, seeds[2:9], peak=peak, read_sigma=read_sigma,
+                               spatial_correlation=spatial_correlation, channel_correlation=channel_correlation,
+                               jpeg_quality=jpeg_quality, sample=_sample)
+    if share == 1.0:
+        noisy = gaussian
+    elif share == 0.0:
+        noisy = camera
+    else:
+        pick = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[9]) < share
+        noisy = tf.where(pick, gaussian, camera)
     quantized = tf.round(tf.clip_by_value(noisy, 0.0, 1.0) * 255.0) / 255.0
     return _restore_rank(quantized, rank)
