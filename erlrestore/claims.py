@@ -1,7 +1,7 @@
 """Every comparison the two papers state, as data, including the ones our runs go against.
 
 Each :class:`Claim` names two rows of one of our tables
-(:data:`erlrestore.reproduce.TABLES`) and what the paper says about them
+(:data:`erlrestore.paper_tables.TABLES`) and what the paper says about them
 (``better``: A beats B; ``no_worse``: no drop from B to A; ``similar``: A
 and B about equal; ``majority``: A restores more than half of the test
 images better than B), with where the paper says it: a table's numbers, a

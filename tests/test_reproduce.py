@@ -84,10 +84,7 @@ def test_every_row_parses_with_every_scale_overlay():
         "(2000,)", "split", "96", "True", "linear_decay"]
 
 
-def test_score_line_and_eval_sets_parsing():
-    assert reproduce.parse_score_line("log\nn=12 psnr_y=30.1354 ssim_y=0.85540\n") == (12, 30.1354, 0.8554)
-    with pytest.raises(ValueError, match="no score line"):
-        reproduce.parse_score_line("error: nothing")
+def test_eval_sets_parsing():
     assert reproduce.parse_eval_sets(["a=x", "b=y:z"]) == {"a": ("x", ""), "b": ("y", "z")}
     with pytest.raises(ValueError, match="name=input_dir"):
         reproduce.parse_eval_sets(["just_a_folder"])
@@ -277,3 +274,19 @@ def test_cli_help_lists_its_flags_and_bad_values_are_usage_errors(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     both = _reproduce("--render_only", "--table=erlnet_table2", timeout=120)
     assert both.returncode == 2 and "leave out --table" in both.stderr
+
+
+@pytest.mark.parametrize("budget, steps, expected", [
+    ("each", 4, {"DT": 8, "MA_D": 12, "MEMD": 4}),
+    ("split", 6, {"DT": 12, "MA_D": 6, "MEMD": 6}),  # DT's auxiliary stage gets the steps of its stage I
+])
+def test_steps_column_counts_dts_auxiliary_clean_to_clean_stage(tmp_path, budget, steps, expected):
+    # The records' (and the results page's) steps of a run: DT trains the clean-to-clean net alone first
+    # (C2C), then the restoration net; both stages' optimizer steps count.
+    for strategy, total in expected.items():
+        run_dir = tmp_path / f"{strategy}-{budget}"
+        run_dir.mkdir()
+        (run_dir / "run_config.json").write_text(json.dumps(
+            {"model": "MEMD" if strategy == "MEMD" else "ERLNet", "strategy": strategy, "stage_steps": [steps],
+             "stage_budget": budget}), encoding="utf-8")
+        assert reproduce.total_steps(str(run_dir)) == total, strategy

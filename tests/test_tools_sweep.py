@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from erlrestore import runner as experiment_runner
 from erlrestore.data.image_files import DataError
+from erlrestore.run_folder import RunFolder
 from erlrestore.training import events
 from tools import fit_loss_curve as fit
 from tools import sweep
@@ -261,47 +263,53 @@ def test_training_command_order_lets_the_swept_flags_win(tmp_path):
     arguments = sweep.train_arguments(config, "out/levels/UNet-3", extra, ["--stage_steps=5"])
     assert arguments == [*extra, "--stage_steps=5", "--model=UNet", "--levels=3", "--model_dir=out/levels/UNet-3",
                          "--verbose=0"]
-    assert sweep.train_command(arguments, python="py")[:3] == ["py", "-m", "erlrestore.cli.train"]
-    assert sweep.eval_command("m.keras", "in", "", ["--crop_border=4"], python="py") == [
-        "py", "-m", "erlrestore.cli.evaluate", "--model=m.keras", "--input_dir=in", "--crop_border=4"]
 
 
-def test_parse_eval_output():
-    assert sweep.parse_eval_output("baseline: x\nn=12 psnr_y=30.1354 ssim_y=0.85540\n") == (12, 30.1354, 0.8554)
-    with pytest.raises(ValueError, match=r"last line is not 'n=<N> psnr_y=<x> ssim_y=<x>': 'done'"):
-        sweep.parse_eval_output("n=1 psnr_y=1 ssim_y=1\ndone\n")
-    with pytest.raises(ValueError, match=r"\(no output\)"):
-        sweep.parse_eval_output("")
+
+def test_eval_flags_are_scoring_flags_on_the_y_channel():
+    sweep.check_eval_flags(["--crop_border=4", "--norm_statistics=batch"])
+    with pytest.raises(ValueError, match=r"records Y-channel scores"):
+        sweep.check_eval_flags(["--channel=rgb"])
+    with pytest.raises(Exception, match=r"Unknown command line flag 'baseline_model'"):
+        sweep.check_eval_flags(["--baseline_model=m.keras"])
 
 
 # --- sweep: running, CSV and resume (with a fake runner) ------------------------------------------------
 
 class FakeRunner:
-    """Stands in for subprocess.run: 'trains' by writing final.keras, 'evaluates' by printing a score."""
+    """Stands in for erlrestore.runner: 'trains' by writing final.keras, 'evaluates' by making up a score."""
 
-    def __init__(self, fail_train=(), fail_eval=()):
+    def __init__(self, fail_train=(), fail_eval=(), channel="y"):
         self.calls = []
-        self.fail_train, self.fail_eval = set(fail_train), set(fail_eval)
+        self.timeouts = []
+        self.fail_train, self.fail_eval, self.channel = set(fail_train), set(fail_eval), channel
 
-    def __call__(self, command, capture_output, text, timeout):
-        module = command[2]
-        self.calls.append(command)
-        if module == "erlrestore.cli.train":
-            model_dir = next(a.split("=", 1)[1] for a in command if a.startswith("--model_dir="))
-            levels = next(a.split("=", 1)[1] for a in command if a.startswith("--levels="))
+    def run(self, arguments, eval_sets, timeout=None):
+        folder = RunFolder(experiment_runner.model_dir_of(arguments))
+        levels = next(a.split("=", 1)[1] for a in arguments if a.startswith("--levels="))
+        self.timeouts.append(timeout)
+        experiment = experiment_runner.Experiment(folder.path)
+
+        def fail(stage, message, log):
+            raise experiment_runner.RunError(f"{stage} failed: {message} (log: {log})", stage=stage, log_path=log,
+                                             partial=experiment)
+
+        if not folder.finished:
+            self.calls.append(("train", list(arguments)))
             if levels in self.fail_train:
-                stderr = "I1 some log\nerror: crop too small\n\x1b[1mfor the PatchGAN\x1b[0m\n"
-                return subprocess.CompletedProcess(command, 1, "", stderr)
-            pathlib.Path(model_dir, "final.keras").write_text("model")
-            return subprocess.CompletedProcess(command, 0, "model: x\n", "")
-        model = next(a.split("=", 1)[1] for a in command if a.startswith("--model="))
-        levels = pathlib.Path(model).parent.name.split("-")[-1]
-        if levels in self.fail_eval:
-            return subprocess.CompletedProcess(command, 0, "n=0 psnr_y=nan\n", "")
-        return subprocess.CompletedProcess(command, 0, f"n=2 psnr_y={20 + int(levels)}.5 ssim_y=0.{levels}0000\n", "")
+                fail("training", "ValueError: crop too small", folder.train_log)
+            pathlib.Path(folder.final).write_text("model")
+            experiment.training = experiment_runner.Training(folder.path, folder.final, 1, 0.1, "float32")
+        for eval_set in eval_sets:
+            self.calls.append(("evaluate", folder.final, eval_set))
+            if levels in self.fail_eval:
+                fail("evaluation", "DataError: no pairs", folder.evaluate_log)
+            experiment.scores[eval_set.name] = experiment_runner.Scores(
+                eval_set.name, 2, 20.5 + int(levels), int(levels) / 10, self.channel)
+        return experiment
 
     def modules(self):
-        return [c[2].rsplit(".", 1)[1] for c in self.calls]
+        return [c[0] for c in self.calls]
 
 
 def _rows(output_dir):
@@ -323,8 +331,7 @@ def test_run_sweep_records_rows_failures_and_resumes(tmp_path):
     assert rows[0]["model_dir"] == str(tmp_path / "levels" / "UNet-1") and rows[0]["error"] == ""
     assert float(rows[0]["seconds"]) >= 0
     log = tmp_path / "levels" / "UNet-2" / "train.log"
-    assert rows[1]["error"] == f"training exited with status 1: error: crop too small for the PatchGAN (log: {log})"
-    assert log.read_text().splitlines()[0].startswith("$ ")
+    assert rows[1]["error"] == f"training failed: ValueError: crop too small (log: {log})"
     assert json.loads((tmp_path / "levels" / "UNet-1" / "sweep_command.json").read_text())["train_arguments"] == [
         "--gen_filters=2", "--stage_steps=1", "--model=UNet", "--levels=1",
         f"--model_dir={tmp_path / 'levels' / 'UNet-1'}", "--verbose=0"]
@@ -357,22 +364,20 @@ def test_run_sweep_records_rows_failures_and_resumes(tmp_path):
     assert "was trained with other arguments" in outcomes[0].row["error"]
 
 
-def test_run_sweep_records_evaluation_failures_and_timeouts(tmp_path):
-    configs = sweep.configurations("levels", ["1", "2"], ["EnDec"])
-
-    def slow(command, capture_output, text, timeout):
-        raise subprocess.TimeoutExpired(command, timeout, output=b"partial", stderr=None)
-
-    outcomes = sweep.run_sweep(configs[:1], str(tmp_path), evaluation=("in", "tgt", ()), runner=slow, timeout=5)
-    log = tmp_path / "levels" / "EnDec-1" / "train.log"
-    assert outcomes[0].row["error"] == f"training timed out after 5 s (log: {log})"
-    assert log.read_text().endswith("partial")
-    runner = FakeRunner(fail_eval={"2"})
-    outcomes = sweep.run_sweep(configs, str(tmp_path), evaluation=("in", "tgt", ()), runner=runner)
-    assert [o.status for o in outcomes] == ["trained", "failed"]
-    assert runner.calls[1][3:] == [f"--model={tmp_path / 'levels' / 'EnDec-1' / 'final.keras'}", "--input_dir=in",
-                                   "--target_dir=tgt"]
-    assert outcomes[1].row["error"].startswith("erlrestore-evaluate's last line is not")
+def test_run_sweep_records_evaluation_failures_and_passes_the_timeout(tmp_path):
+    configs = sweep.configurations("levels", ["1", "2", "3"], ["EnDec"])
+    fake = FakeRunner(fail_eval={"2"})
+    outcomes = sweep.run_sweep(configs[:2], str(tmp_path), evaluation=("in", "tgt", ("--crop_border=4",)),
+                               runner=fake, timeout=5)
+    assert [o.status for o in outcomes] == ["trained", "failed"] and fake.timeouts == [5, 5]
+    assert fake.calls[1] == ("evaluate", str(tmp_path / "levels" / "EnDec-1" / "final.keras"),
+                             experiment_runner.EvalSet("evaluation", "in", "tgt", ("--crop_border=4",)))
+    log = tmp_path / "levels" / "EnDec-2" / "evaluate.log"
+    assert outcomes[1].row["error"] == f"evaluation failed: DataError: no pairs (log: {log})"
+    # Scores without the Y channel's numbers are a failure, not a row of wrong numbers.
+    outcomes = sweep.run_sweep(configs[2:], str(tmp_path), evaluation=("in", "", ()), runner=FakeRunner(channel="rgb"))
+    assert outcomes[0].status == "failed"
+    assert outcomes[0].row["error"].startswith("evaluation: no score 'psnr_y' in the scores of evaluation")
 
 
 def test_results_csv_of_another_kind_is_refused(tmp_path):

@@ -16,7 +16,7 @@ Sides (:data:`SIDES`), each with the one module that stands for its framework:
   builds it (:func:`tools.benchmark.build_workload`), the trainer's
   ``train_step`` in a ``tf.function`` and the generator's verified inference
   graph, XLA off;
-* ``peer`` (``torch``): the published pix2pix of :mod:`tools.bench_peer`;
+* ``peer`` (``torch``): the published pix2pix of :mod:`tools.bench_peer` (:mod:`tools.peer_pix2pix`);
 * ``fake_ours`` (``fakeflow``) and ``fake_peer`` (``faketorch``): pure-NumPy
   stand-ins with the same request and result, so that the harness (the
   processes, the order, the load gate, the statistics, the JSON) is tested
@@ -159,7 +159,7 @@ def measure_ours(request):
     tf = _start_tensorflow(request)
     import keras  # pylint: disable=import-outside-toplevel
 
-    from erlrestore import inference  # pylint: disable=import-outside-toplevel
+    from erlrestore import inference, run_folder  # pylint: disable=import-outside-toplevel
     from erlrestore.models import memd  # pylint: disable=import-outside-toplevel
     from tools import benchmark  # pylint: disable=import-outside-toplevel
 
@@ -167,7 +167,7 @@ def measure_ours(request):
     settings, trainer, networks, _ = benchmark.build_workload(MODEL, request["size"], request["batch"],
                                                               request["precision"], "off", request["quick"])
     data = (tf.constant(pair[0]), tf.constant(pair[1]))
-    deployed = inference.verified_inference_graph(networks["final.keras"]).model
+    deployed = inference.verified_inference_graph(networks[run_folder.FINAL]).model
     infer = tf.function(lambda x: deployed(x, training=False), jit_compile=False)
     infer_times = time_calls(lambda: infer(data[0]).numpy(), request["steps"], request["warmup"])
     [stage] = benchmark.stage_list(MODEL)
@@ -190,16 +190,16 @@ def measure_ours(request):
 
 
 def measure_peer(request):
-    from tools import bench_peer  # pylint: disable=import-outside-toplevel
+    from tools import peer_pix2pix  # pylint: disable=import-outside-toplevel
 
-    torch = bench_peer.import_torch()
+    torch = peer_pix2pix.import_torch()
     if request.get("threads"):
         torch.set_num_threads(request["threads"])
         torch.set_num_interop_threads(request["interop_threads"])
     pair, sha = _read_input(request)
-    config = bench_peer.TINY if request["quick"] else bench_peer.FULL
+    config = peer_pix2pix.TINY if request["quick"] else peer_pix2pix.FULL
     autocast = bool(request.get("peer_autocast")) and request["precision"] == "mixed_bfloat16"
-    trainer, params = bench_peer.build_peer(config, seed=request.get("seed", 0), autocast=autocast)
+    trainer, params = peer_pix2pix.build_peer(config, seed=request.get("seed", 0), autocast=autocast)
     # NHWC in [0, 1] -> NCHW in [-1, 1], the published model's range.
     condition, target = (torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2))) * 2 - 1
                          for array in pair)

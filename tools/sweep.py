@@ -70,16 +70,17 @@ import csv
 import dataclasses
 import json
 import os
-import re
 import shlex
-import subprocess
 import sys
 import time
 
 from absl import app, flags, logging
 
+from erlrestore import runner as experiment_runner
 from erlrestore.data.image_files import DataError
 from erlrestore.progress import progress
+from erlrestore.run_folder import RunFolder
+from erlrestore.runner import check_train_arguments  # noqa: F401  (importable from here, as before)
 from tools.common import load_pyplot
 
 FLAGS = flags.FLAGS
@@ -96,7 +97,7 @@ MAX_LEVELS = 8
 CSV_COLUMNS = ("sweep", "model", "value", "psnr_y", "ssim_y", "model_dir", "seconds", "error")
 RESULTS_FILE = "results.csv"
 COMMAND_FILE = "sweep_command.json"
-_EVAL_LINE = re.compile(r"^n=(\d+) psnr_y=(\S+) ssim_y=(\S+)$")
+EVAL_SET = "evaluation"  # the name of a configuration's one test set
 _X_LABELS = {
     "levels": "down/up-sampling levels N",
     "info_accum_layers": "InfoAccum layers L",
@@ -211,28 +212,6 @@ def train_arguments(config, model_dir, extra=(), data=()):
     return [*extra, *data, *config.flags, f"--model_dir={model_dir}", "--verbose=0"]
 
 
-def train_command(arguments, python=None):
-    return [python or sys.executable, "-m", "erlrestore.cli.train", *arguments]
-
-
-def eval_command(model_path, input_dir, target_dir="", extra=(), python=None):
-    command = [python or sys.executable, "-m", "erlrestore.cli.evaluate", f"--model={model_path}",
-               f"--input_dir={input_dir}"]
-    if target_dir:
-        command.append(f"--target_dir={target_dir}")
-    return command + list(extra)
-
-
-def parse_eval_output(stdout):
-    """``(n, psnr_y, ssim_y)`` from erlrestore-evaluate's last stdout line; ValueError if it is not there."""
-    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
-    match = _EVAL_LINE.match(lines[-1]) if lines else None
-    if not match:
-        last = lines[-1] if lines else "(no output)"
-        raise ValueError(f"erlrestore-evaluate's last line is not 'n=<N> psnr_y=<x> ssim_y=<x>': {last!r}")
-    return int(match.group(1)), float(match.group(2)), float(match.group(3))
-
-
 # --- results.csv --------------------------------------------------------------------------------------
 
 def read_rows(path):
@@ -281,52 +260,19 @@ class Outcome:
     row: dict
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _error_line(text, limit=400):
-    """The gist of a failed tool's stderr: from its last ``error:`` line on, on one line; else the last line."""
-    lines = [_ANSI.sub("", line).strip() for line in (text or "").splitlines()]
-    lines = [line for line in lines if line]
-    if not lines:
-        return "no output"
-    starts = [i for i, line in enumerate(lines) if line.startswith(("error:", "FATAL"))]
-    gist = " ".join(lines[starts[-1]:]) if starts else lines[-1]
-    return gist if len(gist) <= limit else gist[: limit - 3] + "..."
-
-
-def _run_logged(command, log_path, runner, timeout):
-    """Runs ``command``; writes its output to ``log_path``; returns (returncode, stdout, stderr)."""
-    try:
-        result = runner(command, capture_output=True, text=True, timeout=timeout)
-        code, stdout, stderr = result.returncode, result.stdout or "", result.stderr or ""
-    except subprocess.TimeoutExpired as expired:
-        code, stdout, stderr = None, _text(expired.stdout), _text(expired.stderr)
-    with open(log_path, "w", encoding="utf-8") as f:
-        f.write("$ " + shlex.join(command) + "\n")
-        f.write(stdout)
-        f.write(stderr)
-    return code, stdout, stderr
-
-
-def _text(data):
-    if isinstance(data, bytes):
-        return data.decode("utf-8", "replace")
-    return data or ""
-
-
-def run_configuration(config, output_dir, extra=(), data=(), evaluation=(), cached=None, reevaluate=False,
-                      runner=subprocess.run, timeout=None, python=None):
+def run_configuration(config, output_dir, extra=(), data=(), evaluation=("", "", ()), cached=None, reevaluate=False,
+                      runner=experiment_runner, timeout=None):
     """Trains (unless ``final.keras`` exists) and evaluates one configuration; returns an :class:`Outcome`.
 
     ``evaluation`` is ``(input_dir, target_dir, extra_eval_flags)``.
     ``cached`` is the configuration's last successful CSV row, reused when
-    the model exists and ``reevaluate`` is False. Never raises for a failed
-    run: the outcome's row then has ``error`` set.
+    the model exists and ``reevaluate`` is False. ``runner`` runs the
+    experiment (:func:`erlrestore.runner.run`, or a stand-in with its
+    ``run``); ``timeout`` bounds the training and the evaluation. Never
+    raises for a failed run: the outcome's row then has ``error`` set.
     """
     start = time.monotonic()
     model_dir = os.path.join(output_dir, config.sweep, config.name)
-    final = os.path.join(model_dir, "final.keras")
     arguments = train_arguments(config, model_dir, extra, data)
     row = dict(sweep=config.sweep, model=config.model, value=config.value, model_dir=model_dir,
                psnr_y="", ssim_y="", seconds="", error="")
@@ -336,8 +282,7 @@ def run_configuration(config, output_dir, extra=(), data=(), evaluation=(), cach
         return Outcome(config, "failed", row)
 
     record = os.path.join(model_dir, COMMAND_FILE)
-    status = "evaluated"
-    if os.path.exists(final):
+    if RunFolder(model_dir).finished:
         if os.path.exists(record):
             with open(record, encoding="utf-8") as f:
                 recorded = json.load(f).get("train_arguments")
@@ -350,38 +295,27 @@ def run_configuration(config, output_dir, extra=(), data=(), evaluation=(), cach
         os.makedirs(model_dir, exist_ok=True)
         with open(record, "w", encoding="utf-8") as f:
             json.dump({"train_arguments": arguments}, f, indent=2)
-        log = os.path.join(model_dir, "train.log")
-        code, _, stderr = _run_logged(train_command(arguments, python), log, runner, timeout)
-        if code is None:
-            return failed(f"training timed out after {timeout} s (log: {log})")
-        if code != 0:
-            return failed(f"training exited with status {code}: {_error_line(stderr)} (log: {log})")
-        if not os.path.exists(final):
-            return failed(f"training finished but wrote no {final} (log: {log})")
-        status = "trained"
 
     input_dir, target_dir, eval_extra = evaluation
-    log = os.path.join(model_dir, "evaluate.log")
-    code, stdout, stderr = _run_logged(eval_command(final, input_dir, target_dir, eval_extra, python), log,
-                                       runner, timeout)
-    if code is None:
-        return failed(f"evaluation timed out after {timeout} s (log: {log})")
-    if code != 0:
-        return failed(f"evaluation exited with status {code}: {_error_line(stderr)} (log: {log})")
+    test_set = experiment_runner.EvalSet(EVAL_SET, input_dir, target_dir, tuple(eval_extra))
     try:
-        _, psnr, ssim = parse_eval_output(stdout)
-    except ValueError as error:
-        return failed(f"{error} (log: {log})")
+        experiment = runner.run(arguments, [test_set], timeout=timeout)
+        scores = experiment.scores[EVAL_SET]
+        psnr, ssim = scores.metric("psnr_y"), scores.metric("ssim_y")
+    except experiment_runner.RunError as error:
+        return failed(str(error))
+    except KeyError as error:
+        return failed(f"evaluation: {error.args[0]}")
     row.update(psnr_y=f"{psnr:.4f}", ssim_y=f"{ssim:.5f}", seconds=f"{time.monotonic() - start:.1f}")
-    return Outcome(config, status, row)
+    return Outcome(config, "trained" if experiment.training else "evaluated", row)
 
 
 def run_sweep(configs, output_dir, extra=(), data=(), evaluation=("", "", ()), reevaluate=False,
-              runner=subprocess.run, timeout=None, python=None):
+              runner=experiment_runner, timeout=None):
     """Runs every configuration in turn, appending each new row to ``<output_dir>/results.csv`` at once.
 
-    Returns the list of :class:`Outcome`. ``runner`` (``subprocess.run``'s
-    signature) is replaceable for tests.
+    Returns the list of :class:`Outcome`. ``runner`` (:mod:`erlrestore.runner`,
+    or a stand-in with its ``run``) is replaceable for tests.
     """
     os.makedirs(output_dir, exist_ok=True)
     csv_path = os.path.join(output_dir, RESULTS_FILE)
@@ -389,11 +323,11 @@ def run_sweep(configs, output_dir, extra=(), data=(), evaluation=("", "", ()), r
     outcomes = []
     for config in progress(configs, desc=f"sweep {configs[0].sweep if configs else ''}"):
         cached = latest_results(rows, config.sweep).get((config.model, config.value))
+        finished = RunFolder(os.path.join(output_dir, config.sweep, config.name)).finished
         logging.info("%s %s=%s: %s", config.model, config.sweep, config.value,
-                     "final.keras exists" if os.path.exists(os.path.join(output_dir, config.sweep, config.name,
-                                                                          "final.keras")) else "training")
+                     "final.keras exists" if finished else "training")
         outcome = run_configuration(config, output_dir, extra, data, evaluation, cached=cached,
-                                    reevaluate=reevaluate, runner=runner, timeout=timeout, python=python)
+                                    reevaluate=reevaluate, runner=runner, timeout=timeout)
         if outcome.status != "cached":
             append_row(csv_path, outcome.row)
             rows.append(outcome.row)
@@ -404,43 +338,6 @@ def run_sweep(configs, output_dir, extra=(), data=(), evaluation=("", "", ()), r
                          outcome.status, outcome.row["psnr_y"], outcome.row["ssim_y"])
         outcomes.append(outcome)
     return outcomes
-
-
-def _without_process_flags(arguments):
-    """``arguments`` less ``--max_image_pixels``, checked here: a setting of the command, not of the training.
-
-    Raises ValueError for a value that is not a non-negative integer, as the command would refuse it.
-    """
-    kept = []
-    for argument in arguments:
-        name, _, value = argument.lstrip("-").partition("=")
-        if argument.startswith("--") and name == "max_image_pixels":
-            if not value.isdigit():
-                raise ValueError(f"--max_image_pixels takes a non-negative integer, not {value!r}")
-            continue
-        kept.append(argument)
-    return kept
-
-
-def check_train_arguments(argument_lists):
-    """Parses and checks every argument list with erlrestore-train's own code, in this process.
-
-    Returns one message per list (``""`` when it is valid, else the error's
-    type and text). The flags are those erlrestore-train makes from the
-    training settings (:func:`erlrestore.training.experiment.settings_from_argv`),
-    then :func:`~erlrestore.training.experiment.check_settings`; data folders
-    are not opened.
-    """
-    from erlrestore.training import experiment  # TensorFlow: only when there is something to check
-
-    messages = []
-    for arguments in argument_lists:
-        try:
-            experiment.check_settings(experiment.settings_from_argv(_without_process_flags(arguments)))
-            messages.append("")
-        except (flags.Error, ValueError) as error:
-            messages.append(f"{type(error).__name__}: {error}")
-    return messages
 
 
 # --- Figure -------------------------------------------------------------------------------------------
@@ -531,6 +428,18 @@ def define_flags():
     flags.mark_flag_as_required("output_dir")
 
 
+def check_eval_flags(arguments):
+    """Raises for ``--eval_flags`` the runner cannot score with, or that score another channel than Y.
+
+    absl's ``flags.Error`` names a flag that is not a scoring flag of
+    ``erlrestore-evaluate`` (:class:`erlrestore.runner.EvaluationSettings`)
+    or a bad value; ValueError a channel other than Y (the CSV holds
+    ``psnr_y``/``ssim_y``).
+    """
+    if experiment_runner.evaluation_settings(arguments).channel != "y":
+        raise ValueError("--eval_flags: the sweep records Y-channel scores (psnr_y, ssim_y); drop --channel")
+
+
 def _data_arguments():
     arguments = [f"--{name}={getattr(FLAGS, name)}" for name in _DATA_FLAGS if getattr(FLAGS, name)]
     if FLAGS.procedural:
@@ -567,7 +476,8 @@ def main(argv):
                                  FLAGS.position_info_accum_layers)
         extra = extra_arguments(FLAGS.extra_flags)
         eval_extra = shlex.split(FLAGS.eval_flags)
-    except ValueError as error:
+        check_eval_flags(eval_extra)
+    except (ValueError, flags.Error) as error:
         raise app.UsageError(str(error)) from None
     output_dir = FLAGS.output_dir
     csv_path = os.path.join(output_dir, RESULTS_FILE)
@@ -586,7 +496,7 @@ def main(argv):
         raise app.UsageError("give --eval_input_dir or --val_input_dir: every trained model is evaluated "
                              "(erlrestore-synth makes a synthetic test set)")
     data = _data_arguments()
-    to_train = [c for c in configs if not os.path.exists(os.path.join(output_dir, c.sweep, c.name, "final.keras"))]
+    to_train = [c for c in configs if not RunFolder(os.path.join(output_dir, c.sweep, c.name)).finished]
     if FLAGS.check_flags and to_train:
         lists = [train_arguments(c, os.path.join(output_dir, c.sweep, c.name), extra, data) for c in to_train]
         messages = check_train_arguments(lists)
