@@ -58,9 +58,10 @@ import sys
 import time
 
 from erlrestore import machine, records, results_page, runner
-from erlrestore.paper_tables import FAMILIES, TABLES, Row, Table  # noqa: F401  (the tables, importable from here)
+from erlrestore.paper_tables import TABLES, Row  # noqa: F401  (TABLES: the tables, importable from here)
 from erlrestore.run_folder import RunFolder, read_json
 from erlrestore.runner import learning_curve, total_steps  # noqa: F401  (a run's facts, importable from here)
+# curve_verdict and write_summary: erlrestore-reproduce and the tests use them from here.
 from erlrestore.table_reports import curve_verdict, plot, write_csv, write_summary  # noqa: F401
 
 SCALES = ("cpu", "paper", "tiny")

@@ -493,6 +493,30 @@ def test_cli_channel_rgb_and_self_ensemble_with_baseline(models, rain_set, tmp_p
         assert float(row["psnr_rgb"]) == pytest.approx(score.psnr, abs=1e-6)
 
 
+@pytest.mark.slow
+def test_cli_channel_rgb_and_self_ensemble_without_baseline(rain_set, tmp_path):
+    # The same flags without --baseline_model take the other path through the tool (evaluate_model).
+    folder, _, _ = rain_set
+    pairs = pairing.find_pairs(folder)
+    model = shift_conv_model()
+    path = tmp_path / "shift.keras"
+    model.save(path)
+    _, expected = evaluation.evaluate_model(model, pairs, channel="rgb", self_ensemble=True, show_progress=False)
+    for channel, self_ensemble in (("y", True), ("rgb", False)):  # what dropping either flag would print
+        _, other = evaluation.evaluate_model(model, pairs, channel=channel, self_ensemble=self_ensemble,
+                                             show_progress=False)
+        assert other.line() != expected.line()
+    table = tmp_path / "scores.csv"
+    result = run_evaluate(f"--model={path}", f"--input_dir={folder}", "--channel=rgb", "--self_ensemble",
+                          f"--csv={table}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = stdout_lines(result)
+    assert lines[-1] == expected.line() and SUMMARY_RGB.match(lines[-1])
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:5] == ["name", "input", "target", "psnr_rgb", "ssim_rgb"]
+
+
 # --- the command-line tool ---------------------------------------------------
 
 

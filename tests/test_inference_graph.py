@@ -333,3 +333,35 @@ def test_onnx_export_records_the_folding(unet, odd_batch, tmp_path):
     image = keras.Input((None, None, 3))
     plain = keras.Model(image, keras.layers.Conv2D(3, 1, name="conv")(image))  # nothing to fold
     assert metadata_and_output(plain, "plain")[0][export.ONNX_FOLDED_KEY] == "0"
+
+
+@pytest.mark.parametrize("damage", ["wrong", "nan"])
+def test_export_and_loading_never_use_an_inference_graph_that_fails_its_check(unet, odd_batch, tmp_path, monkeypatch,
+                                                                              damage):
+    # optimize() made to return a rewritten model whose first folded convolution is wrong (its kernel doubled) or
+    # gives NaN: the verification must keep the model as it is for the exporters and for a loaded model file.
+    real_optimize = inference_graph.optimize
+
+    def damaged_optimize(model):
+        result = real_optimize(model)
+        kernel = result.model.get_layer("enc_1_conv").kernel  # a new layer of the rewritten model only
+        kernel.assign(kernel.numpy() * 2.0 if damage == "wrong" else np.full(kernel.shape, np.nan, np.float32))
+        return result
+
+    monkeypatch.setattr(inference_graph, "optimize", damaged_optimize)
+    want = np.clip(outputs(unet, odd_batch), 0.0, 1.0)
+    checked = inference.verified_inference_graph(unet)
+    assert checked.model is unet and checked.folded == checked.phased == ()
+    assert np.isnan(checked.max_difference) if damage == "nan" else checked.max_difference > TOLERANCE
+
+    version = export.export_savedmodel(unet, tmp_path / "sm", name="unet")
+    loaded = tf.saved_model.load(version)
+    assert any("moving_" in variable.name for variable in loaded.variables)  # the batch norms were kept
+    got = loaded.signatures["serving_default"](images=tf.constant(odd_batch))["restored"].numpy()
+    assert np.isfinite(got).all() and np.abs(got - want).max() <= TOLERANCE
+
+    unet.save(tmp_path / "unet.keras")
+    restorer = inference.load_restorer(tmp_path / "unet.keras")
+    assert restorer.folded_batch_norms == restorer.phased_convolutions == ()
+    restored = restorer(odd_batch)
+    assert np.isfinite(restored).all() and np.abs(restored - want).max() <= TOLERANCE

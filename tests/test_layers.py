@@ -1,6 +1,11 @@
 """Tests for erlrestore.layers (every layer also goes through layer_testing.check_layer)."""
 
+import glob
+import importlib
+import inspect
 import os
+import pkgutil
+import re
 import subprocess
 import sys
 
@@ -9,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import erlrestore.layers
 from erlrestore.layers import CropToMatch, DenseBlock, FeatureFusion, PadToMultiple
 from layer_testing import check_layer
 
@@ -17,6 +23,43 @@ def _conv_same(x, conv):
     """Reference 3x3/1x1 'same' convolution with a Conv2D layer's weights."""
     kernel, bias = (keras.ops.convert_to_numpy(w) for w in conv.weights)
     return tf.nn.conv2d(x, kernel, strides=1, padding="SAME").numpy() + bias
+
+
+# ------------------------------------------------------------ every layer
+
+
+def _layer_classes_by_module():
+    """{submodule name: [the keras Layer classes it defines]} over the modules of the erlrestore.layers package."""
+    found = {}
+    for info in pkgutil.iter_modules(erlrestore.layers.__path__):
+        module = importlib.import_module(f"erlrestore.layers.{info.name}")
+        found[info.name] = [
+            cls for name, cls in vars(module).items()
+            if inspect.isclass(cls) and issubclass(cls, keras.layers.Layer) and cls.__module__.startswith("erlrestore.")
+        ]
+    return found
+
+
+def test_every_layer_has_its_own_module_registration_config_and_standard_check():
+    """Issue 23: one layer per file, each exported, registered as ``erlrestore>Name`` (what saved models name),
+    serialized under the public module, with a get_config, and run through layer_testing.check_layer."""
+    by_module = _layer_classes_by_module()
+    for module, classes in by_module.items():
+        assert len(classes) <= 1, f"erlrestore/layers/{module}.py defines several layers: {classes}"
+    defined = {cls for classes in by_module.values() for cls in classes}
+    assert defined == set(erlrestore.layers.LAYERS)
+    tests = "".join(open(path, encoding="utf-8").read()
+                    for path in glob.glob(os.path.join(os.path.dirname(__file__), "test_layers*.py")))
+    checked = set(re.findall(r"check_layer\(\s*(\w+),", tests))
+    for cls in defined:
+        name = cls.__name__
+        assert getattr(erlrestore.layers, name) is cls and name in erlrestore.layers.__all__
+        assert keras.saving.get_registered_name(cls) == f"erlrestore>{name}"
+        assert keras.saving.get_registered_object(f"erlrestore>{name}") is cls
+        assert cls.__module__ == "erlrestore.layers", (name, cls.__module__)
+        # Keras' own get_config serves only a layer without arguments of its own (CropToMatch).
+        assert "get_config" in vars(cls) or "__init__" not in vars(cls), name
+        assert name in checked, f"no test runs layer_testing.check_layer on {name}"
 
 
 # ---------------------------------------------------------------- DenseBlock

@@ -255,3 +255,32 @@ def test_subpixel_rejects_bad_arguments():
         SubPixelUpsample(3, scale=0)
     with pytest.raises(ValueError, match="SubPixelUpsample: filters must be a positive integer, got -1"):
         SubPixelUpsample(-1)
+
+
+def test_info_accum_sums_its_taps_in_float32_under_mixed_bfloat16():
+    # Inputs and kernels exact in bfloat16, one input channel, kernels powers of two: every tap product is exact
+    # in bfloat16 and every 9-tap sum exact in float32. Summed in float32, the bfloat16 output is that exact sum
+    # rounded once, bit for bit; summed in bfloat16 (a rounding after every addition) it is not.
+    rng = np.random.default_rng(3)
+
+    def bfloat16(values):
+        return tf.cast(tf.cast(values, tf.bfloat16), tf.float32).numpy()
+
+    x = bfloat16(rng.uniform(0.5, 2.0, (2, 20, 24, 1)))
+    block = InfoAccum(1, growth_rate=4, norm="none", activation="relu", dtype="mixed_bfloat16")
+    reference = InfoAccum(1, growth_rate=4, norm="none", activation="relu")
+    block(x)
+    reference(x)
+    for mine, theirs in zip(block.weights, reference.weights):
+        shape = tuple(mine.shape)
+        value = rng.choice([-1.0, -0.5, -0.25, 0.25, 0.5, 1.0], shape) if "kernel" in mine.path else np.zeros(shape)
+        mine.assign(value.astype("float32"))
+        theirs.assign(value.astype("float32"))
+    out = block(x)
+    assert out.dtype == tf.bfloat16
+    exact = keras.ops.convert_to_numpy(reference(x))
+    for j, conv in enumerate(reference.conv_layers[0]):  # the float32 reference is exact: float64 agrees
+        direct = tf.nn.conv2d(x.astype("float64"), conv.kernel.numpy().astype("float64"), 1, "SAME",
+                              dilations=conv.dilation_rate).numpy()
+        np.testing.assert_array_equal(exact[..., 1 + 4 * j:1 + 4 * (j + 1)], direct)
+    np.testing.assert_array_equal(tf.cast(out, tf.float32).numpy(), bfloat16(exact))

@@ -1,6 +1,5 @@
-"""tools.benchmark (FLOP counting, the compute benchmark) and tools.recon_experiment (Table III)."""
+"""FLOP counting (erlrestore.models.flops, the families' step counts) and the compute benchmark (tools.benchmark)."""
 
-import csv
 import json
 import os
 import pathlib
@@ -11,46 +10,25 @@ import keras
 import numpy as np
 import pytest
 
-from erlrestore.data import image_files
 from erlrestore.layers import InfoAccum, SubPixelUpsample
-from erlrestore.models import pix2pix
-from erlrestore.training import experiment, strategies
+from erlrestore.models import flops, pix2pix
+from erlrestore.training import erl_family, experiment, gan_family, strategies
 from tools import benchmark
-from tools import recon_experiment as recon
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 _BENCH_ARGS = ("--quick", "--models=erlnet,pix2pix", "--batch_sizes=2", "--precisions=float32")
-_RECON_ARGS = ("--clean_dir=", "--procedural=3", "--procedural_size=24", "--holdout=1", "--eval_size=16",
-               "--crop_size=16", "--steps=2", "--batch_size=2", "--gen_filters=2", "--info_accum_layers=1")
 
 
 @pytest.fixture(scope="module")
 def tool_runs(tmp_path_factory):
-    """Both tools' tiny runs, started together (they are mostly TensorFlow start-up and tracing)."""
-    output_csv = tmp_path_factory.mktemp("recon") / "table3.csv"
+    """The benchmark's tiny run (mostly TensorFlow start-up and tracing)."""
     output_json = tmp_path_factory.mktemp("benchmark") / "benchmark.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    commands = {
-        "benchmark": [sys.executable, "-m", "tools.benchmark", *_BENCH_ARGS, f"--output={output_json}"],
-        "recon_experiment": [sys.executable, "-m", "tools.recon_experiment", *_RECON_ARGS,
-                             f"--output_csv={output_csv}"],
-    }
-    processes = {name: subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True) for name, command in commands.items()}
-    runs = {}
-    try:
-        for name, process in processes.items():
-            stdout, stderr = process.communicate(timeout=300)
-            runs[name] = subprocess.CompletedProcess(commands[name], process.returncode, stdout, stderr)
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-    runs["recon_csv"] = output_csv
-    runs["benchmark_json"] = output_json
-    return runs
+    command = [sys.executable, "-m", "tools.benchmark", *_BENCH_ARGS, f"--output={output_json}"]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return {"benchmark": result, "benchmark_json": output_json}
 
 
 def _single_layer_model(input_shape, layer):
@@ -82,7 +60,7 @@ def _single_layer_model(input_shape, layer):
 )
 def test_conv_flops_of_single_layers(input_shape, layer, batch, expected):
     model = _single_layer_model(input_shape, layer)
-    assert benchmark.conv_flops(model, (batch, *input_shape)) == expected
+    assert flops.conv_flops(model, (batch, *input_shape)) == expected
 
 
 def test_conv_flops_counts_convolutions_nested_in_custom_layers():
@@ -90,7 +68,7 @@ def test_conv_flops_counts_convolutions_nested_in_custom_layers():
     h = InfoAccum(2, growth_rate=2, norm="none", name="ia")(inputs)  # 3 -> 3 + 6 -> 3 + 12 channels
     outputs = SubPixelUpsample(3, scale=2, kernel_size=3, name="up")(h)  # 15 -> 12 channels at 4x4
     model = keras.Model(inputs, outputs)
-    records = benchmark.conv_flops_by_layer(model, (None, 4, 4, 3))
+    records = flops.conv_flops_by_layer(model, (None, 4, 4, 3))
     layer0 = 2 * 9 * 3 * 2 * 16  # each of F, G, H of dense layer 0: 3 -> 2 channels
     layer1 = 2 * 9 * 9 * 2 * 16  # dense layer 1 reads 3 + 6 channels
     up = 2 * 9 * 15 * 12 * 16
@@ -98,26 +76,26 @@ def test_conv_flops_counts_convolutions_nested_in_custom_layers():
                        ("ia/conv_1_d1", layer1), ("ia/conv_1_d3", layer1), ("ia/conv_1_d5", layer1),
                        ("up/conv", up)]
     # The wrapped calls are gone afterwards.
-    assert not any("call" in layer.__dict__ for _, layer in benchmark._named_layers(model))
+    assert not any("call" in layer.__dict__ for _, layer in flops._named_layers(model))
 
 
 def test_conv_flops_uses_the_padded_size_and_several_inputs():
     # UNet-1 pads 5x5 to 6x6: encoder 4x4/2 conv 3 -> 2 at 3x3 output, transposed 2 -> 3 at 3x3 input.
     generator = pix2pix.build_generator(pix2pix.generator_config("unet1", base_filters=2))
-    assert benchmark.conv_flops(generator, (1, 5, 5, 3)) == 2 * 16 * 3 * 2 * 9 + 2 * 16 * 2 * 3 * 9
+    assert flops.conv_flops(generator, (1, 5, 5, 3)) == 2 * 16 * 3 * 2 * 9 + 2 * 16 * 2 * 3 * 9
     # PatchGAN with 2 layers on 8x8 pairs: pad -> 10x10x6, 4x4 stride 1 -> 7x7x2; pad -> 9x9, 4x4 -> 6x6x1.
     discriminator = pix2pix.build_patchgan(base_filters=2, num_layers=2)
-    assert benchmark.conv_flops(discriminator, [(1, 8, 8, 3)] * 2) == 2 * 16 * 6 * 2 * 49 + 2 * 16 * 2 * 1 * 36
+    assert flops.conv_flops(discriminator, [(1, 8, 8, 3)] * 2) == 2 * 16 * 6 * 2 * 49 + 2 * 16 * 2 * 1 * 36
 
 
 def test_conv_flops_rejects_unknown_spatial_sizes():
     model = _single_layer_model((None, None, 3), keras.layers.Conv2D(2, 3))
     with pytest.raises(ValueError, match=r"only the batch dimension may be None, got \(1, None, 8, 3\)"):
-        benchmark.conv_flops(model, (1, None, 8, 3))
+        flops.conv_flops(model, (1, None, 8, 3))
 
 
 def test_training_step_flops_convention():
-    assert benchmark.training_step_flops(g_forward=10, d_forward=1) == 37  # 3 F_G + 7 F_D
+    assert gan_family.training_step_flops(g_forward=10, d_forward=1) == 37  # 3 F_G + 7 F_D
 
 
 def test_staged_step_flops_per_stage():
@@ -125,11 +103,11 @@ def test_staged_step_flops_per_stage():
     net = {"men": 1, "ren": 10, "mde": 100}
     c2c = {"men": 1000, "mde": 10000}
     memd_stage, = strategies.strategy("MEMD")
-    assert benchmark.staged_step_flops(memd_stage, {"men": 1, "mde": 100}) == 3 * 101
+    assert erl_family.staged_step_flops(memd_stage, {"men": 1, "mde": 100}) == 3 * 101
     stage_1, stage_2, stage_3 = strategies.strategy("MA_D")
-    assert benchmark.staged_step_flops(stage_1, net, c2c) == 3 * 1 + 10 + 3 * 100 + 3 * 11000
-    assert benchmark.staged_step_flops(stage_2, net, c2c) == 1 + 3 * 10 + 2 * 100 + 1000
-    assert benchmark.staged_step_flops(stage_3, net, c2c) == 1 + 3 * 10 + 3 * 100
+    assert erl_family.staged_step_flops(stage_1, net, c2c) == 3 * 1 + 10 + 3 * 100 + 3 * 11000
+    assert erl_family.staged_step_flops(stage_2, net, c2c) == 1 + 3 * 10 + 2 * 100 + 1000
+    assert erl_family.staged_step_flops(stage_3, net, c2c) == 1 + 3 * 10 + 3 * 100
 
 
 def test_build_grid_full_and_reduced():
@@ -176,79 +154,18 @@ def test_benchmark_quick_run_writes_consistent_json(tool_runs):
     # The FLOPs are those of the networks the settings build, counted here.
     networks = experiment.build_networks(benchmark.model_settings("pix2pix", "float32", "off", quick=True))
     shape = (1, 32, 32, 3)
-    g_flops = benchmark.conv_flops(networks["final.keras"], shape)
-    d_flops = benchmark.conv_flops(networks["discriminator.keras"], [shape, shape])
+    g_flops = flops.conv_flops(networks["final.keras"], shape)
+    d_flops = flops.conv_flops(networks["discriminator.keras"], [shape, shape])
     assert records[3]["train_flops_per_step"] == 2 * (3 * g_flops + 7 * d_flops)
     assert records[3]["infer_flops"] == 2 * g_flops
     assert records[3]["params"] == {"final": sum(int(np.prod(w.shape)) for w in networks["final.keras"].weights),
                                     "discriminator": sum(int(np.prod(w.shape))
                                                          for w in networks["discriminator.keras"].weights)}
     networks = experiment.build_networks(benchmark.model_settings("erlnet", "float32", "off", quick=True))
-    net = benchmark.conv_flops_by_branch(networks["final.keras"], shape)
-    c2c = benchmark.conv_flops_by_branch(networks["c2c.keras"], shape)
+    net = flops.conv_flops_by_branch(networks["final.keras"], shape)
+    c2c = flops.conv_flops_by_branch(networks["c2c.keras"], shape)
     assert set(net) == {"men", "ren", "mde"} and set(c2c) == {"men", "mde"}
     for stage, record in zip(strategies.strategy("MA_D"), records[:3]):
-        assert record["train_flops_per_step"] == 2 * benchmark.staged_step_flops(stage, net, c2c)
+        assert record["train_flops_per_step"] == 2 * erl_family.staged_step_flops(stage, net, c2c)
         assert record["infer_flops"] == 2 * sum(net.values())
     assert "steps/s" in result.stderr and "matmul peak float32" in result.stderr
-
-
-# ---------------------------------------------------------------------------
-# recon_experiment
-# ---------------------------------------------------------------------------
-
-
-def _results(*psnrs):
-    return [recon.Result(label, row, 1, p, 0.9, 1.0) for (label, row), p in zip(recon.table_rows(), psnrs)]
-
-
-def test_table_rows_follow_the_paper_order():
-    assert [row for _, row in recon.table_rows(include_unet8=True)] == [
-        "endec5", "unet5", "unet5_infoaccum15", "unet5_infoaccum15_subpix", "pix2pix"]
-    assert recon.table_rows(2)[3] == ("UNet-5 + InfoAccum-2 + SubPixUpsamp", "unet5_infoaccum2_subpix")
-
-
-def test_ordering_verdict():
-    holds, text = recon.ordering_verdict(_results(24.06, 34.28, 42.58, 49.41))  # the paper's numbers
-    assert holds and text.startswith("En/Decoder << UNet-5 (24.06 vs 34.28 dB")
-    holds, text = recon.ordering_verdict(_results(32.0, 34.28, 42.58, 49.41), much_lower_db=3.0)
-    assert not holds and text == "En/Decoder << UNet-5 (32.00 vs 34.28 dB, need a 3 dB gap)"
-    unet8 = recon.Result("pix2pix (UNet-8)", "pix2pix", 1, 99.0, 1.0, 1.0)  # a fifth row is not consulted
-    holds, text = recon.ordering_verdict(_results(24.0, 34.0, 42.0, 41.0) + [unet8])
-    assert not holds
-    assert text == "UNet-5 + InfoAccum-15 < UNet-5 + InfoAccum-15 + SubPixUpsamp (42.00 vs 41.00 dB)"
-    with pytest.raises(ValueError, match="needs the four Table III rows, got 2 results"):
-        recon.ordering_verdict(_results(1.0, 2.0))
-
-
-def test_quantize_and_center_crop():
-    assert recon.quantize_8bit(np.array([-0.1, 0.5, 0.998, 1.2])).tolist() == [0, 128, 254, 255]
-    image = np.arange(10 * 12 * 3).reshape(10, 12, 3)
-    np.testing.assert_array_equal(recon._center_crop(image, 4), image[3:7, 4:8])
-    assert recon._center_crop(image, 0) is image
-
-
-def test_load_data_needs_more_images_than_the_holdout(tmp_path):
-    image_files.write_image(tmp_path / "only.png", np.full((16, 16, 3), 0.5, np.float32))
-    with pytest.raises(image_files.DataError, match=f"{tmp_path} holds 1 images; need more than --holdout=1"):
-        recon.load_data(str(tmp_path), holdout=1, eval_size=0, crop_size=8)
-
-
-@pytest.mark.slow
-def test_recon_experiment_tiny_run_prints_the_table_and_the_ordering_line(tool_runs):
-    result, output_csv = tool_runs["recon_experiment"], tool_runs["recon_csv"]
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("model "))
-    table = lines[header + 1:header + 5]
-    assert [line.split("  ")[0].strip() for line in table] == [
-        "En/Decoder-5", "UNet-5", "UNet-5 + InfoAccum-1", "UNet-5 + InfoAccum-1 + SubPixUpsamp"]
-    assert lines[-1].startswith("paper ordering En/Decoder << UNet-5 < UNet-5+IA1 < UNet-5+IA1+SubPix: ")
-    assert lines[-1].split(": ", 1)[1].startswith(("appears (", "does not appear ("))
-    with open(output_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert [r["generator"] for r in rows] == ["endec5", "unet5", "unet5_infoaccum1", "unet5_infoaccum1_subpix"]
-    for row, line in zip(rows, table):
-        psnr = float(row["psnr_y"])
-        assert 5 < psnr < 60 and float(line.split()[-3]) == pytest.approx(psnr, abs=0.0051)
-        assert 0 < float(row["ssim_y"]) <= 1 and row["steps"] == "2" and row["gen_filters"] == "2"

@@ -9,7 +9,8 @@ import sys
 import keras
 import numpy as np
 
-from tools import bench_infoaccum, benchmark
+from erlrestore.models import flops
+from tools import bench_infoaccum
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -45,7 +46,7 @@ def test_flops_match_the_benchmark_count_and_formulations_agree():
     block = bench_infoaccum.build_block(3, 2, "batch", "float32", channels=4)
     inputs = keras.Input((10, 12, 4))
     model = keras.Model(inputs, block(inputs))
-    assert bench_infoaccum.forward_flops(block, (1, 10, 12, 4)) == benchmark.conv_flops(model, (1, 10, 12, 4))
+    assert bench_infoaccum.forward_flops(block, (1, 10, 12, 4)) == flops.conv_flops(model, (1, 10, 12, 4))
     x = np.random.default_rng(0).normal(size=(2, 10, 12, 4)).astype("float32")
     direct = keras.ops.convert_to_numpy(bench_infoaccum.direct_info_accum(block, x, False))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(block(x, training=False)), direct, atol=1e-5)

@@ -62,39 +62,16 @@ that fills it); precisions float32 plus the device's mixed type
 capability 8.0 and newer, ``mixed_float16`` on 7.x, none otherwise); XLA off
 on a CPU and off,on on a GPU.
 
-FLOP convention (:func:`conv_flops`): one multiply-add is 2 FLOPs; only
-convolutions and dense layers are counted (including the convolutions
-inside ``InfoAccum``, ``SubPixelUpsample`` and ``DenseBlock``; InfoAccum
-evaluates its dilated convolutions as matrix products with the same
-multiply-adds, counted as the convolutions they compute); biases,
-normalisation, activations, padding, concatenation, pixel shuffles and the
-optimizer update are left out (a few percent at most). A ``Conv2D`` costs
-``2 * K_h * K_w * C_in/groups * C_out * H_out * W_out`` per image; a
-``Conv2DTranspose`` ``2 * K_h * K_w * C_in * C_out * H_in * W_in`` (each
-*input* pixel scatters a ``K_h x K_w x C_out`` patch); a ``Dense``
-``2 * C_in * C_out`` per position. Spatial sizes are those the layers really
-see (the networks pad to their multiple).
-
-FLOPs per training step:
-
-* GAN (:func:`training_step_flops`): ``3 F_G + 7 F_D``, ``F_G`` / ``F_D`` the
-  forward costs of G and of one D call. G forward + its backward (about twice
-  the forward: gradients with respect to activations and to weights) =
-  ``3 F_G``; D runs forward twice (real and fake pairs, ``2 F_D``), ``L_D``
-  back-propagates through both calls (``2 * 2 F_D``) and ``L_G``'s
-  adversarial term back-propagates once more through the fake call to reach
-  G, needing activation gradients only (``F_D``).
-* MEMD / ERL-Net stages (:func:`staged_step_flops`): the forward of every
-  branch that runs, plus ``2 F`` for each branch whose weights are trained
-  (activation and weight gradients) and ``1 F`` for each frozen branch the
-  gradient must pass through to reach a trained one (activation gradients
-  only; in MEMD / ERL-Net that is MDE when MEN or REN trains and MDE does
-  not). Branches: MEN, REN, MDE of the restoration net and the
-  clean-to-clean net C2C (its MEN alone where only the feature-loss targets
-  are needed). Hence MEMD ``3 F``; stage I ``3 F_MEN + F_REN + 3 F_MDE + 3
-  F_C2C``; stage II ``F_MEN + 3 F_REN + 2 F_MDE + F_C2C.MEN``; stage III
-  ``F_MEN + 3 F_REN + 3 F_MDE``.
-* Inference: the restoration network's forward.
+FLOPs: the forward passes are counted by :mod:`erlrestore.models.flops`
+(its docstring states the convention: one multiply-add is 2 FLOPs, only
+convolutions and dense layers, at the shapes the layers really see); the
+optimizer update is left out. A training step's FLOPs are its model
+family's ``step_flops`` (:mod:`erlrestore.training.families`): the GAN
+step's ``3 F_G + 7 F_D``
+(:func:`erlrestore.training.gan_family.training_step_flops`), each MEMD /
+ERL-Net stage's count of the branches it runs, trains and passes the
+gradient through (:func:`erlrestore.training.erl_family.staged_step_flops`).
+Inference: the restoration network's forward.
 
 The fraction of peak is ``FLOPs / seconds / peak`` with the float32 peak for
 ``float32`` and the 16-bit type's for a mixed precision.
@@ -119,7 +96,6 @@ weight of each network: ``final`` the restoration net, ``c2c``,
 """
 
 import gc
-import math
 import statistics
 import sys
 import time
@@ -131,9 +107,10 @@ import tensorflow as tf
 from absl import app, flags
 
 from erlrestore import inference, machine
-from erlrestore.models import memd, pix2pix, presets
-from erlrestore.training import devices, experiment, strategies
+from erlrestore.models import memd, presets
+from erlrestore.training import devices, experiment
 from tools import common
+from tools.device_peaks import default_precisions, matmul_peak, peak_memory, reset_peak_memory
 
 FLAGS = flags.FLAGS
 
@@ -180,236 +157,6 @@ def random_pair_batch(size, batch):
 
 
 # ---------------------------------------------------------------------------
-# FLOP counting
-# ---------------------------------------------------------------------------
-
-_COUNTED = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.Dense)
-
-
-def _layer_flops(layer, input_shape, output_shape):
-    """FLOPs of one call of a counted layer, from the shapes it saw (see the module docstring)."""
-    kernel = tuple(int(d) for d in layer.kernel.shape)
-    if isinstance(layer, keras.layers.Conv2DTranspose):
-        # kernel (K_h, K_w, C_out, C_in); per input pixel.
-        k_h, k_w, c_out, c_in = kernel
-        batch, height, width = input_shape[0], input_shape[1], input_shape[2]
-        return 2 * k_h * k_w * c_in * c_out * batch * height * width
-    if isinstance(layer, keras.layers.Conv2D):
-        # kernel (K_h, K_w, C_in / groups, C_out); per output pixel.
-        k_h, k_w, c_in_per_group, c_out = kernel
-        batch, height, width = output_shape[0], output_shape[1], output_shape[2]
-        return 2 * k_h * k_w * c_in_per_group * c_out * batch * height * width
-    # Dense: kernel (C_in, C_out), applied at every position of the leading axes.
-    c_in, c_out = kernel
-    positions = int(np.prod(input_shape[:-1], dtype=np.int64))
-    return 2 * c_in * c_out * positions
-
-
-def _named_layers(layer, prefix=""):
-    """``(path, layer)`` for every layer nested in ``layer`` (depth first), paths like ``info_accum_0/conv_3_d5``."""
-    for child in layer._flatten_layers(include_self=False, recursive=False):
-        path = f"{prefix}{child.name}"
-        yield path, child
-        yield from _named_layers(child, path + "/")
-
-
-def _concrete_shape(shape):
-    shape = tuple(shape)
-    if len(shape) < 2:
-        raise ValueError(f"conv_flops: an input shape needs a batch axis and at least one more axis, got {shape}")
-    if any(d is not None and (not isinstance(d, (int, np.integer)) or d < 1) for d in shape):
-        raise ValueError(f"conv_flops: input shape dimensions must be positive integers (or None for the batch), "
-                         f"got {shape}")
-    if any(d is None for d in shape[1:]):
-        raise ValueError(f"conv_flops: only the batch dimension may be None, got {shape}")
-    return tuple(1 if d is None else int(d) for d in shape)
-
-
-def conv_flops_by_layer(model, input_shape):
-    """Per-call FLOPs of the convolutions and dense layers of ``model`` for an input of ``input_shape``.
-
-    ``input_shape`` includes the batch axis (``None`` counts as 1), e.g.
-    ``(1, 256, 256, 3)``; for a model with several inputs, a list of shapes.
-    The shapes each layer sees are recorded by running ``model`` once on
-    zeros (``training=False``), so padding, nested sublayers and every
-    spatial size are exactly those of a real call; the layers' own ``call``
-    is wrapped for that run only. Returns a list of ``(layer path, FLOPs)``
-    in call order (a layer called twice appears twice).
-    """
-    if isinstance(input_shape, list):
-        inputs = [np.zeros(_concrete_shape(s), np.float32) for s in input_shape]
-    else:
-        inputs = np.zeros(_concrete_shape(input_shape), np.float32)
-    named = list(_named_layers(model))
-    # Layers that evaluate their convolution sub-layers' kernels without calling them (InfoAccum: one
-    # matrix product per dense layer) say which shape each kernel is applied to; the FLOPs are those
-    # of the direct convolutions, which such a layer performs exactly.
-    formulated = [(path, layer) for path, layer in named if hasattr(layer, "conv_input_shapes")]
-    inside = tuple(path + "/" for path, _ in formulated)
-    counted = [(path, layer) for path, layer in named if isinstance(layer, _COUNTED) and not path.startswith(inside)]
-    records = []
-
-    def recording(path, layer, call):
-        def call_and_record(x, *args, **kwargs):
-            y = call(x, *args, **kwargs)
-            records.append((path, _layer_flops(layer, tuple(x.shape), tuple(y.shape))))
-            return y
-
-        return call_and_record
-
-    def recording_kernels(path, layer, call):
-        def call_and_record(x, *args, **kwargs):
-            y = call(x, *args, **kwargs)
-            for conv, shape in layer.conv_input_shapes(tuple(x.shape)):
-                records.append((f"{path}/{conv.name}", _layer_flops(conv, shape, shape[:-1] + (conv.filters,))))
-            return y
-
-        return call_and_record
-
-    wrapped = counted + formulated
-    try:
-        for path, layer in counted:
-            object.__setattr__(layer, "call", recording(path, layer, layer.call))
-        for path, layer in formulated:
-            object.__setattr__(layer, "call", recording_kernels(path, layer, layer.call))
-        model(inputs, training=False)
-    finally:
-        for _, layer in wrapped:
-            layer.__dict__.pop("call", None)
-    return records
-
-
-def conv_flops(model, input_shape):
-    """Total FLOPs of one forward pass of ``model`` on ``input_shape`` (see :func:`conv_flops_by_layer`), an int."""
-    return int(sum(flops for _, flops in conv_flops_by_layer(model, input_shape)))
-
-
-def conv_flops_by_branch(model, input_shape):
-    """``{top-level sublayer name: FLOPs}`` of one forward pass (e.g. ``men``, ``ren``, ``mde``)."""
-    totals = {}
-    for path, flops in conv_flops_by_layer(model, input_shape):
-        branch = path.split("/", 1)[0]
-        totals[branch] = totals.get(branch, 0) + int(flops)
-    return totals
-
-
-def training_step_flops(g_forward, d_forward):
-    """FLOPs of one GAN training step: ``3 F_G + 7 F_D`` (derivation in the module docstring)."""
-    return 3 * g_forward + 7 * d_forward
-
-
-# Which branches of MEMD / ERL-Net a branch's output flows into (MEN and REN feed MDE).
-_DOWNSTREAM = {"men": ("mde",), "ren": ("mde",), "mde": ()}
-
-
-def staged_step_flops(stage, net, c2c=None):
-    """FLOPs of one :class:`~erlrestore.training.erl_trainer.StagedTrainer` step of ``stage``.
-
-    ``net`` / ``c2c``: ``{branch: forward FLOPs}`` of the restoration net
-    (``men``, ``mde`` and for ERL-Net ``ren``) and of the clean-to-clean net
-    (``men``, ``mde``). Forward of every branch that runs, ``2 F`` more for
-    each trained branch, ``1 F`` for each frozen branch the gradient passes
-    through (module docstring).
-    """
-    c2c = c2c or {}
-    trained = set(stage.restoration_branches)
-    total = 0
-    if stage.loss in ("pre", "erl"):
-        total += sum(net.values())  # the restoration net runs (the feature net shares its layers)
-        on_path = {down for branch in trained for down in _DOWNSTREAM.get(branch, ())} - trained
-        total += sum(2 * net.get(branch, 0) for branch in trained)
-        total += sum(net.get(branch, 0) for branch in on_path)
-    if stage.trains_c2c:
-        total += 3 * sum(c2c.values())  # C2C's reconstruction: forward and backward
-    elif stage.loss == "erl":
-        total += c2c.get("men", 0)  # the feature-loss targets: C2C's encoder, forward only
-    return int(total)
-
-
-# ---------------------------------------------------------------------------
-# The machine: description, matmul peak, memory
-# ---------------------------------------------------------------------------
-
-
-def default_precisions(kind=None):
-    """float32 plus the device's mixed type (module docstring)."""
-    kind = kind or devices.device_type()
-    if kind == "GPU":
-        major = devices._gpu_compute_capability()[0]
-        if major >= 8:
-            return ["float32", "mixed_bfloat16"]
-        return ["float32", "mixed_float16"] if major >= 7 else ["float32"]
-    if kind == "TPU":
-        return ["float32", "mixed_bfloat16"]
-    return ["float32", "mixed_bfloat16"] if devices.cpu_has_bfloat16() else ["float32"]
-
-
-def matmul_peak(dtypes, sizes, runs=5, min_call_seconds=0.05):
-    """``({dtype: best FLOP/s}, [per-size records])`` of chained ``n x n`` matmuls.
-
-    For each dtype and size a ``tf.function`` multiplies ``x <- x @ b``
-    ``reps`` times (reps chosen so that one call lasts at least
-    ``min_call_seconds``; the chain keeps every product needed, so nothing
-    is pruned), then sums ``x`` to fetch a scalar. Each call costs
-    ``2 n^3 reps`` FLOPs; the rate is that over the best of ``runs`` calls.
-    """
-    peaks, records = {}, []
-    for dtype in dtypes:
-        for n in sizes:
-            rng = tf.random.Generator.from_seed(0)
-            x = tf.cast(rng.normal((n, n)), dtype)
-            b = tf.cast(rng.normal((n, n)) / math.sqrt(n), dtype)
-
-            def chain(reps):
-                @tf.function(jit_compile=False)
-                def run(x, b):
-                    for _ in range(reps):
-                        x = tf.linalg.matmul(x, b)
-                    return tf.reduce_sum(tf.cast(x, tf.float32))
-                return run
-
-            one = chain(1)
-            one(x, b).numpy()  # trace
-            start = time.perf_counter()
-            one(x, b).numpy()
-            single = time.perf_counter() - start
-            reps = max(1, min(64, math.ceil(min_call_seconds / max(single, 1e-9))))
-            run = chain(reps) if reps > 1 else one
-            run(x, b).numpy()
-            best = math.inf
-            for _ in range(runs):
-                start = time.perf_counter()
-                run(x, b).numpy()
-                best = min(best, time.perf_counter() - start)
-            rate = 2.0 * n**3 * reps / best
-            records.append({"dtype": dtype, "n": n, "reps": reps, "seconds": best, "flops_per_s": rate})
-            peaks[dtype] = max(peaks.get(dtype, 0.0), rate)
-    return peaks, records
-
-
-def reset_peak_memory(kind):
-    """Resets the peak-memory counter; returns whether it could (module docstring)."""
-    if kind == "GPU":
-        try:
-            tf.config.experimental.reset_memory_stats("GPU:0")
-            return True
-        except (ValueError, tf.errors.OpError):
-            return False
-    common.release_free_heap()
-    return common.reset_peak_rss()
-
-
-def peak_memory(kind):
-    """Peak bytes since the last reset: GPU:0's peak allocation, or the process's VmHWM."""
-    if kind == "GPU":
-        try:
-            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-        except (ValueError, tf.errors.OpError):
-            return None
-    return common.peak_rss_bytes()
-
-
-# ---------------------------------------------------------------------------
 # The grid
 # ---------------------------------------------------------------------------
 
@@ -442,11 +189,10 @@ def model_settings(name, precision, jit, quick=False):
 
 
 def check_size(size, settings):
-    """Refuses a crop too small for the model (a GAN's PatchGAN output would be empty)."""
-    if settings.is_gan:
-        if pix2pix.patchgan_output_size(size, settings.d_layers) < 1:
-            raise ValueError(f"a {size} px crop is too small for a {settings.d_layers}-layer PatchGAN "
-                             f"(its output would be empty); use a larger size")
+    """Refuses a crop too small for the model (a GAN's PatchGAN output would be empty): its family's check."""
+    check_crop = settings.model_family.check_crop
+    if check_crop is not None:
+        check_crop(settings, size)
 
 
 # ---------------------------------------------------------------------------
@@ -454,31 +200,10 @@ def check_size(size, settings):
 # ---------------------------------------------------------------------------
 
 
-def _forward_flops(networks, size):
-    """Forward FLOPs at batch 1: ``{"net": {branch: F}, "c2c": ..., "d": F_D}`` (whatever applies)."""
-    shape = (1, size, size, 3)
-    restoration = networks["final.keras"]
-    if "discriminator.keras" in networks:
-        return {"g": conv_flops(restoration, shape), "d": conv_flops(networks["discriminator.keras"], [shape, shape])}
-    counts = {"net": conv_flops_by_branch(restoration, shape)}
-    if "c2c.keras" in networks:
-        counts["c2c"] = conv_flops_by_branch(networks["c2c.keras"], shape)
-    return counts
-
-
 def stage_list(name):
     """The training stages of a benchmarked model, in order."""
     settings = model_settings(name, "float32", "off")
-    if settings.is_gan:
-        return strategies.gan_strategy(settings.resolved_strategy())
-    return strategies.strategy(settings.resolved_strategy())
-
-
-def _step_and_inference_flops(name, stage, forward):
-    """(training FLOPs, inference FLOPs) per image from the batch-1 forward counts."""
-    if "g" in forward:
-        return training_step_flops(forward["g"], forward["d"]), forward["g"]
-    return staged_step_flops(stage, forward["net"], forward.get("c2c")), sum(forward["net"].values())
+    return settings.model_family.stages(settings.resolved_strategy(), settings.model)
 
 
 def build_workload(name, size, batch, precision, jit="off", quick=False):
@@ -510,8 +235,9 @@ def benchmark_model(name, size, batch, precision, jit, steps, warmup, peaks, kin
     use_xla = devices.resolve_jit_compile(jit)
     flop_cache = {} if flop_cache is None else flop_cache
     key = (name, size, quick)
+    family = settings.model_family
     if key not in flop_cache:
-        flop_cache[key] = _forward_flops(networks, size)
+        flop_cache[key] = family.count_forward(networks, size)
     forward = flop_cache[key]
     dtype = PRECISION_DTYPES[precision]
     peak = peaks.get(dtype)
@@ -531,7 +257,7 @@ def benchmark_model(name, size, batch, precision, jit, steps, warmup, peaks, kin
         reset_peak_memory(kind)
         step_s = median_seconds(train_step, steps, warmup, max_seconds)
         train_memory = peak_memory(kind)
-        step_flops, infer_flops = (batch * f for f in _step_and_inference_flops(name, stage, forward))
+        step_flops, infer_flops = (batch * f for f in family.count_step(stage, forward))
         record = {
             "model": name,
             "label": presets.PRESETS[name].label,
@@ -561,7 +287,10 @@ def benchmark_model(name, size, batch, precision, jit, steps, warmup, peaks, kin
         records.append(record)
         report(format_row(record))
         del train_step
-    del trainer, networks, restoration, deployed, infer
+    # Release this configuration's networks before the next one is built; the inference lambda reads
+    # ``deployed`` from its closure, so that name is cleared rather than deleted.
+    del trainer, networks, restoration
+    deployed = infer = None
     keras.backend.clear_session()
     gc.collect()
     return records

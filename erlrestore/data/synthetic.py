@@ -24,51 +24,27 @@ To patch a function for a test, patch it in the module that defines it.
 """
 
 # pylint: disable=unused-import
-from erlrestore.data.degradations.common import (  # noqa: F401
-    _as_batch,
-    _as_range,
-    _as_seed,
-    _check_int,
-    _check_int_range,
-    _check_probability,
-    _per_image,
-    _restore_rank,
-    _sample,
-    _split,
-)
+# Every name below is re-exported (noqa: F401); the private ones are those the tests reach for
+# (tests/test_synthetic.py, tests/test_rain_synthesis.py).
+from erlrestore.data.degradations.common import _sample, _split  # noqa: F401
 from erlrestore.data.degradations.folder import MAX_COPIES, derive_seed, synthesize_folder  # noqa: F401
-from erlrestore.data.degradations.haze import (  # noqa: F401
-    DEPTH_PROXIES,
-    NEAR_DEPTH,
-    _check_depth,
-    _depth_map,
-    _transmission,
-    add_haze,
-)
+from erlrestore.data.degradations.haze import DEPTH_PROXIES, add_haze  # noqa: F401
 from erlrestore.data.degradations.noise import add_gaussian_noise, add_poisson_gaussian_noise  # noqa: F401
 from erlrestore.data.degradations.procedural import procedural_images  # noqa: F401
 from erlrestore.data.degradations.rain import (  # noqa: F401
     _FFT_ZERO,
-    _MIN_DROP_INTENSITY,
-    _check_blur,
     _fft_length,
     _gaussian_1d,
     _line_kernels,
-    _smear,
     _smear_fft,
     _smear_sparse,
-    _streak_layers,
     add_heavy_rain,
     add_rain,
 )
 from erlrestore.data.degradations.real_streaks import (  # noqa: F401
-    MAX_STREAK_LAYERS,
-    MIN_STREAK_SIZE,
     StreakBank,
-    _draw_real_streaks,
     add_real_heavy_rain,
     add_real_rain,
-    as_streak_bank,
     load_streaks,
     real_streak_layers,
 )

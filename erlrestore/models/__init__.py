@@ -8,7 +8,9 @@
 - :mod:`erlrestore.models.pix2pix`: the rethinking paper's generators (UNet-N,
   En/Decoder-N, with InfoAccum / SubPixUpsamp) and the PatchGAN discriminator.
 - :mod:`erlrestore.models.presets`: the named networks the tools benchmark,
-  each with a tiny variant for quick runs and tests.
+  each with its model family and a tiny variant for quick runs and tests.
+- :mod:`erlrestore.models.flops`: the FLOPs of a network's forward pass,
+  counted from the shapes its layers see.
 
 All builders return functional ``keras.Model`` objects on channels-last float32
 images of any size.

@@ -1,0 +1,37 @@
+"""What the layers of :mod:`erlrestore.layers` share: the registration package, dtypes and argument checks.
+
+Private to the package; :mod:`erlrestore.layers` re-exports the public
+constants (``IMAGE_DTYPE``, ``PYTORCH_NORM``).
+"""
+
+import keras
+
+# The dtype of the layers at a network's image-space ends (padding, last
+# convolution, global residual, tanh, crop, logits): float32 under any
+# mixed-precision policy, so outputs and losses keep full precision.
+IMAGE_DTYPE = "float32"
+
+# The package every layer is registered under (``erlrestore>DenseBlock`` ...):
+# saved models name their layers so, so it must never change.
+PACKAGE = "erlrestore"
+
+NORMS = ("none", "instance", "batch")
+
+# PyTorch's normalisation defaults (momentum 0.1 there, 0.9 in Keras' convention; epsilon 1e-5), which the
+# pix2pix generators use everywhere; InfoAccum lives inside those generators and follows them.
+PYTORCH_NORM = {"momentum": 0.9, "epsilon": 1e-5}
+
+
+def check_positive_int(value, what, owner):
+    """Raises ``ValueError("<owner>: <what> must be a positive integer, got <value>")`` unless ``value`` is one."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: {what} must be a positive integer, got {value!r}")
+
+
+def norm_layer(norm, name, dtype_policy, pytorch_defaults=False):
+    """The normalisation sub-layer of DenseBlock (Keras' defaults) / InfoAccum (PyTorch's): instance or batch."""
+    if norm == "instance":
+        epsilon = {"epsilon": PYTORCH_NORM["epsilon"]} if pytorch_defaults else {}
+        return keras.layers.GroupNormalization(groups=-1, dtype=dtype_policy, name=name, **epsilon)
+    settings = PYTORCH_NORM if pytorch_defaults else {}
+    return keras.layers.BatchNormalization(dtype=dtype_policy, name=name, **settings)

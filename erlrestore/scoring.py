@@ -1,0 +1,261 @@
+"""Scoring image pairs: PSNR/SSIM per image, summaries, the CSV, the comparison to a baseline, printed lines.
+
+:func:`measure_pairs` turns pairs of files into per-image PSNR/SSIM rows (on
+the BT.601 Y channel by default, or on RGB with ``channel="rgb"``; see
+:mod:`erlrestore.metrics`) and a :class:`Summary` (the metrics tool).
+:class:`ImageScore` and :class:`Summary` carry the channel their numbers
+were measured on and name them by it (``psnr_y`` or ``psnr_rgb``, never
+both); :func:`write_csv` writes the per-image rows;
+:func:`compare_to_baseline` counts the images a model improves over a
+baseline (ERL-Net Fig. 3); the ``*_line`` functions format the numbers as
+the tools print them. :mod:`erlrestore.evaluation` scores restored images
+with these functions and re-exports every one of them.
+"""
+
+import concurrent.futures
+import csv
+import dataclasses
+import math
+import os
+
+from erlrestore import metrics
+from erlrestore.data import image_files, pairing
+from erlrestore.progress import progress
+
+
+class _NamedByChannel:
+    """``psnr_y`` / ``ssim_y`` / ``psnr_rgb`` / ``ssim_rgb``: ``psnr`` / ``ssim`` named by their channel.
+
+    Asking for the other channel's name is an AttributeError, so RGB numbers
+    are never read as Y ones (or the reverse).
+    """
+
+    def _named(self, value, channel):
+        if self.channel != channel:
+            raise AttributeError(f"these scores are measured on channel {self.channel!r}, not {channel!r}")
+        return value
+
+    @property
+    def psnr_y(self):
+        return self._named(self.psnr, "y")
+
+    @property
+    def ssim_y(self):
+        return self._named(self.ssim, "y")
+
+    @property
+    def psnr_rgb(self):
+        return self._named(self.psnr, "rgb")
+
+    @property
+    def ssim_rgb(self):
+        return self._named(self.ssim, "rgb")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageScore(_NamedByChannel):
+    """One image's PSNR/SSIM against its clean image, measured on ``channel`` (``"y"`` or ``"rgb"``)."""
+
+    name: str
+    input_path: str
+    target_path: str
+    psnr: float
+    ssim: float
+    channel: str = "y"
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary(_NamedByChannel):
+    """A set's mean PSNR (inf if any pair is identical) and mean SSIM on ``channel``."""
+
+    count: int
+    psnr: float
+    ssim: float
+    channel: str = "y"
+
+    def line(self):
+        """The tools' last stdout line: ``n=<N> psnr_<c>=<x.xxxx> ssim_<c>=<x.xxxxx>``, ``<c>`` the channel.
+
+        ``n=12 psnr_y=30.1354 ssim_y=0.85540`` (the default), or
+        ``n=12 psnr_rgb=28.1234 ssim_rgb=0.81234`` with ``channel="rgb"``.
+        """
+        c = self.channel
+        return f"n={self.count} psnr_{c}={self.psnr:.4f} ssim_{c}={self.ssim:.5f}"
+
+
+def image_score(pair, image, clean, crop_border=0, channel="y"):
+    """PSNR/SSIM of ``image`` (the pair's input, or its restoration) against ``clean``.
+
+    ``channel``: ``"y"`` (BT.601 Y, the default) or ``"rgb"``. Images the
+    metrics cannot measure (smaller than SSIM's 11x11 window, or than twice
+    ``crop_border``) raise a DataError naming the pair's files.
+    """
+    metrics.is_y_channel(channel)  # an unknown channel is a plain ValueError, not the pair's fault
+    try:
+        psnr, ssim = metrics.psnr_ssim(image, clean, crop_border, channel)
+    except ValueError as error:
+        where = pair.input_path if pair.input_path == pair.target_path else f"{pair.input_path} / {pair.target_path}"
+        raise image_files.DataError(f"{where}: {error}") from None
+    return ImageScore(name=pair.name, input_path=pair.input_path, target_path=pair.target_path,
+                      psnr=psnr, ssim=ssim, channel=channel)
+
+
+def score_pair(pair, crop_border=0, channel="y"):
+    """PSNR/SSIM of one pair of files on ``channel`` (``"y"`` or ``"rgb"``)."""
+    degraded, clean = pairing.load_pair(pair)
+    return image_score(pair, degraded, clean, crop_border, channel)
+
+
+def measure_pairs(pairs, crop_border=0, workers=None, show_progress=True, channel="y"):
+    """Scores every pair on ``channel``; returns (list of ImageScore in pair order, Summary)."""
+    if not pairs:
+        raise ValueError("no image pairs to measure")
+    metrics.is_y_channel(channel)
+    workers = workers or min(8, os.cpu_count() or 1)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        scores = pool.map(lambda p: score_pair(p, crop_border, channel), pairs)
+        if show_progress:
+            scores = progress(scores, total=len(pairs), desc="measuring")
+        scores = list(scores)
+    return scores, summarize(scores)
+
+
+def _channel_of(scores):
+    channels = sorted({s.channel for s in scores})
+    if len(channels) != 1:
+        raise ValueError(f"scores measured on different channels ({', '.join(channels)}) cannot be combined")
+    return channels[0]
+
+
+def summarize(scores):
+    """The Summary (mean PSNR and SSIM) of ImageScores measured on one channel."""
+    if not scores:
+        raise ValueError("no scores to summarize")
+    count = len(scores)
+    return Summary(
+        count=count,
+        psnr=math.fsum(s.psnr for s in scores) / count,
+        ssim=math.fsum(s.ssim for s in scores) / count,
+        channel=_channel_of(scores),
+    )
+
+
+def write_csv(path, scores, extra_columns=None):
+    """Per-image rows (name, input, target, psnr_<c>, ssim_<c>), written atomically.
+
+    ``<c>`` is the scores' channel (``y`` or ``rgb``).
+
+    ``extra_columns`` (optional) maps further column names to one value per
+    row; floats are written with 6 decimals, anything else as ``str``.
+    """
+    path = os.fspath(path)
+    extra_columns = dict(extra_columns or {})
+    channel = _channel_of(scores) if scores else "y"
+    for column, values in extra_columns.items():
+        if len(values) != len(scores):
+            raise ValueError(f"column {column!r} has {len(values)} values for {len(scores)} rows")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", "input", "target", f"psnr_{channel}", f"ssim_{channel}", *extra_columns])
+        for i, s in enumerate(scores):
+            extra = [_csv_value(values[i]) for values in extra_columns.values()]
+            writer.writerow([s.name, s.input_path, s.target_path, f"{s.psnr:.6f}", f"{s.ssim:.7f}", *extra])
+    os.replace(tmp, path)
+
+
+def _csv_value(value):
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return str(value)
+
+
+def compare_to_baseline(scores, baseline_scores):
+    """How many images a model improves over a baseline (ERL-Net Fig. 3).
+
+    An image is improved when the model's PSNR (on the scores' channel, Y by
+    default) is strictly higher than the baseline's (equal is not improved).
+    The hard subset holds the images whose baseline PSNR is below the mean
+    baseline PSNR of the set, the easy subset
+    the others (equal to the mean counts as easy; the paper leaves it open).
+    When some baseline PSNR is infinite the mean is too, and every image with
+    a finite baseline PSNR is hard.
+
+    Args:
+      scores, baseline_scores: ImageScore lists of the same images in the same
+        order (matched by ``name``).
+
+    Returns:
+      A dict with ``count``, ``improved``, ``improved_share`` (improved /
+      count), the same three for ``hard_`` and ``easy_`` (e.g.
+      ``hard_count``, ``hard_improved``, ``hard_improved_share``; a share of
+      an empty subset is nan), and ``baseline_mean_psnr_<c>`` with ``<c>``
+      the channel (``baseline_mean_psnr_y`` by default).
+
+    Raises:
+      ValueError when the lists are empty, do not hold the same images, or
+      were measured on different channels.
+    """
+    if not scores:
+        raise ValueError("no scores to compare")
+    if len(scores) != len(baseline_scores):
+        raise ValueError(f"{len(scores)} scores but {len(baseline_scores)} baseline scores")
+    for new, base in zip(scores, baseline_scores):
+        if new.name != base.name:
+            raise ValueError(f"score lists do not match: {new.name!r} against baseline {base.name!r}")
+    channel = _channel_of(list(scores) + list(baseline_scores))
+    mean = math.fsum(b.psnr for b in baseline_scores) / len(baseline_scores)
+    improved = [new.psnr > base.psnr for new, base in zip(scores, baseline_scores)]
+    hard = [base.psnr < mean for base in baseline_scores]
+
+    def subset(prefix, members):
+        count = sum(members)
+        better = sum(1 for member, up in zip(members, improved) if member and up)
+        return {
+            f"{prefix}count": count,
+            f"{prefix}improved": better,
+            f"{prefix}improved_share": better / count if count else math.nan,
+        }
+
+    result = subset("", [True] * len(scores))
+    result.update(subset("hard_", hard))
+    result.update(subset("easy_", [not h for h in hard]))
+    result[f"baseline_mean_psnr_{channel}"] = mean
+    return result
+
+
+def improvement_line(improvement):
+    """``improved_all=0.6667 (2/3) improved_hard=1.0000 (2/2) improved_easy=0.0000 (0/1)``."""
+    parts = []
+    for label, prefix in (("all", ""), ("hard", "hard_"), ("easy", "easy_")):
+        share = improvement[f"{prefix}improved_share"]
+        parts.append(
+            f"improved_{label}={share:.4f} ({improvement[f'{prefix}improved']}/{improvement[f'{prefix}count']})"
+        )
+    return " ".join(parts)
+
+
+def miou_line(miou):
+    """``mIoR=0.4700 mIoB=0.2800`` (nan printed as ``nan``)."""
+    return f"mIoR={miou[0]:.4f} mIoB={miou[1]:.4f}"
+
+
+def input_line(input_summary):
+    """``input: n=12 psnr_y=30.1354 ssim_y=0.85540``: the degraded inputs' Summary, as measured."""
+    return f"input: {input_summary.line()}"
+
+
+def gain_line(summary, input_summary):
+    """``gain: psnr_y=+3.3991 ssim_y=+0.05761``: restored minus input, signed, the summary line's decimals.
+
+    Both summaries must be on one channel and count the same images. An
+    infinite PSNR (an image identical to its clean one) gives ``+inf``,
+    ``-inf`` or ``+nan``, as the difference of the means does.
+    """
+    channel = _channel_of([summary, input_summary])
+    if summary.count != input_summary.count:
+        raise ValueError(f"a gain compares the same images: {summary.count} restored, {input_summary.count} inputs")
+    psnr, ssim = summary.psnr - input_summary.psnr, summary.ssim - input_summary.ssim
+    return f"gain: psnr_{channel}={psnr:+.4f} ssim_{channel}={ssim:+.5f}"
