@@ -207,12 +207,15 @@ def model_dir_of(arguments):
 
 def total_steps(run_dir):
     """Optimizer steps of a run given in steps, over all its stages (0 when given in epochs), from run_config.json."""
-    from erlrestore.training import experiment, strategies
+    from erlrestore.training import experiment, families
 
     config = RunFolder(run_dir).read_config()
     steps = config.get("stage_steps") or []
-    strategy = config.get("strategy", "")
-    stage_list = strategies.STRATEGIES.get(strategy) or strategies.GAN_STRATEGIES.get(strategy) or ()
+    try:  # the strategy table of the run's model family
+        family_strategies = families.of_model(config.get("model", "")).strategies
+    except ValueError:  # a model no registered family owns
+        family_strategies = {}
+    stage_list = family_strategies.get(config.get("strategy", "")) or ()
     if not steps or not stage_list:
         return 0
     lengths = experiment.stage_lengths(len(stage_list), stage_steps=tuple(steps),

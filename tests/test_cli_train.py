@@ -343,13 +343,21 @@ def test_pretrained_recipes_parse_into_the_faithful_models(in_repo):
     from erlrestore.training import experiment
 
     recipes = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "flags" / "pretrained").glob("*.flags"))
-    assert recipes == ["flags/pretrained/erlnet_derain.flags", "flags/pretrained/memd_derain.flags",
+    assert recipes == ["flags/pretrained/erlnet_derain.flags", "flags/pretrained/erlnet_derain_finetune.flags",
+                       "flags/pretrained/memd_derain.flags", "flags/pretrained/memd_derain_finetune.flags",
                        "flags/pretrained/rethinking_dehaze.flags", "flags/pretrained/rethinking_denoise.flags"]
-    erlnet, memd, dehaze, denoise = (parse([f"--flagfile={recipe}"]) for recipe in recipes)
+    erlnet, erlnet_ft, memd, memd_ft, dehaze, denoise = (parse([f"--flagfile={recipe}"]) for recipe in recipes)
     assert (erlnet.model, erlnet.resolved_strategy(), erlnet.entanglement) == ("ERLNet", "MA_D", "MLGD")
     assert len(experiment.check_settings(erlnet)) == 3
     assert (memd.model, memd.resolved_strategy()) == ("MEMD", "MEMD")
     experiment.check_settings(memd)
+    # The second stage fine-tunes each first-stage model on the same light-to-heavy rain, like for like.
+    assert (erlnet_ft.model, erlnet_ft.resolved_strategy(), erlnet_ft.entanglement) == ("ERLNet", "FT", "MLGD")
+    assert (memd_ft.model, memd_ft.resolved_strategy()) == ("MEMD", "MEMD")
+    assert erlnet_ft.init_weights == "runs/erlnet-derain-light/best.keras"
+    assert memd_ft.init_weights == "runs/memd-derain-light/best.keras"
+    assert erlnet_ft.data == memd_ft.data and erlnet_ft.data.degradation == "real_dense_rain"
+    assert (erlnet_ft.stage_steps, erlnet_ft.learning_rate) == (memd_ft.stage_steps, memd_ft.learning_rate)
     # The rethinking paper's generator: UNet-5 + LSGAN + InfoAccum-15 + SubPixUpsamp, width 32.
     for generator in (dehaze, denoise):
         assert (generator.model, generator.levels, generator.gan_loss) == ("UNet", 5, "lsgan")
@@ -357,6 +365,41 @@ def test_pretrained_recipes_parse_into_the_faithful_models(in_repo):
         experiment.check_settings(generator)
     assert (dehaze.gen_residual, denoise.gen_residual) == (False, True)
     assert (dehaze.data.train_input_dir, denoise.data.degradation) == ("runs/dehaze-data/train", "camera_noise")
+
+
+def test_init_weights_starts_a_run_from_a_trained_model(trained_run, tmp_path):
+    import keras
+
+    import erlrestore.layers  # noqa: F401  (registers the custom layers)
+
+    source_dir, first = trained_run
+    assert first.returncode == 0, first.stderr[-4000:]
+    source = source_dir / "final.keras"
+    # One step at a negligible learning rate: the fine-tuned model is its starting point.
+    tuned_dir = tmp_path / "tuned"
+    result = run_train(*tiny("flags/erlnet_ma_d_mlgd.flags"), "--strategy=FT", f"--init_weights={source}",
+                       "--stage_steps=1", "--learning_rate=1e-12", f"--model_dir={tuned_dir}", "--verbose=0")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert json.loads((tuned_dir / "run_config.json").read_text())["init_weights"] == str(source)
+    start = keras.models.load_model(source).get_weights()
+    tuned = keras.models.load_model(tuned_dir / "final.keras").get_weights()
+    assert len(start) == len(tuned)
+    for a, b in zip(start, tuned):
+        np.testing.assert_allclose(b, a, atol=1e-6)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--base_filters=8"], "has shape"),  # another architecture
+    (["--init_weights=nowhere.keras"], "--init_weights nowhere.keras: no such file"),
+])
+def test_init_weights_of_another_model_is_a_clear_error(trained_run, tmp_path, extra, message):
+    source_dir, first = trained_run
+    assert first.returncode == 0, first.stderr[-4000:]
+    result = run_train(*tiny("flags/erlnet_ma_d_mlgd.flags"), "--strategy=FT",
+                       f"--init_weights={source_dir / 'final.keras'}", *extra, f"--model_dir={tmp_path / 'run'}",
+                       "--verbose=0")
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
 
 
 HOLD_LOCK = """

@@ -335,7 +335,8 @@ def test_trainer_fre_reduction_scales_the_mlgd_feature_loss_by_its_levels():
 
 # What run_config.json recorded before the settings were declared once (the hand-kept field lists); a run
 # resumed with the same command must find the same keys.
-_COMMON_IDENTITY = {"model", "strategy", "stage_steps", "stage_epochs", "stage_budget", "lr_schedule", "batch_size"}
+_COMMON_IDENTITY = {"model", "strategy", "init_weights", "stage_steps", "stage_epochs", "stage_budget", "lr_schedule",
+                    "batch_size"}
 _ERL_IDENTITY = {"entanglement", "depth", "base_filters", "dense_layers", "growth_rate", "norm", "global_residual",
                  "fre_reduction"}
 _GAN_IDENTITY = {"levels", "gen_filters", "gen_norm", "dropout", "info_accum_layers", "info_accum_growth",
@@ -362,7 +363,7 @@ def test_run_identity_keeps_the_recorded_fields_of_each_family(tmp_path):
     assert (erl["strategy"], erl["lr_schedule"], erl["batch_size"]) == ("MA_D", "plateau", 1)
     assert experiment.options.absent_values(experiment.TrainSettings) == {
         "stage_budget": "each", "fre_reduction": "mean_sum", "weight_init": "keras", "pixel_loss": "l1",
-        "lr_schedule": "plateau", "gen_residual": False}
+        "lr_schedule": "plateau", "gen_residual": False, "init_weights": ""}
 
 
 def test_pairs_csv_lists_the_training_and_validation_pairs(tmp_path):
@@ -393,12 +394,15 @@ def test_pairs_csv_lists_the_training_and_validation_pairs(tmp_path):
             inputs.training_data(data, str(tmp_path))
     with pytest.raises(ValueError, match="--val_pairs=.*val.csv lists the pairs itself; drop --val_input_dir"):
         inputs.validation_data(inputs.DataSettings(val_pairs=str(tmp_path / "val.csv"), val_input_dir="x"))
-    pretrain = experiment.settings_from_argv([f"--pairs={tmp_path / 'train.csv'}", "--d_pretrain_input_dir=pre",
-                                              "--model_dir=r"]).pretrain_data
+    generator = experiment.settings_from_argv([f"--pairs={tmp_path / 'train.csv'}", "--d_pretrain_input_dir=pre",
+                                               "--model=UNet", "--model_dir=r"])
+    pretrain = generator.model_family.own_stage_data(generator)["d_pretrain"]
     assert (pretrain.train_input_dir, pretrain.pairs) == ("pre", "")
 
 
 def test_settings_from_argv_parses_like_the_command_line(tmp_path):
+    import dataclasses
+
     from absl import flags
 
     flagfile = tmp_path / "run.flags"
@@ -408,8 +412,13 @@ def test_settings_from_argv_parses_like_the_command_line(tmp_path):
                                               "--d_pretrain_input_dir=pre", "--noaugment"])
     assert (settings.model, settings.levels, settings.stage_steps, settings.data.crop_size) == ("UNet", 3, (4, 5), 64)
     assert (settings.verbose, settings.devices, settings.model_dir) == (2, ("/cpu:0", "/cpu:1"), "r")
-    assert settings.pretrain_data == inputs.DataSettings(train_input_dir="pre", crop_size=64)
-    assert experiment.settings_from_argv(["--model_dir=r"]).pretrain_data is None
+    # The discriminator pre-training's data: the generative family's, none without --d_pretrain_input_dir, and
+    # none for the ERL-Net family (the flag is the other family's).
+    assert settings.model_family.own_stage_data(settings) == {
+        "d_pretrain": inputs.DataSettings(train_input_dir="pre", crop_size=64)}
+    assert settings.model_family.own_stage_data(dataclasses.replace(settings, d_pretrain_input_dir="")) == {}
+    erlnet = dataclasses.replace(settings, model="ERLNet")
+    assert erlnet.model_family.own_stage_data(erlnet) == {}
     # Bounds, choices and required flags are the command line's.
     for arguments, message in [(["--crop_size=4"], "flag --crop_size=4: 4 is not integer >= 8"),
                                (["--gan_loss=wgan"], "flag --gan_loss=wgan: value should be one of <bce|lsgan>"),
@@ -466,3 +475,125 @@ def test_options_make_flags_settings_and_identity_from_one_declaration():
         Outer()  # a required setting has no default
     with pytest.raises(ValueError, match="absent_means is the value of an identity setting"):
         options.integer(1, "Not recorded.", absent_means=0)
+
+
+# --- best.keras (experiment.BestModel) ------------------------------------------------
+
+
+def _one_conv_net():
+    image = keras.Input((None, None, 3))
+    return keras.Model(image, keras.layers.Conv2D(3, 1, name="conv")(image), name="one_conv")
+
+
+def test_best_model_is_replaced_only_by_a_better_validation_score(tmp_path):
+    import json
+    import types
+
+    net = _one_conv_net()
+    settings = types.SimpleNamespace(model_dir=str(tmp_path))
+
+    def validate(callback, interval, kernel_value, score):
+        net.get_layer("conv").kernel.assign(np.full((1, 1, 3, 3), kernel_value, np.float32))
+        callback.on_epoch_end(interval - 1, {"val_psnr_y": score, "val_ssim_y": 0.5})
+
+    def kept():
+        kernel = keras.models.load_model(tmp_path / "best.keras").get_layer("conv").kernel.numpy()
+        return json.loads((tmp_path / "best.json").read_text())["val_psnr_y"], float(np.unique(kernel).item())
+
+    callback = experiment.BestModel(settings, {"final.keras": net})
+    callback.set_model(types.SimpleNamespace(stage=types.SimpleNamespace(name="I")))
+    validate(callback, 1, 1.0, 20.0)
+    assert kept() == (20.0, 1.0)
+    validate(callback, 2, 2.0, 25.0)  # better: replaces
+    assert kept() == (25.0, 2.0)
+    validate(callback, 3, 3.0, 22.0)  # worse: kept
+    validate(callback, 4, 4.0, 25.0)  # only as good: kept
+    callback.on_epoch_end(4, {"loss": 1.0})  # no validation this interval
+    assert kept() == (25.0, 2.0)
+    assert json.loads((tmp_path / "best.json").read_text()) == {"val_psnr_y": 25.0, "val_ssim_y": 0.5,
+                                                                "stage": "I", "interval": 2}
+    # A resumed run (a new process, so a new callback) compares against the record on disk.
+    resumed = experiment.BestModel(settings, {"final.keras": net})
+    validate(resumed, 6, 6.0, 24.0)
+    assert kept() == (25.0, 2.0)
+    validate(resumed, 7, 7.0, 26.0)
+    assert kept() == (26.0, 7.0)
+
+
+def _val_pairs(folder, count=2, size=24):
+    from erlrestore.data import image_files
+
+    rng = np.random.default_rng(5)
+    for i in range(1, count + 1):
+        clean = rng.random((size, size, 3))
+        image_files.write_image(folder / "norain" / f"norain-{i}.png", clean)
+        image_files.write_image(folder / "rain" / f"rain-{i}.png", np.clip(clean + 0.2, 0, 1))
+    return folder
+
+
+def test_best_keras_survives_a_resume_whose_next_validation_is_worse(tmp_path):
+    import dataclasses
+    import json
+
+    data = inputs.DataSettings(procedural=2, crop_size=16, batch_size=1,
+                               val_input_dir=str(_val_pairs(tmp_path / "val")))
+    settings = _settings(tmp_path / "run", model="MEMD", strategy="", stage_steps=(4,), checkpoint_every=2,
+                         stop_after=2, data=data)
+    assert experiment.train(settings) is None  # stopped after its first checkpoint interval (validated)
+    record_path = tmp_path / "run" / "best.json"
+    first = json.loads(record_path.read_text())
+    assert first["interval"] == 1
+    # Say the first interval scored far higher than the resumed run's next validation can.
+    record = dict(first, val_psnr_y=first["val_psnr_y"] + 100.0)
+    record_path.write_text(json.dumps(record))
+    kept = (tmp_path / "run" / "best.keras").read_bytes()
+    kept_weights = keras.models.load_model(tmp_path / "run" / "best.keras").get_weights()
+
+    assert experiment.train(dataclasses.replace(settings, stop_after=0)) is not None  # resumed to the end
+    final_weights = keras.models.load_model(tmp_path / "run" / "final.keras").get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(kept_weights, final_weights))  # it did train on
+    assert json.loads(record_path.read_text()) == record
+    assert (tmp_path / "run" / "best.keras").read_bytes() == kept
+
+
+# --- one trainer per model folder (folder_lock) -----------------------------------------
+
+
+def test_a_second_trainer_on_the_same_model_dir_is_refused_while_the_first_trains(tmp_path, monkeypatch):
+    import os
+
+    from erlrestore.training import folder_lock
+
+    settings = _settings(tmp_path, model="MEMD", strategy="", stage_steps=(3,), checkpoint_every=1)
+    seen = []
+
+    class SecondTrainer(keras.callbacks.Callback):
+        """After the first training's first step: is the folder still locked, and is a second train() refused?"""
+
+        def on_train_batch_end(self, batch, logs=None):
+            if seen:
+                return
+            try:
+                with folder_lock.locked(str(tmp_path)):
+                    seen.append("not locked")
+                    return  # never start a nested training
+            except folder_lock.FolderBusyError:
+                pass
+            try:
+                experiment.train(settings)
+                seen.append("second train() ran")
+            except folder_lock.FolderBusyError as error:
+                seen.append(str(error))
+
+    real_run = run.Run.run
+
+    def run_with_a_second_trainer(self, plans, dataset, **kwargs):
+        kwargs["callbacks"] = [*kwargs.get("callbacks", []), SecondTrainer()]
+        return real_run(self, plans, dataset, **kwargs)
+
+    monkeypatch.setattr(run.Run, "run", run_with_a_second_trainer)
+    assert experiment.train(settings) == str(tmp_path / "final.keras")
+    assert len(seen) == 1, seen
+    assert seen[0].startswith(f"{tmp_path} is in use by another training run (pid {os.getpid()} on"), seen
+    with folder_lock.locked(str(tmp_path)):  # freed once the first one has finished
+        pass

@@ -413,3 +413,46 @@ def test_train_passes_the_schedule_to_the_run(tmp_path, monkeypatch, lr_schedule
     assert isinstance(seen["lr_schedule"], run.LinearDecay) == expect_decay
     assert (seen["plateau"] is not None) == expect_plateau
     assert seen["trainer"].pixel_loss == "mse" and seen["trainer"].pixel_name == "g_mse"
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_both_gan_optimizers_take_beta_1(tmp_path, precision):
+    from erlrestore.training import experiment
+
+    assert experiment.settings_from_argv(["--beta_1=0.3", "--model_dir=x"]).beta_1 == 0.3
+    trainer, _ = experiment.build_trainer(gan_settings(tmp_path, levels=2, beta_1=0.3, precision=precision))
+    for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+        if precision == "mixed_float16":
+            assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+            optimizer = optimizer.inner_optimizer
+        assert (optimizer.beta_1, optimizer.beta_2) == (pytest.approx(0.3), pytest.approx(0.999))
+    assert trainer.g_optimizer is not trainer.d_optimizer
+
+
+def test_the_discriminator_pretraining_stage_trains_on_its_own_data(tmp_path, monkeypatch):
+    # DPRE_GAN with --d_pretrain_input_dir: the d_pretrain stage draws from those folders (flat grey images here),
+    # the restore stage from the run's data (procedural images); without the flag both draw from the run's data.
+    from erlrestore.data import image_files
+    from erlrestore.training import experiment, inputs
+
+    for i in (1, 2):
+        image_files.write_image(tmp_path / "pre" / "rain" / f"rain-{i}.png", np.full((40, 40, 3), 0.5))
+        image_files.write_image(tmp_path / "pre" / "norain" / f"norain-{i}.png", np.full((40, 40, 3), 0.25))
+    seen = {}
+
+    def fake_run(self, plans, dataset, **kwargs):
+        seen["plans"] = plans
+        return False
+
+    monkeypatch.setattr(run.Run, "run", fake_run)
+    data = inputs.DataSettings(procedural=2, crop_size=32, batch_size=2, augment=False)
+    settings = gan_settings(tmp_path / "run", strategy="DPRE_GAN", d_pretrain_input_dir=str(tmp_path / "pre"),
+                            data=data)
+    assert experiment.train(settings) is None
+    pretrain, restore = seen["plans"]
+    assert (pretrain.stage.name, restore.stage.name) == ("d_pretrain", "restore")
+    assert restore.dataset is None  # the run's data
+    degraded, clean = next(iter(pretrain.dataset(0, 0)))
+    assert np.allclose(degraded.numpy(), 0.5, atol=1e-2) and np.allclose(clean.numpy(), 0.25, atol=1e-2)
+    assert experiment.train(gan_settings(tmp_path / "run2", strategy="DPRE_GAN", data=data)) is None
+    assert [plan.dataset for plan in seen["plans"]] == [None, None]

@@ -22,6 +22,19 @@ heavy streaks from one source. No rain veil by default: a first run with the
 veil on 35% of the images learnt to darken smooth regions of real rainy
 photos (see docs/PRETRAINED.md). Running it again with the same flags changes
 nothing; a different rain needs a new ``--output_dir``.
+
+For the second, light-to-heavy stage of the shipped de-raining models
+(``flags/pretrained/*_derain_finetune.flags``, issue 21) it also splits the
+held-out photos in two halves, ``clean_select/`` and ``clean_score/``, and
+writes, each with its own fixed seed (:data:`HELDOUT_SETS`):
+
+* ``val-mixed/``: the training mixture (``real_dense_rain``, density
+  ``mixed``, a veil on 35% of the images) on ``clean_select/``: validation
+  while training and the choice of ``best.keras``;
+* ``heldout-light/``, ``heldout-heavy/`` (8-10 streak layers at x2-4) and
+  ``heldout-rain-haze/`` (the heavy rain model of Li et al., medium density)
+  on ``clean_score/``: the model cards' scores, on photos and rain never
+  used to train or to pick a checkpoint.
 """
 
 import os
@@ -37,6 +50,14 @@ FLAGS = flags.FLAGS
 
 DEFAULT_DEGRADATION = "real_rain"
 DEFAULT_PARAMS = "streak_layers=1,10;scale=1,2;mix_procedural=0.5"
+
+# (folder, half of the held-out photos, degradation, parameters, seed) of the light-to-heavy sets.
+HELDOUT_SETS = (
+    ("val-mixed", "clean_select", "real_dense_rain", "density_level=mixed;veil_share=0.35", 7),
+    ("heldout-light", "clean_score", "real_dense_rain", "density_level=light", 23),
+    ("heldout-heavy", "clean_score", "real_dense_rain", "density_level=heavy;streak_layers=8,10;scale=2,4", 21),
+    ("heldout-rain-haze", "clean_score", "rain_haze", "density_level=medium", 22),
+)
 
 
 def define_flags():
@@ -57,7 +78,11 @@ def make(data_root, output_dir, holdout, seed, degradation=DEFAULT_DEGRADATION, 
     photos = sorted(name for name in os.listdir(clean) if name.lower().endswith((".jpg", ".jpeg", ".png")))
     if len(photos) <= holdout:
         raise ValueError(f"{clean} has {len(photos)} photos; cannot hold out {holdout}")
-    for part, names in (("clean_train", photos[:-holdout]), ("clean_val", photos[-holdout:])):
+    held_out = photos[-holdout:]
+    half = (holdout + 1) // 2
+    parts = (("clean_train", photos[:-holdout]), ("clean_val", held_out), ("clean_select", held_out[:half]),
+             ("clean_score", held_out[half:]))
+    for part, names in parts:
         folder = os.path.join(output_dir, part)
         os.makedirs(folder, exist_ok=True)
         for name in names:
@@ -73,6 +98,14 @@ def make(data_root, output_dir, holdout, seed, degradation=DEFAULT_DEGRADATION, 
         params = dict(synthetic.parse_params(degradation_params), streaks=streaks)
         synthetic.synthesize_folder(val, degradation, clean_dir=os.path.join(output_dir, "clean_val"),
                                     seed=seed, params=params)
+    for folder, clean_part, name, text, set_seed in HELDOUT_SETS:
+        target = os.path.join(output_dir, folder)
+        if not os.path.isdir(os.path.join(target, "input")):
+            params = synthetic.parse_params(text)
+            if name.startswith("real_"):
+                params["streaks"] = streaks
+            synthetic.synthesize_folder(target, name, clean_dir=os.path.join(output_dir, clean_part),
+                                        seed=set_seed, params=params)
     return os.path.join(output_dir, "clean_train"), val
 
 

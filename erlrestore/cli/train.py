@@ -5,9 +5,10 @@
     erlrestore-train --flagfile=flags/unet5_lsgan_infoaccum15_subpix.flags --train_input_dir=Rain800/train \
         --model_dir=runs/unet5_ia15_subpix
 
-One command for both families: ``--model`` MEMD / MEMD- / MEMD-- / ERLNet
-(ERL-Net paper) or UNet / EnDec (generators with a PatchGAN, rethinking
-paper). Flags of the other family are ignored.
+One command for every registered model family
+(:mod:`erlrestore.training.families`): ``--model`` MEMD / MEMD- / MEMD-- /
+ERLNet (ERL-Net paper) or UNet / EnDec (generators with a PatchGAN,
+rethinking paper). Flags of the other families are ignored.
 
 Run it again with the same flags to resume an interrupted run: finished
 stages are skipped and the current one continues from its last checkpoint.
@@ -21,10 +22,10 @@ Devices: ``--distribution_strategy`` (default, mirrored over local GPUs or
 ``--batch_size`` is the global batch, split over the replicas.
 
 Every flag here except ``--max_image_pixels`` is a field of
-:class:`~erlrestore.training.experiment.TrainSettings` (or of its ``data``
-group), declared once there with its help, bounds and role in the run's
-identity (:mod:`erlrestore.training.options`); a new setting is added
-there, not here.
+:class:`~erlrestore.training.settings.TrainSettings` (of its ``data`` group
+or of a model family's settings group), declared once there with its help,
+bounds and role in the run's identity (:mod:`erlrestore.training.options`);
+a new setting is added there, not here.
 """
 
 import sys

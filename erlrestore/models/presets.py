@@ -1,9 +1,10 @@
 """Named networks at full size, each with a tiny variant: one table for the tools and the tests.
 
 :data:`PRESETS` maps a name to a label and to the
-:class:`~erlrestore.training.experiment.TrainSettings` fields that choose the
+:class:`~erlrestore.training.settings.TrainSettings` fields that choose the
 network (for the generative family also its PatchGAN and losses) at the size
-the papers train it:
+the papers train it; the fields' ``model`` names its model family
+(:attr:`Preset.family`, :mod:`erlrestore.training.families`):
 
 * ``memd``: MEMD (``MEMDConfig()``: depth 4, 32 base filters), strategy MEMD;
 * ``erlnet``: ERL-Net with MLGD entanglement and its clean-to-clean net,
@@ -17,12 +18,13 @@ the papers train it:
 :func:`erlrestore.models.pix2pix.generator_config` knows (``unet3``,
 ``endec5``...), for the tools that restore with a generator alone.
 
-The tiny variant keeps each network's structure and shrinks it so that it
-builds and runs in well under a second on a CPU: MEMD / ERL-Net at depth 2
-with 4 base filters and DenseBlocks of 2 layers growing by 4
-(:data:`TINY_MEMD`, fields of both ``MEMDConfig`` and ``TrainSettings``);
-generators at most 2 levels deep with 4 filters, InfoAccum with 2 layers
-growing by 2, and a 4-filter PatchGAN. Tiny networks pad to a multiple of 4.
+The tiny variant is the model family's (its ``tiny``): it keeps each
+network's structure and shrinks it so that it builds and runs in well under
+a second on a CPU: MEMD / ERL-Net at depth 2 with 4 base filters and
+DenseBlocks of 2 layers growing by 4 (:data:`TINY_MEMD`, fields of both
+``MEMDConfig`` and ``TrainSettings``); generators at most 2 levels deep with
+4 filters, InfoAccum with 2 layers growing by 2, and a 4-filter PatchGAN.
+Tiny networks pad to a multiple of 4.
 ``python -m tools.benchmark --quick``, ``python -m tools.bench_deploy --tiny``
 and the tests build them.
 """
@@ -30,13 +32,11 @@ and the tests build them.
 import dataclasses
 
 from erlrestore.models import pix2pix
+from erlrestore.training import erl_family, families
 
-# MEMDConfig (and TrainSettings) fields of the tiny MEMD / ERL-Net.
-TINY_MEMD = {"depth": 2, "base_filters": 4, "dense_layers": 2, "growth_rate": 4}
-# TrainSettings fields of a tiny generator and PatchGAN (levels and InfoAccum: see tiny_fields).
-TINY_GAN = {"gen_filters": 4, "d_filters": 4}
-TINY_LEVELS = 2
-TINY_INFO_ACCUM = {"info_accum_layers": 2, "info_accum_growth": 2}
+# MEMDConfig (and TrainSettings) fields of the tiny MEMD / ERL-Net: the ERL-Net family's (erl_family.TINY_FIELDS),
+# by the name the tests and tools build tiny MEMDs with. The generators' are gan_family's (gan_family.tiny).
+TINY_MEMD = erl_family.TINY_FIELDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +45,11 @@ class Preset:
 
     label: str
     fields: dict
+
+    @property
+    def family(self):
+        """The :class:`~erlrestore.training.families.Family` of the preset's model."""
+        return families.of_model(self.fields["model"])
 
 
 _GAN_LOSSES = {"gan_loss": "lsgan", "l1_weight": 100.0}
@@ -67,13 +72,8 @@ def generator_fields(name):
 
 
 def tiny_fields(fields):
-    """The tiny variant of a network's ``TrainSettings`` fields (module docstring)."""
-    if fields["model"] not in ("UNet", "EnDec"):
-        return {**fields, **TINY_MEMD}
-    tiny = {**fields, **TINY_GAN, "levels": min(fields.get("levels", TINY_LEVELS), TINY_LEVELS)}
-    if fields.get("info_accum_layers"):
-        tiny.update(TINY_INFO_ACCUM)
-    return tiny
+    """The tiny variant of a network's ``TrainSettings`` fields: its model family's (module docstring)."""
+    return families.of_model(fields["model"]).tiny_fields(fields)
 
 
 def settings_fields(name, tiny=False):

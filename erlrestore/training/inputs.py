@@ -22,7 +22,7 @@ import os
 
 import tensorflow as tf
 
-from erlrestore.data import image_files, pairing, pipeline, synthetic, tfrecord
+from erlrestore.data import image_files, pairing, pipeline, synthetic
 from erlrestore.training import options
 
 

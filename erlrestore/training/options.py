@@ -1,14 +1,16 @@
 """Training settings declared once: a dataclass field that carries its flag.
 
-Every setting of :class:`~erlrestore.training.experiment.TrainSettings`
-and of its ``data`` group (:class:`~erlrestore.training.inputs.DataSettings`)
-is one field declaration made with a helper of this module::
+Every setting of :class:`~erlrestore.training.settings.TrainSettings`,
+of the model families' settings groups (its base classes) and of its
+``data`` group (:class:`~erlrestore.training.inputs.DataSettings`) is one
+field declaration made with a helper of this module::
 
     depth: int = options.integer(4, "U-Net levels (down-samplings).", lower=1, identity=True, family="erl")
 
 The declaration holds the default, the ``--help`` text, the bounds or the
-choices, the family of models that reads the setting (``family``; the
-other family ignores it), and whether it is part of a run's identity
+choices, the model family that reads the setting (``family``, its name in
+:mod:`erlrestore.training.families`; the other families ignore it), and
+whether it is part of a run's identity
 (``identity``: it changes what is trained, so a resumed run must keep it;
 ``run_config.json`` records it). Everything else is made from it:
 
@@ -17,7 +19,8 @@ other family ignores it), and whether it is part of a run's identity
 * :func:`from_flags` / :func:`from_argv`: the settings from parsed flags or
   from a command line;
 * :func:`identity` / :func:`absent_values`: what ``run_config.json`` holds
-  and compares on a restart.
+  and compares on a restart;
+* :func:`declared`: every declaration of a settings class, groups flattened.
 
 Flags are flat: a group's fields (``data``) become top-level flags, so
 field names must be unique across the groups (absl refuses a second flag
@@ -39,7 +42,7 @@ class Flag:
     help: str
     lower: object = None
     upper: object = None
-    choices: tuple = ()
+    choices: object = ()  # a tuple, or a function returning the choices when the flag is defined
     item: type = str  # the type of each comma-separated item of a "values" setting
     convert: object = None  # turns a choice's flag string into the setting's value
     required: bool = False
@@ -48,6 +51,10 @@ class Flag:
     # The value a run recorded before this identity setting existed: a
     # run_config.json without it was trained with this value.
     absent_means: object = _ABSENT
+
+    def choice_list(self):
+        """The choices of a ``choice`` setting, in order (a function's, as it returns them now)."""
+        return tuple(self.choices() if callable(self.choices) else self.choices)
 
     def value(self, name, flag_value):
         """The setting's value for the parsed flag value; ValueError for a bad list item."""
@@ -96,8 +103,15 @@ def text(default, help, *, required=False, identity=False, family="", absent_mea
 
 
 def choice(default, choices, help, *, convert=None, identity=False, family="", absent_means=_ABSENT):
-    """One of ``choices`` (strings, listed in this order by ``--help`` and errors); ``convert`` maps it."""
-    return _declare(default, Flag("choice", help, choices=tuple(choices), convert=convert, identity=identity,
+    """One of ``choices`` (strings, listed in this order by ``--help`` and errors); ``convert`` maps it.
+
+    ``choices`` may be a function returning them: it is called when the flag
+    is defined (:func:`define_flags`), so choices registered after the
+    declaration (``--model`` of a model family, see
+    :mod:`erlrestore.training.families`) are offered too.
+    """
+    choices = choices if callable(choices) else tuple(choices)
+    return _declare(default, Flag("choice", help, choices=choices, convert=convert, identity=identity,
                                   family=family, absent_means=absent_means))
 
 
@@ -112,11 +126,11 @@ def group(settings_class):
     return dataclasses.field(default_factory=settings_class, metadata={"group": settings_class})
 
 
-def _declared(settings_class):
+def declared(settings_class):
     """(field, Flag) of every declared setting of the class and its groups, flattened."""
     for field in dataclasses.fields(settings_class):
         if "group" in field.metadata:
-            yield from _declared(field.metadata["group"])
+            yield from declared(field.metadata["group"])
         elif "flag" in field.metadata:
             yield field, field.metadata["flag"]
 
@@ -128,7 +142,7 @@ def define_flags(settings_class, flag_values, module_name):
     ``--help`` lists (e.g. the command's ``__name__``).
     """
     common = dict(flag_values=flag_values, module_name=module_name)
-    for field, flag in _declared(settings_class):
+    for field, flag in declared(settings_class):
         name = field.name
         default = None if flag.required else field.default
         if flag.kind == "integer":
@@ -140,7 +154,7 @@ def define_flags(settings_class, flag_values, module_name):
         elif flag.kind == "text":
             flags.DEFINE_string(name, default, flag.help, required=flag.required, **common)
         elif flag.kind == "choice":
-            flags.DEFINE_enum(name, default, list(flag.choices), flag.help, **common)
+            flags.DEFINE_enum(name, default, list(flag.choice_list()), flag.help, **common)
         elif flag.kind == "values":
             flags.DEFINE_list(name, [str(v) for v in default], flag.help, **common)
         else:
@@ -193,5 +207,5 @@ def identity(settings, family):
 
 def absent_values(settings_class):
     """{name: absent_means} of the identity settings added after runs were recorded without them."""
-    return {field.name: flag.absent_means for field, flag in _declared(settings_class)
+    return {field.name: flag.absent_means for field, flag in declared(settings_class)
             if flag.identity and flag.absent_means is not _ABSENT}

@@ -4,6 +4,9 @@ ERL-Net's Table 1 trains different branches with different losses in
 sequence. A :class:`Stage` names the branches whose weights it updates and
 its loss; the trainer's one ``train_step`` reads the record, so adding a
 strategy is adding a tuple here, never a branch in the training loop.
+Each model family's record (:mod:`erlrestore.training.families`) names
+its table: :data:`STRATEGIES` the ERL-Net family's, :data:`GAN_STRATEGIES`
+the generative family's.
 
 Branches: ``men`` (main encoder), ``mde`` (main decoder), ``ren`` (residual
 encoder), ``c2c`` (the clean-to-clean network whose encoder features are
@@ -19,6 +22,11 @@ Where the paper leaves a choice open, ours:
   clean-to-clean features before L_fre means anything, so DT first trains
   the clean-to-clean net alone, then the whole ERL-Net.
 * The MEMD baselines (Table 2) are one stage of (MEN, MDE) with L_pre.
+* ``FT`` (our addition, not in Table 1) fine-tunes a trained ERL-Net: one
+  stage of every restoration branch (MEN, REN, MDE) with L_pre, started from
+  ``--init_weights`` (e.g. ``pretrained:erlnet-derain``). L_fre would need
+  the clean-to-clean net, which a shipped model does not carry; MEMD is
+  fine-tuned with its own strategy, ``MEMD``, so the two stay like for like.
 """
 
 import dataclasses
@@ -67,6 +75,7 @@ STRATEGIES = {
     "MA_C": (_STAGE_I, Stage("II", ("ren",), "erl"), Stage("III", ("mde",), "pre")),
     "MA_D": (_STAGE_I, Stage("II", ("ren",), "erl"), Stage("III", ("ren", "mde"), "pre")),
     "DT": (Stage("C2C", ("c2c",), "none"), Stage("I", ("men", "ren", "mde"), "erl")),
+    "FT": (Stage("FT", ("men", "ren", "mde"), "pre"),),
 }
 
 
