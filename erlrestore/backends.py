@@ -83,13 +83,13 @@ class Backend:
 _TABLE = (
     Backend(
         name="tensorflow", label="TensorFlow", export_format="saved_model", base_dir="savedmodels", marker=None,
-        extensions=(".keras", ".h5"), loader="erlrestore.inference:_load_tensorflow",
+        extensions=(".keras", ".h5"), loader="erlrestore.inference.loading:_load_tensorflow",
         exporter="erlrestore.export:export_savedmodel", extra=None,
         summary="Keras models (.keras, run folder, pretrained:<name>) and SavedModels",
     ),
     Backend(
         name="onnxruntime", label="ONNX", export_format="onnx", base_dir="onnx", marker=contract.ONNX_FILE,
-        extensions=(".onnx",), loader="erlrestore.inference:OnnxRestorer",
+        extensions=(".onnx",), loader="erlrestore.inference.restorers:OnnxRestorer",
         exporter="erlrestore.export:export_onnx", extra="onnx",
         summary="ONNX models from erlrestore-export --format=onnx",
     ),

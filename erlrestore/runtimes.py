@@ -49,13 +49,13 @@ from erlrestore.data import image_files
 
 
 def _batch(batch):
-    from erlrestore.inference import _as_batch  # pylint: disable=import-outside-toplevel
+    from erlrestore.inference.restorers import _as_batch  # pylint: disable=import-outside-toplevel
 
     return _as_batch(batch)
 
 
 def _checked(source, batch, output):
-    from erlrestore.inference import _same_shape  # pylint: disable=import-outside-toplevel
+    from erlrestore.inference.restorers import _same_shape  # pylint: disable=import-outside-toplevel
 
     return _same_shape(source, batch, np.clip(np.asarray(output, dtype=np.float32), 0.0, 1.0))
 
