@@ -22,7 +22,9 @@ loaded on the first call and kept for the next ones, keyed by the spec (the
 real path for files and folders, and ``$ERLRESTORE_PRETRAINED_DIR`` for
 shipped models); a path is loaded again when its modification time changes
 (a run folder whose ``final.keras`` was replaced, a SavedModel folder with
-a new version). :func:`clear_cache` forgets them all. An in-memory
+a new version). :func:`clear_cache` forgets them all. A shipped model's
+restorer keeps the training scale its card records, which
+``work_size="auto"`` (the default) uses for large photos. An in-memory
 ``keras.Model`` is used as it is (its traced function is shared by the calls,
 :mod:`erlrestore.inference`).
 """
@@ -108,7 +110,7 @@ def _as_float_rgb(image):
     return pixels
 
 
-def restore(image, model=DEFAULT_MODEL, tile=512, overlap=32, self_ensemble=False):
+def restore(image, model=DEFAULT_MODEL, tile=512, overlap=32, self_ensemble=False, work_size="auto"):
     """Restores one image array with ``model``; returns H x W x 3 in the image's pixel type.
 
     Args:
@@ -126,6 +128,13 @@ def restore(image, model=DEFAULT_MODEL, tile=512, overlap=32, self_ensemble=Fals
         overlap``).
       self_ensemble: average the x8 flip/rotation self-ensemble (8 times the
         model calls).
+      work_size: the working scale (:mod:`erlrestore.inference`):
+        ``"auto"`` (default) restores an image whose shorter side is more
+        than 1.5 times the scale a shipped model was trained at (its card's
+        ``trained_short_side``, 321 for the de-raining models) at that scale
+        and transfers the correction back to full size; it does nothing for
+        other models. ``"none"`` (or None): restore at the image's own
+        scale; a number of pixels: that shorter side, for any model.
 
     Returns:
       The restored image, ``H x W x 3``, clipped to [0, 1]: ``uint8`` for
@@ -134,15 +143,17 @@ def restore(image, model=DEFAULT_MODEL, tile=512, overlap=32, self_ensemble=Fals
 
     Raises:
       ValueError for an image of another shape or pixel type, float pixels
-      outside [0, 1] (0-255 data: divide by 255 or pass ``uint8``), NaN, or
-      bad tiling parameters; DataError for a model that cannot be loaded.
+      outside [0, 1] (0-255 data: divide by 255 or pass ``uint8``), NaN,
+      bad tiling parameters or a bad ``work_size`` (checked before the model
+      is loaded); DataError for a model that cannot be loaded.
     """
     from erlrestore import inference
 
+    work_size = inference.parse_work_size(work_size)
     image = np.asarray(image)
     pixels = _as_float_rgb(image)
     restored = inference.restore_tiled(_restorer(model), pixels, tile=tile, overlap=overlap,
-                                       self_ensemble=self_ensemble)
+                                       self_ensemble=self_ensemble, work_size=work_size)
     restored = np.clip(restored, 0.0, 1.0).astype(np.float32, copy=False)
     scale = _SCALES.get(image.dtype)
     if scale is None:

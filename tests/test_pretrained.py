@@ -136,10 +136,11 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-m", "tools.ship_pretrained", f"--run_dir={run_dir}", "--name=tiny-memd",
                              "--description=test", "--task=derain", f"--eval_sets=synthetic={data}",
-                             f"--baselines=synthetic={record}", f"--folder={zoo}"],
+                             f"--baselines=synthetic={record}", f"--folder={zoo}", "--trained_short_side=48"],
                             capture_output=True, text=True, cwd=repo, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     card = pretrained.info("tiny-memd", folder=str(zoo))
+    assert card["trained_short_side"] == 48 == pretrained.trained_short_side("tiny-memd", folder=str(zoo))
     assert card["run_config"]["model"] == "MEMD" and card["kept_weights"]["interval"] == 2
     assert card["training"]["planned_steps"] == 4 and card["training"]["intervals_logged"] == 3
     assert 0 <= card["training"]["wall_hours"] < 0.1
@@ -156,6 +157,9 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
                             capture_output=True, text=True, cwd=repo, timeout=300)
     if score["psnr_y"] != score["float32_psnr_y"]:  # float16 moved the score: a zero tolerance must refuse it
         assert strict.returncode != 0 and "not shipped" in strict.stderr
+    else:  # shipped without --trained_short_side: the card has no such field
+        assert strict.returncode == 0, strict.stderr[-3000:]
+        assert "trained_short_side" not in pretrained.info("tiny-memd", folder=str(tmp_path / "zoo2"))
     record.write_text(json.dumps({"method": "dcp", "settings": "", "channel": "rgb", "count": 2,
                                   "mean": {"psnr_rgb": 21.0, "ssim_rgb": 0.8}}))
     mismatched = subprocess.run([sys.executable, "-m", "tools.ship_pretrained", f"--run_dir={run_dir}",
@@ -200,3 +204,41 @@ def test_shipped_erlnet_scores_rain12_as_its_card_says(shared_data):
                                          show_progress=False)
     assert score.count == card["n"]
     assert abs(score.psnr_y - card["psnr_y"]) < 0.001 and abs(score.ssim_y - card["ssim_y"]) < 0.00001
+
+
+def test_ship_refuses_weights_that_float16_storage_moves_by_more_than_max_db_change(tmp_path):
+    from erlrestore import evaluation
+    from erlrestore.data import pairing
+    from tools import ship_pretrained
+
+    model = _tiny_memd()
+    rng = np.random.default_rng(8)
+    model.set_weights([(0.3 * rng.standard_normal(w.shape)).astype(np.float32) for w in model.get_weights()])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    model.save(run_dir / "final.keras")
+    data = tmp_path / "set"
+    for i in range(1, 3):
+        clean = rng.random((40, 48, 3))
+        image_files.write_image(data / "norain" / f"norain-{i}.png", clean)
+        image_files.write_image(data / "rain" / f"rain-{i}.png", np.clip(clean + 0.1 * rng.random(clean.shape), 0, 1))
+    pairs = pairing.find_pairs(str(data))
+    # How far float16 storage moves this model's score (measured as the tool does).
+    pretrained.save(model, "moved", {"task": "derain"}, folder=str(tmp_path / "scratch"))
+    stored = pretrained.load("moved", folder=str(tmp_path / "scratch"))
+    _, as_float16 = evaluation.evaluate_model(stored, pairs, show_progress=False)
+    _, as_float32 = evaluation.evaluate_model(model, pairs, show_progress=False)
+    change = abs(as_float16.psnr - as_float32.psnr)
+    assert change > 1e-4  # float16 does move it
+
+    def ship(max_db_change, folder):
+        return ship_pretrained.ship(str(run_dir), "tiny-memd", "test", "final", {"synthetic": (str(data), "")},
+                                    max_db_change, str(folder), task="derain")
+
+    with pytest.raises(ValueError, match=r"^float16 storage moves the PSNR on synthetic by .* dB .*; not shipped$"):
+        ship(change / 2, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    ship(change * 2, tmp_path / "zoo")
+    score = pretrained.info("tiny-memd", folder=str(tmp_path / "zoo"))["scores"]["synthetic"]
+    assert score["psnr_y"] == pytest.approx(as_float16.psnr, abs=1e-4)
+    assert score["float32_psnr_y"] == pytest.approx(as_float32.psnr, abs=1e-4)

@@ -30,8 +30,14 @@ def test_cli_flags():
         model_base_path="savedmodels", model_names=["a", "b"], host="127.0.0.1", port=0,
         max_request_bytes=64 * 2**20, grpc_port=0, request_timeout=60.0, max_concurrent=4, max_queue=32,
         queue_timeout=30.0, max_connections=128, max_image_pixels=100_000_000, drain_timeout=30.0,
-        max_inflight_pixels=32_000_000, tile=512, overlap=32, align=None,
+        max_inflight_pixels=32_000_000, tile=512, overlap=32, align=None, work_size=None,
     )
+    assert serve_cli.settings_from_flags(parsed_serve_flags("--work_size=321"))["work_size"] == 321
+    for bad in ("auto", "0", "big"):
+        with pytest.raises(app.UsageError, match=f"--work_size must be none or a whole number of pixels >= 1 "
+                                                 f"\\(e\\.g\\. 321\\), got '{bad}' \\(SavedModels record no "
+                                                 "training scale"):
+            serve_cli.settings_from_flags(parsed_serve_flags(f"--work_size={bad}"))
     settings = serve_cli.settings_from_flags(parsed_serve_flags(
         "--max_inflight_pixels=0", "--tile=256", "--overlap=16", "--align=32"))
     assert (settings["max_inflight_pixels"], settings["tile"], settings["overlap"], settings["align"]) == (

@@ -208,6 +208,48 @@ def test_client_command_line_exits_1_naming_the_failure(server, tmp_path):
     assert read_bytes(in_dir / "good.png") == before
 
 
+@pytest.mark.parametrize("track_tiles", [False, True])
+def test_client_refuses_existing_outputs_unless_overwrite(tmp_path, track_tiles):
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    for name in ("a.png", "b.png"):
+        image_files.write_image(in_dir / name, np.random.default_rng(1).random((8, 8, 3)))
+    out_dir.mkdir()
+    (out_dir / "b.png").write_bytes(b"an earlier result")
+    inputs = client.find_inputs(in_dir)
+    sent = []
+
+    def restore_file(input_path, output_path, on_progress=None):  # stands in for the server
+        sent.append(input_path)
+        image_files.write_bytes_atomically(str(output_path), b"restored")
+        return output_path
+
+    with pytest.raises(image_files.DataError, match=r"^1 output file\(s\) already exist: .*b\.png; replace them"):
+        client.restore_files(inputs, out_dir, restore_file, show_progress=track_tiles, track_tiles=track_tiles)
+    assert sent == [] and sorted(p.name for p in out_dir.iterdir()) == ["b.png"]  # nothing sent or written
+    assert read_bytes(out_dir / "b.png") == b"an earlier result"
+    written, failures = client.restore_files(inputs, out_dir, restore_file, show_progress=track_tiles,
+                                             track_tiles=track_tiles, overwrite=True)
+    assert failures == [] and written == [str(out_dir / "a.png"), str(out_dir / "b.png")]
+    assert read_bytes(out_dir / "b.png") == b"restored"
+
+
+@pytest.mark.slow
+def test_client_command_line_refuses_existing_outputs_unless_overwrite(server, tmp_path):
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    image_files.write_image(in_dir / "good.png", np.random.default_rng(3).random((8, 8, 3)))
+    out_dir.mkdir()
+    (out_dir / "good.png").write_bytes(b"an earlier result")
+    command = [sys.executable, "-m", "erlrestore.client", f"--server={url(server)}", "--model_name=memd",
+               f"--input={in_dir}", f"--output_dir={out_dir}"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1, refused.stderr
+    assert "1 output file(s) already exist" in refused.stderr and "--overwrite" in refused.stderr
+    assert read_bytes(out_dir / "good.png") == b"an earlier result"
+    replaced = subprocess.run(command + ["--overwrite"], capture_output=True, text=True, timeout=120)
+    assert replaced.returncode == 0, replaced.stderr
+    assert image_files.read_image(out_dir / "good.png").shape == (8, 8, 3)
+
+
 # --------------------------------------------------------------------------
 # Bad requests: the right 4xx, a JSON error, and the server keeps serving.
 # --------------------------------------------------------------------------

@@ -13,6 +13,14 @@ the run's TensorBoard logs), the machine, and the Y-PSNR/SSIM of the stored
 model on each ``--eval_sets`` folder. Before writing it checks that the
 float16 weights score within ``--max_db_change`` (0.01 dB) of the float32
 model on every set, and refuses otherwise.
+
+``--trained_short_side=<pixels>`` records the shorter side of the photos the
+model was trained on in the card (``trained_short_side``; 321 for the
+BSDS500 photos of ``derain-train``), which ``--work_size=auto`` of the
+restoring tools reads (:func:`erlrestore.pretrained.trained_short_side`).
+It is given, not guessed: the run records crop sizes, not the photos'
+scale. Without it the card has no such field, and ``auto`` restores at the
+image's own scale.
 """
 
 import json
@@ -43,6 +51,9 @@ def define_flags():
                       "set_name=record.json, a record written by tools.classical_baselines --record.")
     flags.DEFINE_float("max_db_change", 0.01, "Largest PSNR change allowed by float16 storage.", lower_bound=0)
     flags.DEFINE_string("folder", pretrained.PACKAGE_FOLDER, "Where to write (default: the package).")
+    flags.DEFINE_integer("trained_short_side", None, "Shorter side in pixels of the photos the model was trained "
+                         "on (321 for BSDS500), recorded in the card for --work_size=auto; unset: not recorded.",
+                         lower_bound=1)
     flags.mark_flags_as_required(["run_dir", "name", "task"])
 
 
@@ -87,7 +98,7 @@ def baseline_scores(record_path, set_name, count, channel):
 
 
 def ship(run_dir, name, description, use, eval_sets, max_db_change, folder, task="derain", channel="y",
-         baselines=None):
+         baselines=None, trained_short_side=None):
     source = os.path.join(run_dir, f"{use}.keras")
     model = inference.load_keras_model(source)
     card = {
@@ -102,6 +113,8 @@ def ship(run_dir, name, description, use, eval_sets, max_db_change, folder, task
         "parameters": int(model.count_params()),
         "scores": {},
     }
+    if trained_short_side is not None:
+        card[pretrained.TRAINED_SHORT_SIDE] = int(trained_short_side)
     with tempfile.TemporaryDirectory() as scratch:
         pretrained.save(model, name, card, folder=scratch)
         stored = pretrained.load(name, folder=scratch)
@@ -137,7 +150,8 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"--baselines names sets not in --eval_sets: {', '.join(unknown)}")
     paths = ship(FLAGS.run_dir, FLAGS.name, FLAGS.description, FLAGS.use, sets, FLAGS.max_db_change, FLAGS.folder,
-                 task=FLAGS.task, channel=FLAGS.channel, baselines=baselines)
+                 task=FLAGS.task, channel=FLAGS.channel, baselines=baselines,
+                 trained_short_side=FLAGS.trained_short_side)
     for path in paths:
         print(f"wrote {path} ({os.path.getsize(path) / 2**20:.2f} MiB)")
     return 0

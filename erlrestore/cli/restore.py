@@ -3,6 +3,7 @@
     erlrestore-restore --model=runs/memd --input=photo.png --output_dir=restored
     erlrestore-restore --model=savedmodels/erlnet --input=rainy/ --output_dir=restored \\
         [--tile=512] [--overlap=32] [--tile_batch=1] [--align=0] [--overwrite] [--self_ensemble] [--compare]
+        [--work_size=auto|none|<pixels>]
 
 ``--model`` is a ``.keras`` file, a training run folder (``final.keras``
 inside), a SavedModel version folder or a SavedModel model folder (the
@@ -25,6 +26,17 @@ and TIFF stay 16-bit, JPEG is written with quality 95). Images larger than
 restores the 8 flips/rotations of each image, the outputs are transformed
 back and averaged (8 times the model calls). With tiling, each transformed
 image is tiled and restored whole, then the 8 restorations are averaged.
+
+``--work_size`` is the working scale (``erlrestore.inference``): with
+``auto`` (the default) and a shipped model whose card records the scale it
+was trained at (``trained_short_side``: 321 for ``erlnet-derain`` and
+``memd-derain``, trained on 481 x 321 BSDS500 photos), an image whose
+shorter side is more than 1.5 times that is shrunk (area averaging) to it,
+restored there, and the model's correction is upsampled and added to the
+full-size image, so a large photo keeps its own detail and is restored at
+the scale the model knows. ``auto`` does nothing for other models; ``none``
+restores every image at its own scale; a number of pixels sets the working
+shorter side for any model.
 
 ``--compare`` also writes, per image, a labelled strip input | restored to
 ``<output_dir>/compare/<input stem>.png`` (``erlrestore.pictures``); strips
@@ -79,11 +91,29 @@ def define_flags():
     flags.DEFINE_boolean("overwrite", False, "Replace existing output files (inputs are never replaced).")
     flags.DEFINE_boolean("self_ensemble", False, "Average the x8 flip/rotation self-ensemble (8 times the model "
                          "calls; each transformed image is tiled and restored, transformed back, then averaged).")
+    define_work_size_flag()
     define_compare_flags("input | restored")
     define_max_image_pixels_flag()
     flags.mark_flag_as_required("model")
     flags.mark_flag_as_required("input")
     flags.mark_flag_as_required("output_dir")
+
+
+def define_work_size_flag(module_name=__name__):
+    """``--work_size``, the working scale (erlrestore-restore's; ``module_name``: the tool whose --help lists it)."""
+    flags.DEFINE_string("work_size", inference.AUTO, "Working scale for large photos: auto (a shipped model's "
+                        "training scale from its card, else none), none (every image at its own scale) or a "
+                        f"shorter side in pixels. An image whose shorter side is more than {inference.WORK_MARGIN}x "
+                        "it is restored at it and the correction brought back to full size.",
+                        module_name=module_name)
+
+
+def work_size_flag(value):
+    """The parsed ``--work_size`` (``"auto"``, None or pixels); app.UsageError listing the valid forms."""
+    try:
+        return inference.parse_work_size(value)
+    except ValueError:
+        raise app.UsageError(f"--work_size must be {inference.WORK_SIZE_FORMS}; got {value!r}") from None
 
 
 # --compare writes its strips here, inside --output_dir (erlrestore-restore's and erlrestore-evaluate's).
@@ -122,13 +152,14 @@ def _check_flags():
         raise app.UsageError(f"--tile_batch must be >= 1, got {FLAGS.tile_batch}")
     if FLAGS.align < 0:
         raise app.UsageError(f"--align must be >= 0 (0: automatic), got {FLAGS.align}")
+    return work_size_flag(FLAGS.work_size)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     apply_max_image_pixels()
-    _check_flags()
+    work_size = _check_flags()
     output_dir = FLAGS.output_dir
     try:
         # Refuse bad inputs / outputs before the model is loaded.
@@ -138,6 +169,10 @@ def main(argv):
             pictures.strip_paths([source for source, _ in targets], strips, overwrite=FLAGS.overwrite,
                                  beside=[output_dir])
         restorer = inference.load_restorer(FLAGS.model, backend=FLAGS.backend)
+        working = inference.resolve_work_size(work_size, restorer)
+        if working is not None:
+            print(f"working scale: images whose shorter side exceeds {inference.WORK_MARGIN * working:g} px are "
+                  f"restored at {working} px and the correction brought back to full size")
         written, failures = inference.restore_paths(
             restorer,
             FLAGS.input,
@@ -150,6 +185,7 @@ def main(argv):
             self_ensemble=FLAGS.self_ensemble,
             compare_dir=strips,
             compare_max_width=FLAGS.compare_max_width,
+            work_size=work_size,
         )
     except (image_files.DataError, ValueError) as error:
         return fail(error)

@@ -4,7 +4,7 @@
                      [--max_request_bytes=64MiB] [--grpc_port=8500] [--max_concurrent=4] [--max_queue=32]
                      [--queue_timeout=30] [--max_connections=128] [--max_image_pixels=100000000]
                      [--max_inflight_pixels=32000000] [--tile=512] [--overlap=32] [--align=0]
-                     [--drain_timeout=30]
+                     [--drain_timeout=30] [--work_size=none|<pixels>]
 
 Serves every integer version of ``<model_base_path>/<model_name>/`` (by
 default every model folder under ``--model_base_path``; the largest version
@@ -16,6 +16,10 @@ them. Images larger than ``--tile`` are restored in overlapping tiles, as
 is bounded by the tile rather than the image; ``--max_inflight_pixels``
 bounds the pixels of the images being restored at once, and
 ``GET /v1/progress/<request id>`` tells how many tiles of a request are done.
+``--work_size=<pixels>`` restores photos whose shorter side is more than 1.5
+times it at that scale, as ``erlrestore-restore --work_size`` does (a
+SavedModel has no card for ``auto``: give 321 for ``erlnet-derain`` and
+``memd-derain``; default none).
 ``GET /`` answers a page for restoring photos in a browser through the same
 API (:mod:`erlrestore.serving.page`); its address is logged at start-up.
 Endpoints, limits and error codes: see :mod:`erlrestore.serving`. It
@@ -83,6 +87,10 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_integer("align", 0, "Tiles start at multiples of this; 0: 16, what erlrestore-restore uses for "
                          "SavedModels (which do not record their padding multiple).", lower_bound=0,
                          flag_values=fv)
+    flags.DEFINE_string("work_size", "none", "Working scale for large photos: none, or a shorter side in pixels "
+                        "(321 for erlnet-derain / memd-derain exports); images whose shorter side is more than "
+                        f"{inference.WORK_MARGIN}x it are restored at it, as erlrestore-restore --work_size does.",
+                        flag_values=fv)
     flags.DEFINE_float("drain_timeout", serving.DEFAULT_DRAIN_TIMEOUT,
                        "On SIGTERM/SIGINT, seconds to wait for the requests in flight.", lower_bound=0.0,
                        flag_values=fv)
@@ -107,6 +115,14 @@ def settings_from_flags(flag_values=FLAGS):
             inference.check_tiling(fv.tile, fv.overlap, fv.align or inference.DEFAULT_ALIGN)
         except ValueError as error:
             raise app.UsageError(f"--tile/--overlap/--align: {error}") from None
+    try:
+        work_size = inference.parse_work_size(fv.work_size)
+        valid = work_size != inference.AUTO  # a SavedModel has no card to read a training scale from
+    except ValueError:
+        valid = False
+    if not valid:
+        raise app.UsageError(f"--work_size must be none or a whole number of pixels >= 1 (e.g. 321), got "
+                             f"{fv.work_size!r} (SavedModels record no training scale, so there is no auto)")
     return dict(
         model_base_path=fv.model_base_path,
         model_names=fv.model_name or None,
@@ -125,6 +141,7 @@ def settings_from_flags(flag_values=FLAGS):
         tile=fv.tile,
         overlap=fv.overlap,
         align=fv.align or None,
+        work_size=work_size,
     )
 
 

@@ -90,6 +90,31 @@ def task(name, folder=None):
     return info(name_of(name), folder)["task"]
 
 
+# The card field that records the shorter image side the model was trained on (optional; pixels).
+TRAINED_SHORT_SIDE = "trained_short_side"
+
+
+def trained_short_side(name, folder=None):
+    """The shorter image side, in pixels, that ``name``'s card says the model was trained on, or None.
+
+    An optional card field (:data:`TRAINED_SHORT_SIDE`), written by
+    ``tools.ship_pretrained --trained_short_side``: e.g. 321 for models
+    trained on BSDS500 photos (481 x 321). Restoring with ``work_size=auto``
+    (:mod:`erlrestore.inference`) restores much larger photos at this scale.
+    A card without it says nothing about the scale (None: ``auto`` then
+    means ``none``). Raises DataError for a value that is not a positive
+    whole number, naming the model.
+    """
+    name = name_of(name)
+    value = info(name, folder).get(TRAINED_SHORT_SIDE)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _error(f"pretrained model {name}: its card's {TRAINED_SHORT_SIDE} must be a positive whole number "
+                     f"of pixels, got {value!r}")
+    return value
+
+
 def catalogue(folder=None):
     """``name (task)`` of every shipped model, comma-separated: for ``--help`` texts and errors."""
     names = list(folder)

@@ -65,7 +65,15 @@ or ``serving_default`` is restored tile by tile with
 ``serving_default``, exactly as ``erlrestore-restore`` restores it (the same
 pixels for the same model and tile settings), so the model's memory is a
 tile's, not the image's; smaller images go through the signature whole, as
-before. ``--tile=0`` turns this off. After a prediction of a megapixel or
+before. ``--tile=0`` turns this off. A working scale (``work_size``
+[``--work_size``, none], a shorter side in pixels; no request field)
+restores every image whose shorter side is more than 1.5 times it at that
+shorter side and adds the upsampled correction to the full-size image, as
+``erlrestore-restore --work_size=<pixels>`` does (the same pixels; such
+images take the tiled path even when they fit one tile). A SavedModel has
+no model card, so there is no ``auto``: serve an export of
+``erlnet-derain`` or ``memd-derain`` with ``--work_size=321`` to match
+``erlrestore-restore``'s default for them. After a prediction of a megapixel or
 more, freed heap memory is handed back to the system
 (:func:`release_memory`), so the server's resident size comes back down.
 

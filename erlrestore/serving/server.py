@@ -6,6 +6,7 @@ import time
 
 from absl import logging
 
+from erlrestore import inference
 from erlrestore.serving import grpc_api, limits, tiling
 from erlrestore.serving.repository import load_models
 from erlrestore.serving.rest import RestServer
@@ -18,7 +19,7 @@ def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501,
           max_queue=limits.DEFAULT_MAX_QUEUE, queue_timeout=limits.DEFAULT_QUEUE_TIMEOUT,
           max_connections=limits.DEFAULT_MAX_CONNECTIONS, max_image_pixels=limits.DEFAULT_MAX_IMAGE_PIXELS,
           drain_timeout=limits.DEFAULT_DRAIN_TIMEOUT, max_inflight_pixels=limits.DEFAULT_MAX_INFLIGHT_PIXELS,
-          tile=tiling.DEFAULT_TILE, overlap=tiling.DEFAULT_OVERLAP, align=None):
+          tile=tiling.DEFAULT_TILE, overlap=tiling.DEFAULT_OVERLAP, align=None, work_size=None):
     """Loads the models and serves them until SIGTERM or SIGINT (blocking); returns the requests left unfinished.
 
     On a signal the server stops accepting connections (new ones are
@@ -29,7 +30,8 @@ def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501,
     handlers are installed only when called from the main thread. ``tile``,
     ``overlap`` and ``align`` are the tiling of large images
     (:class:`erlrestore.serving.tiling.TileSettings`; ``tile=0`` never
-    tiles); the other arguments are the limits of the PredictionLimiter,
+    tiles) and ``work_size`` the working scale of large photos (pixels, or
+    None: none); the other arguments are the limits of the PredictionLimiter,
     RestServer and ModelRepository.
 
     Raises:
@@ -40,7 +42,7 @@ def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501,
     if grpc_port and not grpc_api.grpc_available():
         raise grpc_api.GrpcUnavailableError(grpc_api.GRPC_MISSING_MESSAGE)
     limiter = limits.PredictionLimiter(max_concurrent, max_queue, queue_timeout, max_inflight_pixels)
-    settings = tiling.TileSettings(tile, overlap, align)
+    settings = tiling.TileSettings(tile, overlap, align, work_size)
     repository = load_models(model_base_path, model_names)
     repository.max_image_pixels = max_image_pixels
     repository.tiling = settings
@@ -70,6 +72,10 @@ def serve(model_base_path, model_names=None, host="127.0.0.1", port=8501,
                      settings.overlap, settings.align)
     else:
         logging.info("tiling is off (--tile=0): every image goes through the model whole")
+    if settings.work_size is not None:
+        logging.info("images whose shorter side exceeds %g pixels are restored at %d and the correction brought "
+                     "back to full size, as erlrestore-restore --work_size=%d does",
+                     inference.WORK_MARGIN * settings.work_size, settings.work_size, settings.work_size)
     logging.info("REST API on http://%s:%d/v1/models/<name>", host, rest.server_port)
     shown = f"[{host}]" if ":" in host else host
     logging.info("page in a browser: http://%s:%d/ (pick a model, drop a photo)", shown, rest.server_port)

@@ -29,6 +29,18 @@ image (the decoded image and the blending sums of
 :func:`~erlrestore.inference.restore_tiled`), never the model's activations
 for the whole image.
 
+Working scale (``work_size``, ``erlrestore-serve --work_size``): a number
+of pixels makes the server restore, as ``erlrestore-restore
+--work_size=<pixels>`` does, every image whose shorter side is more than
+:data:`erlrestore.inference.WORK_MARGIN` times it at that shorter side and
+transfer the correction back to full size (:func:`erlrestore.inference.restore_tiled`
+with ``work_size``): such images take the tiled path above even when they
+fit one tile, so the page and the command line give the same pixels. A
+SavedModel carries no model card, so the server has no ``auto``: to match
+``erlrestore-restore --model=pretrained:erlnet-derain`` (``auto`` = 321),
+serve its export with ``--work_size=321``. Default: none, every image at
+its own scale.
+
 Models that do not follow the contract (other signatures, other tensor
 names) are always run whole, through their signatures.
 """
@@ -54,28 +66,37 @@ class TileSettings:
 
     ``align`` None means the model's padding multiple, which a SavedModel
     does not record, so :data:`erlrestore.inference.DEFAULT_ALIGN`, as
-    ``erlrestore-restore --align=0`` uses for SavedModels. Raises
-    ValueError for settings :func:`erlrestore.inference.check_tiling`
-    refuses.
+    ``erlrestore-restore --align=0`` uses for SavedModels. ``work_size``:
+    the working scale in pixels, or None / ``"none"`` (module docstring;
+    ``"auto"`` is refused: a SavedModel has no card to read it from).
+    Raises ValueError for settings :func:`erlrestore.inference.check_tiling`
+    or :func:`erlrestore.inference.parse_work_size` refuses.
     """
 
-    def __init__(self, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, align=None):
+    def __init__(self, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, align=None, work_size=None):
         self.tile = int(tile) if tile else None
         self.overlap = int(overlap)
         self.align = int(align) if align else inference.DEFAULT_ALIGN
         if self.tile is not None:
             inference.check_tiling(self.tile, self.overlap, self.align)
+        self.work_size = inference.parse_work_size(work_size)
+        if self.work_size == inference.AUTO:
+            raise ValueError("the server cannot use work_size auto (a SavedModel records no training scale): "
+                             "give none or a number of pixels, e.g. 321 for erlnet-derain and memd-derain")
 
     def exceeds(self, height, width):
-        """True when an image of ``height x width`` is tiled."""
+        """True when an image of ``height x width`` is tiled or restored at the working scale."""
+        if inference.working_shape(height, width, self.work_size) is not None:
+            return True
         return self.tile is not None and (height > self.tile or width > self.tile)
 
     def count(self, height, width):
         """Tiles (model calls at tile_batch 1) of an image of ``height x width``."""
-        return inference.count_tiles(height, width, self.tile, self.overlap, self.align)
+        return inference.count_tiles(height, width, self.tile, self.overlap, self.align, work_size=self.work_size)
 
     def __repr__(self):
-        return f"TileSettings(tile={self.tile}, overlap={self.overlap}, align={self.align})"
+        work = "" if self.work_size is None else f", work_size={self.work_size}"
+        return f"TileSettings(tile={self.tile}, overlap={self.overlap}, align={self.align}{work})"
 
 
 def restorer_of(servable):
@@ -137,7 +158,7 @@ class TiledRun:
     def _restore(self, image, on_tiles):
         settings = self.settings
         return inference.restore_tiled(self.restorer, image, tile=settings.tile, overlap=settings.overlap,
-                                       align=settings.align, on_tiles=on_tiles)
+                                       align=settings.align, on_tiles=on_tiles, work_size=settings.work_size)
 
     def _restore_batch(self, on_tiles):
         output = np.empty(self.array.shape, dtype=np.float32)
@@ -161,9 +182,10 @@ def plan(servable, signature, arrays, settings):
     Only erlrestore's own signatures are tiled (``restore_bytes``, and
     ``serving_default`` on ``[N, H, W, 3]`` floats), on a model whose
     ``serving_default`` follows the contract, and only when an image is
-    larger than ``settings.tile``.
+    larger than ``settings.tile`` or is restored at the working scale
+    (``settings.work_size``).
     """
-    if settings is None or settings.tile is None:
+    if settings is None or (settings.tile is None and getattr(settings, "work_size", None) is None):
         return None
     if _is_bytes_signature(signature):
         kind, array = "bytes", arrays[contract.BYTES_INPUT_KEY]
