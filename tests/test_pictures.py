@@ -342,11 +342,11 @@ def zoo(tmp_path_factory):
 
 @pytest.fixture
 def photos(tmp_path):
-    """A data root holding kodak24/ with two generated 48x64 "photos"."""
+    """A data root holding kodak24/ with three generated 48x64 "photos"."""
     from erlrestore.data import synthetic  # pylint: disable=import-outside-toplevel
 
     root = tmp_path / "data"
-    for name, image in zip(("one", "two"), synthetic.procedural_images(2, 48, 64, seed=3)):
+    for name, image in zip(("one", "two", "three"), synthetic.procedural_images(3, 48, 64, seed=3)):
         image_files.write_image(root / "kodak24" / f"{name}.png", image)
     return root
 
@@ -355,9 +355,12 @@ def test_gallery_has_degradations_for_every_task():
     from tools import gallery  # pylint: disable=import-outside-toplevel
 
     for task in pretrained.TASKS:
-        assert len(gallery.recipes(task)) == 2
-    assert [r.degradation for r in gallery.recipes("derain")] == ["rain", "heavy_rain"]
-    assert [r.degradation for r in gallery.recipes("derain", "streaks/")] == ["real_rain", "real_rain"]
+        assert len(gallery.recipes(task)) == (3 if task == "derain" else 2)
+    assert [r.degradation for r in gallery.recipes("derain")] == ["rain", "heavy_rain", "rain_haze"]
+    with_streaks = gallery.recipes("derain", "streaks/")
+    assert [r.degradation for r in with_streaks] == ["real_dense_rain", "real_dense_rain", "rain_haze"]
+    assert [r.params["density_level"] for r in with_streaks] == ["light", "heavy", "medium"]
+    assert with_streaks[0].params["streaks"] == "streaks/"
     assert [r.degradation for r in gallery.recipes("denoise")] == ["gaussian_noise", "camera_noise"]
     assert gallery.recipes("denoise")[0].params == {"sigma": 25.0}
     assert {r.degradation for r in gallery.recipes("dehaze")} == {"haze"}
@@ -370,9 +373,9 @@ def test_gallery_strips_and_fragment(zoo, photos, tmp_path, monkeypatch):
 
     monkeypatch.setenv(pretrained.FOLDER_VARIABLE, str(zoo))
     out = tmp_path / "gallery"
-    entries = gallery.build(str(photos), str(out), photos=["one", "two"], log=lambda line: None)
-    names = [f"{model}-{n}.jpg" for model in ("tiny-dehaze", "tiny-denoise", "tiny-derain", "tiny2-denoise")
-             for n in (1, 2)]
+    entries = gallery.build(str(photos), str(out), photos=["one", "two", "three"], log=lambda line: None)
+    names = [f"{model}-{n}.jpg" for model, count in (("tiny-dehaze", 2), ("tiny-denoise", 2), ("tiny-derain", 3),
+                                                     ("tiny2-denoise", 2)) for n in range(1, count + 1)]
     assert [e.file for e in entries] == names
     assert sorted(os.listdir(out)) == sorted(names)
     for entry in entries:
@@ -395,12 +398,12 @@ def test_gallery_strips_and_fragment(zoo, photos, tmp_path, monkeypatch):
     derain = by_file["tiny-derain-1.jpg"]
     assert derain.input_psnr == derain.restored_psnr < 40
     # Every model of a task sees the same inputs, from the fixed seed: run again, same numbers.
-    again = gallery.build(str(photos), str(tmp_path / "again"), models=["tiny-denoise"], photos=["one", "two"],
-                          log=lambda line: None)
+    again = gallery.build(str(photos), str(tmp_path / "again"), models=["tiny-denoise"],
+                          photos=["one", "two", "three"], log=lambda line: None)
     assert [(e.input_psnr, e.restored_psnr) for e in again] == [
         (by_file[e.file].input_psnr, by_file[e.file].restored_psnr) for e in again]
-    other = gallery.build(str(photos), str(tmp_path / "other"), models=["tiny-denoise"], photos=["one", "two"],
-                          seed=1, log=lambda line: None)
+    other = gallery.build(str(photos), str(tmp_path / "other"), models=["tiny-denoise"],
+                          photos=["one", "two", "three"], seed=1, log=lambda line: None)
     assert other[0].input_psnr != again[0].input_psnr
     text = gallery.fragment(entries, "python -m tools.gallery --data_root=data")
     assert "python -m tools.gallery --data_root=data" in text
@@ -414,12 +417,15 @@ def test_gallery_refuses_missing_photos_and_models(zoo, photos, tmp_path, monkey
     from tools import gallery  # pylint: disable=import-outside-toplevel
 
     monkeypatch.setenv(pretrained.FOLDER_VARIABLE, str(zoo))
-    with pytest.raises(image_files.DataError, match="no photo named 'three'"):
-        gallery.build(str(photos), str(tmp_path / "g"), photos=["one", "three"])
+    with pytest.raises(image_files.DataError, match="no photo named 'four'"):
+        gallery.build(str(photos), str(tmp_path / "g"), photos=["one", "four"])
     with pytest.raises(image_files.DataError, match="unknown pretrained model 'nope'"):
         gallery.build(str(photos), str(tmp_path / "g"), models=["nope"], photos=["one", "two"])
-    with pytest.raises(ValueError, match="give 2 --photos"):
-        gallery.build(str(photos), str(tmp_path / "g"), photos=["one"])
+    with pytest.raises(ValueError, match="give at least 3 --photos"):
+        gallery.build(str(photos), str(tmp_path / "g"), photos=["one", "two"])
+    # Two photos are enough for the tasks with two degradations.
+    assert len(gallery.build(str(photos), str(tmp_path / "two"), models=["tiny-dehaze"], photos=["one", "two"],
+                             log=lambda line: None)) == 2
     assert not (tmp_path / "g").exists()  # refused before anything is written
 
 
@@ -434,11 +440,12 @@ def test_gallery_command(zoo, photos, tmp_path):
     out = tmp_path / "gallery"
     env = dict(os.environ, **{pretrained.FOLDER_VARIABLE: str(zoo)})
     result = _run("tools.gallery", f"--data_root={photos}", f"--output_dir={out}", f"--streak_dir={streaks}",
-                  "--models=tiny-derain", "--photos=one,two", env=env)
+                  "--models=tiny-derain", "--photos=one,two,three", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(os.listdir(out)) == ["README.md", "tiny-derain-1.jpg", "tiny-derain-2.jpg"]
+    assert sorted(os.listdir(out)) == ["README.md", "tiny-derain-1.jpg", "tiny-derain-2.jpg", "tiny-derain-3.jpg"]
     text = (out / "README.md").read_text()
     # The command that made it, paths relative to the working folder.
-    assert f"--streak_dir={os.path.relpath(streaks)}" in text and "--models=tiny-derain --photos=one,two" in text
-    assert "light rain (`real_rain" in text
-    assert result.stdout.strip().splitlines()[-1].startswith("wrote 2 strips")
+    assert f"--streak_dir={os.path.relpath(streaks)}" in text and "--models=tiny-derain --photos=one,two,three" in text
+    assert "light rain (`real_dense_rain density_level=light" in text
+    assert "rain and haze (`rain_haze density_level=medium" in text
+    assert result.stdout.strip().splitlines()[-1].startswith("wrote 3 strips")

@@ -4,23 +4,24 @@
         [--streak_dir=../shared/data/derain-train/streaks] [--models=erlnet-derain,...]
 
 For every shipped model (``erlrestore.pretrained.list()``, or ``--models``)
-it takes the two ``--photos`` of ``<data_root>/kodak24`` (Kodak released the
+it takes the ``--photos`` of ``<data_root>/kodak24`` (Kodak released the
 Kodak24 photos for free use; the benchmark rain/haze/noise sets are not ours
 to publish, so they are never used here), degrades each with the project's
 own synthetic degradation for the model's task (:func:`recipes`), restores it
 with the model (tiled, as ``erlrestore-restore`` does) and writes a labelled
 JPEG strip input | restored | clean with each panel's PSNR against the clean
-photo (``erlrestore.pictures``) as ``<model>-<n>.jpg``, n = 1, 2. Then it
+photo (``erlrestore.pictures``) as ``<model>-<n>.jpg``, n = 1, 2 (, 3). Then it
 writes ``README.md`` in the same folder: every strip, what degraded it, the
 scores, and the command that made them.
 
-The degradations (photo n gets recipe n of its model's task):
+The degradations (photo n of ``--photos`` gets recipe n of its model's task; three photos cover every task):
 
-* ``derain``: with ``--streak_dir`` (a folder of rendered streak layers, e.g.
-  ``derain-train/streaks``), ``real_rain`` as the shipped models were
-  trained on: light (1-2 layers) and heavy (8-10 layers), scale 1-2, a
-  procedural layer on half of the images; without it the procedural
-  ``rain`` and ``heavy_rain``;
+* ``derain``: the three cases of the de-raining cards' held-out sets: with
+  ``--streak_dir`` (a folder of rendered streak layers, e.g.
+  ``derain-train/streaks``) light and heavy ``real_dense_rain`` (real
+  streaks at the photo's scale, as the shipped models were trained on),
+  without it the procedural ``rain`` and ``heavy_rain``; then rain with
+  haze (``rain_haze``, the heavy rain model of Li et al., medium density);
 * ``dehaze``: ``haze``, moderate (beta 1.0) and thick (beta 2.0);
 * ``denoise``: ``gaussian_noise`` at sigma 25 and ``camera_noise`` (the
   processed-camera branch alone).
@@ -48,7 +49,7 @@ from erlrestore.data import image_files, synthetic
 FLAGS = flags.FLAGS
 
 PHOTO_FOLDER = "kodak24"
-DEFAULT_PHOTOS = ("kodim01", "kodim23")
+DEFAULT_PHOTOS = ("kodim01", "kodim23", "kodim13")
 DEFAULT_MAX_WIDTH = 1600
 DEFAULT_JPEG_QUALITY = 85
 FRAGMENT = "README.md"
@@ -58,17 +59,19 @@ Recipe = collections.namedtuple("Recipe", "label degradation params")
 
 
 def recipes(task, streaks=None):
-    """The two degradations the gallery shows a model of ``task`` (one of ``pretrained.TASKS``).
+    """The degradations the gallery shows a model of ``task`` (one of ``pretrained.TASKS``): three for rain, else two.
 
     ``streaks``: a streak folder or ``StreakBank`` for real rendered rain;
     None: procedural rain.
     """
     if task == "derain":
         if streaks is not None:
-            common = {"streaks": streaks, "scale": (1.0, 2.0), "mix_procedural": 0.5}
-            return [Recipe("light rain", "real_rain", {**common, "streak_layers": (1, 2)}),
-                    Recipe("heavy rain", "real_rain", {**common, "streak_layers": (8, 10)})]
-        return [Recipe("rain", "rain", {}), Recipe("heavy rain", "heavy_rain", {})]
+            # The three held-out cases of the de-raining cards (tools.derain_training_data.HELDOUT_SETS).
+            return [Recipe("light rain", "real_dense_rain", {"streaks": streaks, "density_level": "light"}),
+                    Recipe("heavy rain", "real_dense_rain", {"streaks": streaks, "density_level": "heavy"}),
+                    Recipe("rain and haze", "rain_haze", {"density_level": "medium"})]
+        return [Recipe("rain", "rain", {}), Recipe("heavy rain", "heavy_rain", {}),
+                Recipe("rain and haze", "rain_haze", {"density_level": "medium"})]
     if task == "dehaze":
         return [Recipe("haze", "haze", {"beta": 1.0}), Recipe("thick haze", "haze", {"beta": 2.0})]
     if task == "denoise":
@@ -115,7 +118,7 @@ def build(data_root, output_dir, *, models=None, photos=DEFAULT_PHOTOS, streak_d
     """Writes ``<model>-<n>.jpg`` for each model and photo into ``output_dir``; returns the Entries, in order.
 
     ``models``: names in ``pretrained.list()`` (default: all of them).
-    ``photos``: two file stems in ``<data_root>/kodak24``.
+    ``photos``: file stems in ``<data_root>/kodak24``, at least as many as a model has degradations.
     """
     photos = list(photos)
     names = pretrained.list() if models is None else list(models)
@@ -128,9 +131,9 @@ def build(data_root, output_dir, *, models=None, photos=DEFAULT_PHOTOS, streak_d
     streaks = synthetic.load_streaks(streak_dir) if streak_dir and "derain" in tasks.values() else None
     plans = {name: recipes(task, streaks) for name, task in tasks.items()}
     for name, plan in plans.items():
-        if len(plan) != len(photos):
+        if len(plan) > len(photos):
             raise ValueError(f"{len(photos)} photos for the {len(plan)} degradations of {name}; give "
-                             f"{len(plan)} --photos")
+                             f"at least {len(plan)} --photos")
     os.makedirs(output_dir, exist_ok=True)
     degraded_cache = {}
     entries = []
@@ -225,7 +228,8 @@ def define_flags():
     flags.DEFINE_string("streak_dir", None, "Rendered rain-streak layers (e.g. <data_root>/derain-train/streaks) "
                         "for real_rain on the de-raining models; default: procedural rain and heavy_rain.")
     flags.DEFINE_list("models", None, "Shipped models to show; default: every one in erlrestore.pretrained.list().")
-    flags.DEFINE_list("photos", list(DEFAULT_PHOTOS), f"The two photos (file stems in {PHOTO_FOLDER}/).")
+    flags.DEFINE_list("photos", list(DEFAULT_PHOTOS), f"The photos (file stems in {PHOTO_FOLDER}/), photo n for a model's degradation n: "
+                      "three, for the three de-raining cases.")
     flags.DEFINE_integer("seed", 0, "Seed of the degradations.", lower_bound=0)
     flags.DEFINE_integer("tile", 512, "Restore in tiles of at most this side (erlrestore-restore's --tile).")
     flags.DEFINE_integer("overlap", 32, "Least overlap of neighbouring tiles.")
