@@ -169,9 +169,10 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
     assert mismatched.returncode != 0 and "on channel rgb; synthetic has 2 on channel y" in mismatched.stderr
 
 
-SHIPPED = ("erlnet-derain", "memd-derain", "rethinking-dehaze")
+SHIPPED = ("erlnet-derain", "memd-derain", "erlnet-derain-heavy", "memd-derain-heavy", "rethinking-dehaze")
 # The sets each task's card must be scored on, at least.
-CARD_SETS = {"derain": {"rain12", "rain100l-10"}, "dehaze": {"sots-indoor-10", "heldout-outdoor"}}
+CARD_SETS = {"derain": {"rain12", "rain100l-10", "rain100h-20", "heldout-light", "heldout-heavy", "heldout-rain-haze"},
+             "dehaze": {"sots-indoor-10", "heldout-outdoor"}}
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "PRETRAINED.md")
 
 
@@ -242,3 +243,47 @@ def test_ship_refuses_weights_that_float16_storage_moves_by_more_than_max_db_cha
     score = pretrained.info("tiny-memd", folder=str(tmp_path / "zoo"))["scores"]["synthetic"]
     assert score["psnr_y"] == pytest.approx(as_float16.psnr, abs=1e-4)
     assert score["float32_psnr_y"] == pytest.approx(as_float32.psnr, abs=1e-4)
+
+
+def test_rescore_card_replaces_and_drops_scores_and_keeps_the_weights(tmp_path):
+    from erlrestore import evaluation
+    from erlrestore.data import pairing, synthetic
+    from tools import rescore_card
+
+    folder = str(tmp_path / "zoo")
+    model = _tiny_memd()
+    rng = np.random.default_rng(4)  # away from the identity, so input and output scores differ
+    model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in model.get_weights()])
+    card = {"description": "test", "task": "derain", "trained_short_side": 48,
+            "scores": {"old-set": {"n": 3, "psnr_y": 1.0, "ssim_y": 0.1}, "kept": {"n": 1, "psnr_y": 2.0, "ssim_y": 0.2}}}
+    pretrained.save(model, "tiny-memd", card, folder=folder)
+    weights_before = [w.copy() for w in pretrained.load("tiny-memd", folder=folder).get_weights()]
+    data = tmp_path / "set"
+    clean = synthetic.procedural_images(2, 40, 48, seed=5)
+    rainy = [np.asarray(synthetic.make_degradation("rain")(image, np.array([i, 1], np.int64)))
+             for i, image in enumerate(clean)]
+    for i, (x, y) in enumerate(zip(rainy, clean)):
+        image_files.write_image(data / "rain" / f"{i}.png", x)
+        image_files.write_image(data / "norain" / f"{i}.png", y)
+    with pytest.raises(ValueError, match="has no scores for nope"):
+        rescore_card.rescore("tiny-memd", {}, drop=["nope"], folder=folder)
+    with pytest.raises(ValueError, match="both name old-set"):
+        rescore_card.rescore("tiny-memd", {"old-set": (str(data), "")}, drop=["old-set"], folder=folder)
+    assert pretrained.info("tiny-memd", folder=folder) == card  # refused before anything was written
+
+    rescore_card.rescore("tiny-memd", {"new-set": (str(data), "")}, drop=["old-set"], folder=folder,
+                         log=lambda line: None)
+    after = pretrained.info("tiny-memd", folder=folder)
+    assert set(after["scores"]) == {"kept", "new-set"} and after["scores"]["kept"] == card["scores"]["kept"]
+    assert {k: v for k, v in after.items() if k != "scores"} == {k: v for k, v in card.items() if k != "scores"}
+    stored = pretrained.load("tiny-memd", folder=folder)
+    for before, now in zip(weights_before, stored.get_weights()):
+        np.testing.assert_array_equal(before, now)
+    # The new entry is the shipped weights' score and the input's, as erlrestore-evaluate measures them.
+    pairs = pairing.find_pairs(str(data))
+    _, ours, _, degraded = evaluation.evaluate_model(stored, pairs, return_input=True, show_progress=False)
+    entry = after["scores"]["new-set"]
+    assert entry == {"n": 2, "psnr_y": round(ours.psnr, 4), "ssim_y": round(ours.ssim, 5),
+                     "input_psnr_y": round(degraded.psnr, 4), "input_ssim_y": round(degraded.ssim, 5),
+                     "rescored": True}
+    assert entry["psnr_y"] != entry["input_psnr_y"]
