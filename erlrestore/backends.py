@@ -4,7 +4,9 @@ Each :class:`Backend` names ``erlrestore-restore`` / ``erlrestore-evaluate``'s
 ``--backend`` value, the ``erlrestore-export --format`` that writes models
 for it, the file a version folder of such a model holds, the function that
 loads it (:func:`erlrestore.inference.load_restorer` dispatches here) and
-the function that exports it. Adding a runtime is adding a row.
+the function that exports it. Adding a runtime is adding a row to
+``_BUILTIN``, or, from outside the package, :func:`register` before the
+tool defines its flags (README, "Adding an export format (backend)").
 
 ======================  ===============  ==========================  ==============================
 ``--backend``           ``--format``     version folder holds        runs on
@@ -23,6 +25,11 @@ lines build their ``--help`` from it, and the loaders and exporters are
 named as ``"module:function"`` and imported only when used, so restoring
 with ``onnxruntime``, ``openvino`` or ``litert`` (with ``ai-edge-litert``
 installed) never imports TensorFlow.
+
+:data:`BACKENDS`, :data:`NAMES`, :data:`FORMATS` and :data:`EXPORTED` are
+views of the table that :func:`register` rebuilds: code that copies one at
+import (``runner.EvaluationSettings``' ``backend`` choices, for one) sees
+only the backends registered before that import.
 """
 
 import dataclasses
@@ -80,7 +87,7 @@ class Backend:
         return f"{article} {self.label} model"
 
 
-_TABLE = (
+_BUILTIN = (
     Backend(
         name="tensorflow", label="TensorFlow", export_format="saved_model", base_dir="savedmodels", marker=None,
         extensions=(".keras", ".h5"), loader="erlrestore.inference.loading:_load_tensorflow",
@@ -107,10 +114,73 @@ _TABLE = (
     ),
 )
 
-BACKENDS = {backend.name: backend for backend in _TABLE}
-NAMES = tuple(BACKENDS)  # the --backend choices, TensorFlow (the default) first
-FORMATS = tuple(backend.export_format for backend in _TABLE)  # the erlrestore-export --format choices
-EXPORTED = tuple(backend for backend in _TABLE if backend.exported)
+_TABLE = list(_BUILTIN)  # every registered backend, the built-in ones first, in registration order
+
+# Views of the table, rebuilt by register(): read them as backends.NAMES (not copied at import) to see every
+# registered backend.
+BACKENDS = {}  # name -> Backend
+NAMES = ()  # the --backend choices, TensorFlow (the default) first
+FORMATS = ()  # the erlrestore-export --format choices
+EXPORTED = ()  # the backends of exported model files (all but TensorFlow)
+
+
+def _refresh_views():
+    global NAMES, FORMATS, EXPORTED  # pylint: disable=global-statement
+    BACKENDS.clear()  # the one dict, updated in place, so that a reference to it stays current
+    BACKENDS.update((backend.name, backend) for backend in _TABLE)
+    NAMES = tuple(BACKENDS)
+    FORMATS = tuple(backend.export_format for backend in _TABLE)
+    EXPORTED = tuple(backend for backend in _TABLE if backend.exported)
+
+
+_refresh_views()
+
+
+def register(backend):
+    """Adds ``backend`` (a :class:`Backend` of an exported model file) to the table, after the others; returns it.
+
+    Its name becomes a ``--backend`` choice of ``erlrestore-restore`` and
+    ``erlrestore-evaluate`` and its format an ``erlrestore-export --format``
+    choice when those tools define their flags after the registration (the
+    flags read :data:`NAMES` and :data:`FORMATS` then). ``loader`` is called
+    with the model file (found as for the built-in formats: the file by one
+    of ``extensions``, a version folder holding ``marker``, or a model folder
+    of version folders) and returns a restorer, a callable on float32
+    ``[B, H, W, 3]`` batches in [0, 1]; ``exporter`` as :class:`Backend` says.
+
+    Raises:
+      TypeError when ``backend`` is not a :class:`Backend`.
+      ValueError for an empty field, a ``loader`` or ``exporter`` not of the
+      form ``"module:function"``, no ``marker`` (only TensorFlow reads
+      several forms), an extension not lower-case with its dot, or a name,
+      format, marker or extension another backend has.
+    """
+    if not isinstance(backend, Backend):
+        raise TypeError(f"register takes a backends.Backend, got {type(backend).__name__}")
+    name = backend.name
+    for field in ("name", "label", "export_format", "base_dir", "marker", "loader", "exporter", "summary"):
+        value = getattr(backend, field)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"backend {name!r}: {field} must be a non-empty string, got {value!r}")
+    for field in ("loader", "exporter"):
+        module, colon, function = getattr(backend, field).partition(":")
+        if not (module and colon and function) or ":" in function:
+            raise ValueError(f"backend {name!r}: {field} must be \"module:function\", got {getattr(backend, field)!r}")
+    if not isinstance(backend.extensions, tuple) or not backend.extensions or not all(
+            isinstance(e, str) and len(e) > 1 and e.startswith(".") and e == e.lower() for e in backend.extensions):
+        raise ValueError(f"backend {name!r}: extensions must be a non-empty tuple of lower-case extensions with "
+                         f"their dot ((\".onnx\",)), got {backend.extensions!r}")
+    for other in _TABLE:
+        clashes = [(what, mine) for what, mine, theirs in (
+            ("name", name, other.name), ("format", backend.export_format, other.export_format),
+            ("marker", backend.marker, other.marker)) if mine == theirs]
+        clashes += [("extension", e) for e in backend.extensions if e in other.extensions]
+        if clashes:
+            what, value = clashes[0]
+            raise ValueError(f"backend {name!r}: {what} {value!r} is already backend {other.name!r}'s")
+    _TABLE.append(backend)
+    _refresh_views()
+    return backend
 
 
 def get(name):

@@ -25,12 +25,18 @@ sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1``,
 which also averages its valid region). Channel order does not matter to
 either number. :func:`psnr_ssim` gives both for one channel choice.
 
+Per-image metrics are looked up by name (:func:`get_metric`): PSNR and SSIM
+are the first two rows of that table, and :func:`register_metric` adds one
+(LPIPS, NIQE...) that every scoring tool then measures (:func:`measure`).
+
 Two implementations: NumPy (float64, the reference for reported numbers) and
 TensorFlow (batched, for validation during training; agrees with NumPy to
 about 1e-3 dB and 1e-4 SSIM in float32).
 """
 
+import dataclasses
 import math
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -152,10 +158,84 @@ def _ssim_prepared(a, b):
     return float(np.mean([_ssim_single_channel(a[..., c], b[..., c]) for c in range(a.shape[-1])]))
 
 
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A per-image score, looked up by name (:func:`get_metric`) by the scoring code.
+
+    Attributes:
+      name: what the tools call it: ``<name>_<channel>`` on their summary
+        line and as a column of the per-image CSV (``psnr_y``).
+      compute: ``compute(restored, clean) -> float``, both float64 arrays on
+        the 0-255 scale, already cropped (``crop_border``) and reduced to the
+        channel measured: an ``(H, W)`` Y plane or ``(H, W, 3)`` RGB. A
+        ValueError is an image the metric cannot measure.
+      line_decimals, csv_decimals: decimals on the summary line and in the CSV.
+    """
+
+    name: str
+    compute: Callable
+    line_decimals: int = 4
+    csv_decimals: int = 6
+
+
+# name -> Metric, in registration order (the order of the tools' columns): PSNR and SSIM, then registered ones.
+_METRICS = {
+    "psnr": Metric("psnr", _psnr_prepared, line_decimals=4, csv_decimals=6),
+    "ssim": Metric("ssim", _ssim_prepared, line_decimals=5, csv_decimals=7),
+}
+BUILTIN_METRICS = tuple(_METRICS)  # ("psnr", "ssim"): the two every score carries as fields
+
+
+def register_metric(metric):
+    """Adds ``metric`` (a :class:`Metric`) after the others; returns it.
+
+    From then on :func:`erlrestore.scoring.image_score` measures it for every
+    image (so do ``erlrestore-metrics`` and ``erlrestore-evaluate``), and the
+    summary line and per-image CSV show it after SSIM.
+
+    Raises ValueError for a name already registered or that is not a
+    lower-case identifier, TypeError when ``compute`` is not callable.
+    """
+    if not isinstance(metric, Metric):
+        raise TypeError(f"register_metric takes a metrics.Metric, got {type(metric).__name__}")
+    if not isinstance(metric.name, str) or not metric.name.isidentifier() or metric.name != metric.name.lower():
+        raise ValueError(f"a metric's name is a lower-case identifier (it names columns), got {metric.name!r}")
+    if metric.name in _METRICS:
+        raise ValueError(f"metric {metric.name!r} is already registered")
+    if not callable(metric.compute):
+        raise TypeError(f"metric {metric.name!r}: compute must be callable, got {type(metric.compute).__name__}")
+    _METRICS[metric.name] = metric
+    return metric
+
+
+def metric_names():
+    """The registered metrics' names, ``psnr`` and ``ssim`` first."""
+    return tuple(_METRICS)
+
+
+def get_metric(name):
+    """The :class:`Metric` registered as ``name`` (ValueError listing the registered ones)."""
+    try:
+        return _METRICS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown metric {name!r}; registered: {', '.join(_METRICS)}") from None
+
+
+def measure(a, b, crop_border=0, channel="y", names=None):
+    """``{name: score}`` of one pair on ``channel`` for the metrics ``names`` (default: every registered one).
+
+    The images are prepared once (0-255 scale, cropped, Y or RGB, as the
+    module docstring says) and every metric computed on them.
+    """
+    metrics = [get_metric(name) for name in (metric_names() if names is None else names)]
+    a, b = _prepare(a, b, crop_border, is_y_channel(channel))
+    return {metric.name: float(metric.compute(a, b)) for metric in metrics}
+
+
 def psnr_ssim(a, b, crop_border=0, channel="y"):
     """``(PSNR, SSIM)`` of one pair on ``channel`` (``"y"`` or ``"rgb"``), preparing the images once."""
-    a, b = _prepare(a, b, crop_border, is_y_channel(channel))
-    return _psnr_prepared(a, b), _ssim_prepared(a, b)
+    scores = measure(a, b, crop_border, channel, BUILTIN_METRICS)
+    return scores["psnr"], scores["ssim"]
 
 
 def psnr_rgb(a, b, crop_border=0):

@@ -64,7 +64,7 @@ class EvaluationSettings:
     quantize: bool = options.boolean(True, "Round restored images to 8 bits before scoring.")
     tile: int = options.integer(None, "Restore images larger than this in overlapping tiles.", lower=1)
     overlap: int = options.integer(32, "With --tile: least overlap of neighbouring tiles in pixels.", lower=0)
-    backend: str = options.choice("tensorflow", backends.NAMES, "The runtime that runs the model.")
+    backend: str = options.choice("tensorflow", lambda: backends.NAMES, "The runtime that runs the model.")
     workers: int = options.integer(0, "Threads for decoding and scoring (0: one per CPU, at most 4).", lower=0)
     layout: str = options.choice("auto", pairing.LAYOUTS, "How files are paired; 'auto' detects it.")
     pair_order: str = options.choice("", ("",) + pairing.PAIR_ORDERS, "Half order for side_by_side images.")

@@ -8,7 +8,11 @@ were measured on and name them by it (``psnr_y`` or ``psnr_rgb``, never
 both); :func:`write_csv` writes the per-image rows;
 :func:`compare_to_baseline` counts the images a model improves over a
 baseline (ERL-Net Fig. 3); the ``*_line`` functions format the numbers as
-the tools print them. :mod:`erlrestore.evaluation` scores restored images
+the tools print them. A metric added with
+:func:`erlrestore.metrics.register_metric` is measured for every image too
+(``extra_metrics``), averaged by :func:`summarize`, and shown after SSIM on
+:meth:`Summary.line` and in :func:`write_csv`'s columns; the comparison to a
+baseline, the gain line and the strips' labels stay PSNR and SSIM. :mod:`erlrestore.evaluation` scores restored images
 with these functions and re-exports every one of them.
 """
 
@@ -35,6 +39,10 @@ class _NamedByChannel:
             raise AttributeError(f"these scores are measured on channel {self.channel!r}, not {channel!r}")
         return value
 
+    def metric_values(self):
+        """``((name, value), ...)``: PSNR, SSIM, then the registered metrics measured (``extra_metrics``)."""
+        return (("psnr", self.psnr), ("ssim", self.ssim), *self.extra_metrics)
+
     @property
     def psnr_y(self):
         return self._named(self.psnr, "y")
@@ -54,7 +62,11 @@ class _NamedByChannel:
 
 @dataclasses.dataclass(frozen=True)
 class ImageScore(_NamedByChannel):
-    """One image's PSNR/SSIM against its clean image, measured on ``channel`` (``"y"`` or ``"rgb"``)."""
+    """One image's PSNR/SSIM against its clean image, measured on ``channel`` (``"y"`` or ``"rgb"``).
+
+    ``extra_metrics``: ``((name, value), ...)`` of the metrics registered
+    beyond PSNR and SSIM (:func:`erlrestore.metrics.register_metric`).
+    """
 
     name: str
     input_path: str
@@ -62,25 +74,34 @@ class ImageScore(_NamedByChannel):
     psnr: float
     ssim: float
     channel: str = "y"
+    extra_metrics: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class Summary(_NamedByChannel):
-    """A set's mean PSNR (inf if any pair is identical) and mean SSIM on ``channel``."""
+    """A set's mean PSNR (inf if any pair is identical) and mean SSIM on ``channel``.
+
+    ``extra_metrics``: ``((name, mean), ...)`` of the registered metrics
+    beyond PSNR and SSIM.
+    """
 
     count: int
     psnr: float
     ssim: float
     channel: str = "y"
+    extra_metrics: tuple = ()
 
     def line(self):
         """The tools' last stdout line: ``n=<N> psnr_<c>=<x.xxxx> ssim_<c>=<x.xxxxx>``, ``<c>`` the channel.
 
         ``n=12 psnr_y=30.1354 ssim_y=0.85540`` (the default), or
         ``n=12 psnr_rgb=28.1234 ssim_rgb=0.81234`` with ``channel="rgb"``.
+        Registered metrics follow as ``<name>_<c>=<mean>``, with their
+        :class:`~erlrestore.metrics.Metric`'s ``line_decimals``.
         """
         c = self.channel
-        return f"n={self.count} psnr_{c}={self.psnr:.4f} ssim_{c}={self.ssim:.5f}"
+        return " ".join([f"n={self.count}"] + [
+            f"{name}_{c}={value:.{metrics.get_metric(name).line_decimals}f}" for name, value in self.metric_values()])
 
 
 def image_score(pair, image, clean, crop_border=0, channel="y"):
@@ -92,12 +113,13 @@ def image_score(pair, image, clean, crop_border=0, channel="y"):
     """
     metrics.is_y_channel(channel)  # an unknown channel is a plain ValueError, not the pair's fault
     try:
-        psnr, ssim = metrics.psnr_ssim(image, clean, crop_border, channel)
+        values = metrics.measure(image, clean, crop_border, channel)  # every registered metric, by name
     except ValueError as error:
         where = pair.input_path if pair.input_path == pair.target_path else f"{pair.input_path} / {pair.target_path}"
         raise image_files.DataError(f"{where}: {error}") from None
+    psnr, ssim = values.pop("psnr"), values.pop("ssim")
     return ImageScore(name=pair.name, input_path=pair.input_path, target_path=pair.target_path,
-                      psnr=psnr, ssim=ssim, channel=channel)
+                      psnr=psnr, ssim=ssim, channel=channel, extra_metrics=tuple(values.items()))
 
 
 def score_pair(pair, crop_border=0, channel="y"):
@@ -128,22 +150,36 @@ def _channel_of(scores):
 
 
 def summarize(scores):
-    """The Summary (mean PSNR and SSIM) of ImageScores measured on one channel."""
+    """The Summary (mean PSNR and SSIM, and of the registered metrics) of ImageScores measured on one channel."""
     if not scores:
         raise ValueError("no scores to summarize")
     count = len(scores)
+    names = _extra_names(scores)
     return Summary(
         count=count,
         psnr=math.fsum(s.psnr for s in scores) / count,
         ssim=math.fsum(s.ssim for s in scores) / count,
         channel=_channel_of(scores),
+        extra_metrics=tuple((name, math.fsum(dict(s.extra_metrics)[name] for s in scores) / count)
+                            for name in names),
     )
+
+
+def _extra_names(scores):
+    """The names of the scores' ``extra_metrics``; ValueError when the scores do not all have the same."""
+    names = {tuple(name for name, _ in s.extra_metrics) for s in scores}
+    if len(names) != 1:
+        raise ValueError(f"scores measured with different metrics ({' / '.join(map(str, sorted(names)))}) "
+                         "cannot be combined")
+    return names.pop()
 
 
 def write_csv(path, scores, extra_columns=None):
     """Per-image rows (name, input, target, psnr_<c>, ssim_<c>), written atomically.
 
-    ``<c>`` is the scores' channel (``y`` or ``rgb``).
+    ``<c>`` is the scores' channel (``y`` or ``rgb``). The registered metrics
+    beyond PSNR and SSIM (``extra_metrics``) follow SSIM as ``<name>_<c>``,
+    with their :class:`~erlrestore.metrics.Metric`'s ``csv_decimals``.
 
     ``extra_columns`` (optional) maps further column names to one value per
     row; floats are written with 6 decimals, anything else as ``str``.
@@ -151,6 +187,8 @@ def write_csv(path, scores, extra_columns=None):
     path = os.fspath(path)
     extra_columns = dict(extra_columns or {})
     channel = _channel_of(scores) if scores else "y"
+    names = ("psnr", "ssim", *(_extra_names(scores) if scores else ()))
+    decimals = [metrics.get_metric(name).csv_decimals for name in names]
     for column, values in extra_columns.items():
         if len(values) != len(scores):
             raise ValueError(f"column {column!r} has {len(values)} values for {len(scores)} rows")
@@ -159,10 +197,11 @@ def write_csv(path, scores, extra_columns=None):
     tmp = path + ".tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["name", "input", "target", f"psnr_{channel}", f"ssim_{channel}", *extra_columns])
+        writer.writerow(["name", "input", "target", *(f"{name}_{channel}" for name in names), *extra_columns])
         for i, s in enumerate(scores):
+            measured = [f"{value:.{places}f}" for (_, value), places in zip(s.metric_values(), decimals)]
             extra = [_csv_value(values[i]) for values in extra_columns.values()]
-            writer.writerow([s.name, s.input_path, s.target_path, f"{s.psnr:.6f}", f"{s.ssim:.7f}", *extra])
+            writer.writerow([s.name, s.input_path, s.target_path, *measured, *extra])
     os.replace(tmp, path)
 
 

@@ -12,7 +12,8 @@ per kind (its docstring states the contract every degradation keeps):
 * ``gaussian_noise``, ``poisson_gaussian_noise``, ``camera_noise``:
   :mod:`~erlrestore.data.degradations.noise`;
 * ``DEGRADATIONS``, ``make_degradation``, ``check_params``, ``parse_params``,
-  ``degradation_params``, ``required_params``:
+  ``degradation_params``, ``required_params``, ``register_degradation``
+  (``registry.register``):
   :mod:`~erlrestore.data.degradations.registry`;
 * :func:`procedural_images`: :mod:`~erlrestore.data.degradations.procedural`;
 * :func:`synthesize_folder`, :func:`derive_seed` (``erlrestore-synth``):
@@ -57,6 +58,7 @@ from erlrestore.data.degradations.registry import (  # noqa: F401
     parse_params,
     required_params,
 )
+from erlrestore.data.degradations.registry import register as register_degradation  # noqa: F401
 
 __all__ = [
     "add_rain",
@@ -73,6 +75,7 @@ __all__ = [
     "make_degradation",
     "check_params",
     "required_params",
+    "register_degradation",
     "procedural_images",
     "derive_seed",
     "synthesize_folder",

@@ -21,7 +21,7 @@ from erlrestore import savedmodel_contract as contract
 from erlrestore.data import image_files
 from erlrestore.inference.restorers import KerasRestorer, Restorer, restorer_from_model
 
-BACKENDS = backends.NAMES  # the --backend choices
+BACKENDS = backends.NAMES  # the --backend choices at import (backends.NAMES: with those registered since)
 RUN_MODEL_FILE = "final.keras"  # what erlrestore-train writes in its model folder
 KERAS_EXTENSIONS = backends.get("tensorflow").extensions  # (".keras", ".h5")
 

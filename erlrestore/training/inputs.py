@@ -40,7 +40,7 @@ class DataSettings:
     train_tfrecords: str = options.text("", "TFRecord shards (folder or glob) written by erlrestore-tfrecords.")
     synthetic_clean_dir: str = options.text("", "Clean photos degraded on the fly by --degradation.")
     procedural: int = options.integer(0, "Generate this many clean images and degrade them on the fly.", lower=0)
-    degradation: str = options.choice("rain", sorted(synthetic.DEGRADATIONS), "Synthetic degradation.")
+    degradation: str = options.choice("rain", lambda: sorted(synthetic.DEGRADATIONS), "Synthetic degradation.")
     # Rain-streak layers of the real_rain / real_heavy_rain degradations.
     streak_dir: str = options.text("", "Folder of rendered rain-streak images (grey PNGs), required by "
                                    "--degradation=real_rain / real_heavy_rain.")

@@ -5,6 +5,12 @@ erlrestore-train) to its function. Each degradation module declares the
 validators of the parameters it owns in its ``PARAM_CHECKS``; ``_PARAM_CHECKS``
 here collects them (a name declared by two modules is an error), so a
 parameter name means the same in every degradation that takes it.
+
+:func:`register` adds a degradation from outside the package (with the
+validators of any parameter names it is the first to use); it becomes a
+``--degradation`` choice of ``erlrestore-synth`` when registered before the
+tool defines its flags. ``DEGRADATIONS`` and ``_PARAM_CHECKS`` are updated in
+place, so every reference to them sees it.
 """
 
 import inspect
@@ -70,6 +76,56 @@ DEGRADATIONS = {
 _REQUIRED_HELP = {
     "streaks": "a folder of rain-streak images (erlrestore-synth / erlrestore-train: --streak_dir) or a StreakBank",
 }
+
+
+def register(name, function, param_checks=None):
+    """Adds degradation ``name``: ``function(clean, seed, **params)`` keeping the package's contract; returns it.
+
+    The contract (:mod:`erlrestore.data.degradations`): ``clean`` float32
+    ``[H, W, 3]`` or ``[B, H, W, 3]`` in [0, 1], ``seed`` a shape-[2]
+    integer tensor for stateless random ops, every parameter keyword-only
+    with a default (``inspect.Parameter.empty`` for a required one), the
+    result of the input's shape, float32, clipped to [0, 1], traceable by
+    ``tf.function``. ``param_checks`` maps each parameter name no registered
+    degradation uses yet to its validator (``value -> None``, ValueError
+    for a bad value); a name already in use keeps its validator and meaning.
+
+    Raises:
+      ValueError for a name already registered or that is not a lower-case
+      identifier, a parameter that is not keyword-only, a new parameter
+      without a validator, or a validator for a name already declared.
+      TypeError when ``function`` or a validator is not callable.
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
+        raise ValueError(f"a degradation's name is a lower-case identifier, got {name!r}")
+    if name in DEGRADATIONS:
+        raise ValueError(f"degradation {name!r} is already registered")
+    if not callable(function):
+        raise TypeError(f"degradation {name!r}: expected a function, got {type(function).__name__}")
+    checks = dict(param_checks or {})
+    parameters = list(inspect.signature(function).parameters.values())
+    positional = [p.name for p in parameters[:2] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    others = [p.name for p in parameters[len(positional):] if p.kind is not p.KEYWORD_ONLY]
+    if len(positional) != 2 or others:
+        raise ValueError(f"degradation {name!r} must take (clean, seed, *, parameters...); "
+                         f"{function.__name__} takes ({', '.join(p.name for p in parameters)})")
+    keywords = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY]
+    redeclared = sorted(set(checks) & set(_PARAM_CHECKS))
+    if redeclared:
+        raise ValueError(f"degradation {name!r}: parameter(s) {', '.join(redeclared)} are already declared "
+                         "(a parameter name means the same in every degradation); drop their validators")
+    unchecked = [key for key in keywords if key not in checks and key not in _PARAM_CHECKS]
+    if unchecked:
+        raise ValueError(f"degradation {name!r}: give a validator in param_checks for {', '.join(unchecked)}")
+    unused = sorted(set(checks) - set(keywords))
+    if unused:
+        raise ValueError(f"degradation {name!r} takes no parameter(s) {', '.join(unused)}")
+    for key, check in checks.items():
+        if not callable(check):
+            raise TypeError(f"degradation {name!r}: the validator of {key!r} is not callable")
+    _PARAM_CHECKS.update(checks)
+    DEGRADATIONS[name] = function
+    return function
 
 
 def degradation_params(name):
