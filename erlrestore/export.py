@@ -257,7 +257,7 @@ def build_archive(model, bytes_signature=True):
     return archive
 
 
-def export_savedmodel(model_or_path, base_dir="savedmodels", name=None, version=None):
+def export_savedmodel(model_or_path, base_dir=backends.for_format("saved_model").base_dir, name=None, version=None):
     """Writes ``model_or_path`` as ``<base_dir>/<name>/<version>/`` for TF Serving.
 
     Args:
@@ -372,7 +372,7 @@ def onnx_function(model):
     return serving
 
 
-def export_onnx(model_or_path, base_dir="onnx", name=None, version=None, opset=None):
+def export_onnx(model_or_path, base_dir=backends.for_format("onnx").base_dir, name=None, version=None, opset=None):
     """Writes ``model_or_path`` as ``<base_dir>/<name>/<version>/model.onnx`` (see the module docstring).
 
     Arguments, versioning and errors are those of :func:`export_savedmodel`
@@ -474,7 +474,7 @@ def _with_tflite_metadata(content, entries):
     return flatbuffer_utils.convert_object_to_bytearray(model)
 
 
-def export_litert(model_or_path, base_dir="litert", name=None, version=None):
+def export_litert(model_or_path, base_dir=backends.for_format("litert").base_dir, name=None, version=None):
     """Writes ``model_or_path`` as ``<base_dir>/<name>/<version>/model.tflite`` (see the module docstring).
 
     Arguments, versioning and errors are those of :func:`export_savedmodel`,
@@ -513,7 +513,7 @@ def export_litert(model_or_path, base_dir="litert", name=None, version=None):
     return _export_version(model_or_path, base_dir, name, version, prepare)
 
 
-def export_openvino(model_or_path, base_dir="openvino", name=None, version=None):
+def export_openvino(model_or_path, base_dir=backends.for_format("openvino").base_dir, name=None, version=None):
     """Writes ``model_or_path`` as ``<base_dir>/<name>/<version>/model.xml`` + ``model.bin`` (module docstring).
 
     Arguments, versioning and errors are those of :func:`export_savedmodel`,

@@ -530,10 +530,6 @@ def main(argv):
     return 0
 
 
-def run():
+if __name__ == "__main__":
     define_flags()
     app.run(main)
-
-
-if __name__ == "__main__":
-    run()

@@ -1,9 +1,12 @@
 """Thin absl entry points: define flags in functions, turn them into plain
 arguments, call the library.
 
-Every tool ends in :func:`run_tool` (``-h``, one-line usage errors with
-status 2; :mod:`erlrestore.entry`) and reports a data or model error with
-:func:`fail` (one ``error:`` line in flag spellings, status 1).
+Every tool gets its ``run`` (the console script's target) from
+:func:`entry_point`, which defines the tool's flags and starts it with
+:func:`run_tool` (``-h``, one-line usage errors with status 2;
+:mod:`erlrestore.entry`); it reports a data or model error with
+:func:`fail` (one ``error:`` line in flag spellings, status 1) and its
+result with :func:`finish` (a line on stdout, status 0).
 
 Quiet by default: importing this package (which every tool does before
 anything imports TensorFlow) arranges that TensorFlow, when something first
@@ -123,10 +126,40 @@ def run_tool(main, module_name, argv=None):
     entry.run(main, argv)
 
 
+def entry_point(define_flags, main, module_name, rewrite_argv=None):
+    """A tool's ``run()``: calls ``define_flags()``, then :func:`run_tool` with ``main``.
+
+    A command module ends with ``run = entry_point(define_flags, main,
+    __name__)`` and calls ``run()`` under ``if __name__ == "__main__":``;
+    setup.py's console scripts name that ``run`` (``erlrestore.cli.train:run``).
+    ``rewrite_argv``, where given, takes ``sys.argv`` as it is when ``run()``
+    is called and returns the arguments absl parses instead.
+    """
+
+    def run():
+        define_flags()
+        run_tool(main, module_name, argv=None if rewrite_argv is None else rewrite_argv(sys.argv))
+
+    run.__module__, run.__qualname__ = module_name, "run"  # introspection names the tool's module
+    run.__doc__ = "Defines this tool's flags and runs its main (made by erlrestore.cli.entry_point)."
+    return run
+
+
+def flag_settings(names, flag_values=flags.FLAGS):
+    """``{name: value}`` of the parsed flags ``names``: the library keywords a tool passes on as its flags set them."""
+    return {name: getattr(flag_values, name) for name in names}
+
+
 def fail(error):
     """Reports a bad-input error the same way in every tool, once, in flag spellings; returns exit status 1."""
     entry.report_error(error)
     return 1
+
+
+def finish(result):
+    """Prints a tool's result line (``result``) on stdout and returns exit status 0: :func:`fail`'s counterpart."""
+    print(result)
+    return 0
 
 
 def pretrained_model_help():

@@ -94,12 +94,11 @@ The last line on stdout is always the evaluated model's
 """
 
 import os
-import sys
 
 from absl import app, flags, logging
 
-from erlrestore.cli import (apply_max_image_pixels, define_max_image_pixels_flag, fail, pretrained_model_help,
-                            run_tool)
+from erlrestore.cli import (apply_max_image_pixels, define_max_image_pixels_flag, entry_point, fail, finish,
+                            flag_settings, pretrained_model_help)
 
 from erlrestore import backends, evaluation, inference, metrics
 from erlrestore.cli.restore import check_tiling_flags, compare_dir, define_compare_flags
@@ -195,18 +194,11 @@ def main(argv):
         model = load(FLAGS.model)
         baseline = load(FLAGS.baseline_model) if FLAGS.baseline_model else None
         options = dict(
-            crop_border=FLAGS.crop_border,
-            output_dir=FLAGS.output_dir,
-            quantize=FLAGS.quantize,
+            flag_settings(("crop_border", "output_dir", "quantize", "channel", "self_ensemble", "tile", "overlap",
+                           "overwrite", "compare_max_width")),
             workers=FLAGS.workers or None,
             training=batch_statistics,
-            channel=FLAGS.channel,
-            self_ensemble=FLAGS.self_ensemble,
-            tile=FLAGS.tile,
-            overlap=FLAGS.overlap,
-            overwrite=FLAGS.overwrite,
             compare_dir=strips,
-            compare_max_width=FLAGS.compare_max_width,
         )
         if baseline is None:
             scores, summary, _, input_summary = evaluation.evaluate_model(model, pairs, return_input=True, **options)
@@ -242,8 +234,7 @@ def main(argv):
         print(f"baseline: {comparison.baseline_summary.line()}")
         print(evaluation.miou_line(comparison.miou))
         print(evaluation.improvement_line(comparison.improvement))
-    print(summary.line())  # always last: tools parse it
-    return 0
+    return finish(summary.line())  # always last: tools parse it
 
 
 def _absl_booleans(argv):
@@ -252,10 +243,7 @@ def _absl_booleans(argv):
     return [spelled.get(arg, arg) for arg in argv]
 
 
-def run():
-    define_flags()
-    run_tool(main, __name__, argv=_absl_booleans(sys.argv))
-
+run = entry_point(define_flags, main, __name__, rewrite_argv=_absl_booleans)
 
 if __name__ == "__main__":
     run()

@@ -39,7 +39,7 @@ import os
 from absl import app, flags, logging
 
 from erlrestore import backends, pretrained
-from erlrestore.cli import fail, pretrained_model_help, run_tool
+from erlrestore.cli import entry_point, fail, finish, pretrained_model_help
 
 FLAGS = flags.FLAGS
 
@@ -79,14 +79,10 @@ def main(argv):
     except (image_files.DataError, ValueError, OSError, ImportError) as error:  # FileExistsError is an OSError
         return fail(error)
     logging.info("exported %s", path)
-    print(path)
-    return 0
+    return finish(path)
 
 
-def run():
-    define_flags()
-    run_tool(main, __name__)
-
+run = entry_point(define_flags, main, __name__)
 
 if __name__ == "__main__":
     run()

@@ -20,7 +20,7 @@ with ``--channel=rgb``; the CSV columns are named the same way.
 
 from absl import app, flags, logging
 
-from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, run_tool
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, entry_point, fail, finish
 
 from erlrestore import evaluation, metrics
 from erlrestore.cli import pairing_flags
@@ -53,14 +53,10 @@ def main(argv):
     if FLAGS.csv:
         evaluation.write_csv(FLAGS.csv, scores)
         logging.info("wrote %d rows to %s", len(scores), FLAGS.csv)
-    print(summary.line())
-    return 0
+    return finish(summary.line())
 
 
-def run():
-    define_flags()
-    run_tool(main, __name__)
-
+run = entry_point(define_flags, main, __name__)
 
 if __name__ == "__main__":
     run()

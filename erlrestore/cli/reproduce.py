@@ -29,7 +29,7 @@ import sys
 from absl import app, flags
 
 from erlrestore import records, reproduce, verdicts
-from erlrestore.cli import fail, run_tool
+from erlrestore.cli import entry_point, fail
 
 FLAGS = flags.FLAGS
 
@@ -156,10 +156,7 @@ def main(argv):
     return 0
 
 
-def run():
-    define_flags()
-    run_tool(main, __name__)
-
+run = entry_point(define_flags, main, __name__)
 
 if __name__ == "__main__":
     run()

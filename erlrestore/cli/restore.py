@@ -63,8 +63,8 @@ import sys
 
 from absl import app, flags
 
-from erlrestore.cli import (apply_max_image_pixels, define_max_image_pixels_flag, fail, pretrained_model_help,
-                            run_tool)
+from erlrestore.cli import (apply_max_image_pixels, define_max_image_pixels_flag, entry_point, fail, finish,
+                            pretrained_model_help)
 
 from erlrestore import backends, inference, pictures
 from erlrestore.data import image_files
@@ -200,14 +200,10 @@ def main(argv):
         return 1
     if strips:
         print(f"comparison strips in {strips}")
-    print(f"restored {len(written)} images to {output_dir}")
-    return 0
+    return finish(f"restored {len(written)} images to {output_dir}")
 
 
-def run():
-    define_flags()
-    run_tool(main, __name__)
-
+run = entry_point(define_flags, main, __name__)
 
 if __name__ == "__main__":
     run()

@@ -33,7 +33,7 @@ import sys
 
 from absl import app, flags, logging
 
-from erlrestore.cli import fail, run_tool
+from erlrestore.cli import entry_point, fail, flag_settings
 
 from erlrestore import inference, serving
 from erlrestore.data import image_files
@@ -124,22 +124,12 @@ def settings_from_flags(flag_values=FLAGS):
         raise app.UsageError(f"--work_size must be none or a whole number of pixels >= 1 (e.g. 321), got "
                              f"{fv.work_size!r} (SavedModels record no training scale, so there is no auto)")
     return dict(
-        model_base_path=fv.model_base_path,
+        flag_settings(("model_base_path", "port", "grpc_port", "request_timeout", "max_concurrent", "max_queue",
+                       "queue_timeout", "max_connections", "max_image_pixels", "drain_timeout",
+                       "max_inflight_pixels", "tile", "overlap"), fv),
         model_names=fv.model_name or None,
         host=fv.host.strip(),
-        port=fv.port,
         max_request_bytes=max_request_bytes,
-        grpc_port=fv.grpc_port,
-        request_timeout=fv.request_timeout,
-        max_concurrent=fv.max_concurrent,
-        max_queue=fv.max_queue,
-        queue_timeout=fv.queue_timeout,
-        max_connections=fv.max_connections,
-        max_image_pixels=fv.max_image_pixels,
-        drain_timeout=fv.drain_timeout,
-        max_inflight_pixels=fv.max_inflight_pixels,
-        tile=fv.tile,
-        overlap=fv.overlap,
         align=fv.align or None,
         work_size=work_size,
     )
@@ -165,10 +155,7 @@ def main(argv):
     return 0
 
 
-def run():
-    define_flags()
-    run_tool(main, __name__)
-
+run = entry_point(define_flags, main, __name__)
 
 if __name__ == "__main__":
     run()

@@ -18,7 +18,7 @@ for them; see :mod:`erlrestore.data.synthetic`). The last stdout line is
 
 from absl import app, flags, logging
 
-from erlrestore.cli import fail, run_tool
+from erlrestore.cli import entry_point, fail, finish
 
 from erlrestore.data import image_files, synthetic
 
@@ -196,14 +196,10 @@ def main(argv, flag_values=FLAGS):
         )
     except image_files.DataError as error:
         return fail(error)
-    print(f"wrote {len(pairs)} pairs ({fv.degradation}) to {fv.output_dir}")
-    return 0
+    return finish(f"wrote {len(pairs)} pairs ({fv.degradation}) to {fv.output_dir}")
 
 
-def run():
-    define_flags()
-    run_tool(main, __name__)
-
+run = entry_point(define_flags, main, __name__)
 
 if __name__ == "__main__":
     run()

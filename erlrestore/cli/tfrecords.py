@@ -17,7 +17,7 @@ import os
 
 from absl import app, flags
 
-from erlrestore.cli import fail, run_tool
+from erlrestore.cli import entry_point, fail, finish
 
 from erlrestore.cli import pairing_flags
 from erlrestore.data import image_files, tfrecord
@@ -48,14 +48,10 @@ def main(argv):
         )
     except (image_files.DataError, ValueError) as error:
         return fail(error)
-    print(f"pairs={len(pairs)} shards={len(paths)} output_dir={FLAGS.output_dir}")
-    return 0
+    return finish(f"pairs={len(pairs)} shards={len(paths)} output_dir={FLAGS.output_dir}")
 
 
-def run():
-    define_flags()
-    run_tool(main, __name__)
-
+run = entry_point(define_flags, main, __name__)
 
 if __name__ == "__main__":
     run()

@@ -32,7 +32,7 @@ import sys
 
 from absl import app, flags
 
-from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, run_tool
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, entry_point, fail, finish
 
 from erlrestore.data import image_files
 from erlrestore.training import experiment, inputs, options
@@ -70,17 +70,12 @@ def main(argv):
               file=sys.stderr)
         return 130
     if final is None:
-        print(f"stopped after --stop_after={settings.stop_after} steps; run the same command again to continue "
-              f"from the last checkpoint in {settings.model_dir}")
-        return 0
-    print(f"model: {final}")
-    return 0
+        return finish(f"stopped after --stop_after={settings.stop_after} steps; run the same command again to "
+                      f"continue from the last checkpoint in {settings.model_dir}")
+    return finish(f"model: {final}")
 
 
-def run():
-    define_flags()
-    run_tool(main, __name__)
-
+run = entry_point(define_flags, main, __name__)
 
 if __name__ == "__main__":
     run()
