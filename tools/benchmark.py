@@ -136,16 +136,7 @@ def median_seconds(fn, steps, warmup, max_seconds=0.0):
     With ``max_seconds > 0`` the timing stops early once at least two calls
     are timed and they took ``max_seconds`` in all (slow steps vary less).
     """
-    for _ in range(warmup + 1):  # the first call traces
-        fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-        if max_seconds > 0 and len(times) >= 2 and sum(times) >= max_seconds:
-            break
-    return statistics.median(times)
+    return statistics.median(common.time_calls(fn, steps, warmup, max_seconds))
 
 
 def random_pair_batch(size, batch):

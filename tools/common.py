@@ -4,6 +4,7 @@ import ctypes
 import json
 import resource
 import sys
+import time
 
 import numpy as np
 
@@ -126,3 +127,22 @@ def print_result(result, output=None):
         with open(output, "w", encoding="utf-8") as f:
             f.write(text + "\n")
     print(text, flush=True)
+
+
+def time_calls(fn, steps, warmup, max_seconds=0.0):
+    """Seconds of each of ``steps`` calls of ``fn()``, after one untimed first call and ``warmup`` untimed ones.
+
+    The first call traces (TensorFlow) or warms caches; it is never timed.
+    With ``max_seconds > 0`` the timing stops early once at least two calls
+    are timed and they took ``max_seconds`` in all.
+    """
+    for _ in range(warmup + 1):
+        fn()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        if max_seconds > 0 and len(times) >= 2 and sum(times) >= max_seconds:
+            break
+    return times

@@ -48,6 +48,8 @@ import types
 
 import numpy as np
 
+from tools.common import time_calls  # the timing loop, shared with tools.benchmark
+
 # The side -> the module whose presence in sys.modules says that side's framework is loaded.
 SIDES = {"ours": "tensorflow", "peer": "torch", "fake_ours": "fakeflow", "fake_peer": "faketorch"}
 # Every module a child reports on (keras too: it comes with ours).
@@ -87,17 +89,6 @@ def make_input(size, batch, seed=0):
     condition = np.clip(target + 0.1 * rng.random(target.shape), 0, 1).astype("float32")
     return np.stack([condition, target])
 
-
-def time_calls(fn, steps, warmup):
-    """Seconds of each of ``steps`` calls of ``fn()``, after one untimed first call and ``warmup`` untimed ones."""
-    for _ in range(warmup + 1):
-        fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def _thread_env():

@@ -15,13 +15,13 @@ written here has no ``float32_psnr_*`` (the float32 weights are not
 shipped) and says ``"rescored": true``.
 """
 
-import os
 import sys
 
 from absl import app, flags
 
-from erlrestore import evaluation, pretrained, reproduce
+from erlrestore import evaluation, pretrained
 from erlrestore.data import pairing
+from tools import ship_pretrained
 
 FLAGS = flags.FLAGS
 
@@ -59,9 +59,7 @@ def rescore(name, eval_sets, drop=(), folder=pretrained.PACKAGE_FOLDER, log=prin
     for set_name, set_pairs in pairs.items():
         _, ours, _, degraded = evaluation.evaluate_model(model, set_pairs, channel=c, return_input=True,
                                                          show_progress=False)
-        scores[set_name] = {"n": ours.count, f"psnr_{c}": round(ours.psnr, 4), f"ssim_{c}": round(ours.ssim, 5),
-                            f"input_psnr_{c}": round(degraded.psnr, 4), f"input_ssim_{c}": round(degraded.ssim, 5),
-                            "rescored": True}
+        scores[set_name] = ship_pretrained.score_entry(ours, degraded, c, rescored=True)
         log(f"{set_name}: {ours.line()} (input: psnr_{c}={degraded.psnr:.4f})")
     card["scores"] = scores
     return pretrained.save(model, name, card, folder=folder)
@@ -70,18 +68,14 @@ def rescore(name, eval_sets, drop=(), folder=pretrained.PACKAGE_FOLDER, log=prin
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        sets = reproduce.parse_eval_sets(FLAGS.eval_sets)
-    except ValueError as error:
-        raise app.UsageError(f"--eval_sets entries look like name=path: {error}") from None
+    sets = ship_pretrained.eval_sets_flag(FLAGS.eval_sets)
     if not sets and not FLAGS.drop:
         raise app.UsageError("nothing to do: give --eval_sets and/or --drop")
     try:
         paths = rescore(FLAGS.name, sets, FLAGS.drop, FLAGS.folder)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    for path in paths:
-        print(f"wrote {path} ({os.path.getsize(path) / 2**20:.2f} MiB)")
+    ship_pretrained.report_written(paths)
     return 0
 
 

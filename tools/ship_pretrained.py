@@ -97,6 +97,13 @@ def baseline_scores(record_path, set_name, count, channel):
             f"psnr_{c}": round(record["mean"][f"psnr_{c}"], 4), f"ssim_{c}": round(record["mean"][f"ssim_{c}"], 5)}
 
 
+def score_entry(ours, degraded, channel, **extra):
+    """A card's scores of one set: the model's (``ours``) and the input's (``degraded``) Summary, rounded, + ``extra``."""
+    c = channel
+    return {"n": ours.count, f"psnr_{c}": round(ours.psnr, 4), f"ssim_{c}": round(ours.ssim, 5),
+            f"input_psnr_{c}": round(degraded.psnr, 4), f"input_ssim_{c}": round(degraded.ssim, 5), **extra}
+
+
 def ship(run_dir, name, description, use, eval_sets, max_db_change, folder, task="derain", channel="y",
          baselines=None, trained_short_side=None):
     source = os.path.join(run_dir, f"{use}.keras")
@@ -127,10 +134,7 @@ def ship(run_dir, name, description, use, eval_sets, max_db_change, folder, task
                 raise ValueError(f"float16 storage moves the PSNR on {set_name} by {change:.4f} dB "
                                  f"(more than {max_db_change} dB); not shipped")
             c = channel
-            card["scores"][set_name] = {"n": ours.count, f"psnr_{c}": round(ours.psnr, 4),
-                                        f"ssim_{c}": round(ours.ssim, 5), f"float32_psnr_{c}": round(reference.psnr, 4),
-                                        f"input_psnr_{c}": round(degraded.psnr, 4),
-                                        f"input_ssim_{c}": round(degraded.ssim, 5)}
+            card["scores"][set_name] = score_entry(ours, degraded, c, **{f"float32_psnr_{c}": round(reference.psnr, 4)})
             if set_name in (baselines or {}):
                 card["scores"][set_name]["baseline"] = baseline_scores(baselines[set_name], set_name, ours.count, c)
             print(f"{set_name}: {ours.line()} (input: psnr_{c}={degraded.psnr:.4f}; "
@@ -138,22 +142,34 @@ def ship(run_dir, name, description, use, eval_sets, max_db_change, folder, task
     return pretrained.save(model, name, card, folder=folder)
 
 
+def eval_sets_flag(values):
+    """``--eval_sets`` parsed ({name: (input_dir, target_dir)}); app.UsageError for a malformed entry."""
+    try:
+        return reproduce.parse_eval_sets(values)
+    except ValueError as error:
+        raise app.UsageError(f"--eval_sets entries look like name=path: {error}") from None
+
+
+def report_written(paths):
+    for path in paths:
+        print(f"wrote {path} ({os.path.getsize(path) / 2**20:.2f} MiB)")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    sets = eval_sets_flag(FLAGS.eval_sets)
     try:
-        sets = reproduce.parse_eval_sets(FLAGS.eval_sets)
         baselines = dict(entry.split("=", 1) for entry in FLAGS.baselines)
     except ValueError as error:
-        raise app.UsageError(f"--eval_sets / --baselines entries look like name=path: {error}") from None
+        raise app.UsageError(f"--baselines entries look like name=path: {error}") from None
     unknown = sorted(set(baselines) - set(sets))
     if unknown:
         raise app.UsageError(f"--baselines names sets not in --eval_sets: {', '.join(unknown)}")
     paths = ship(FLAGS.run_dir, FLAGS.name, FLAGS.description, FLAGS.use, sets, FLAGS.max_db_change, FLAGS.folder,
                  task=FLAGS.task, channel=FLAGS.channel, baselines=baselines,
                  trained_short_side=FLAGS.trained_short_side)
-    for path in paths:
-        print(f"wrote {path} ({os.path.getsize(path) / 2**20:.2f} MiB)")
+    report_written(paths)
     return 0
 
 
