@@ -36,7 +36,7 @@ def define_flags():
 
 
 def rescore(name, eval_sets, drop=(), folder=pretrained.PACKAGE_FOLDER, log=print):
-    """Scores ``name`` on ``eval_sets`` ({set: (input_dir, target_dir)}) into its card; returns the paths written.
+    """Scores ``name`` on ``eval_sets`` ({set: (input_dir, target_dir)}) into its card; returns the path written.
 
     ValueError (before anything is written) for a ``drop`` entry the card
     does not have or that is also scored.
@@ -62,7 +62,7 @@ def rescore(name, eval_sets, drop=(), folder=pretrained.PACKAGE_FOLDER, log=prin
         scores[set_name] = ship_pretrained.score_entry(ours, degraded, c, rescored=True)
         log(f"{set_name}: {ours.line()} (input: psnr_{c}={degraded.psnr:.4f})")
     card["scores"] = scores
-    return pretrained.save(model, name, card, folder=folder)
+    return (pretrained.save_card(name, card, folder=folder),)
 
 
 def main(argv):

@@ -159,6 +159,24 @@ def load(name, folder=None):
     return model
 
 
+def save_card(name, card, folder=PACKAGE_FOLDER):
+    """Replaces the model card of the shipped model ``name``; the architecture and the weights file stay as they are.
+
+    Returns the path written. Raises DataError for an unknown name,
+    ValueError for a card without a task (as :func:`save`).
+    """
+    if card.get("task") not in TASKS:
+        raise ValueError(f"a model card needs a task, one of {', '.join(TASKS)}; got {card.get('task')!r}")
+    config_path, _ = _paths(name_of(name), folder)
+    with open(config_path, encoding="utf-8") as f:
+        record = json.load(f)
+    record["card"] = card
+    from erlrestore.data import image_files
+
+    image_files.write_bytes_atomically(config_path, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
+    return config_path
+
+
 def save(model, name, card, folder=PACKAGE_FOLDER):
     """Writes ``model`` as the shipped model ``name`` (float16 weights) with its model card; returns the paths.
 
