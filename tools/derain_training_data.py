@@ -102,7 +102,7 @@ def make(data_root, output_dir, holdout, seed, degradation=DEFAULT_DEGRADATION, 
         target = os.path.join(output_dir, folder)
         if not os.path.isdir(os.path.join(target, "input")):
             params = synthetic.parse_params(text)
-            if name.startswith("real_"):
+            if "streaks" in synthetic.required_params(name):
                 params["streaks"] = streaks
             synthetic.synthesize_folder(target, name, clean_dir=os.path.join(output_dir, clean_part),
                                         seed=set_seed, params=params)
