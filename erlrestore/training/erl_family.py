@@ -161,7 +161,6 @@ FAMILY = families.Family(
     build_trainer=build_trainer,
     settings=ERLSettings,
     check=check,
-    build_restoration=lambda settings: build_erl_networks(settings)[0],
     tiny=tiny,
     forward_flops=forward_flops,
     step_flops=step_flops,

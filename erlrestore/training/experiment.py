@@ -75,22 +75,17 @@ def build_trainer(settings):
 
 
 def load_initial_weights(network, spec):
-    """Sets ``network``'s weights from ``spec``: a ``.keras`` file or ``pretrained:<name>``.
+    """Sets ``network``'s weights from ``spec``: a ``.keras`` file, a run folder or ``pretrained:<name>``.
 
     ValueError when the source cannot be read or its weights do not fit
     ``network`` (a count or the first shape that differs, by variable path).
     """
-    from erlrestore import pretrained
+    from erlrestore import inference  # the loader of every model spec (file, run folder, pretrained:<name>)
 
-    if pretrained.is_pretrained(spec):
-        source = pretrained.load(spec)
-    elif not os.path.isfile(spec):
-        raise ValueError(f"--init_weights {spec}: no such file (a .keras model or pretrained:<name>)")
-    else:
-        try:
-            source = keras.models.load_model(spec, compile=False)
-        except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a bad file
-            raise ValueError(f"--init_weights {spec}: cannot be read as a Keras model ({error})") from error
+    try:
+        source = inference.load_keras_model(spec)
+    except ValueError as error:  # DataError: missing, or not a Keras model
+        raise ValueError(f"--init_weights {spec}: {error}") from None
     theirs, ours = source.weights, network.weights
     if len(theirs) != len(ours):
         raise ValueError(f"--init_weights {spec}: {len(theirs)} weights, the network being trained has "
