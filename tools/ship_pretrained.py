@@ -1,7 +1,7 @@
 """Package a trained run as a shipped model (``erlrestore.pretrained``), checked against float32.
 
     python -m tools.ship_pretrained --run_dir=runs/erlnet-derain --name=erlnet-derain \
-        --description="ERL-Net (MLGD, MA_D) for de-raining, light to heavy rain" \
+        --description="ERL-Net (MLGD, MA_D) de-raining, light rain (thin streaks)" \
         --eval_sets=rain12=../shared/data/rain12,rain100l-10=../shared/data/rain100l-10
 
 Takes the run's ``best.keras`` (the best validation score; ``--use=final``
