@@ -1,5 +1,6 @@
 """erlrestore.inference and erlrestore-restore: loading, tiling, files, refusals."""
 
+import io
 import os
 import subprocess
 import sys
@@ -162,6 +163,35 @@ def test_tiling_parameters_are_checked():
         inference.restore_tiled(identity, image, tile=64, overlap=16, align=64)
     with pytest.raises(ValueError, match=r"expected an H x W x 3 image, got shape \(8, 8\)"):
         inference.restore_tiled(identity, image[:, :, 0])
+
+
+def test_tiling_parameters_are_checked_once_per_call(tmp_path, monkeypatch):
+    """restore_paths checks the parameters once for all its files; restore_tiled once for all its tiles, the
+    eight transforms of the self-ensemble and the working scale; the clear errors stay."""
+    from erlrestore.inference import tiling
+
+    checks = []
+    real_check = tiling.check_tiling
+    monkeypatch.setattr(tiling, "check_tiling", lambda *args: checks.append(args) or real_check(*args))
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        write_png(src / name, random_image(40, 70))
+    written, failures = inference.restore_paths(identity, src, tmp_path / "out", tile=32, overlap=8,
+                                                self_ensemble=True, show_progress=True)
+    assert failures == [] and len(written) == 3
+    assert checks == [(32, 8, inference.DEFAULT_ALIGN)]
+    checks.clear()
+    inference.restore_tiled(identity, random_image(90, 70), tile=32, overlap=8, self_ensemble=True, work_size=30)
+    assert len(checks) == 1
+    checks.clear()
+    inference.restore_file(identity, src / "a.png", tmp_path / "one.png", tile=32, overlap=8, self_ensemble=True)
+    assert len(checks) == 1
+    with pytest.raises(ValueError, match=r"tile \(16\) must be larger than twice the overlap \(8\)"):
+        inference.restore_paths(identity, src, tmp_path / "bad", tile=16, overlap=8, show_progress=False)
+    with pytest.raises(ValueError, match=r"tile \(16\) must be larger than twice the overlap \(8\)"):
+        inference.restore_file(identity, src / "a.png", tmp_path / "bad.png", tile=16, overlap=8)
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.png").exists()
 
 
 # --------------------------------------------------------------------------
@@ -562,6 +592,61 @@ def test_unreadable_file_is_collected_and_the_rest_restored(tmp_path):
     assert len(failures) == 1 and failures[0][0] == str(src / "b.png")
     assert "truncated PNG" in failures[0][1]
     assert not (tmp_path / "out" / "b.png").exists()
+
+
+_OPENED = None  # while a test records: the paths Python opened (an audit hook cannot be removed, so it stays idle)
+_HOOKED = False
+
+
+def _record_open(event, args):
+    if event == "open" and _OPENED is not None and isinstance(args[0], (str, bytes, os.PathLike)):
+        _OPENED.append(os.fsdecode(args[0]))
+
+
+def opened_during(action):
+    """The paths opened (``open``, ``os.open``, ``np.fromfile``...: the ``open`` audit event) while ``action()`` runs."""
+    global _OPENED, _HOOKED
+    if not _HOOKED:
+        sys.addaudithook(_record_open)
+        _HOOKED = True
+    _OPENED = []
+    try:
+        action()
+        return _OPENED
+    finally:
+        _OPENED = None
+
+
+def test_each_input_is_read_from_disk_once(tmp_path, monkeypatch):
+    """erlrestore-restore's work opens each input once: decoding, its bit depth and the progress bar's tile count
+    all come from that one read (16-bit PNG and TIFF, 8-bit PNG, JPEG)."""
+    rng = np.random.default_rng(4)
+    src = tmp_path / "in"
+    src.mkdir()
+    deep = rng.integers(0, 65536, (40, 70, 3), dtype=np.uint16)
+    flat = rng.integers(0, 256, (40, 70, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(src / "deep.png"), deep) and cv2.imwrite(str(src / "deep16.tif"), deep)
+    assert cv2.imwrite(str(src / "flat.png"), flat) and cv2.imwrite(str(src / "photo.jpg"), flat)
+    inputs = sorted(str(src / name) for name in os.listdir(src))
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # the progress bar, on
+    result = []
+    opened = opened_during(lambda: result.append(inference.restore_paths(identity, src, tmp_path / "out", tile=32,
+                                                                         overlap=8, compare_dir=tmp_path / "cmp")))
+    written, failures = result[0]
+    assert failures == [] and len(written) == 4
+    assert sorted(path for path in opened if path.startswith(str(src))) == inputs
+    for name in ("deep.png", "deep16.tif"):  # 16 bits in, 16 bits out, from the same read
+        assert cv2.imread(str(tmp_path / "out" / name), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    assert cv2.imread(str(tmp_path / "out" / "flat.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+    opened = opened_during(lambda: inference.restore_file(identity, src / "deep16.tif", tmp_path / "one.tif", tile=32,
+                                                          overlap=8))
+    assert [path for path in opened if path.startswith(str(src))] == [str(src / "deep16.tif")]
+    # Unreadable inputs are still DataErrors naming the file.
+    (src / "cut.png").write_bytes((src / "flat.png").read_bytes()[:100])
+    with pytest.raises(image_files.DataError, match=f"{src / 'cut.png'} is a truncated PNG"):
+        inference.restore_file(identity, src / "cut.png", tmp_path / "cut.png")
+    with pytest.raises(image_files.DataError, match=f"image file {src / 'gone.png'} does not exist"):
+        inference.restore_file(identity, src / "gone.png", tmp_path / "gone.png")
 
 
 def run_cli(*args):

@@ -83,14 +83,34 @@ def test_restore_tiled_reports_every_tile_it_counts():
 
 
 def test_restore_paths_progress_counts_tiles_of_every_image(tmp_path, monkeypatch):
-    image_files.write_image(tmp_path / "in" / "big.png", np.random.default_rng(1).random((40, 70, 3)))
-    image_files.write_image(tmp_path / "in" / "small.png", np.random.default_rng(2).random((8, 8, 3)))
+    """Each file's tiles are counted when it is read (once); files not read yet count as the mean so far."""
+    image_files.write_image(tmp_path / "in" / "a_big.png", np.random.default_rng(1).random((40, 70, 3)))
+    image_files.write_image(tmp_path / "in" / "b_big.png", np.random.default_rng(3).random((40, 70, 3)))
+    image_files.write_image(tmp_path / "in" / "c_small.png", np.random.default_rng(2).random((8, 8, 3)))
     stream = FakeTerminal()
     monkeypatch.setattr("sys.stderr", stream)
     written, failures = inference.restore_paths(lambda batch: batch, tmp_path / "in", tmp_path / "out", tile=32,
                                                 overlap=8)
-    assert failures == [] and len(written) == 2
+    assert failures == [] and len(written) == 3
     text = stream.getvalue()
-    assert "1/9 tiles image 1/2" in text  # big.png: 8 tiles, then small.png: 1
-    assert "8/9 tiles image 1/2" in text and "ETA" in text
-    assert text.rstrip("\n").rsplit("\r", 1)[-1].startswith("restoring [" + "=" * 30 + "] 9/9 tiles image 2/2")
+    assert "1/24 tiles image 1/3" in text  # a_big.png: 8 tiles, and 8 estimated for each of the other two
+    assert "9/24 tiles image 2/3" in text and "ETA" in text  # b_big.png: 8 as estimated
+    assert "16/17 tiles image 3/3" in text  # c_small.png: 1, the total is now exact
+    assert text.rstrip("\n").rsplit("\r", 1)[-1].startswith("restoring [" + "=" * 30 + "] 17/17 tiles image 3/3")
+
+
+def test_restore_paths_progress_survives_unreadable_files(tmp_path, monkeypatch):
+    image_files.write_image(tmp_path / "in" / "a.png", np.random.default_rng(1).random((40, 70, 3)))
+    (tmp_path / "in" / "b.png").write_bytes(b"not a png")
+    image_files.write_image(tmp_path / "in" / "c.png", np.random.default_rng(2).random((40, 70, 3)))
+    stream = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", stream)
+    written, failures = inference.restore_paths(lambda batch: batch, tmp_path / "in", tmp_path / "out", tile=32,
+                                                overlap=8)
+    assert len(written) == 2 and [path for path, _ in failures] == [str(tmp_path / "in" / "b.png")]
+    # b.png's estimate (8, from a.png) counts as done when it fails: the bar still ends full.
+    assert text_end(stream).startswith("restoring [" + "=" * 30 + "] 24/24 tiles image 3/3")
+
+
+def text_end(stream):
+    return stream.getvalue().rstrip("\n").rsplit("\r", 1)[-1]

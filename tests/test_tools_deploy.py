@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -220,31 +221,58 @@ def test_png_round_trip_shape():
         bench.decode_png_shape(b"GIF89a" + bytes(40))
 
 
-def test_run_worker_reads_the_result_line(monkeypatch):
-    script = (f"print('noise'); print({bench.WORKER_PREFIX!r} + '{{\"model\": \"x\", \"seconds\": 1.5}}'); "
-              "print('after')")
-    monkeypatch.setattr(bench, "_worker_command", lambda *args: [sys.executable, "-c", script])
+def fake_worker(script):
+    """A ``_worker_command`` running ``script`` with the result file's path as ``sys.argv[1]``."""
+    return lambda *args, result_json=None: [sys.executable, "-c", script, str(result_json)]
+
+
+def test_run_worker_reads_the_result_file_not_stdout(monkeypatch):
+    script = ("import json, sys; print('noise'); print('{\"model\": \"from stdout\"}'); "
+              "json.dump({'model': 'x', 'seconds': 1.5}, open(sys.argv[1], 'w')); print('after')")
+    monkeypatch.setattr(bench, "_worker_command", fake_worker(script))
     assert bench.run_worker("x", 8, 8, 32, 8) == {"model": "x", "seconds": 1.5}
+    # A worker that prints a result but writes none has failed.
+    monkeypatch.setattr(bench, "_worker_command", fake_worker("print('{\"model\": \"x\"}')"))
+    with pytest.raises(RuntimeError, match=r"at 8x8 exited with status 0 but wrote no result to .*result.json"):
+        bench.run_worker("x", 8, 8, 32, 8)
+    monkeypatch.setattr(bench, "_worker_command", fake_worker("import sys; open(sys.argv[1], 'w').write('{cut')"))
+    with pytest.raises(RuntimeError, match=r"at 8x8 wrote a result that is not JSON"):
+        bench.run_worker("x", 8, 8, 32, 8)
+
+
+def test_worker_writes_its_result_to_the_file_named(monkeypatch, tmp_path, capsys):
+    """The worker's side (the tiny runs cover both sides together): its stdout carries nothing for the parent."""
+    monkeypatch.setattr(bench, "measure_restore", lambda *args: {"model": args[0], "width": args[1]})
+    path = tmp_path / "result.json"
+    parsed = types.SimpleNamespace(tiny=False, models="memd", sizes="8x6", tile=32, overlap=8, tile_batch=1, repeats=1,
+                                   backends=["tensorflow"], worker=True, result_json=str(path))
+    monkeypatch.setattr(bench, "FLAGS", parsed)  # main's flags, without defining them in the test process
+    assert bench.main(["bench_deploy"]) == 0
+    assert json.loads(path.read_text()) == {"model": "memd", "width": 8}
+    assert capsys.readouterr().out == ""
+    parsed.result_json = None
+    with pytest.raises(bench.app.UsageError, match="--worker needs --result_json"):
+        bench.main(["bench_deploy"])
 
 
 def test_run_worker_failure_names_the_worker_and_shows_stderr(monkeypatch):
     script = "import sys; sys.stderr.write('boom: out of memory\\n'); sys.exit(3)"
-    monkeypatch.setattr(bench, "_worker_command", lambda *args: [sys.executable, "-c", script])
+    monkeypatch.setattr(bench, "_worker_command", fake_worker(script))
     with pytest.raises(RuntimeError,
                        match=r"restore worker for memd \(tensorflow\) at 8x6 failed \(exit status 3\):\nboom: out of"):
         bench.run_worker("memd", 8, 6, 32, 8)
 
 
 def test_run_worker_timeout(monkeypatch):
-    monkeypatch.setattr(bench, "_worker_command",
-                        lambda *args: [sys.executable, "-c", "import time; time.sleep(30)"])
+    monkeypatch.setattr(bench, "_worker_command", fake_worker("import time; time.sleep(30)"))
     with pytest.raises(RuntimeError,
                        match=r"restore worker for memd \(tensorflow\) at 8x6 did not finish within 0.5 s"):
         bench.run_worker("memd", 8, 6, 32, 8, timeout=0.5)
 
 
 def test_worker_command_passes_the_settings():
-    command = bench._worker_command("erlnet", 40, 30, 32, 8, 2, 3, True)
+    command = bench._worker_command("erlnet", 40, 30, 32, 8, 2, 3, True, result_json="/tmp/r.json")
     assert command[1:3] == ["-m", "tools.bench_deploy"]
     assert command[3:] == ["--worker", "--models=erlnet", "--sizes=40x30", "--tile=32", "--overlap=8",
-                           "--tile_batch=2", "--repeats=3", "--tiny", "--backends=tensorflow"]
+                           "--tile_batch=2", "--repeats=3", "--tiny", "--backends=tensorflow",
+                           "--result_json=/tmp/r.json"]

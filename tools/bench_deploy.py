@@ -20,7 +20,8 @@ plus the global residual), which still computes every layer.
 ``--part=restore`` (:func:`restore_part`): for each model of ``--models``
 and each ``WIDTHxHEIGHT`` of ``--sizes`` a fresh Python subprocess
 (``python -m tools.bench_deploy --worker``, started in the folder holding
-``tools/``) builds the default-size model, wraps it with
+``tools/``; it writes its result as JSON to the file ``--result_json`` names,
+in a temporary folder of the parent, which reads it back) builds the default-size model, wraps it with
 :func:`erlrestore.inference.restorer_from_model` and restores one synthetic
 image with :func:`erlrestore.inference.restore_tiled` (``--tile``,
 ``--overlap``, ``--tile_batch``; the tiles start at multiples of the model's
@@ -104,7 +105,6 @@ import time
 from absl import app, flags
 
 from erlrestore import machine
-from erlrestore.backends import NAMES as BACKEND_NAMES
 from tools import common
 from tools.client_load import latency_summary, percentile, run_clients  # noqa: F401  (percentile: for the tests)
 
@@ -114,7 +114,7 @@ PARTS = ("all", "restore", "serving")
 DEFAULT_MODELS = ("memd", "erlnet", "unet5_infoaccum15_subpix")
 DEFAULT_SIZES = "512x512,4000x3000"
 SERVING_MODEL_NAME = "memd"
-WORKER_PREFIX = "BENCH_DEPLOY_WORKER_RESULT "
+WORKER_RESULT_FILE = "result.json"  # in a temporary folder of run_worker's, named to the worker by --result_json
 JSON_KEYS = ("machine", "settings", "restore", "serving")
 RESTORE_KEYS = (
     "model", "backend", "runtime", "width", "height", "megapixels", "tile", "overlap", "align", "tiles",
@@ -320,37 +320,49 @@ def measure_restore(name, width, height, tile, overlap, tile_batch=1, repeats=1,
     }
 
 
-def _worker_command(name, width, height, tile, overlap, tile_batch, repeats, tiny, backend="tensorflow"):
+def _worker_command(name, width, height, tile, overlap, tile_batch, repeats, tiny, backend="tensorflow",
+                    result_json=None):
+    """The worker's command line; it writes its result dict as JSON to ``result_json``."""
     return [
         sys.executable, "-m", "tools.bench_deploy", "--worker", f"--models={name}", f"--sizes={width}x{height}",
         f"--tile={tile}", f"--overlap={overlap}", f"--tile_batch={tile_batch}", f"--repeats={repeats}",
         "--tiny" if tiny else "--notiny", f"--backends={backend}",
-    ]
+    ] + ([] if result_json is None else [f"--result_json={result_json}"])
 
 
 def run_worker(name, width, height, tile, overlap, tile_batch=1, repeats=1, tiny=False, timeout=3600.0,
                backend="tensorflow"):
     """:func:`measure_restore` in a fresh subprocess; returns its result dict.
 
+    The worker writes the dict as JSON to a file in a temporary folder of
+    this process (``--result_json``), read back once it exits with status 0;
+    its stdout is not read.
+
     Raises:
       RuntimeError (with the end of the worker's stderr) when the worker
-      fails, times out or prints no result.
+      fails, times out or writes no result.
     """
-    command = _worker_command(name, width, height, tile, overlap, tile_batch, repeats, tiny, backend)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     what = f"restore worker for {name} ({backend}) at {width}x{height}"
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False,
-                              cwd=_TOOLS_PARENT)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{what} did not finish within {timeout:g} s") from None
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith(WORKER_PREFIX):
-            if done.returncode == 0:
-                return json.loads(line[len(WORKER_PREFIX):])
-            break
-    tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-    raise RuntimeError(f"{what} failed (exit status {done.returncode}):\n{tail}")
+    with tempfile.TemporaryDirectory(prefix="bench_deploy_worker_") as folder:
+        result_json = os.path.join(folder, WORKER_RESULT_FILE)
+        command = _worker_command(name, width, height, tile, overlap, tile_batch, repeats, tiny, backend,
+                                  result_json=result_json)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False,
+                                  cwd=_TOOLS_PARENT)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{what} did not finish within {timeout:g} s") from None
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        if done.returncode != 0:
+            raise RuntimeError(f"{what} failed (exit status {done.returncode}):\n{tail}")
+        try:
+            with open(result_json, encoding="utf-8") as handle:
+                return json.load(handle)
+        except OSError:
+            raise RuntimeError(f"{what} exited with status 0 but wrote no result to {result_json}:\n{tail}") from None
+        except ValueError as error:
+            raise RuntimeError(f"{what} wrote a result that is not JSON ({error}):\n{tail}") from None
 
 
 def _runtime_label(result):
@@ -488,7 +500,9 @@ def define_flags():
     flags.DEFINE_integer("tile", 512, "Restore part: largest tile side.", lower_bound=1)
     flags.DEFINE_integer("overlap", 32, "Restore part: least tile overlap.", lower_bound=0)
     flags.DEFINE_integer("tile_batch", 1, "Restore part: tiles per model call.", lower_bound=1)
-    flags.DEFINE_multi_enum("backends", ["tensorflow"], list(BACKEND_NAMES),
+    from erlrestore import backends  # pylint: disable=import-outside-toplevel
+
+    flags.DEFINE_multi_enum("backends", ["tensorflow"], list(backends.NAMES),
                             "Restore part: runtimes measured back to back on the same model (repeat the flag; "
                             "onnxruntime needs the [onnx] extra, openvino the [openvino] extra, litert runs "
                             "ai-edge-litert from the [litert] extra, else tf.lite.Interpreter).")
@@ -503,7 +517,10 @@ def define_flags():
     flags.DEFINE_float("time_limit", 600.0, "Serving part: no request is started after this many seconds.",
                        lower_bound=0.1)
     flags.DEFINE_bool("tiny", False, "Tiny models and small defaults (for tests); explicit flags still win.")
-    flags.DEFINE_bool("worker", False, "Internal: measure one model and size, print the result, exit.")
+    flags.DEFINE_bool("worker", False, "Internal: measure one model and size, write the result to --result_json, "
+                      "exit.")
+    flags.DEFINE_string("result_json", None, "Internal, with --worker: the file the worker writes its result to "
+                        "(JSON); the parent names a file in a temporary folder of its own.")
 
 
 def _apply_tiny_defaults():
@@ -528,10 +545,13 @@ def main(argv):
     if FLAGS.worker:
         if len(models) != 1 or len(sizes) != 1:
             raise app.UsageError("--worker measures exactly one model and one size")
+        if not FLAGS.result_json:
+            raise app.UsageError("--worker needs --result_json, the file its result is written to")
         (width, height), = sizes
         result = measure_restore(models[0], width, height, FLAGS.tile, FLAGS.overlap, FLAGS.tile_batch,
                                  FLAGS.repeats, FLAGS.tiny, FLAGS.backends[0])
-        print(WORKER_PREFIX + json.dumps(result), flush=True)
+        with open(FLAGS.result_json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle)
         return 0
 
     description = machine.describe()

@@ -310,6 +310,21 @@ def read_image(path):
     JPEG, BMP, TIFF or WebP by content, larger than :func:`max_pixels`
     declares, not decodable or of an unsupported pixel type. The size is
     checked from the header before anything is decoded.
+
+    The same as :func:`decode_image` of :func:`read_file_bytes`; callers that
+    also need the file's bytes (its header) call those two, so the file is
+    read once.
+    """
+    path = os.fspath(path)
+    return decode_image(read_file_bytes(path), path)
+
+
+def read_file_bytes(path):
+    """All the bytes of the image file ``path``, read in one go (one ``open``).
+
+    Raises DataError naming ``path`` when it is missing (or a broken link),
+    not a file, unreadable or empty. Nothing is decoded or checked beyond
+    that: :func:`decode_image` does it.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -322,16 +337,31 @@ def read_image(path):
     if not os.path.isfile(path):
         raise DataError(f"{path} is not a file")
     try:
-        buffer = np.fromfile(path, dtype=np.uint8)
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError as exc:
         raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from exc
-    if buffer.size == 0:
+    if not data:
         raise DataError(f"{path} is empty (0 bytes)")
-    data = buffer.tobytes()
+    return data
+
+
+def decode_image(data, path):
+    """Decodes the encoded image ``data`` (a file's bytes) as :func:`read_image` does.
+
+    ``path`` only names the image in the DataErrors (for an empty,
+    truncated, oversized, undecodable or unsupported image; see
+    :func:`read_image`).
+    """
+    path = os.fspath(path)
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    if not data:
+        raise DataError(f"{path} is empty (0 bytes)")
     _check_size(path, data)
     _check_complete(path, data)
     try:
-        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
         raise DataError(f"{path} could not be decoded as an image: {exc}") from exc
     if image is None:

@@ -49,6 +49,7 @@ Tiling (see :func:`tile_grid`), choices made here:
 """
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
@@ -74,6 +75,12 @@ class Tile:
 
 def check_tiling(tile, overlap, align=1):
     """Validates tiling parameters; returns the stride between tile starts.
+
+    Each public entry point checks its parameters once, here, on entry
+    (:func:`tile_grid`, :func:`count_tiles`, :func:`restore_tiled`, and
+    :func:`~erlrestore.inference.restore_file` /
+    :func:`~erlrestore.inference.restore_paths` through
+    :func:`checked_tiling`); the work they hand on is not checked again.
 
     Raises:
       ValueError unless ``tile > 2 * overlap >= 0``, ``align >= 1`` and
@@ -131,16 +138,56 @@ def tile_grid(height, width, tile=512, overlap=32, align=1):
     in both sides is one tile of weight 1.
 
     Raises:
-      ValueError for bad sizes or tiling parameters (:func:`check_tiling`).
+      ValueError for bad sizes or tiling parameters (:func:`check_tiling`),
+      when called (before the first tile is asked for).
     """
     stride = check_tiling(tile, overlap, align)
-    height = check_int(height, "height", 1)
-    width = check_int(width, "width", 1)
+    tiling = CheckedTiling(int(tile), int(overlap), int(align), stride)
+    return _grid(check_int(height, "height", 1), check_int(width, "width", 1), tiling)
+
+
+def _grid(height, width, tiling):
+    """:func:`tile_grid` for checked sizes and a checked :class:`CheckedTiling` (tile not None)."""
+    tile, overlap, align, stride = tiling.tile, tiling.overlap, tiling.align, tiling.stride
     rows = [(y0, y1, _axis_weights(y0, y1, height, overlap)) for y0, y1 in _segments(height, tile, stride, align)]
     cols = [(x0, x1, _axis_weights(x0, x1, width, overlap)) for x0, x1 in _segments(width, tile, stride, align)]
     for y0, y1, wy in rows:
         for x0, x1, wx in cols:
             yield Tile(y0, y1, x0, x1, np.outer(wy, wx).astype(np.float32))
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedTiling:
+    """Tiling parameters that passed :func:`checked_tiling`, with the stride they give.
+
+    ``tile`` None: never tile (``stride`` is then None and ``overlap`` is
+    not used). The functions taking one do not check it again.
+    """
+
+    tile: Optional[int]
+    overlap: int
+    align: int
+    stride: Optional[int]
+    tile_batch: int = 1
+
+
+def checked_tiling(restorer, tile=512, overlap=32, align=None, tile_batch=1):
+    """Checks tiling parameters once (:func:`check_tiling`, ``tile_batch >= 1``); returns a :class:`CheckedTiling`.
+
+    ``align`` None is the restorer's padding multiple
+    (:func:`default_align`). :func:`restore_tiled` and
+    :func:`~erlrestore.inference.restore_paths` call it on entry, so a
+    folder of images is checked once, not once per image or tile.
+
+    Raises:
+      ValueError as :func:`check_tiling`, or for ``tile_batch < 1``.
+    """
+    align = default_align(restorer, align)
+    tile_batch = check_int(tile_batch, "tile_batch", 1)
+    if tile is None:  # never tiled: overlap and align are not used
+        return CheckedTiling(None, overlap, align, None, tile_batch)
+    stride = check_tiling(tile, overlap, align)
+    return CheckedTiling(int(tile), int(overlap), int(align), stride, tile_batch)
 
 
 def count_tiles(height, width, tile=512, overlap=32, align=1, self_ensemble=False, work_size=None):
@@ -155,16 +202,19 @@ def count_tiles(height, width, tile=512, overlap=32, align=1, self_ensemble=Fals
     (:func:`~erlrestore.inference.work_scale.working_shape`).
     Progress bars count these. Raises ValueError as :func:`tile_grid`.
     """
-    def one(h, w):
-        if tile is None or (h <= tile and w <= tile):
-            return 1
-        stride = check_tiling(tile, overlap, align)
-        return len(_segments(h, tile, stride, align)) * len(_segments(w, tile, stride, align))
-
     height = check_int(height, "height", 1)
     width = check_int(width, "width", 1)
-    if tile is not None:
-        check_tiling(tile, overlap, align)
+    return count_checked_tiles(height, width, checked_tiling(None, tile, overlap, align), self_ensemble, work_size)
+
+
+def count_checked_tiles(height, width, tiling, self_ensemble=False, work_size=None):
+    """:func:`count_tiles` with a :class:`CheckedTiling` (from :func:`checked_tiling`), not checked again."""
+    def one(h, w):
+        if tiling.tile is None or (h <= tiling.tile and w <= tiling.tile):
+            return 1
+        return (len(_segments(h, tiling.tile, tiling.stride, tiling.align))
+                * len(_segments(w, tiling.tile, tiling.stride, tiling.align)))
+
     height, width = working_shape(height, width, work_size) or (height, width)
     if self_ensemble:
         return 4 * one(height, width) + 4 * one(width, height)
@@ -214,26 +264,34 @@ def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=
     Raises:
       ValueError for a bad image, bad tiling parameters (``tile > 2 *
       overlap >= 0`` is required), a bad ``work_size`` or a restorer that
-      changes the shape.
+      changes the shape. The parameters are checked once, on entry
+      (:func:`checked_tiling`).
     """
     image = check_image(image)
-    align = default_align(restorer, align)
-    tile_batch = check_int(tile_batch, "tile_batch", 1)
-    if tile is not None:
-        check_tiling(tile, overlap, align)
+    tiling = checked_tiling(restorer, tile, overlap, align, tile_batch)
+    return restore_checked(restorer, image, tiling, self_ensemble, on_tiles, resolve_work_size(work_size, restorer))
+
+
+def restore_checked(restorer, image, tiling, self_ensemble=False, on_tiles=None, work_size=None):
+    """:func:`restore_tiled` with checked arguments, which it does not check again.
+
+    ``image``: float32 ``H x W x 3`` (:func:`~erlrestore.inference.checks.check_image`);
+    ``tiling``: a :class:`CheckedTiling` (:func:`checked_tiling`);
+    ``work_size``: pixels or None (resolved,
+    :func:`~erlrestore.inference.work_scale.resolve_work_size`).
+    """
     height, width = image.shape[:2]
-    shape = working_shape(height, width, resolve_work_size(work_size, restorer))
+    shape = working_shape(height, width, work_size)
     if shape is not None:
         small = to_working_scale(image, shape)
-        restored = restore_tiled(restorer, small, tile, overlap, align, tile_batch, self_ensemble, on_tiles)
+        restored = restore_checked(restorer, small, tiling, self_ensemble, on_tiles)
         return transfer_correction(image, small, restored)
+    tile, tile_batch = tiling.tile, tiling.tile_batch
     whole = tile is None or (height <= tile and width <= tile)
     if self_ensemble:
         if whole:
             return ensemble.ensemble_in_one_call(restorer, image, tile_batch, on_tiles)
-        return ensemble.self_ensemble(
-            lambda moved: restore_tiled(restorer, moved, tile, overlap, align, tile_batch, on_tiles=on_tiles), image
-        )
+        return ensemble.self_ensemble(lambda moved: restore_checked(restorer, moved, tiling, on_tiles=on_tiles), image)
     if whole:
         restored = np.clip(run_restorer(restorer, image[np.newaxis])[0], 0.0, 1.0)
         if on_tiles is not None:
@@ -253,7 +311,7 @@ def restore_tiled(restorer, image, tile=512, overlap=32, align=None, tile_batch=
             on_tiles(len(pending))
         pending.clear()
 
-    for t in tile_grid(height, width, tile, overlap, align):
+    for t in _grid(height, width, tiling):
         if pending and (len(pending) == tile_batch or t.weight.shape != pending[0].weight.shape):
             flush()
         pending.append(t)
