@@ -15,8 +15,12 @@ holds everything needed to judge a row without its run folder:
   for and what the run resolved it to), ``budget`` (``each``/``split``),
   ``steps``, ``train_seconds`` (wall time, summed over resumed sittings),
   the validation ``curve``;
-* ``test_sets``: per test set its folder, image count and per-image
-  ``psnr``/``ssim`` (Y channel) by image ``name``.
+* ``test_sets``: per test set its folder, image count, the means
+  ``psnr_mean``/``ssim_mean`` and per-image ``psnr``/``ssim`` (Y channel)
+  by image ``name``; a metric registered with
+  :func:`erlrestore.metrics.register_metric` when the set was scored is
+  there too, by its name (``<name>_mean`` and ``<name>`` per image; read
+  with :func:`per_image_scores`).
 
 :func:`run_key` is a run's identity: the seed, the settings and the
 training data (flags and the listing of every folder they name). Run
@@ -249,12 +253,18 @@ def load_records(records_dir):
     return found
 
 
-def per_image_psnr(record, test_set):
-    """{image name: psnr} of one record on one test set (None when the record has no such set)."""
+def per_image_scores(record, test_set, metric="psnr"):
+    """{image name: score} of ``metric`` (``psnr``, ``ssim`` or a registered one) in one record on one
+    test set (None when the record has no such set; KeyError when its images lack the metric)."""
     scores = record.get("test_sets", {}).get(test_set)
     if scores is None:
         return None
-    return {image["name"]: image["psnr"] for image in scores["images"]}
+    return {image["name"]: image[metric] for image in scores["images"]}
+
+
+def per_image_psnr(record, test_set):
+    """{image name: psnr} of one record on one test set (None when the record has no such set)."""
+    return per_image_scores(record, test_set, "psnr")
 
 
 def protocol(record):

@@ -182,7 +182,9 @@ class RowResult:
     run_dir: str
     seed: int = 0
     scores: dict = dataclasses.field(default_factory=dict)  # set name -> (psnr, ssim), means over the images
-    images: dict = dataclasses.field(default_factory=dict)  # set name -> [{"name", "psnr", "ssim"}]
+    images: dict = dataclasses.field(default_factory=dict)  # set name -> [{"name", "psnr", "ssim", ...}]
+    # set name -> {metric name: mean} of the metrics registered beyond PSNR and SSIM
+    extra_means: dict = dataclasses.field(default_factory=dict)
     steps: int = 0
     train_seconds: float = 0.0
     curve: list = dataclasses.field(default_factory=list)  # validation psnr_y per checkpoint interval
@@ -227,12 +229,32 @@ def run_dir_for(table, row, scale, flags_dir, data_flags, runs_dir, seed):
     return os.path.join(runs_dir, row.id, key)
 
 
+def _metric_names():
+    """The registered metrics' names (:func:`erlrestore.metrics.metric_names`; that module imports TensorFlow)."""
+    from erlrestore import metrics
+
+    return metrics.metric_names()
+
+
+def _line_decimals(name):
+    from erlrestore import metrics
+
+    return metrics.get_metric(name).line_decimals
+
+
 def read_image_scores(csv_path):
-    """[{"name", "psnr", "ssim"}] from an evaluation's per-image CSV (Y channel)."""
+    """[{"name", "psnr", "ssim", ...}] from an evaluation's per-image CSV (Y channel).
+
+    Every registered metric (:func:`erlrestore.metrics.register_metric`)
+    whose ``<name>_y`` column the CSV has is read beside PSNR and SSIM, which
+    it must have.
+    """
     images = []
     with open(csv_path, newline="", encoding="utf-8") as f:
-        for line in csv.DictReader(f):
-            images.append({"name": line["name"], "psnr": float(line["psnr_y"]), "ssim": float(line["ssim_y"])})
+        reader = csv.DictReader(f)
+        names = [name for name in _metric_names() if name in ("psnr", "ssim") or f"{name}_y" in reader.fieldnames]
+        for line in reader:
+            images.append({"name": line["name"], **{name: float(line[f"{name}_y"]) for name in names}})
     if not images:
         raise ValueError(f"{csv_path} holds no images")
     return images
@@ -269,8 +291,10 @@ def _run_and_keep(state, state_path, arguments, pending, csv_paths, log, label):
     for eval_set, key in pending:
         scores = experiment.scores.get(eval_set.name)
         if scores is not None:
-            state["scores"][key] = {"n": scores.metric("n"), "psnr_y": float(f"{scores.metric('psnr_y'):.4f}"),
-                                    "ssim_y": float(f"{scores.metric('ssim_y'):.5f}"),
+            # Every metric measured, rounded as the summary line shows it: psnr_y, ssim_y, then registered ones.
+            means = {f"{name}_y": float(f"{scores.metric(f'{name}_y'):.{_line_decimals(name)}f}")
+                     for name, _ in scores.metric_values()}
+            state["scores"][key] = {"n": scores.metric("n"), **means,
                                     "csv": os.path.basename(scores.csv), "scored_at": records.git_state()}
     _write_json(state_path, state)
     if failure is not None:
@@ -302,7 +326,9 @@ def run_row(table, row, scale, flags_dir, data_flags, eval_sets, runs_dir, log=p
             digest = records.test_set_key(input_dir, target_dir, table.eval_flags)
             keys[name] = key = f"{table.key}:{name}:{digest}"
             csv_paths[name] = os.path.join(run_dir, f"scores_{table.key}_{name}_{digest}.csv")
-            if key not in state["scores"] or not os.path.exists(csv_paths[name]):
+            # Scores kept from before a metric was registered are scored again (only the evaluation runs).
+            if (key not in state["scores"] or not os.path.exists(csv_paths[name])
+                    or any(f"{metric}_y" not in state["scores"][key] for metric in _metric_names())):
                 pending.append((runner.EvalSet(name, input_dir, target_dir, tuple(table.eval_flags)), key))
         if pending or not RunFolder(run_dir).finished:
             _run_and_keep(state, state_path, train_arguments(table, row, scale, flags_dir, data_flags, run_dir, seed),
@@ -310,6 +336,8 @@ def run_row(table, row, scale, flags_dir, data_flags, eval_sets, runs_dir, log=p
         for name in eval_sets:
             score = state["scores"][keys[name]]
             result.scores[name] = (score["psnr_y"], score["ssim_y"])
+            result.extra_means[name] = {metric: score[f"{metric}_y"] for metric in _metric_names()
+                                        if metric not in ("psnr", "ssim") and f"{metric}_y" in score}
             result.scored_at[name] = score.get("scored_at")
             result.images[name] = read_image_scores(csv_paths[name])
         result.train_seconds = state.get("train_seconds", 0.0)
@@ -349,17 +377,18 @@ def make_record(table, result, *, scale, flags_dir, data_root, eval_sets, source
     for name, (input_dir, target_dir) in eval_sets.items():
         images = result.images[name]
         source = (sources or {}).get(name, input_dir)
-        test_sets[name] = {
+        entry = test_sets[name] = {
             "folder": records.display_path(source, data_root),
             "target_folder": records.display_path(target_dir, data_root) if target_dir and source == input_dir else "",
             "count": len(images),
             "contents": records.test_set_key(input_dir, target_dir, ()),
             "eval_flags": list(table.eval_flags),
             "scored_at": result.scored_at.get(name),
-            "psnr_mean": round(result.scores[name][0], 4),
-            "ssim_mean": round(result.scores[name][1], 5),
-            "images": images,
         }
+        means = {"psnr": result.scores[name][0], "ssim": result.scores[name][1], **result.extra_means.get(name, {})}
+        for metric, mean in means.items():  # psnr_mean, ssim_mean, then <metric>_mean of the registered ones
+            entry[f"{metric}_mean"] = round(mean, _line_decimals(metric))
+        entry["images"] = images
     return {
         "schema": records.SCHEMA,
         "table": table.key,

@@ -99,7 +99,11 @@ class EvalSet:
 @dataclasses.dataclass(frozen=True)
 class Scores:
     """A model's scores on one test set: ``count`` images, mean ``psnr`` and ``ssim`` on ``channel``, and
-    ``images``, one ``{"name", "psnr", "ssim"}`` per image as the per-image CSV (``csv``) holds them."""
+    ``images``, one ``{"name", "psnr", "ssim"}`` per image as the per-image CSV (``csv``) holds them.
+
+    ``extra_metrics``: ``((name, mean), ...)`` of the metrics registered beyond PSNR and SSIM
+    (:func:`erlrestore.metrics.register_metric`); each image's dict has them by name too.
+    """
 
     name: str
     count: int
@@ -108,14 +112,19 @@ class Scores:
     channel: str = "y"
     images: tuple = ()
     csv: str = ""
+    extra_metrics: tuple = ()
+
+    def metric_values(self):
+        """``((name, mean), ...)``: PSNR, SSIM, then the registered metrics measured (``extra_metrics``)."""
+        return (("psnr", self.psnr), ("ssim", self.ssim), *self.extra_metrics)
 
     def metric(self, name):
-        """A score by its name: ``n``, ``psnr_<channel>`` or ``ssim_<channel>`` (``psnr_y``, ``ssim_rgb``...).
+        """A score by its name: ``n`` or ``<metric>_<channel>`` (``psnr_y``, ``ssim_rgb``, ``lpips_y``...).
 
         Raises KeyError for a name these scores do not have (e.g. ``psnr_y``
         of scores measured on RGB).
         """
-        values = {"n": self.count, f"psnr_{self.channel}": self.psnr, f"ssim_{self.channel}": self.ssim}
+        values = {"n": self.count, **{f"{metric}_{self.channel}": value for metric, value in self.metric_values()}}
         if name not in values:
             raise KeyError(f"no score {name!r} in the scores of {self.name}; they have {', '.join(values)}")
         return values[name]
@@ -286,8 +295,17 @@ def evaluate(model_path, eval_set, csv_path=None):
         self_ensemble=settings.self_ensemble, tile=settings.tile, overlap=settings.overlap)
     if csv_path:
         evaluation.write_csv(csv_path, scores)
-    images = tuple({"name": s.name, "psnr": float(f"{s.psnr:.6f}"), "ssim": float(f"{s.ssim:.7f}")} for s in scores)
-    return Scores(eval_set.name, summary.count, summary.psnr, summary.ssim, summary.channel, images, csv_path or "")
+    images = tuple({"name": s.name, **{name: _as_in_csv(name, value) for name, value in s.metric_values()}}
+                   for s in scores)
+    return Scores(eval_set.name, summary.count, summary.psnr, summary.ssim, summary.channel, images, csv_path or "",
+                  summary.extra_metrics)
+
+
+def _as_in_csv(name, value):
+    """``value`` of metric ``name`` rounded as the per-image CSV writes it (its ``csv_decimals``)."""
+    from erlrestore import metrics
+
+    return float(f"{value:.{metrics.get_metric(name).csv_decimals}f}")
 
 
 @dataclasses.dataclass(frozen=True)

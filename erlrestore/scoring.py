@@ -11,9 +11,11 @@ baseline (ERL-Net Fig. 3); the ``*_line`` functions format the numbers as
 the tools print them. A metric added with
 :func:`erlrestore.metrics.register_metric` is measured for every image too
 (``extra_metrics``), averaged by :func:`summarize`, and shown after SSIM on
-:meth:`Summary.line` and in :func:`write_csv`'s columns; the comparison to a
-baseline, the gain line and the strips' labels stay PSNR and SSIM. :mod:`erlrestore.evaluation` scores restored images
-with these functions and re-exports every one of them.
+:meth:`Summary.line`, on :func:`gain_line` and in :func:`write_csv`'s
+columns; the comparison to a baseline (improved shares, by PSNR as ERL-Net
+Fig. 3 counts them) and the strips' labels stay PSNR.
+:mod:`erlrestore.evaluation` scores restored images with these functions
+and re-exports every one of them.
 """
 
 import concurrent.futures
@@ -289,12 +291,18 @@ def input_line(input_summary):
 def gain_line(summary, input_summary):
     """``gain: psnr_y=+3.3991 ssim_y=+0.05761``: restored minus input, signed, the summary line's decimals.
 
-    Both summaries must be on one channel and count the same images. An
-    infinite PSNR (an image identical to its clean one) gives ``+inf``,
-    ``-inf`` or ``+nan``, as the difference of the means does.
+    Every metric of the summaries is shown, in :meth:`Summary.line`'s order:
+    PSNR, SSIM, then the registered ones (``max_error_y=-7.50``), each with
+    its :class:`~erlrestore.metrics.Metric`'s ``line_decimals``. Both
+    summaries must be on one channel, count the same images and carry the
+    same metrics. An infinite PSNR (an image identical to its clean one)
+    gives ``+inf``, ``-inf`` or ``+nan``, as the difference of the means does.
     """
     channel = _channel_of([summary, input_summary])
     if summary.count != input_summary.count:
         raise ValueError(f"a gain compares the same images: {summary.count} restored, {input_summary.count} inputs")
-    psnr, ssim = summary.psnr - input_summary.psnr, summary.ssim - input_summary.ssim
-    return f"gain: psnr_{channel}={psnr:+.4f} ssim_{channel}={ssim:+.5f}"
+    _extra_names([summary, input_summary])  # the same metrics on both sides, or a ValueError
+    gains = [(name, value - before) for (name, value), (_, before)
+             in zip(summary.metric_values(), input_summary.metric_values())]
+    return "gain: " + " ".join(
+        f"{name}_{channel}={gain:+.{metrics.get_metric(name).line_decimals}f}" for name, gain in gains)

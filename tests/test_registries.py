@@ -196,11 +196,16 @@ def test_a_registered_metric_is_scored_summarized_and_written_by_evaluation(metr
     def brighten(batch):  # a restorer: +10 levels (clipped), so max_error is 10 but where clipping cuts it
         return np.clip(batch + 10 / 255.0, 0.0, 1.0)
 
-    scores, summary = evaluation.evaluate_model(brighten, pairs, show_progress=False, channel="rgb")
+    scores, summary, _, inputs = evaluation.evaluate_model(brighten, pairs, show_progress=False, channel="rgb",
+                                                           return_input=True)
     expected = [float(np.max(np.minimum(image.astype(int) + 10, 255) - image)) for image in clean]
     assert [dict(s.extra_metrics) for s in scores] == [{"max_error": pytest.approx(e)} for e in expected]
     assert summary.extra_metrics == (("max_error", pytest.approx(sum(expected) / 2)),)
     assert summary.line() == f"n=2 psnr_rgb={summary.psnr:.4f} ssim_rgb={summary.ssim:.5f} max_error_rgb=10.00"
+    # The gain line (erlrestore-evaluate's input -> restored) carries it too; the inputs are the clean images.
+    assert inputs.extra_metrics == (("max_error", 0.0),) and inputs.psnr == math.inf
+    assert evaluation.gain_line(summary, inputs) == (
+        f"gain: psnr_rgb=-inf ssim_rgb={summary.ssim - 1.0:+.5f} max_error_rgb=+10.00")
     assert (scores[0].psnr, scores[0].ssim) == pytest.approx(metrics.psnr_ssim(  # unchanged by the extra metric
         np.clip(clean[0].astype(int) + 10, 0, 255).astype(np.uint8), clean[0], 0, "rgb"))
 
@@ -224,6 +229,87 @@ def test_without_a_registered_metric_the_scores_and_csv_are_psnr_and_ssim_only(t
     scoring.write_csv(tmp_path / "s.csv", [score])
     assert (tmp_path / "s.csv").read_text().splitlines() == [
         "name,input,target,psnr_y,ssim_y", f"a_in.png,a_in.png,a_gt.png,{score.psnr:.6f},{score.ssim:.7f}"]
+
+
+def test_a_gain_line_needs_the_same_metrics_on_both_sides(metric_table):
+    metric_table.register_metric(TOY_METRIC)
+    restored = scoring.Summary(2, 31.0, 0.9, "y", (("max_error", 12.5),))
+    inputs = scoring.Summary(2, 30.0, 0.8, "y", (("max_error", 20.0),))
+    assert scoring.gain_line(restored, inputs) == "gain: psnr_y=+1.0000 ssim_y=+0.10000 max_error_y=-7.50"
+    with pytest.raises(ValueError, match="different metrics"):
+        scoring.gain_line(restored, dataclasses.replace(inputs, extra_metrics=()))
+
+
+def test_a_classical_baseline_records_and_prints_a_registered_metric(metric_table, tmp_path):
+    """tools.classical_baselines: per-image rows and lines, the means and the summary lines carry the toy metric."""
+    from tools import classical_baselines
+
+    metric_table.register_metric(TOY_METRIC)
+    for i in range(2):
+        clean = _photo(10 + i, 48)
+        _write_png(tmp_path / "target" / f"{i}.png", clean)
+        _write_png(tmp_path / "input" / f"{i}.png", np.clip(clean.astype(int) + 30, 0, 255).astype(np.uint8))
+    pairs = pairing.find_pairs(str(tmp_path / "input"), str(tmp_path / "target"))
+    record, summary = classical_baselines.run_baseline(pairs, "dcp", dcp_parameters=dict(patch=7, radius=16),
+                                                       output_dir=tmp_path / "out", show_progress=False)
+    input_scores, inputs = evaluation.measure_pairs(pairs, show_progress=False)
+    for row, before, pair in zip(record["images"], input_scores, pairs):
+        written = image_files.read_image(tmp_path / "out" / (pathlib.Path(pair.input_path).stem + ".png"))
+        _, clean = pairing.load_pair(pair)
+        assert row["max_error_y"] == pytest.approx(metrics.measure(written, clean)["max_error"])
+        assert row["input_max_error_y"] == pytest.approx(dict(before.extra_metrics)["max_error"])
+        line = classical_baselines.image_line(row, "y")
+        assert line.startswith(f"{row['name']} psnr_y={row['psnr_y']:.4f} ssim_y={row['ssim_y']:.5f} "
+                               f"max_error_y={row['max_error_y']:.2f} input_psnr_y=")
+        assert f" input_max_error_y={row['input_max_error_y']:.2f} seconds=" in line
+    assert record["mean"] == {"psnr_y": summary.psnr, "ssim_y": summary.ssim,
+                              "max_error_y": dict(summary.extra_metrics)["max_error"]}
+    assert record["input_mean"]["max_error_y"] == pytest.approx(dict(inputs.extra_metrics)["max_error"])
+    assert record["summary_line"] == summary.line() and summary.line().endswith(
+        f" max_error_y={record['mean']['max_error_y']:.2f}")
+    assert record["input_summary_line"].endswith(f" max_error_y={record['input_mean']['max_error_y']:.2f}")
+    json.dumps(record, allow_nan=False)
+
+
+def test_a_run_record_carries_a_registered_metric(metric_table, backend_table, monkeypatch, tmp_path):
+    """erlrestore-reproduce's run record: per-image scores and means of the toy metric, scored as the runner does."""
+    from erlrestore import records, reproduce, runner
+
+    metric_table.register_metric(TOY_METRIC)
+    backend_table.register(toy_backend.BACKEND)
+    model = toy_backend.export_toy("toy", str(tmp_path / "models"))
+    clean = [_photo(20), _photo(21)]
+    for i, image in enumerate(clean):
+        _write_png(tmp_path / "set" / "target" / f"{i}.png", image)
+        _write_png(tmp_path / "set" / "input" / f"{i}.png", image)
+
+    def scored_run(arguments, eval_sets=(), *, csv_paths=None, on_stage=None, **_):
+        """runner.run without the training: scores the toy model in this process (runner.evaluate)."""
+        experiment = runner.Experiment(runner.model_dir_of(arguments))
+        for eval_set in eval_sets:
+            toy_set = dataclasses.replace(eval_set, flags=(*eval_set.flags, "--backend=toy"))
+            experiment.scores[eval_set.name] = runner.evaluate(model, toy_set, (csv_paths or {}).get(eval_set.name))
+        return experiment
+
+    monkeypatch.setattr(runner, "run", scored_run)
+    table = reproduce.TABLES["erlnet_table2"]
+    eval_sets = {"toyset": (str(tmp_path / "set" / "input"), str(tmp_path / "set" / "target"))}
+    flags_dir = str(REPO / "flags")
+    result = reproduce.run_row(table, table.row("memd"), "tiny", flags_dir, ("--procedural=4",), eval_sets,
+                               str(tmp_path / "runs"), log=lambda *_: None)
+    assert result.error == ""
+    record = reproduce.make_record(table, result, scale="tiny", flags_dir=flags_dir, data_root="",
+                                   eval_sets=eval_sets)
+    restored = [np.clip(image.astype(int) + 64, 0, 255).astype(np.uint8) for image in clean]  # +0.25, 8 bits
+    expected = [metrics.measure(r, c)["max_error"] for r, c in zip(restored, clean)]
+    scores = record["test_sets"]["toyset"]
+    assert [set(image) for image in scores["images"]] == [{"name", "psnr", "ssim", "max_error"}] * 2
+    assert [image["max_error"] for image in scores["images"]] == [float(f"{e:.3f}") for e in expected]
+    assert scores["max_error_mean"] == round(sum(expected) / 2, 2)
+    assert scores["psnr_mean"] == pytest.approx(sum(i["psnr"] for i in scores["images"]) / 2, abs=1e-4)
+    assert records.per_image_scores(record, "toyset", "max_error") == {
+        "0.png": float(f"{expected[0]:.3f}"), "1.png": float(f"{expected[1]:.3f}")}
+    assert records.per_image_psnr(record, "toyset") == records.per_image_scores(record, "toyset", "psnr")
 
 
 @pytest.mark.slow  # runs erlrestore-evaluate as a process

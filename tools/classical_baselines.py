@@ -49,7 +49,7 @@ from absl import app, flags
 
 import erlrestore.cli  # noqa: F401  (quiet by default; imported before anything imports TensorFlow)
 from erlrestore import classical, evaluation, metrics
-from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail
+from erlrestore.cli import apply_max_image_pixels, define_max_image_pixels_flag, fail, option_groups
 from erlrestore.data import image_files, pairing
 
 FLAGS = flags.FLAGS
@@ -73,8 +73,7 @@ def define_flags():
     flags.DEFINE_enum("channel", "y", metrics.CHANNELS, "Score on the BT.601 Y channel or on RGB (as "
                       "erlrestore-metrics); names the numbers psnr_y/ssim_y or psnr_rgb/ssim_rgb.")
     flags.DEFINE_integer("crop_border", 0, "Pixels removed from every side before scoring.", lower_bound=0)
-    flags.DEFINE_string("output_dir", None, "Write the restored images here as <input stem>.png (8-bit).")
-    flags.DEFINE_boolean("overwrite", False, "Replace restored images that exist in --output_dir.")
+    option_groups.define_output_flags(f"{option_groups.NAMED_AS_STEM_PNG} (8-bit)")
     flags.DEFINE_string("record", None, "Write a JSON record of the run (parameters, per-image scores) here.")
     flags.DEFINE_string("sigma", "25", "cbm3d: noise standard deviation on the 0-255 scale (> 0), or 'estimate' "
                         "to estimate it per image from the noisy input (real noise).")
@@ -181,8 +180,10 @@ def run_baseline(pairs, method, *, sigma=25.0, estimate_scale=1, dcp_parameters=
       ``record``: a JSON-ready dict (method, parameters, per-image rows
       with ``psnr_<c>``, ``ssim_<c>``, the input's ``input_psnr_<c>`` and
       ``input_ssim_<c>``, ``seconds`` and, for CBM3D, ``sigma``; ``mean``,
-      ``input_mean``, ``seconds_per_image``, ``summary_line``); ``summary``:
-      the restored images' :class:`erlrestore.evaluation.Summary`.
+      ``input_mean``, ``seconds_per_image``, ``summary_line``); a metric
+      registered with :func:`erlrestore.metrics.register_metric` is there
+      beside PSNR and SSIM as ``<name>_<c>`` and ``input_<name>_<c>``;
+      ``summary``: the restored images' :class:`erlrestore.evaluation.Summary`.
 
     Raises:
       ValueError (DataError for files) for bad settings or data; ImportError
@@ -207,12 +208,10 @@ def run_baseline(pairs, method, *, sigma=25.0, estimate_scale=1, dcp_parameters=
         workers=workers, channel=channel, overwrite=overwrite)
     input_scores, input_summary = evaluation.measure_pairs(pairs, crop_border, workers=workers,
                                                            show_progress=False, channel=channel)
-    c = channel
     images = []
     for index, (score, before) in enumerate(zip(scores, input_scores)):
         row = {"name": score.name, "input": score.input_path, "target": score.target_path,
-               f"psnr_{c}": _number(score.psnr), f"ssim_{c}": score.ssim,
-               f"input_psnr_{c}": _number(before.psnr), f"input_ssim_{c}": before.ssim,
+               **_named_values(score, channel), **_named_values(before, channel, "input_"),
                "seconds": restorer.seconds[index]}
         if method == "cbm3d":
             row["sigma"] = restorer.sigmas[index]
@@ -226,8 +225,8 @@ def run_baseline(pairs, method, *, sigma=25.0, estimate_scale=1, dcp_parameters=
         "crop_border": crop_border,
         "quantized_8bit": True,
         "count": summary.count,
-        "mean": {f"psnr_{c}": _number(summary.psnr), f"ssim_{c}": summary.ssim},
-        "input_mean": {f"psnr_{c}": _number(input_summary.psnr), f"ssim_{c}": input_summary.ssim},
+        "mean": _named_values(summary, channel),
+        "input_mean": _named_values(input_summary, channel),
         "seconds_per_image": math.fsum(restorer.seconds) / len(restorer.seconds),
         "images": images,
         "input_summary_line": input_summary.line(),
@@ -236,12 +235,25 @@ def run_baseline(pairs, method, *, sigma=25.0, estimate_scale=1, dcp_parameters=
     return record, summary
 
 
+def _named_values(scores, channel, prefix=""):
+    """``{"<prefix><metric>_<channel>": value}`` of an ImageScore or Summary, every metric it carries, in order."""
+    return {f"{prefix}{name}_{channel}": _number(value) for name, value in scores.metric_values()}
+
+
 def image_line(row, channel):
-    """One image's stdout line: restored and input scores, seconds, and sigma for CBM3D."""
-    c = channel
-    text = (f"{row['name']} psnr_{c}={float(row[f'psnr_{c}']):.4f} ssim_{c}={row[f'ssim_{c}']:.5f} "
-            f"input_psnr_{c}={float(row[f'input_psnr_{c}']):.4f} input_ssim_{c}={row[f'input_ssim_{c}']:.5f} "
-            f"seconds={row['seconds']:.3f}")
+    """One image's stdout line: restored and input scores, seconds, and sigma for CBM3D.
+
+    The scores are those of the registered metrics (PSNR, SSIM, then any
+    added with :func:`erlrestore.metrics.register_metric`) that ``row`` has,
+    with the summary line's decimals.
+    """
+    names = [name for name in metrics.metric_names() if f"{name}_{channel}" in row]
+    parts = [row["name"]]
+    for prefix in ("", "input_"):
+        for name in names:
+            key = f"{prefix}{name}_{channel}"
+            parts.append(f"{key}={float(row[key]):.{metrics.get_metric(name).line_decimals}f}")
+    text = " ".join([*parts, f"seconds={row['seconds']:.3f}"])
     if "sigma" in row:
         text += f" sigma={row['sigma']:.4f}"
     return text

@@ -29,7 +29,7 @@ module, so that ``keras.saving.serialize_keras_object`` writes the same
 either case).
 """
 
-from erlrestore.layers._common import IMAGE_DTYPE, PYTORCH_NORM
+from erlrestore.layers._common import IMAGE_DTYPE, NORMS, PYTORCH_NORM
 from erlrestore.layers.crop_to_match import CropToMatch
 from erlrestore.layers.dense_block import DenseBlock
 from erlrestore.layers.feature_fusion import FeatureFusion
@@ -48,6 +48,7 @@ del _layer
 __all__ = [
     "IMAGE_DTYPE",
     "LAYERS",
+    "NORMS",
     "PYTORCH_NORM",
     "CropToMatch",
     "DenseBlock",

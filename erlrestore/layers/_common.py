@@ -1,7 +1,7 @@
 """What the layers of :mod:`erlrestore.layers` share: the registration package, dtypes and argument checks.
 
 Private to the package; :mod:`erlrestore.layers` re-exports the public
-constants (``IMAGE_DTYPE``, ``PYTORCH_NORM``).
+constants (``IMAGE_DTYPE``, ``NORMS``, ``PYTORCH_NORM``).
 """
 
 import keras
@@ -15,6 +15,10 @@ IMAGE_DTYPE = "float32"
 # saved models name their layers so, so it must never change.
 PACKAGE = "erlrestore"
 
+# The normalisations a layer or model can use, declared here once: the layers' ``norm`` argument, MEMD's and the
+# pix2pix generators' ``norm`` and the training flags that set them (``--norm``, ``--gen_norm``) all take these.
+# "instance" is GroupNormalization with one group per channel. Listed in this order by the ERL-Net family's
+# checks and --help; the pix2pix family lists them backwards, from its default (batch).
 NORMS = ("none", "instance", "batch")
 
 # PyTorch's normalisation defaults (momentum 0.1 there, 0.9 in Keras' convention; epsilon 1e-5), which the

@@ -39,9 +39,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from erlrestore.layers import IMAGE_DTYPE, CropToMatch, DenseBlock, FeatureFusion, PadToMultiple
-
-_NORMS = ("none", "instance", "batch")
+from erlrestore.layers import IMAGE_DTYPE, NORMS, CropToMatch, DenseBlock, FeatureFusion, PadToMultiple
 
 # variant name -> (skips, fusion); ERL-Net Table 2.
 VARIANTS = {"MEMD": (True, True), "MEMD-": (True, False), "MEMD--": (False, False)}
@@ -88,8 +86,8 @@ class MEMDConfig:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"MEMDConfig: {field} must be a positive integer, got {value!r}")
-        if self.norm not in _NORMS:
-            raise ValueError(f"MEMDConfig: norm must be one of {_NORMS}, got {self.norm!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"MEMDConfig: norm must be one of {NORMS}, got {self.norm!r}")
         if self.fusion and not self.skips:
             raise ValueError("MEMDConfig: fusion=True needs skips=True (FUS fuses skip features)")
 

@@ -52,10 +52,12 @@ import re
 import keras
 import numpy as np
 
-from erlrestore.layers import IMAGE_DTYPE, CropToMatch, InfoAccum, PadToMultiple, SubPixelUpsample
+from erlrestore.layers import IMAGE_DTYPE, NORMS, CropToMatch, InfoAccum, PadToMultiple, SubPixelUpsample
 
 KINDS = ("unet", "endec")
-_NORMS = ("batch", "instance", "none")
+# The normalisations of the generators and the PatchGAN (erlrestore.layers.NORMS), listed from pix2pix's
+# default, batch: the order of their errors and of --gen_norm's help.
+NORM_CHOICES = tuple(reversed(NORMS))
 _MAX_LEVELS = 8
 
 # Named rows of the paper (Table II / III); see generator_config().
@@ -150,8 +152,8 @@ class GeneratorConfig:
                 continue
             if not _is_int(value) or value < 0:
                 raise ValueError(f"GeneratorConfig: {field} must be a non-negative integer, got {value!r}")
-        if self.norm not in _NORMS:
-            raise ValueError(f"GeneratorConfig: norm must be one of {_NORMS}, got {self.norm!r}")
+        if self.norm not in NORM_CHOICES:
+            raise ValueError(f"GeneratorConfig: norm must be one of {NORM_CHOICES}, got {self.norm!r}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"GeneratorConfig: dropout must be a rate in [0, 1), got {self.dropout!r}")
         if not isinstance(self.subpixel, bool):
@@ -405,8 +407,8 @@ def build_patchgan(base_filters=64, num_layers=5, norm="batch", name="discrimina
         raise ValueError(f"build_patchgan: base_filters must be a positive integer, got {base_filters!r}")
     if not _is_int(num_layers) or num_layers < 2:
         raise ValueError(f"build_patchgan: num_layers must be an integer >= 2, got {num_layers!r}")
-    if norm not in _NORMS:
-        raise ValueError(f"build_patchgan: norm must be one of {_NORMS}, got {norm!r}")
+    if norm not in NORM_CHOICES:
+        raise ValueError(f"build_patchgan: norm must be one of {NORM_CHOICES}, got {norm!r}")
     source = keras.Input(shape=(None, None, 3), name="input_image")
     candidate = keras.Input(shape=(None, None, 3), name="candidate_image")
     h = keras.layers.Concatenate(name="concat")(

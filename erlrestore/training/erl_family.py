@@ -21,6 +21,7 @@ and what the record points to:
 import dataclasses
 
 from erlrestore import losses
+from erlrestore.layers import NORMS
 from erlrestore.models import erlnet, flops, memd
 from erlrestore.training import families, options, strategies
 from erlrestore.training.erl_trainer import StagedTrainer
@@ -44,8 +45,7 @@ class ERLSettings:
                                         identity=True, family=NAME)
     dense_layers: int = options.integer(4, "Layers per dense block.", lower=1, identity=True, family=NAME)
     growth_rate: int = options.integer(16, "Dense block growth rate.", lower=1, identity=True, family=NAME)
-    norm: str = options.choice("none", ["none", "instance", "batch"], "Normalisation inside dense blocks.",
-                               identity=True, family=NAME)
+    norm: str = options.choice("none", NORMS, "Normalisation inside dense blocks.", identity=True, family=NAME)
     global_residual: bool = options.boolean(
         True, "Restoration nets predict a correction added to the input (our addition; the paper's flagfiles "
         "say --noglobal_residual: its decoder generates the image).", identity=True, family=NAME)

@@ -43,7 +43,7 @@ class GANSettings:
                                   identity=True, family=NAME)
     gen_filters: int = options.integer(64, "Generator width of the first level.", lower=1, identity=True,
                                        family=NAME)
-    gen_norm: str = options.choice("batch", ["batch", "instance", "none"], "Generator and discriminator "
+    gen_norm: str = options.choice("batch", pix2pix.NORM_CHOICES, "Generator and discriminator "
                                    "normalisation.", identity=True, family=NAME)
     dropout: float = options.number(0.5, "Dropout of the deepest decoder blocks.", lower=0, upper=0.99,
                                     identity=True, family=NAME)
