@@ -44,6 +44,7 @@ from absl import app, flags
 
 import erlrestore.cli  # first: quiet by default (imported before anything imports TensorFlow)
 from erlrestore import evaluation, inference, metrics, pictures, pretrained
+from erlrestore.cli import option_groups
 from erlrestore.data import image_files, synthetic
 
 FLAGS = flags.FLAGS
@@ -231,8 +232,7 @@ def define_flags():
     flags.DEFINE_list("photos", list(DEFAULT_PHOTOS), f"The photos (file stems in {PHOTO_FOLDER}/), photo n for a model's degradation n: "
                       "three, for the three de-raining cases.")
     flags.DEFINE_integer("seed", 0, "Seed of the degradations.", lower_bound=0)
-    flags.DEFINE_integer("tile", 512, "Restore in tiles of at most this side (erlrestore-restore's --tile).")
-    flags.DEFINE_integer("overlap", 32, "Least overlap of neighbouring tiles.")
+    option_groups.define_tiling_flags(512)
     flags.DEFINE_enum("channel", "y", ["y", "rgb"], "PSNR on the BT.601 Y channel or on RGB.")
     flags.DEFINE_integer("max_width", DEFAULT_MAX_WIDTH, "Strips wider than this are scaled down.", lower_bound=0)
     flags.DEFINE_integer("jpeg_quality", DEFAULT_JPEG_QUALITY, "JPEG quality of the strips.", lower_bound=1,

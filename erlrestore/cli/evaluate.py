@@ -98,11 +98,10 @@ import os
 from absl import app, flags, logging
 
 from erlrestore.cli import (apply_max_image_pixels, define_max_image_pixels_flag, entry_point, fail, finish,
-                            flag_settings, pretrained_model_help)
+                            flag_settings)
 
-from erlrestore import backends, evaluation, inference, metrics
-from erlrestore.cli.restore import check_tiling_flags, compare_dir, define_compare_flags
-from erlrestore.cli import pairing_flags
+from erlrestore import evaluation, inference, metrics
+from erlrestore.cli import option_groups, pairing_flags
 from erlrestore.data import image_files
 
 FLAGS = flags.FLAGS
@@ -111,26 +110,17 @@ _BOOLEAN_FLAGS = ("quantize", "self_ensemble", "overwrite")
 
 
 def define_flags():
-    flags.DEFINE_string("model", None, "The restoration model to evaluate: a .keras file, a training run folder, a "
-                        f"SavedModel (version or model folder), or {pretrained_model_help()}.")
-    flags.DEFINE_enum("backend", "tensorflow", list(backends.NAMES),
-                      "For --model and --baseline_model: " + backends.backend_help())
+    option_groups.define_model_flags(baseline=True)
     pairing_flags.define_flags(__name__, target_help="Clean reference images; omit when --input_dir holds both sets.")
     flags.DEFINE_integer("crop_border", 0, "Pixels removed from every side before measuring.", lower_bound=0)
     flags.DEFINE_enum("channel", "y", metrics.CHANNELS, "Score on the BT.601 Y channel (de-raining papers) or on "
                       "RGB (de-noising/de-hazing papers); names the numbers psnr_y/ssim_y or psnr_rgb/ssim_rgb.")
-    flags.DEFINE_boolean("self_ensemble", False, "Restore with the x8 flip/rotation self-ensemble (8 model calls "
-                         "per image, outputs transformed back and averaged); applies to --baseline_model too.")
+    option_groups.define_self_ensemble_flag(baseline=True)
     flags.DEFINE_string("csv", None, "Write per-image values to this CSV file.")
-    flags.DEFINE_string("output_dir", None, "Write the restored images here as <input stem>.png.")
-    flags.DEFINE_boolean("overwrite", False, "Replace restored images already in --output_dir (inputs and clean "
-                         "images are never replaced).")
-    define_compare_flags("input | restored | clean with each panel's PSNR on --channel (input | baseline | "
-                         "restored | clean with --baseline_model)", module_name=__name__)
-    flags.DEFINE_integer("tile", None, "Restore images larger than this in overlapping tiles of at most this side, "
-                         "as erlrestore-restore does; default: each image whole.")
-    flags.DEFINE_integer("overlap", 32, "With --tile: least overlap of neighbouring tiles in pixels "
-                         "(tile > 2 * overlap).")
+    option_groups.define_output_flags(option_groups.NAMED_AS_STEM_PNG)
+    option_groups.define_compare_flags("input | restored | clean with each panel's PSNR on --channel (input | "
+                                       "baseline | restored | clean with --baseline_model)")
+    option_groups.define_tiling_flags(None)
     flags.DEFINE_boolean(
         "quantize", True, "Round restored images to 8 bits before scoring, as saving them would."
     )
@@ -151,7 +141,6 @@ def define_flags():
     flags.DEFINE_integer("workers", 0, "Threads for decoding/scoring/writing (0: one per CPU, at most 4).",
                          lower_bound=0)
     define_max_image_pixels_flag()
-    flags.mark_flag_as_required("model")
 
 
 def _same_folder(a, b):
@@ -171,14 +160,14 @@ def main(argv):
                     "to a different folder (inputs are never overwritten)"
                 )
     if FLAGS.tile is not None:
-        check_tiling_flags(FLAGS.tile, FLAGS.overlap)
+        option_groups.check_tiling_flags(FLAGS.tile, FLAGS.overlap)
     if FLAGS.rain_mask_dir and not FLAGS.baseline_model:
         raise app.UsageError("--rain_mask_dir gives the rain maps of mIoR/mIoB, which compare two models; "
                              "add --baseline_model")
     if FLAGS.compare and not FLAGS.output_dir:
         raise app.UsageError("--compare writes its strips to a compare/ folder inside --output_dir; "
                              "add --output_dir")
-    strips = compare_dir(FLAGS.output_dir) if FLAGS.compare else None
+    strips = option_groups.compare_dir(FLAGS.output_dir) if FLAGS.compare else None
     try:
         pairs = pairing_flags.pairs_from_flags()
         # Refuse outputs before the slow part.

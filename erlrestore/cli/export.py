@@ -39,21 +39,19 @@ import os
 from absl import app, flags, logging
 
 from erlrestore import backends, pretrained
-from erlrestore.cli import entry_point, fail, finish, pretrained_model_help
+from erlrestore.cli import entry_point, fail, finish, option_groups
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("model", None, "The model: a .keras file, a training run folder holding final.keras, "
-                        f"or {pretrained_model_help()}.")
+    option_groups.define_model_flags(saved_models=False, backend=False)
     flags.DEFINE_enum("format", "saved_model", list(backends.FORMATS), backends.format_help())
     defaults = ", ".join(f"{b.base_dir} for --format={b.export_format}" for b in backends.BACKENDS.values())
     flags.DEFINE_string("base_dir", None,
                         f"Base folder; models go to <base_dir>/<name>/<version>/ (default: {defaults}).")
     flags.DEFINE_string("name", None, "Model name (folder); default: the .keras file's stem or run folder's name.")
     flags.DEFINE_integer("version", None, "Version to write (a positive integer); default: largest existing + 1.")
-    flags.mark_flag_as_required("model")
 
 
 def main(argv):

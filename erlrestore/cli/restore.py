@@ -58,54 +58,29 @@ stderr and the tool exits 1. Otherwise the last stdout line is
 ``restored <N> images to <DIR>``.
 """
 
-import os
 import sys
 
 from absl import app, flags
 
 from erlrestore.cli import (apply_max_image_pixels, define_max_image_pixels_flag, entry_point, fail, finish,
-                            pretrained_model_help)
+                            option_groups)
 
-from erlrestore import backends, inference, pictures
+from erlrestore import inference, pictures
 from erlrestore.data import image_files
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string(
-        "model", None, "A .keras file, a training run folder, a SavedModel (version or model folder), or "
-        f"{pretrained_model_help()}."
-    )
-    flags.DEFINE_enum("backend", "tensorflow", list(backends.NAMES), backends.backend_help())
+    option_groups.define_model_flags()
     flags.DEFINE_string("input", None, "An image file or a folder of images to restore.")
-    flags.DEFINE_string("output_dir", None, "Where restored images are written (never the input folder).")
-    flags.DEFINE_integer("tile", 512, "Largest tile side in pixels; larger images are tiled.")
-    flags.DEFINE_integer("overlap", 32, "Least overlap of neighbouring tiles in pixels (tile > 2 * overlap).")
-    flags.DEFINE_integer("tile_batch", 1, "Tiles restored per model call.")
-    flags.DEFINE_integer(
-        "align",
-        0,
-        "Tiles start at multiples of this; 0: the model's padding multiple (16 when unknown, e.g. SavedModels).",
-    )
-    flags.DEFINE_boolean("overwrite", False, "Replace existing output files (inputs are never replaced).")
-    flags.DEFINE_boolean("self_ensemble", False, "Average the x8 flip/rotation self-ensemble (8 times the model "
-                         "calls; each transformed image is tiled and restored, transformed back, then averaged).")
-    define_work_size_flag()
-    define_compare_flags("input | restored")
+    option_groups.define_output_flags(option_groups.NAMED_AS_INPUT, required=True)
+    option_groups.define_tiling_flags(512, tile_batch=True, align=True)
+    option_groups.define_self_ensemble_flag()
+    option_groups.define_work_size_flag()
+    option_groups.define_compare_flags("input | restored")
     define_max_image_pixels_flag()
-    flags.mark_flag_as_required("model")
     flags.mark_flag_as_required("input")
-    flags.mark_flag_as_required("output_dir")
-
-
-def define_work_size_flag(module_name=__name__):
-    """``--work_size``, the working scale (erlrestore-restore's; ``module_name``: the tool whose --help lists it)."""
-    flags.DEFINE_string("work_size", inference.AUTO, "Working scale for large photos: auto (a shipped model's "
-                        "training scale from its card, else none), none (every image at its own scale) or a "
-                        f"shorter side in pixels. An image whose shorter side is more than {inference.WORK_MARGIN}x "
-                        "it is restored at it and the correction brought back to full size.",
-                        module_name=module_name)
 
 
 def work_size_flag(value):
@@ -116,38 +91,8 @@ def work_size_flag(value):
         raise app.UsageError(f"--work_size must be {inference.WORK_SIZE_FORMS}; got {value!r}") from None
 
 
-# --compare writes its strips here, inside --output_dir (erlrestore-restore's and erlrestore-evaluate's).
-COMPARE_FOLDER = "compare"
-
-
-def define_compare_flags(panels, module_name=__name__):
-    """``--compare`` and ``--compare_max_width`` (erlrestore-restore's and erlrestore-evaluate's).
-
-    ``module_name``: the tool's module, whose ``--help`` lists them.
-    """
-    flags.DEFINE_boolean("compare", False, f"Also write a labelled strip per image, {panels}, to "
-                         f"<output_dir>/{COMPARE_FOLDER}/<input stem>.png (erlrestore.pictures).",
-                         module_name=module_name)
-    flags.DEFINE_integer("compare_max_width", pictures.DEFAULT_MAX_WIDTH, "With --compare: wider strips are "
-                         "scaled down to this many pixels (the labels keep their size); 0: never.", lower_bound=0,
-                         module_name=module_name)
-
-
-def compare_dir(output_dir):
-    """Where ``--compare`` writes its strips: ``<output_dir>/compare``."""
-    return os.path.join(output_dir, COMPARE_FOLDER)
-
-
-def check_tiling_flags(tile, overlap):
-    """UsageError unless ``--tile`` > 2 ``--overlap`` >= 0 (erlrestore-restore's and erlrestore-evaluate's)."""
-    if overlap < 0:
-        raise app.UsageError(f"--overlap must be >= 0, got {overlap}")
-    if tile <= 2 * overlap:
-        raise app.UsageError(f"--tile ({tile}) must be larger than twice --overlap ({overlap})")
-
-
 def _check_flags():
-    check_tiling_flags(FLAGS.tile, FLAGS.overlap)
+    option_groups.check_tiling_flags(FLAGS.tile, FLAGS.overlap)
     if FLAGS.tile_batch < 1:
         raise app.UsageError(f"--tile_batch must be >= 1, got {FLAGS.tile_batch}")
     if FLAGS.align < 0:
@@ -164,7 +109,7 @@ def main(argv):
     try:
         # Refuse bad inputs / outputs before the model is loaded.
         targets = inference.restore_targets(FLAGS.input, output_dir, overwrite=FLAGS.overwrite)
-        strips = compare_dir(output_dir) if FLAGS.compare else None
+        strips = option_groups.compare_dir(output_dir) if FLAGS.compare else None
         if strips:
             pictures.strip_paths([source for source, _ in targets], strips, overwrite=FLAGS.overwrite,
                                  beside=[output_dir])

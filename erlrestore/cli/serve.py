@@ -33,7 +33,7 @@ import sys
 
 from absl import app, flags, logging
 
-from erlrestore.cli import entry_point, fail, flag_settings
+from erlrestore.cli import entry_point, fail, flag_settings, option_groups
 
 from erlrestore import inference, serving
 from erlrestore.data import image_files
@@ -77,20 +77,9 @@ def define_flags(flag_values=FLAGS):
                          "Pixels the images of the predictions running at once may hold together; a prediction "
                          "that does not fit waits (up to --queue_timeout, then 503). One larger than this runs "
                          "alone. 0: no budget.", lower_bound=0, flag_values=fv)
-    flags.DEFINE_integer("tile", serving.DEFAULT_TILE,
-                         "Images larger than this in either side are restored in overlapping tiles of at most "
-                         "tile x tile pixels, as erlrestore-restore does; 0: never tile.", lower_bound=0,
-                         flag_values=fv)
-    flags.DEFINE_integer("overlap", serving.DEFAULT_OVERLAP,
-                         "Least overlap of neighbouring tiles in pixels (tile > 2 * overlap).", lower_bound=0,
-                         flag_values=fv)
-    flags.DEFINE_integer("align", 0, "Tiles start at multiples of this; 0: 16, what erlrestore-restore uses for "
-                         "SavedModels (which do not record their padding multiple).", lower_bound=0,
-                         flag_values=fv)
-    flags.DEFINE_string("work_size", "none", "Working scale for large photos: none, or a shorter side in pixels "
-                        "(321 for erlnet-derain / memd-derain exports); images whose shorter side is more than "
-                        f"{inference.WORK_MARGIN}x it are restored at it, as erlrestore-restore --work_size does.",
-                        flag_values=fv)
+    option_groups.define_tiling_flags(serving.DEFAULT_TILE, overlap=serving.DEFAULT_OVERLAP, align=True,
+                                      zero_untiled=True, lower_bound=0, flag_values=fv)
+    option_groups.define_work_size_flag(auto=False, flag_values=fv)
     flags.DEFINE_float("drain_timeout", serving.DEFAULT_DRAIN_TIMEOUT,
                        "On SIGTERM/SIGINT, seconds to wait for the requests in flight.", lower_bound=0.0,
                        flag_values=fv)
