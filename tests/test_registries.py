@@ -322,7 +322,8 @@ def test_erlrestore_evaluate_reports_a_registered_metric_of_a_registered_backend
     _write_png(tmp_path / "target" / "a.png", clean)
     _write_png(tmp_path / "input" / "a.png", clean)
     result = _run_tool(launcher, f"--model={model}", "--backend=toy", f"--input_dir={tmp_path / 'input'}",
-                       f"--target_dir={tmp_path / 'target'}", "--channel=rgb", f"--csv={tmp_path / 'scores.csv'}")
+                       f"--target_dir={tmp_path / 'target'}", "--channel=rgb", f"--csv={tmp_path / 'scores.csv'}",
+                       f"--baseline_model={model}")
     assert result.returncode == 0, result.stderr[-4000:]
     restored = np.clip(clean.astype(int) + 64, 0, 255)  # +0.25 on [0, 1], rounded to 8 bits
     worst = float(np.max(restored - clean))
@@ -330,6 +331,7 @@ def test_erlrestore_evaluate_reports_a_registered_metric_of_a_registered_backend
     assert last.startswith("n=1 psnr_rgb=") and last.endswith(f" max_error_rgb={worst:.2f}")
     rows = list(csv.DictReader(open(tmp_path / "scores.csv", encoding="utf-8")))
     assert float(rows[0]["max_error_rgb"]) == pytest.approx(worst, abs=1e-3)
+    assert float(rows[0]["baseline_max_error_rgb"]) == pytest.approx(worst, abs=1e-3)  # the baseline's columns too
     assert math.isclose(float(rows[0]["psnr_rgb"]), metrics.psnr(restored.astype(np.uint8), clean, y_channel=False),
                         abs_tol=1e-6)
 

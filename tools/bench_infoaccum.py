@@ -53,7 +53,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from erlrestore import machine
-from erlrestore.layers import InfoAccum
+from erlrestore.layers import NORMS, InfoAccum
 from tools import benchmark, common
 
 FLAGS = flags.FLAGS
@@ -221,7 +221,7 @@ def define_flags():
     flags.DEFINE_integer("batch", 1, "Batch size.", lower_bound=1)
     flags.DEFINE_integer("layers", 15, "Dense layers of the block (--quick: 2).", lower_bound=1)
     flags.DEFINE_integer("growth", 4, "Growth rate per dilation branch.", lower_bound=1)
-    flags.DEFINE_enum("norm", "instance", ["instance", "batch", "none"], "The block's normalisation.")
+    flags.DEFINE_enum("norm", "instance", list(NORMS), "The block's normalisation.")
     flags.DEFINE_integer("channels", 3, "Input channels.", lower_bound=1)
     flags.DEFINE_list("precisions", [], "From float32, mixed_bfloat16 (default: float32, plus mixed_bfloat16 "
                       "where the CPU has bfloat16 arithmetic or on a GPU).")

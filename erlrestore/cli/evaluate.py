@@ -204,8 +204,8 @@ def main(argv):
             extra["output"] = targets
         if comparison is not None:
             channel = FLAGS.channel
-            extra[f"baseline_psnr_{channel}"] = [s.psnr for s in comparison.baseline_scores]
-            extra[f"baseline_ssim_{channel}"] = [s.ssim for s in comparison.baseline_scores]
+            for name, _ in comparison.baseline_scores[0].metric_values() if comparison.baseline_scores else ():
+                extra[f"baseline_{name}_{channel}"] = [dict(s.metric_values())[name] for s in comparison.baseline_scores]
             extra["improved"] = [
                 int(s.psnr > b.psnr) for s, b in zip(comparison.scores, comparison.baseline_scores)
             ]
