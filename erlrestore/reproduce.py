@@ -28,7 +28,9 @@ paper flagfile, in ``flags/reproduce/<scale>_<family>.flags``:
   must be given (``--train_flags``, ``--eval_sets``);
 * ``cpu``: narrow networks, small crops and a fixed step budget per row, so a
   table finishes in about an hour per seed on a 2-core CPU; data from the
-  shared samples (``--data_root``);
+  shared samples (``--data_root``): light to heavy rain synthesised over the
+  ``derain-train`` photos (:func:`scale_data_flags`), scored on ``rain12``,
+  ``rain100l-10`` and, for the ERL-Net tables, ``rain100h-20``;
 * ``tiny``: seconds per row, for tests.
 
 A run is identified by its row, scale, seed and training data
@@ -80,13 +82,26 @@ def default_data_root():
     return root.data_root()
 
 
-def scale_data_flags(scale, data_root):
+# The rain the de-raining tables train on at --scale=cpu: procedural streaks whose level (light, medium or
+# heavy, erlrestore/data/degradations/dense_rain.py) is drawn per image, so the training inputs span the test
+# sets' range, light rain12 / rain100l-10 (30.1 / 29.7 dB) to heavy rain100h-20 (13.35 dB): about 13-32 dB,
+# 22.3 dB on average, on derain-train photos. No file beyond the clean photos is needed.
+CPU_DERAIN_DEGRADATION = ("--degradation=dense_rain", "--degradation_params=density_level=mixed")
+# The reconstruction table trains clean -> clean (the degraded input is never used); its flags stay as they
+# were, so its runs keep their identity (run folders, records).
+CPU_RECON_DEGRADATION = ("--degradation=rain",)
+
+
+def scale_data_flags(scale, data_root, table=None):
     """Training-data flags a scale uses when ``--train_flags`` gives none.
 
     ``cpu``: rain synthesised on the fly over the clean photos of
-    ``derain-train`` (never a test image), validated on ``rain100l-10``
-    for the learning curves (never to pick a checkpoint). ``tiny``:
-    procedural images. ``paper``: none; the user names the benchmark.
+    ``derain-train`` (never a test image): :data:`CPU_DERAIN_DEGRADATION`,
+    light to heavy rain, for the de-raining tables (and when ``table`` is
+    None); the same photos with :data:`CPU_RECON_DEGRADATION` for a
+    reconstruction table. Validation (:func:`scale_val_flags`) is added
+    apart. ``tiny``: procedural images. ``paper``: none; the user names the
+    benchmark.
     """
     if scale == "tiny":
         return ["--procedural=4", "--degradation=rain"]
@@ -97,12 +112,19 @@ def scale_data_flags(scale, data_root):
         clean = os.path.join(data_root, "derain-train", "clean")
         if not os.path.isdir(clean):
             raise ValueError(f"no training photos in {clean}; pass --data_root or --train_flags")
-        return [f"--synthetic_clean_dir={clean}", "--degradation=rain"]
+        degradation = CPU_RECON_DEGRADATION if table is not None and table.reconstruct else CPU_DERAIN_DEGRADATION
+        return [f"--synthetic_clean_dir={clean}", *degradation]
     return []
 
 
 def scale_val_flags(table, scale, data_root, eval_sets):
-    """Validation flags (learning curves): the table's first test set at ``cpu`` scale."""
+    """Validation flags (learning curves): the first 4 images of the table's first test set at ``cpu`` scale.
+
+    Validation only draws the learning curve: the runs are scored on their
+    last weights (``final.keras``, never the ``best.keras`` the training
+    keeps by validation score) and the plateau rule watches the training
+    loss, so no test set picks a checkpoint or steers the training.
+    """
     if scale != "cpu" or not eval_sets:
         return []
     name, (input_dir, target_dir) = next(iter(eval_sets.items()))
@@ -453,7 +475,7 @@ def reproduce_table(table, scale, output_dir, *, flags_dir=None, data_root="", t
     records_dir = records_dir or default_records_dir(scale, output_dir)
     sources = {}
     sets = resolve_eval_sets(table, scale, data_root, eval_sets, output_dir, sources=sources)
-    data_flags = list(train_flags) or scale_data_flags(scale, data_root)
+    data_flags = list(train_flags) or scale_data_flags(scale, data_root, table)
     if scale == "paper" and not data_flags:
         raise ValueError("--scale=paper trains on the paper's benchmark: pass its data with --train_flags, e.g. "
                          "--train_flags=--train_input_dir=Rain100H/train")

@@ -90,6 +90,137 @@ def test_eval_sets_parsing():
         reproduce.parse_eval_sets(["just_a_folder"])
 
 
+def _data_root(tmp_path, photos=2):
+    """A data root holding what the cpu defaults name: derain-train/clean and the tables' test sets."""
+    root = tmp_path / "data"
+    clean = root / "derain-train" / "clean"
+    clean.mkdir(parents=True)
+    for i in range(photos):
+        (clean / f"photo{i}.jpg").write_bytes(b"x" * (10 + i))
+    for name in ("rain12", "rain100l-10", "rain100h-20", "kodak24"):
+        (root / name).mkdir()
+    return root
+
+
+def test_cpu_scale_trains_de_raining_tables_on_light_to_heavy_rain(tmp_path):
+    from erlrestore.data import synthetic
+
+    root = _data_root(tmp_path)
+    clean = f"--synthetic_clean_dir={root / 'derain-train' / 'clean'}"
+    # Rain whose level (light, medium, heavy) is drawn per image, from the clean photos alone.
+    mixed = [clean, "--degradation=dense_rain", "--degradation_params=density_level=mixed"]
+    assert reproduce.scale_data_flags("cpu", str(root)) == mixed
+    for key in ("erlnet_table2", "erlnet_table3", "rethinking_table2"):
+        assert reproduce.scale_data_flags("cpu", str(root), reproduce.TABLES[key]) == mixed, key
+    # The autoencoders train clean -> clean: their data flags (and so their run folders) are as before.
+    assert reproduce.scale_data_flags("cpu", str(root), reproduce.TABLES["rethinking_table3"]) == [
+        clean, "--degradation=rain"]
+    # dense_rain needs no streak folder, and its parameters are valid.
+    assert "streaks" not in synthetic.required_params("dense_rain")
+    synthetic.check_params("dense_rain", **synthetic.parse_params("density_level=mixed"))
+    assert reproduce.scale_data_flags("tiny", str(root)) == ["--procedural=4", "--degradation=rain"]
+    assert reproduce.scale_data_flags("paper", str(root)) == []
+    with pytest.raises(ValueError, match="pass --data_root"):
+        reproduce.scale_data_flags("cpu", "")
+
+
+def test_erlnet_tables_are_scored_on_heavy_rain_and_validated_on_the_first_set_only(tmp_path):
+    root = _data_root(tmp_path)
+    for key in ("erlnet_table2", "erlnet_table3"):
+        table = reproduce.TABLES[key]
+        assert list(table.eval_sets["cpu"]) == ["rain12", "rain100l-10", "rain100h-20"], key
+        sets = reproduce.resolve_eval_sets(table, "cpu", str(root), None, str(tmp_path / "out"))
+        assert sets["rain100h-20"] == (str(root / "rain100h-20"), "")
+        # The learning curve watches the first 4 images of rain12; no other test set is named in training.
+        val = reproduce.scale_val_flags(table, "cpu", str(root), sets)
+        assert val == [f"--val_input_dir={root / 'rain12'}", "--val_max_images=4"]
+        assert not any("rain100" in flag for flag in val)
+    assert list(reproduce.TABLES["rethinking_table2"].eval_sets["cpu"]) == ["rain12", "rain100l-10"]
+    assert list(reproduce.TABLES["rethinking_table3"].eval_sets["cpu"]) == ["kodak24"]
+
+
+def test_other_training_data_is_another_run(tmp_path):
+    # A rerun with other training data into the same output folder trains a new run, never reuses the old one.
+    root = _data_root(tmp_path)
+    table, flags_dir, runs = reproduce.TABLES["erlnet_table2"], str(REPO / "flags"), str(tmp_path / "runs")
+    row = table.row("memd")
+    clean = f"--synthetic_clean_dir={root / 'derain-train' / 'clean'}"
+    new = reproduce.scale_data_flags("cpu", str(root), table)
+    old = [clean, "--degradation=rain"]
+    heavy = [clean, "--degradation=dense_rain", "--degradation_params=density_level=heavy"]
+    folders = {tuple(flags): reproduce.run_dir_for(table, row, "cpu", flags_dir, flags, runs, 0)
+               for flags in (new, old, heavy)}
+    assert len(set(folders.values())) == 3
+    assert reproduce.run_dir_for(table, row, "cpu", flags_dir, new, runs, 1) != folders[tuple(new)]
+    # Validation flags draw the learning curve only: same run.
+    assert reproduce.run_dir_for(table, row, "cpu", flags_dir, new + [f"--val_input_dir={root / 'rain12'}"], runs,
+                                 0) == folders[tuple(new)]
+
+
+def test_record_and_page_say_what_a_cpu_row_trained_on(tmp_path):
+    from erlrestore import records, results_page
+
+    root = _data_root(tmp_path, photos=3)
+    table = reproduce.TABLES["erlnet_table2"]
+    data = reproduce.scale_data_flags("cpu", str(root), table)
+    sets = reproduce.resolve_eval_sets(table, "cpu", str(root), None, str(tmp_path / "out"))
+    data += reproduce.scale_val_flags(table, "cpu", str(root), sets)
+    found = []
+    for row_id, degradation in (("memd", data), ("memd_minus", None)):
+        run_dir = tmp_path / "runs" / row_id
+        run_dir.mkdir(parents=True)
+        (run_dir / "run_config.json").write_text(json.dumps({"model": "MEMD", "strategy": "MEMD"}), encoding="utf-8")
+        # memd_minus trained on the old rain: another protocol, so the two rows are not compared.
+        flags = degradation or [data[0], "--degradation=rain"]
+        (run_dir / reproduce.STATE_FILE).write_text(json.dumps({"data_flags": flags, "scores": {}}), encoding="utf-8")
+        images = [{"name": f"im{i}.png", "psnr": 14.0 + i, "ssim": 0.5} for i in range(3)]
+        result = reproduce.RowResult(table.row(row_id), str(run_dir), seed=0,
+                                     scores={name: (15.0, 0.5) for name in sets},
+                                     images={name: images for name in sets})
+        found.append(reproduce.make_record(table, result, scale="cpu", flags_dir=str(REPO / "flags"),
+                                           data_root=str(root), eval_sets=sets))
+    record = found[0]
+    assert record["data"]["flags"] == [
+        "--synthetic_clean_dir=$ERLRESTORE_DATA_ROOT/derain-train/clean", "--degradation=dense_rain",
+        "--degradation_params=density_level=mixed", "--val_input_dir=$ERLRESTORE_DATA_ROOT/rain12",
+        "--val_max_images=4"]
+    assert record["data"]["folders"]["synthetic_clean_dir"] == {
+        "name": "$ERLRESTORE_DATA_ROOT/derain-train/clean", "images": 3}
+    assert set(record["test_sets"]) == {"rain12", "rain100l-10", "rain100h-20"}
+    assert record["test_sets"]["rain100h-20"]["folder"] == "$ERLRESTORE_DATA_ROOT/rain100h-20"
+    text = results_page.render_table(table, found)
+    # The protocols table names each protocol's training data (numbered in row order: MEMD- comes first).
+    assert ("| P1 | cpu | --synthetic_clean_dir=$ERLRESTORE_DATA_ROOT/derain-train/clean --degradation=rain; "
+            "synthetic_clean_dir: $ERLRESTORE_DATA_ROOT/derain-train/clean (3 images) |") in text
+    assert ("| P2 | cpu | --synthetic_clean_dir=$ERLRESTORE_DATA_ROOT/derain-train/clean --degradation=dense_rain "
+            "--degradation_params=density_level=mixed; synthetic_clean_dir: $ERLRESTORE_DATA_ROOT/derain-train/clean "
+            "(3 images) |") in text
+    assert "ours: rain100h-20 (PSNR / SSIM)" in text
+    assert records.protocol(found[0]) != records.protocol(found[1])
+
+
+def test_cpu_training_rain_spans_the_test_sets_input_range(shared_data):
+    # rain12 / rain100l-10 inputs are 30.1 / 29.7 dB Y-PSNR, rain100h-20's 13.35 dB: the training rain must cover
+    # both ends (12 derain-train photos, the degradation as training draws it, seeded as erlrestore-synth does).
+    import numpy as np
+
+    from erlrestore import metrics
+    from erlrestore.data import image_files, synthetic
+
+    flags = reproduce.scale_data_flags("cpu", str(shared_data))
+    named = dict(flag[2:].split("=", 1) for flag in flags)
+    degrade = synthetic.make_degradation(named["degradation"], **synthetic.parse_params(named["degradation_params"]))
+    paths = image_files.list_images(named["synthetic_clean_dir"])[:12]
+    scores = []
+    for i, path in enumerate(paths):
+        clean = image_files.read_image(path)
+        rainy = np.asarray(degrade(clean, synthetic.derive_seed(0, i)))
+        to_8bit = lambda x: np.round(np.clip(np.asarray(x), 0.0, 1.0) * 255.0).astype(np.uint8)
+        scores.append(metrics.psnr_ssim(to_8bit(rainy), to_8bit(clean))[0])
+    assert min(scores) < 16.0 and max(scores) > 28.0, scores
+    assert 18.0 < float(np.mean(scores)) < 26.0, scores
+
+
 def test_curve_verdict():
     assert reproduce.curve_verdict([20.0, 21.0]) == "too short"
     assert reproduce.curve_verdict([20, 25, 28, 29, 29.0, 29.05, 29.02, 29.08]) == "flat"
@@ -250,6 +381,14 @@ def test_cli_help_lists_its_flags_and_bad_values_are_usage_errors(tmp_path):
     assert all("reproduce/tiny_erlnet.flags" in c for c in commands)
     assert os.path.join("runs", "tiny", "erlnet_ma_d_mlgd", "seed1-") in dry.stdout
     assert sum("--seed=1 " in c for c in commands) == 11
+    # At --scale=cpu the de-raining rows train on light to heavy rain, the autoencoders on the photos as before.
+    cpu = _reproduce("--table=erlnet_table2,rethinking_table3", "--scale=cpu", "--dry_run", "--seeds=0",
+                     f"--data_root={_data_root(tmp_path)}", f"--output_dir={tmp_path / 'out'}", timeout=120)
+    assert cpu.returncode == 0, cpu.stderr[-2000:]
+    commands = cpu.stdout.strip().splitlines()
+    assert len(commands) == 4 + 5
+    assert all("--degradation=dense_rain --degradation_params=density_level=mixed " in c for c in commands[:4])
+    assert all("--degradation=rain " in c and "dense_rain" not in c for c in commands[4:])
 
     # --render_only writes the page from the records; --check says whether they agree.
     page = tmp_path / "RESULTS.md"

@@ -52,12 +52,15 @@ def define_flags():
                          "differs from what the records render to.")
     flags.DEFINE_string("results_page", "", "The page --render_only writes (default: the checkout's docs/RESULTS.md).")
     flags.DEFINE_string("data_root", reproduce.default_data_root(),
-                        "Folder of the shared samples (derain-train/, rain12/, rain100l-10/, kodak24/) used by "
-                        "--scale=cpu.")
+                        "Folder of the shared samples (derain-train/, rain12/, rain100l-10/, rain100h-20/, kodak24/) "
+                        "used by --scale=cpu.")
     flags.DEFINE_list("eval_sets", [], "Test sets as name=input_dir[:target_dir] (default: the table's own at "
-                      "--scale=cpu: rain12 and rain100l-10, or kodak24 for the reconstruction table).")
+                      "--scale=cpu: rain12, rain100l-10 and, for the ERL-Net tables, rain100h-20; kodak24 for the "
+                      "reconstruction table).")
     flags.DEFINE_string("train_flags", "", "Training-data flags for every row, space separated (default at "
-                        "--scale=cpu: synthetic rain over <data_root>/derain-train/clean).")
+                        "--scale=cpu: light to heavy synthetic rain, --degradation=dense_rain "
+                        "--degradation_params=density_level=mixed, over <data_root>/derain-train/clean; the "
+                        "reconstruction table: the same photos).")
     flags.DEFINE_list("rows", [], "Only these row ids (default: every row of the table).")
     flags.DEFINE_string("flags_dir", reproduce.repository_flags_dir(), "The repository's flags/ folder.")
     flags.DEFINE_boolean("dry_run", False, "Print each row's training command and exit.")
@@ -121,7 +124,7 @@ def main(argv):
     failed = 0
     for table in tables:
         if FLAGS.dry_run:
-            data = train_flags or reproduce.scale_data_flags(FLAGS.scale, FLAGS.data_root)
+            data = train_flags or reproduce.scale_data_flags(FLAGS.scale, FLAGS.data_root, table)
             runs_dir = f"{FLAGS.output_dir}/runs/{FLAGS.scale}"
             for row in table.rows:
                 if not FLAGS.rows or row.id in FLAGS.rows:
