@@ -169,7 +169,8 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
     assert mismatched.returncode != 0 and "on channel rgb; synthetic has 2 on channel y" in mismatched.stderr
 
 
-SHIPPED = ("erlnet-derain", "memd-derain", "erlnet-derain-heavy", "memd-derain-heavy", "rethinking-dehaze")
+SHIPPED = ("erlnet-derain", "memd-derain", "erlnet-derain-heavy", "memd-derain-heavy", "rethinking-dehaze",
+           "rethinking-derain")
 # The sets each task's card must be scored on, at least.
 CARD_SETS = {"derain": {"rain12", "rain100l-10", "rain100h-20", "heldout-light", "heldout-heavy", "heldout-rain-haze"},
              "dehaze": {"sots-indoor-10", "heldout-outdoor"}}
