@@ -170,10 +170,11 @@ def test_ship_tool_stores_a_run_with_its_card_and_checks_float16(tmp_path):
 
 
 SHIPPED = ("erlnet-derain", "memd-derain", "erlnet-derain-heavy", "memd-derain-heavy", "rethinking-dehaze",
-           "rethinking-derain")
+           "rethinking-derain", "rethinking-denoise")
 # The sets each task's card must be scored on, at least.
 CARD_SETS = {"derain": {"rain12", "rain100l-10", "rain100h-20", "heldout-light", "heldout-heavy", "heldout-rain-haze"},
-             "dehaze": {"sots-indoor-10", "heldout-outdoor"}}
+             "dehaze": {"sots-indoor-10", "heldout-outdoor"},
+             "denoise": {"kodak24-sigma25", "kodak24-sigma50", "polyu-20"}}
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "PRETRAINED.md")
 
 
