@@ -35,6 +35,7 @@ DEFAULTS = {
     "erlrestore.cli.export": dict(model=None),
     "tools.gallery": dict(tile=512, overlap=32),
     "tools.classical_baselines": dict(output_dir=None, overwrite=False),
+    "tools.bench_deploy": dict(tile=512, overlap=32, tile_batch=1),
 }
 
 # Options of a shared name that mean something else in a command, so are its own.
@@ -67,6 +68,7 @@ GROUP_CALLS = {
     "tools.classical_baselines": [
         (option_groups.define_output_flags, dict(names=f"{option_groups.NAMED_AS_STEM_PNG} (8-bit)")),
     ],
+    "tools.bench_deploy": [(option_groups.define_tiling_flags, dict(tile=512, tile_batch=True, lower_bound=0))],
 }
 
 # Run in a process of its own (the commands define their flags on the process-wide FLAGS): defines each

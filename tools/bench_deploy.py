@@ -497,10 +497,10 @@ def define_flags():
     flags.DEFINE_string("models", ",".join(DEFAULT_MODELS),
                         "Restore part: comma-separated models (memd, erlnet, or a generator name).")
     flags.DEFINE_string("sizes", DEFAULT_SIZES, "Restore part: comma-separated image sizes WIDTHxHEIGHT.")
-    flags.DEFINE_integer("tile", 512, "Restore part: largest tile side.", lower_bound=1)
-    flags.DEFINE_integer("overlap", 32, "Restore part: least tile overlap.", lower_bound=0)
-    flags.DEFINE_integer("tile_batch", 1, "Restore part: tiles per model call.", lower_bound=1)
     from erlrestore import backends  # pylint: disable=import-outside-toplevel
+    from erlrestore.cli import option_groups  # pylint: disable=import-outside-toplevel
+
+    option_groups.define_tiling_flags(512, tile_batch=True, lower_bound=0)  # the restore part's tiling
 
     flags.DEFINE_multi_enum("backends", ["tensorflow"], list(backends.NAMES),
                             "Restore part: runtimes measured back to back on the same model (repeat the flag; "
