@@ -424,13 +424,14 @@ def define_flags():
     flags.DEFINE_string("model_name", None, "Name of the served model.")
     flags.DEFINE_integer("version", None, "Model version (default: the server's default, the largest).", lower_bound=0)
     flags.DEFINE_string("input", None, "An image file, or a folder of images (not recursive).")
-    flags.DEFINE_string("output_dir", None, "Where the restored PNGs are written (<stem>.png).")
-    flags.DEFINE_boolean("overwrite", False, "Replace existing output files (inputs are never replaced).")
+    from erlrestore.cli import option_groups  # the shared --output_dir / --overwrite (no TensorFlow import)
+
+    option_groups.define_output_flags(option_groups.NAMED_AS_STEM_PNG, required=True)
     flags.DEFINE_float("timeout", 600.0, "Seconds to wait for each answer (a large photo restored tile by tile on "
                        "a CPU can take minutes).", lower_bound=0.1)
     flags.DEFINE_integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, "gRPC send/receive message limit.",
                          lower_bound=1)
-    flags.mark_flags_as_required(["model_name", "input", "output_dir"])
+    flags.mark_flags_as_required(["model_name", "input"])
 
 
 def main(argv):

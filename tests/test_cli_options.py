@@ -36,6 +36,7 @@ DEFAULTS = {
     "tools.gallery": dict(tile=512, overlap=32),
     "tools.classical_baselines": dict(output_dir=None, overwrite=False),
     "tools.bench_deploy": dict(tile=512, overlap=32, tile_batch=1),
+    "erlrestore.client": dict(output_dir=None, overwrite=False),
 }
 
 # Options of a shared name that mean something else in a command, so are its own.
@@ -69,6 +70,8 @@ GROUP_CALLS = {
         (option_groups.define_output_flags, dict(names=f"{option_groups.NAMED_AS_STEM_PNG} (8-bit)")),
     ],
     "tools.bench_deploy": [(option_groups.define_tiling_flags, dict(tile=512, tile_batch=True, lower_bound=0))],
+    "erlrestore.client": [(option_groups.define_output_flags, dict(names=option_groups.NAMED_AS_STEM_PNG,
+                                                                   required=True))],
 }
 
 # Run in a process of its own (the commands define their flags on the process-wide FLAGS): defines each
