@@ -610,7 +610,7 @@ def test_read_errors_become_data_errors_even_as_root(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(image_files.np, "fromfile", refuse)
+    monkeypatch.setattr(image_files, "open", refuse, raising=False)  # the one read of the file's bytes
     with pytest.raises(DataError, match=re.escape(f"{path} cannot be read: Permission denied")):
         read_image(path)
     monkeypatch.setattr(image_files.os, "listdir", refuse)
