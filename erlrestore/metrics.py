@@ -177,6 +177,10 @@ class Metric:
     line_decimals: int = 4
     csv_decimals: int = 6
 
+    def csv_text(self, value):
+        """``value`` as the per-image CSV writes it (``csv_decimals`` decimals)."""
+        return f"{value:.{self.csv_decimals}f}"
+
 
 # name -> Metric, in registration order (the order of the tools' columns): PSNR and SSIM, then registered ones.
 _METRICS = {

@@ -305,7 +305,7 @@ def _as_in_csv(name, value):
     """``value`` of metric ``name`` rounded as the per-image CSV writes it (its ``csv_decimals``)."""
     from erlrestore import metrics
 
-    return float(f"{value:.{metrics.get_metric(name).csv_decimals}f}")
+    return float(metrics.get_metric(name).csv_text(value))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -190,7 +190,7 @@ def write_csv(path, scores, extra_columns=None):
     extra_columns = dict(extra_columns or {})
     channel = _channel_of(scores) if scores else "y"
     names = ("psnr", "ssim", *(_extra_names(scores) if scores else ()))
-    decimals = [metrics.get_metric(name).csv_decimals for name in names]
+    columns = [metrics.get_metric(name) for name in names]
     for column, values in extra_columns.items():
         if len(values) != len(scores):
             raise ValueError(f"column {column!r} has {len(values)} values for {len(scores)} rows")
@@ -201,7 +201,7 @@ def write_csv(path, scores, extra_columns=None):
         writer = csv.writer(f)
         writer.writerow(["name", "input", "target", *(f"{name}_{channel}" for name in names), *extra_columns])
         for i, s in enumerate(scores):
-            measured = [f"{value:.{places}f}" for (_, value), places in zip(s.metric_values(), decimals)]
+            measured = [metric.csv_text(value) for (_, value), metric in zip(s.metric_values(), columns)]
             extra = [_csv_value(values[i]) for values in extra_columns.values()]
             writer.writerow([s.name, s.input_path, s.target_path, *measured, *extra])
     os.replace(tmp, path)
