@@ -5,11 +5,18 @@ A table is a list of :class:`Row` records; a row is a paper flagfile in
 ``family`` picks the scale overlays ``erlrestore-reproduce`` stacks after
 its rows' flagfiles (:mod:`erlrestore.reproduce`); what the paper claims
 about its rows is in :mod:`erlrestore.claims`.
+
+What a table trains and is scored on at ``--scale=cpu`` is data too: a
+:class:`TrainingData` (a folder of the shared samples and the flags that
+degrade it) and test sets that are folders of the samples or
+:class:`SyntheticSet` (a degradation applied to a folder of clean photos
+with a fixed seed). Rethinking Table II is one table per column (the same
+rows, each column's numbers) and Table I / Fig. 3 one per task (UNet-1 to
+UNet-6); :data:`GROUPS` names each family of tables for ``--table``.
 """
 
 import dataclasses
-
-from erlrestore import claims as claims_module
+import os
 
 FAMILIES = ("erlnet", "gan", "recon")
 
@@ -28,10 +35,86 @@ class Row:
 
 
 @dataclasses.dataclass(frozen=True)
+class SyntheticSet:
+    """A test set ``erlrestore-reproduce`` makes itself, once, as ``erlrestore-synth`` would.
+
+    ``degradation`` (a name of :data:`erlrestore.data.synthetic.DEGRADATIONS`)
+    with ``params`` (in ``--degradation_params`` syntax, ``name=value;...``)
+    is applied to every photo of ``clean`` (a folder under the data root),
+    photo ``i`` with the stateless seed ``(seed, i * 10000)``
+    (:func:`erlrestore.data.synthetic.synthesize_folder`). The pairs go to
+    ``<output_dir>/data/<name>-<digest>/{input,target}``
+    (:func:`erlrestore.reproduce.synthetic_set`); each record says how the
+    set was made.
+    """
+
+    clean: str
+    degradation: str
+    params: str = ""
+    seed: int = 0
+
+    def describe(self):
+        """``dense_rain (density_level=light), seed 1``: the synthesis in words."""
+        params = f" ({self.params})" if self.params else ""
+        return f"{self.degradation}{params}, seed {self.seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """What a table trains on at ``--scale=cpu`` unless ``--train_flags`` says otherwise.
+
+    ``folder`` (relative to the data root) is named by the training flag
+    ``--<flag>`` (``synthetic_clean_dir``: clean photos degraded on the fly
+    by the ``flags`` after it; ``train_input_dir``: real pairs), followed by
+    ``flags`` (:func:`erlrestore.reproduce.scale_data_flags`). Run folders
+    are keyed by these flags (:func:`erlrestore.records.run_key`), so
+    changing a table's data trains new runs.
+    """
+
+    folder: str
+    flag: str = "synthetic_clean_dir"
+    flags: tuple = ()
+
+    def data_flags(self, data_root):
+        """The training flags with the folder under ``data_root``."""
+        return [f"--{self.flag}={os.path.join(data_root, self.folder)}", *self.flags]
+
+
+# Training data at --scale=cpu (folders of the shared samples, ../shared/data/README.md).
+# De-raining: procedural streaks whose level (light, medium or heavy, erlrestore/data/degradations/dense_rain.py) is
+# drawn per image, so the training inputs span the test sets' range, light rain12 / rain100l-10 (30.1 / 29.7 dB)
+# to heavy rain100h-20 (13.35 dB): about 13-32 dB, 22.3 dB on average, on derain-train photos.
+CPU_DERAIN_DATA = TrainingData("derain-train/clean", "synthetic_clean_dir",
+                               ("--degradation=dense_rain", "--degradation_params=density_level=mixed"))
+# Reconstruction trains clean -> clean (the degraded input is never used); its flags stay as they were, so its
+# runs keep their identity (run folders, records).
+CPU_RECON_DATA = TrainingData("derain-train/clean", "synthetic_clean_dir", ("--degradation=rain",))
+# De-noising: blind noise, white Gaussian (sigma 0-55) on half the images and processed camera noise (shot and
+# read noise in linear light, correlation, gamma, JPEG) on the rest, erlrestore/data/degradations/noise.py: the
+# noise the shipped rethinking-denoise model trained on (flags/pretrained/rethinking_denoise.flags).
+CPU_DENOISE_DATA = TrainingData("derain-train/clean", "synthetic_clean_dir", ("--degradation=camera_noise",))
+# De-hazing: the real RESIDE outdoor pairs, hazy/<id>_<A>_<beta>.jpg <-> gt/<id>.jpg, paired as RESIDE by the
+# training's own pairing (erlrestore.data.pairing), straight from the shared folder.
+CPU_DEHAZE_DATA = TrainingData("dehaze-train", "train_input_dir")
+# RainCityScapes-style rain and fog over depth (Hu et al., CVPR 2019; dense_rain.py, rain_cityscapes:
+# O = B (1 - R_d - V) + R_d + A V), at its default, medium, rain level.
+CPU_RAIN_CITYSCAPES_DATA = TrainingData("derain-train/clean", "synthetic_clean_dir",
+                                        ("--degradation=rain_cityscapes", "--degradation_params=density_level=medium"))
+# Outdoor-Rain's heavy rain model (Li, Cheong and Tan, CVPR 2019): O = T (B + sum_i S_i) + (1 - T) A. Both
+# heavy_rain (rain.py) and rain_haze (dense_rain.py) implement it; rain_haze draws its streak layers at the
+# image's scale (long, wide streaks in several directions), as in Outdoor-Rain's photos, heavy_rain thin
+# fixed-size ones.
+CPU_OUTDOOR_RAIN_DATA = TrainingData("derain-train/clean", "synthetic_clean_dir",
+                                     ("--degradation=rain_haze", "--degradation_params=density_level=heavy"))
+
+
+@dataclasses.dataclass(frozen=True)
 class Table:
     """A paper table: rows, the model family (selects the scale overlay),
     which column of the paper the published numbers come from, the default
-    test sets per scale, and flags every evaluation of the table gets. What
+    test sets per scale (folders under the data root, or
+    :class:`SyntheticSet`), flags every evaluation of the table gets, and
+    its training data at ``--scale=cpu`` (:class:`TrainingData`). What
     the paper claims about its rows is in :mod:`erlrestore.claims`
     (:attr:`claims`)."""
 
@@ -40,13 +123,16 @@ class Table:
     paper_column: str
     family: str
     rows: tuple
-    eval_sets: dict  # scale -> {name: folder relative to data_root}
+    eval_sets: dict  # scale -> {name: folder relative to data_root, or a SyntheticSet}
     eval_flags: tuple = ()
     reconstruct: bool = False  # rows are autoencoders: test inputs are the clean images
+    cpu_data: TrainingData = CPU_DERAIN_DATA  # the training data at --scale=cpu
 
     @property
     def claims(self):
         """Every comparison the paper states between rows of this table (:mod:`erlrestore.claims`)."""
+        from erlrestore import claims as claims_module  # claims.py reads this module's numbers
+
         return claims_module.for_table(self.key)
 
     @property
@@ -62,12 +148,29 @@ class Table:
         raise KeyError(row_id)
 
 
-# Test sets at --scale=cpu, folders under the data root. The first is also the validation set of the
-# learning curves (erlrestore.reproduce.scale_val_flags: watched only, never used to pick a checkpoint).
+# Test sets at --scale=cpu, folders under the data root (or SyntheticSet). The first is also the validation set of
+# the learning curves (erlrestore.reproduce.scale_val_flags: watched only, never used to pick a checkpoint).
 # De-raining: the light-rain samples (inputs 30.1 / 29.7 dB Y-PSNR).
 _DERAIN_SETS = {"cpu": {"rain12": "rain12", "rain100l-10": "rain100l-10"}}
 # The ERL-Net tables (Rain100H in the paper) are also scored on heavy rain: pairs 81-100 of Rain100H (13.35 dB).
 _ERLNET_SETS = {"cpu": {**_DERAIN_SETS["cpu"], "rain100h-20": "rain100h-20"}}
+# De-noising: PolyU's real camera noise, X_real.JPG <-> X_mean.JPG in one folder (paired by those role words;
+# input 37.04 dB), the real-noise set the shipped rethinking-denoise model is scored on.
+_DENOISE_SETS = {"cpu": {"polyu-20": "polyu-20"}}
+# De-hazing: RESIDE SOTS-indoor. Hazy images are 620x460, clean ones 640x480: the pairing recognises RESIDE's
+# names and crops the clean image's 10-pixel border (RESIDE's convention), as when the shipped rethinking-dehaze
+# model was scored on the same folder.
+_DEHAZE_SETS = {"cpu": {"sots-indoor-10": "sots-indoor-10"}}
+# Synthetic test sets over the 24 Kodak photos (never trained on), each with its own fixed base seed so that no
+# two sets share their random draws. Rain1200 holds rain of three densities (DID-MDN's light / medium / heavy):
+# one set per level of dense_rain, whose levels follow those classes.
+_RAIN1200_SETS = {"cpu": {
+    f"kodak24-rain-{level}": SyntheticSet("kodak24", "dense_rain", f"density_level={level}", seed)
+    for seed, level in enumerate(("light", "medium", "heavy"), start=1)}}
+_RAIN_CITYSCAPES_SETS = {"cpu": {
+    "kodak24-raincityscapes": SyntheticSet("kodak24", "rain_cityscapes", "density_level=medium", 4)}}
+_OUTDOOR_RAIN_SETS = {"cpu": {
+    "kodak24-outdoorrain": SyntheticSet("kodak24", "rain_haze", "density_level=heavy", 5)}}
 
 _STRATEGIES = ("MA_A", "MA_B", "MA_C", "MA_D", "DT")
 # ERL-Net Table 3, Rain100H column (PSNR, SSIM), by (strategy, entanglement).
@@ -93,6 +196,79 @@ def _table3_rows():
     return tuple(rows)
 
 
+# Rethinking Table II: the rows (id, label as the paper prints it, paper flagfile), the same in every column.
+_TABLE2_ROWS = (
+    ("pix2pix_unet8", "pix2pix (UNet-8)", "pix2pix_unet8.flags"),
+    ("pix2pix_unet8_lsgan", "pix2pix (UNet-8) + LSGAN", "pix2pix_unet8_lsgan.flags"),
+    ("unet5_lsgan", "UNet-5 + LSGAN", "unet5_lsgan.flags"),
+    ("unet5_lsgan_infoaccum15", "UNet-5 + LSGAN + InfoAccum-15", "unet5_lsgan_infoaccum15.flags"),
+    ("unet5_lsgan_infoaccum15_subpix", "UNet-5 + LSGAN + InfoAccum-15 + SubPixUpsamp",
+     "unet5_lsgan_infoaccum15_subpix.flags"),
+)
+# Its six columns in the paper's order: our table's key -> (the column as the paper heads it, the task, (PSNR,
+# SSIM) per row of _TABLE2_ROWS, None where the paper prints "-").
+TABLE2_COLUMNS = {
+    "rethinking_table2_sidd": ("SSID-Small-sRGB", "de-noising", (
+        (23.38, 0.6664), (24.28, 0.6946), (24.27, 0.6925), (25.55, 0.7275), (26.62, 0.7379))),
+    "rethinking_table2_reside": ("RESIDE", "de-hazing", (
+        (26.59, 0.9233), (28.86, 0.9492), (28.71, 0.9482), (30.94, 0.9606), (30.99, 0.9620))),
+    "rethinking_table2": ("Rain800", "de-raining", (
+        (23.47, 0.7645), (24.12, 0.8053), (24.09, 0.8045), (25.08, 0.8116), (25.29, 0.8135))),
+    "rethinking_table2_rain1200": ("Rain1200", "de-raining", (
+        (26.34, 0.7759), (29.53, 0.8719), (29.16, 0.8745), (30.77, 0.9013), (31.52, 0.9053))),
+    "rethinking_table2_raincityscapes": ("RainCityScapes", "de-raining + de-hazing", (
+        (28.61, 0.9345), (30.92, 0.9547), (30.88, 0.9653), None, (31.29, 0.9645))),
+    "rethinking_table2_outdoorrain": ("OutdoorRain-8-2", "de-raining + de-hazing", (
+        (25.45, 0.7934), None, (26.74, 0.8564), None, (27.5, 0.8799))),
+}
+
+
+def _table2_rows(key):
+    """The rows of Table II with the numbers of one column (None for a "-")."""
+    numbers = TABLE2_COLUMNS[key][2]
+    return tuple(Row(row_id, label, flagfile, *(pair or (None, None)))
+                 for (row_id, label, flagfile), pair in zip(_TABLE2_ROWS, numbers))
+
+
+def _table2(key, eval_sets, cpu_data):
+    """One column of Rethinking Table II as a table: the five rows, the column's numbers, its data."""
+    column, task, _ = TABLE2_COLUMNS[key]
+    return Table(
+        key=key,
+        # The Rain800 column was the only one at first; its title stays as its records and page have it.
+        title="Rethinking Table II" if key == "rethinking_table2" else f"Rethinking Table II, {column} column",
+        paper_column=f"{column} {task} (Rethinking generative methods, Table II)",
+        family="gan",
+        rows=_table2_rows(key),
+        eval_sets=eval_sets,
+        # pix2pix's test script runs the generator in training mode (batch statistics,
+        # dropout on) unless --eval is given; the paper builds on that code.
+        eval_flags=("--norm_statistics=batch",),
+        cpu_data=cpu_data,
+    )
+
+
+# Rethinking Table I / Fig. 3: UNet-N for these N, each row the paper's UNet-5 + LSGAN flagfile with --levels=N
+# (flags/table1/unet<N>.flags). The paper sweeps N = 1..8 and prints no number per N (Fig. 3 is a plot); the
+# claims need N up to one past the largest saturation point (5, de-hazing). At the cpu overlay's 96 px crops
+# UNet-6 pads its input to 128 px (a 2x2 bottleneck), as UNet-8 pads it to 256.
+TABLE1_LEVELS = (1, 2, 3, 4, 5, 6)
+
+
+def _table1(task, words, eval_sets, cpu_data):
+    """Table I / Fig. 3 for one task: UNet-N + LSGAN for every N of :data:`TABLE1_LEVELS`."""
+    return Table(
+        key=f"rethinking_table1_{task}",
+        title=f"Rethinking Table I / Fig. 3, {words}",
+        paper_column=f"{words} (Rethinking generative methods, Table I / Fig. 3: no number per N printed)",
+        family="gan",
+        rows=tuple(Row(f"unet{n}", f"UNet-{n} + LSGAN", f"table1/unet{n}.flags") for n in TABLE1_LEVELS),
+        eval_sets=eval_sets,
+        eval_flags=("--norm_statistics=batch",),
+        cpu_data=cpu_data,
+    )
+
+
 TABLES = {
     "erlnet_table2": Table(
         key="erlnet_table2",
@@ -116,25 +292,24 @@ TABLES = {
         rows=_table3_rows(),
         eval_sets=_ERLNET_SETS,
     ),
-    "rethinking_table2": Table(
-        key="rethinking_table2",
-        title="Rethinking Table II",
-        paper_column="Rain800 de-raining (Rethinking generative methods, Table II)",
-        family="gan",
-        rows=(
-            Row("pix2pix_unet8", "pix2pix (UNet-8)", "pix2pix_unet8.flags", 23.47, 0.7645),
-            Row("pix2pix_unet8_lsgan", "pix2pix (UNet-8) + LSGAN", "pix2pix_unet8_lsgan.flags", 24.12, 0.8053),
-            Row("unet5_lsgan", "UNet-5 + LSGAN", "unet5_lsgan.flags", 24.09, 0.8045),
-            Row("unet5_lsgan_infoaccum15", "UNet-5 + LSGAN + InfoAccum-15", "unet5_lsgan_infoaccum15.flags",
-                25.08, 0.8116),
-            Row("unet5_lsgan_infoaccum15_subpix", "UNet-5 + LSGAN + InfoAccum-15 + SubPixUpsamp",
-                "unet5_lsgan_infoaccum15_subpix.flags", 25.29, 0.8135),
-        ),
-        eval_sets=_DERAIN_SETS,
-        # pix2pix's test script runs the generator in training mode (batch statistics,
-        # dropout on) unless --eval is given; the paper builds on that code.
-        eval_flags=("--norm_statistics=batch",),
-    ),
+    "rethinking_table1_denoise": _table1("denoise", "de-noising", _DENOISE_SETS, CPU_DENOISE_DATA),
+    "rethinking_table1_derain": _table1("derain", "de-raining", _DERAIN_SETS, CPU_DERAIN_DATA),
+    "rethinking_table1_dehaze": _table1("dehaze", "de-hazing", _DEHAZE_SETS, CPU_DEHAZE_DATA),
+    # The Rain800 column: rain of mixed density over the derain-train photos, scored on light real rain.
+    "rethinking_table2": _table2("rethinking_table2", _DERAIN_SETS, CPU_DERAIN_DATA),
+    # SIDD: blind camera noise over the derain-train photos, scored on PolyU's real noise.
+    "rethinking_table2_sidd": _table2("rethinking_table2_sidd", _DENOISE_SETS, CPU_DENOISE_DATA),
+    # RESIDE: real outdoor RESIDE pairs, scored on SOTS-indoor.
+    "rethinking_table2_reside": _table2("rethinking_table2_reside", _DEHAZE_SETS, CPU_DEHAZE_DATA),
+    # Rain1200: the Rain800 column's training (same rows and data, so the same runs: they train once) scored on
+    # light, medium and heavy synthetic rain over Kodak24.
+    "rethinking_table2_rain1200": _table2("rethinking_table2_rain1200", _RAIN1200_SETS, CPU_DERAIN_DATA),
+    # RainCityScapes: our synthetic analogue of its composition (rain and fog over depth), trained and scored.
+    "rethinking_table2_raincityscapes": _table2("rethinking_table2_raincityscapes", _RAIN_CITYSCAPES_SETS,
+                                                CPU_RAIN_CITYSCAPES_DATA),
+    # OutdoorRain: our synthetic analogue of the heavy rain model (streak layers under a veil).
+    "rethinking_table2_outdoorrain": _table2("rethinking_table2_outdoorrain", _OUTDOOR_RAIN_SETS,
+                                             CPU_OUTDOOR_RAIN_DATA),
     "rethinking_table3": Table(
         key="rethinking_table3",
         title="Rethinking Table III",
@@ -151,5 +326,14 @@ TABLES = {
         eval_sets={"cpu": {"kodak24": "kodak24"}},
         eval_flags=("--norm_statistics=batch",),
         reconstruct=True,
+        cpu_data=CPU_RECON_DATA,
     ),
+}
+
+TABLE1_KEYS = ("rethinking_table1_denoise", "rethinking_table1_derain", "rethinking_table1_dehaze")
+
+# Names --table accepts for several tables at once (besides "all").
+GROUPS = {
+    "rethinking_table1_all": TABLE1_KEYS,
+    "rethinking_table2_all": tuple(TABLE2_COLUMNS),
 }

@@ -28,9 +28,16 @@ paper flagfile, in ``flags/reproduce/<scale>_<family>.flags``:
   must be given (``--train_flags``, ``--eval_sets``);
 * ``cpu``: narrow networks, small crops and a fixed step budget per row, so a
   table finishes in about an hour per seed on a 2-core CPU; data from the
-  shared samples (``--data_root``): light to heavy rain synthesised over the
-  ``derain-train`` photos (:func:`scale_data_flags`), scored on ``rain12``,
-  ``rain100l-10`` and, for the ERL-Net tables, ``rain100h-20``;
+  shared samples (``--data_root``), each table's own
+  (:attr:`~erlrestore.paper_tables.Table.cpu_data`, :func:`scale_data_flags`):
+  for the de-raining tables light to heavy rain synthesised over the
+  ``derain-train`` photos, scored on ``rain12``, ``rain100l-10`` and, for
+  the ERL-Net tables, ``rain100h-20``; for the de-noising tables camera
+  noise over the same photos, scored on ``polyu-20``; for the de-hazing
+  tables the real ``dehaze-train`` pairs, scored on ``sots-indoor-10``;
+  test sets that the samples lack (Rethinking Table II's Rain1200,
+  RainCityScapes and OutdoorRain columns) are synthesised once over
+  ``kodak24`` (:func:`synthetic_set`);
 * ``tiny``: seconds per row, for tests.
 
 A run is identified by its row, scale, seed and training data
@@ -53,18 +60,20 @@ written in ``docs/RESULTS.md`` and the overlay flagfiles themselves.
 import csv
 import dataclasses
 import glob
+import hashlib
 import json
 import os
 import shutil
 import sys
 import time
 
-from erlrestore import machine, records, results_page, runner
-from erlrestore.paper_tables import TABLES, Row  # noqa: F401  (TABLES: the tables, importable from here)
+from erlrestore import machine, paper_tables, records, results_page, runner
+# TABLES and GROUPS: the tables and the names of several at once, importable from here.
+from erlrestore.paper_tables import GROUPS, TABLES, Row, SyntheticSet  # noqa: F401
 from erlrestore.run_folder import RunFolder, read_json
 from erlrestore.runner import learning_curve, total_steps  # noqa: F401  (a run's facts, importable from here)
 # curve_verdict and write_summary: erlrestore-reproduce and the tests use them from here.
-from erlrestore.table_reports import curve_verdict, plot, write_csv, write_summary  # noqa: F401
+from erlrestore.table_reports import curve_verdict, plot, plot_levels, write_csv, write_summary  # noqa: F401
 
 SCALES = ("cpu", "paper", "tiny")
 STATE_FILE = "reproduce_row.json"  # in each run folder: training time, data flags, commit and scores
@@ -82,38 +91,35 @@ def default_data_root():
     return root.data_root()
 
 
-# The rain the de-raining tables train on at --scale=cpu: procedural streaks whose level (light, medium or
-# heavy, erlrestore/data/degradations/dense_rain.py) is drawn per image, so the training inputs span the test
-# sets' range, light rain12 / rain100l-10 (30.1 / 29.7 dB) to heavy rain100h-20 (13.35 dB): about 13-32 dB,
-# 22.3 dB on average, on derain-train photos. No file beyond the clean photos is needed.
-CPU_DERAIN_DEGRADATION = ("--degradation=dense_rain", "--degradation_params=density_level=mixed")
-# The reconstruction table trains clean -> clean (the degraded input is never used); its flags stay as they
-# were, so its runs keep their identity (run folders, records).
-CPU_RECON_DEGRADATION = ("--degradation=rain",)
+# The flags after the training folder of the de-raining and the reconstruction tables at --scale=cpu (their
+# TrainingData, erlrestore.paper_tables, says why).
+CPU_DERAIN_DEGRADATION = paper_tables.CPU_DERAIN_DATA.flags
+CPU_RECON_DEGRADATION = paper_tables.CPU_RECON_DATA.flags
 
 
 def scale_data_flags(scale, data_root, table=None):
     """Training-data flags a scale uses when ``--train_flags`` gives none.
 
-    ``cpu``: rain synthesised on the fly over the clean photos of
-    ``derain-train`` (never a test image): :data:`CPU_DERAIN_DEGRADATION`,
-    light to heavy rain, for the de-raining tables (and when ``table`` is
-    None); the same photos with :data:`CPU_RECON_DEGRADATION` for a
-    reconstruction table. Validation (:func:`scale_val_flags`) is added
-    apart. ``tiny``: procedural images. ``paper``: none; the user names the
+    ``cpu``: the table's :attr:`~erlrestore.paper_tables.Table.cpu_data`
+    under ``data_root`` (never a test image), e.g. rain of mixed density
+    synthesised on the fly over the clean photos of ``derain-train`` for
+    the de-raining tables (and when ``table`` is None), camera noise over
+    the same photos for de-noising, the real ``dehaze-train`` pairs for
+    de-hazing. Validation (:func:`scale_val_flags`) is added apart.
+    ``tiny``: procedural images. ``paper``: none; the user names the
     benchmark.
     """
     if scale == "tiny":
         return ["--procedural=4", "--degradation=rain"]
     if scale == "cpu":
+        data = paper_tables.CPU_DERAIN_DATA if table is None else table.cpu_data
         if not data_root:
-            raise ValueError("--scale=cpu trains on <data_root>/derain-train; pass --data_root "
+            raise ValueError(f"--scale=cpu trains on <data_root>/{data.folder}; pass --data_root "
                              "(the shared samples folder) or --train_flags")
-        clean = os.path.join(data_root, "derain-train", "clean")
-        if not os.path.isdir(clean):
-            raise ValueError(f"no training photos in {clean}; pass --data_root or --train_flags")
-        degradation = CPU_RECON_DEGRADATION if table is not None and table.reconstruct else CPU_DERAIN_DEGRADATION
-        return [f"--synthetic_clean_dir={clean}", *degradation]
+        folder = os.path.join(data_root, data.folder)
+        if not os.path.isdir(folder):
+            raise ValueError(f"no training data in {folder}; pass --data_root or --train_flags")
+        return data.data_flags(data_root)
     return []
 
 
@@ -146,7 +152,7 @@ def parse_eval_sets(values):
     return sets
 
 
-def resolve_eval_sets(table, scale, data_root, given, output_dir, sources=None):
+def resolve_eval_sets(table, scale, data_root, given, output_dir, sources=None, synthesized=None):
     """{name: (input_dir, target_dir)} the table is scored on.
 
     For reconstruction tables the test inputs are the clean images
@@ -154,8 +160,13 @@ def resolve_eval_sets(table, scale, data_root, given, output_dir, sources=None):
     ``<output_dir>/data/<name>-<digest>/{input,target}`` so every tool pairs
     it (the digest names the source folder and its listing, so another
     folder given under the same name is never mixed with an old copy).
-    ``sources``, when given, receives {name: the folder as named}.
+    A :class:`~erlrestore.paper_tables.SyntheticSet` of the table is made
+    once into the same place (:func:`synthetic_set`).
+    ``sources``, when given, receives {name: the folder as named} (a
+    synthetic set's clean folder); ``synthesized`` receives {name: its
+    SyntheticSet} for the synthetic ones.
     """
+    made = {}
     if given:
         sets = dict(given)
     else:
@@ -165,8 +176,21 @@ def resolve_eval_sets(table, scale, data_root, given, output_dir, sources=None):
         if not data_root:
             raise ValueError(f"{table.key} is scored on {', '.join(defaults)} under --data_root; pass --data_root "
                              "or --eval_sets")
-        sets = {name: (os.path.join(data_root, folder), "") for name, folder in defaults.items()}
+        sets = {}
+        for name, folder in defaults.items():
+            if isinstance(folder, SyntheticSet):
+                clean = os.path.join(data_root, folder.clean)
+                if sources is not None:
+                    sources[name] = clean
+                sets[name] = synthetic_set(folder, clean, output_dir, name)
+                made[name] = folder
+            else:
+                sets[name] = (os.path.join(data_root, folder), "")
+    if synthesized is not None:
+        synthesized.update(made)
     for name, (input_dir, target_dir) in list(sets.items()):
+        if name in made:
+            continue
         if sources is not None:
             sources[name] = input_dir  # the folder as named, before a reconstruction copy replaces it
         if not os.path.isdir(input_dir):
@@ -175,6 +199,48 @@ def resolve_eval_sets(table, scale, data_root, given, output_dir, sources=None):
             source = records.test_set_key(input_dir, "", ())
             sets[name] = _reconstruction_set(input_dir, os.path.join(output_dir, "data", f"{name}-{source}"))
     return sets
+
+
+def synthetic_set_key(spec, clean_dir):
+    """12 hex digits naming a synthetic test set: the clean folder's listing (names and sizes), the
+    degradation, its parameters and the seed. The same inputs always give the same images."""
+    count, listing = records.folder_listing_digest(clean_dir)
+    identity = {"clean": [count, listing], "degradation": spec.degradation, "params": spec.params,
+                "seed": int(spec.seed)}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+
+
+def synthetic_set(spec, clean_dir, output_dir, name):
+    """(input_dir, target_dir) of the test set ``spec`` (a SyntheticSet) over ``clean_dir``, made once.
+
+    The pairs are written by the library function behind
+    ``erlrestore-synth`` (:func:`erlrestore.data.synthetic.synthesize_folder`:
+    8-bit PNGs, photo ``i`` degraded with the seed ``(spec.seed, i * 10000)``)
+    into ``<output_dir>/data/<name>-<digest>/{input,target}``
+    (:func:`synthetic_set_key`). The set is written into a scratch folder
+    beside it and renamed when complete, so an existing folder is always a
+    whole set and is reused as it is; a set with other inputs (photos,
+    degradation, parameters or seed) gets another folder.
+    """
+    if not os.path.isdir(clean_dir):
+        raise ValueError(f"test set {name}: no folder {clean_dir} to synthesise it from")
+    folder = os.path.join(output_dir, "data", f"{name}-{synthetic_set_key(spec, clean_dir)}")
+    if not os.path.isdir(folder):
+        from erlrestore.data import synthetic
+
+        params = synthetic.parse_params(spec.params)
+        scratch = f"{folder}.partial-{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            synthetic.synthesize_folder(scratch, spec.degradation, clean_dir=clean_dir, params=params,
+                                        seed=int(spec.seed), show_progress=False)
+            os.replace(scratch, folder)
+        except OSError:
+            if not os.path.isdir(folder):  # another process may have finished the same set first
+                raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return os.path.join(folder, "input"), os.path.join(folder, "target")
 
 
 def _reconstruction_set(clean_dir, folder):
@@ -381,13 +447,15 @@ def _machine_line():
     return _MACHINE_LINE[0]
 
 
-def make_record(table, result, *, scale, flags_dir, data_root, eval_sets, sources=None):
+def make_record(table, result, *, scale, flags_dir, data_root, eval_sets, sources=None, synthesized=None):
     """The committed record of one run (:mod:`erlrestore.records`) from its RowResult and run folder.
 
     Everything in it comes from the run (its folder, its state file and
     the scores), not from the moment the record is written: the commit is
     the one training started at, each test set names the commit it was
     scored at, so running the same command again writes the same record.
+    A test set in ``synthesized`` ({name: SyntheticSet}) says how it was
+    made: its clean folder, degradation, parameters and seed.
     """
     run_dir, row = result.run_dir, result.row
     state = read_json(os.path.join(run_dir, STATE_FILE), {})
@@ -407,6 +475,11 @@ def make_record(table, result, *, scale, flags_dir, data_root, eval_sets, source
             "eval_flags": list(table.eval_flags),
             "scored_at": result.scored_at.get(name),
         }
+        spec = (synthesized or {}).get(name)
+        if spec is not None:
+            entry["synthesis"] = {"clean_folder": records.display_path(source, data_root),
+                                  "degradation": spec.degradation, "params": spec.params, "seed": int(spec.seed),
+                                  "made_by": "erlrestore.data.synthetic.synthesize_folder (erlrestore-synth)"}
         means = {"psnr": result.scores[name][0], "ssim": result.scores[name][1], **result.extra_means.get(name, {})}
         for metric, mean in means.items():  # psnr_mean, ssim_mean, then <metric>_mean of the registered ones
             entry[f"{metric}_mean"] = round(mean, _line_decimals(metric))
@@ -473,8 +546,8 @@ def reproduce_table(table, scale, output_dir, *, flags_dir=None, data_root="", t
     if not os.path.exists(overlay):
         raise ValueError(f"no scale overlay {overlay}")
     records_dir = records_dir or default_records_dir(scale, output_dir)
-    sources = {}
-    sets = resolve_eval_sets(table, scale, data_root, eval_sets, output_dir, sources=sources)
+    sources, synthesized = {}, {}
+    sets = resolve_eval_sets(table, scale, data_root, eval_sets, output_dir, sources=sources, synthesized=synthesized)
     data_flags = list(train_flags) or scale_data_flags(scale, data_root, table)
     if scale == "paper" and not data_flags:
         raise ValueError("--scale=paper trains on the paper's benchmark: pass its data with --train_flags, e.g. "
@@ -490,7 +563,7 @@ def reproduce_table(table, scale, output_dir, *, flags_dir=None, data_root="", t
             result = run_row(table, row, scale, flags_dir, data_flags, sets, runs_dir, log=log, seed=seed)
             if not result.error:
                 result.record = make_record(table, result, scale=scale, flags_dir=flags_dir, data_root=data_root,
-                                            eval_sets=sets, sources=sources)
+                                            eval_sets=sets, sources=sources, synthesized=synthesized)
                 result.record_path = records.record_path(records_dir, table.key, row.id, seed)
                 records.write_record(result.record_path, result.record)
             results.append(result)
@@ -506,4 +579,9 @@ def reproduce_table(table, scale, output_dir, *, flags_dir=None, data_root="", t
         f.write(report)
     if not plot(os.path.join(table_dir, "curves.png"), table, results, list(sets)):
         log("  matplotlib is not installed: curves.png skipped (pip install matplotlib)")
+    if table.key in paper_tables.TABLE1_KEYS:
+        # Fig. 3: every Table I task recorded so far, from the records (not only this invocation's runs).
+        figure = os.path.join(output_dir, "rethinking_table1.png")
+        if plot_levels(figure, records.load_records(records_dir)):
+            log(f"  Fig. 3 (PSNR against the number of levels): {figure}")
     return results

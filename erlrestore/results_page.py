@@ -146,6 +146,17 @@ def _evidence_text(claim, evidence):
     return _cell(f"{evidence.mean:+.2f}{std} dB ({shown}; {evidence.n_images} images): {verdict}")
 
 
+def _test_set_text(test_set):
+    """A record's test set in words: its folder, or how it was synthesised (degradation, parameters, seed and
+    clean folder) for one ``erlrestore-reproduce`` made itself."""
+    synthesis = test_set.get("synthesis")
+    if not synthesis:
+        return test_set.get("folder", "")
+    params = f" ({synthesis['params']})" if synthesis.get("params") else ""
+    return (f"`{synthesis['degradation']}`{params}, seed {synthesis['seed']}, synthesised over "
+            f"{synthesis['clean_folder']}")
+
+
 def render_table(table, table_records, level=3):
     """One table: protocols, rows (paper beside ours, mean ± std over seeds), then every claim's verdict."""
     hashes = "#" * level
@@ -174,7 +185,7 @@ def render_table(table, table_records, level=3):
         for row in table.rows:
             for record in by_row.get(row.id, []):
                 for name, test_set in record.get("test_sets", {}).items():
-                    described.setdefault(name, set()).add((test_set.get("folder", ""), test_set.get("count", 0)))
+                    described.setdefault(name, set()).add((_test_set_text(test_set), test_set.get("count", 0)))
         lines.append("Test sets: " + "; ".join(
             f"{name}: " + ", ".join(f"{folder} ({count} images)" for folder, count in sorted(described[name]))
             for name in set_names) + ".")

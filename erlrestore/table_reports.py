@@ -3,7 +3,9 @@
 Per table, into ``<output_dir>/<table>/``: ``results.csv`` (:func:`write_csv`,
 one line per row, seed and test set) and ``curves.png`` (:func:`plot`, when
 matplotlib is installed); for the whole invocation ``<output_dir>/RESULTS.md``
-(:func:`write_summary`). The table rendered from the records
+(:func:`write_summary`); after a Rethinking Table I task,
+``<output_dir>/rethinking_table1.png`` (:func:`plot_levels`: the paper's
+Fig. 3 from the records of every Table I task). The table rendered from the records
 (``results.md``) is :mod:`erlrestore.results_page`'s. They read the runs
 of :mod:`erlrestore.reproduce` (its ``RowResult``: row, seed, scores, steps,
 time, curve, error).
@@ -91,6 +93,65 @@ def plot(path, table, results, set_names):
     if any(r.curve for r in results):
         curves.legend(fontsize=6)
     curves.set_title("learning curves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def level_points(table, table_records):
+    """``[(N, mean, std, seeds)]`` of a Table I task: per row UNet-N, each record's PSNR averaged over the
+    table's test sets (each set's mean over its images, sets weighted equally), then mean and standard
+    deviation over the seeds (std 0 for one seed). Rows without records are left out."""
+    from erlrestore.paper_tables import TABLE1_LEVELS
+
+    points = []
+    for level, row in zip(TABLE1_LEVELS, table.rows):
+        values = []
+        for record in table_records:
+            sets = record.get("test_sets", {})
+            if record.get("row") != row.id or not sets:
+                continue
+            values.append(sum(sum(i["psnr"] for i in s["images"]) / len(s["images"]) for s in sets.values())
+                          / len(sets))
+        if values:
+            mean = sum(values) / len(values)
+            std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+            points.append((level, mean, std, len(values)))
+    return points
+
+
+def plot_levels(path, records_by_table):
+    """Rethinking Fig. 3 from the records of the Table I tables: mean Y-PSNR (+- std over seeds) against
+    the number N of down-and-up-sampling levels, one line per task.
+
+    ``records_by_table`` is :func:`erlrestore.records.load_records`'s
+    {table key: [record]}. Returns False without matplotlib or when no Table
+    I table has a record.
+    """
+    from erlrestore.paper_tables import TABLE1_KEYS
+
+    lines = [(TABLES[key], level_points(TABLES[key], records_by_table.get(key, []))) for key in TABLE1_KEYS]
+    lines = [(table, points) for table, points in lines if points]
+    if not lines:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axis = plt.subplots(figsize=(6.4, 4.4))
+    for table, points in lines:
+        sets = sorted({name for r in records_by_table.get(table.key, []) for name in r.get("test_sets", {})})
+        axis.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
+                      capsize=3, label=f"{table.title.split(', ')[-1]} ({', '.join(sets)})")
+    axis.set_xlabel("N, down-and-up-sampling levels of the UNet")
+    axis.set_ylabel("Y-PSNR (dB), mean over seeds")
+    axis.set_xticks(sorted({p[0] for _, points in lines for p in points}))
+    axis.set_title("Rethinking Fig. 3 / Table I (ours)")
+    axis.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -5,6 +5,7 @@ The verdict rule is tested in tests/test_verdicts.py, the records and the render
 tests/test_results_page.py."""
 
 import csv
+import dataclasses
 import json
 import os
 import pathlib
@@ -20,8 +21,14 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 PAPERS = REPO.parent / "shared" / "papers"
 
 
+NEW_TABLE2 = ("rethinking_table2_sidd", "rethinking_table2_reside", "rethinking_table2_rain1200",
+              "rethinking_table2_raincityscapes", "rethinking_table2_outdoorrain")
+TABLE1 = ("rethinking_table1_denoise", "rethinking_table1_derain", "rethinking_table1_dehaze")
+
+
 def test_every_row_names_a_flagfile_and_every_comparison_names_rows_of_its_table():
-    assert set(reproduce.TABLES) == {"erlnet_table2", "erlnet_table3", "rethinking_table2", "rethinking_table3"}
+    assert set(reproduce.TABLES) == {"erlnet_table2", "erlnet_table3", "rethinking_table2", "rethinking_table3",
+                                     *NEW_TABLE2, *TABLE1}
     for table in reproduce.TABLES.values():
         ids = [row.id for row in table.rows]
         assert len(ids) == len(set(ids)), table.key
@@ -91,13 +98,13 @@ def test_eval_sets_parsing():
 
 
 def _data_root(tmp_path, photos=2):
-    """A data root holding what the cpu defaults name: derain-train/clean and the tables' test sets."""
+    """A data root holding what the cpu defaults name: derain-train/clean, dehaze-train and the tables' test sets."""
     root = tmp_path / "data"
     clean = root / "derain-train" / "clean"
     clean.mkdir(parents=True)
     for i in range(photos):
         (clean / f"photo{i}.jpg").write_bytes(b"x" * (10 + i))
-    for name in ("rain12", "rain100l-10", "rain100h-20", "kodak24"):
+    for name in ("rain12", "rain100l-10", "rain100h-20", "kodak24", "polyu-20", "sots-indoor-10", "dehaze-train"):
         (root / name).mkdir()
     return root
 
@@ -432,3 +439,343 @@ def test_steps_column_counts_dts_auxiliary_clean_to_clean_stage(tmp_path, budget
             {"model": "MEMD" if strategy == "MEMD" else "ERLNet", "strategy": strategy, "stage_steps": [steps],
              "stage_budget": budget}), encoding="utf-8")
         assert reproduce.total_steps(str(run_dir)) == total, strategy
+
+
+# --------------------------------------------------------------------------
+# Rethinking Table II's other columns and Table I / Fig. 3.
+# --------------------------------------------------------------------------
+
+
+def _paper_table2():
+    """{column index: [(psnr, ssim) or None per row]} read from the paper's Table II (tab-separated lines)."""
+    lines = (PAPERS / "rethinking-generative-restoration.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("pix2pix (UNet-8)\t")))
+    rows = []
+    for line in lines[start:start + 5]:
+        cells = line.split("\t")[1:]
+        rows.append([None if cells[2 * c] == "-" else (float(cells[2 * c]), float(cells[2 * c + 1]))
+                     for c in range(6)])
+    return rows
+
+
+@pytest.mark.skipif(not PAPERS.is_dir(), reason="papers not beside the checkout")
+def test_every_table2_column_has_the_papers_numbers_and_the_same_rows():
+    paper = _paper_table2()
+    # The paper's column order: SIDD, RESIDE, Rain800, Rain1200, RainCityScapes, OutdoorRain-8-2.
+    keys = ("rethinking_table2_sidd", "rethinking_table2_reside", "rethinking_table2", "rethinking_table2_rain1200",
+            "rethinking_table2_raincityscapes", "rethinking_table2_outdoorrain")
+    assert tuple(reproduce.paper_tables.TABLE2_COLUMNS) == keys
+    reference = reproduce.TABLES["rethinking_table2"]
+    for column, key in enumerate(keys):
+        table = reproduce.TABLES[key]
+        assert (table.family, table.eval_flags) == ("gan", ("--norm_statistics=batch",)), key
+        assert [(r.id, r.label, r.flagfile) for r in table.rows] == [(r.id, r.label, r.flagfile)
+                                                                     for r in reference.rows], key
+        for i, row in enumerate(table.rows):
+            numbers = None if row.paper_psnr is None else (row.paper_psnr, row.paper_ssim)
+            assert numbers == paper[i][column], (key, row.id)
+    # Spot checks, one per column, and the "-" cells.
+    assert reproduce.TABLES["rethinking_table2_sidd"].row("unet5_lsgan_infoaccum15_subpix").paper_psnr == 26.62
+    assert reproduce.TABLES["rethinking_table2_reside"].row("pix2pix_unet8").paper_ssim == 0.9233
+    assert reproduce.TABLES["rethinking_table2"].row("unet5_lsgan").paper_psnr == 24.09
+    assert reproduce.TABLES["rethinking_table2_rain1200"].row("pix2pix_unet8_lsgan").paper_psnr == 29.53
+    cityscapes = reproduce.TABLES["rethinking_table2_raincityscapes"]
+    assert cityscapes.row("unet5_lsgan").paper_ssim == 0.9653
+    assert cityscapes.row("unet5_lsgan_infoaccum15").paper_psnr is None
+    outdoor = reproduce.TABLES["rethinking_table2_outdoorrain"]
+    assert outdoor.row("unet5_lsgan_infoaccum15_subpix").paper_psnr == 27.5
+    assert [r.id for r in outdoor.rows if r.paper_psnr is None] == ["pix2pix_unet8_lsgan", "unet5_lsgan_infoaccum15"]
+
+
+def test_table1_tables_sweep_unet_levels_with_no_paper_numbers():
+    from erlrestore import records
+
+    for key in TABLE1:
+        table = reproduce.TABLES[key]
+        assert [r.id for r in table.rows] == [f"unet{n}" for n in range(1, 7)], key
+        assert all(r.paper_psnr is None and r.paper_ssim is None for r in table.rows), key
+        assert table.family == "gan" and table.eval_flags == ("--norm_statistics=batch",)
+    for n in range(1, 7):
+        # The paper's UNet-5 + LSGAN row with --levels=N after it (the last value wins).
+        lines = records.flag_lines(str(REPO / "flags" / "table1" / f"unet{n}.flags"), str(REPO))
+        assert lines[:-1] == records.flag_lines(str(REPO / "flags" / "unet5_lsgan.flags"), str(REPO))
+        assert lines[-1] == f"--levels={n}" and records.last_flag(lines, "levels") == str(n)
+    assert reproduce.TABLES["rethinking_table1_derain"].eval_sets == reproduce.TABLES["rethinking_table2"].eval_sets
+    assert list(reproduce.TABLES["rethinking_table1_denoise"].eval_sets["cpu"]) == ["polyu-20"]
+    assert list(reproduce.TABLES["rethinking_table1_dehaze"].eval_sets["cpu"]) == ["sots-indoor-10"]
+
+
+def test_unet_n_flagfiles_build_every_level_at_the_tiny_and_cpu_crops(monkeypatch):
+    import numpy as np
+
+    from erlrestore.inference import restorers
+    from erlrestore.training import experiment
+
+    monkeypatch.chdir(REPO)  # the nested flagfile is named from the repository root
+    for n in range(1, 7):
+        for scale, crop in (("tiny", 32), ("cpu", 96)):
+            settings = experiment.settings_from_argv([
+                f"--flagfile=flags/table1/unet{n}.flags", f"--flagfile=flags/reproduce/{scale}_gan.flags",
+                "--procedural=4", "--model_dir=unused", "--gen_filters=2", "--d_filters=2"])
+            experiment.check_settings(settings)
+            assert (settings.model, settings.levels, settings.data.crop_size) == ("UNet", n, crop)
+            if scale == "cpu" and n not in (1, 6):
+                continue  # the extremes at the cpu crop; every N at the tiny one
+            networks = experiment.build_networks(settings)
+            generator = networks["final.keras"]
+            image = np.random.default_rng(n).uniform(size=(1, crop, crop, 3)).astype("float32")
+            assert tuple(generator(image, training=False).shape) == (1, crop, crop, 3)
+            # UNet-N halves its input N times: the crop is padded to a multiple of 2^N (96 -> 128 for N = 6).
+            assert restorers.pad_multiple(generator) == 2 ** n
+            assert networks["discriminator.keras"]([image, image], training=False).shape[0] == 1
+
+
+def test_cpu_data_of_every_table(tmp_path):
+    root = _data_root(tmp_path)
+    clean = f"--synthetic_clean_dir={root / 'derain-train' / 'clean'}"
+    mixed = [clean, "--degradation=dense_rain", "--degradation_params=density_level=mixed"]
+    expected = {
+        # The tables that existed before: their flags (and so their run folders and records) must not change.
+        "erlnet_table2": mixed, "erlnet_table3": mixed, "rethinking_table2": mixed,
+        "rethinking_table3": [clean, "--degradation=rain"],
+        # Table II's other columns and Table I.
+        "rethinking_table2_rain1200": mixed, "rethinking_table1_derain": mixed,
+        "rethinking_table2_sidd": [clean, "--degradation=camera_noise"],
+        "rethinking_table1_denoise": [clean, "--degradation=camera_noise"],
+        "rethinking_table2_reside": [f"--train_input_dir={root / 'dehaze-train'}"],
+        "rethinking_table1_dehaze": [f"--train_input_dir={root / 'dehaze-train'}"],
+        "rethinking_table2_raincityscapes": [clean, "--degradation=rain_cityscapes",
+                                             "--degradation_params=density_level=medium"],
+        "rethinking_table2_outdoorrain": [clean, "--degradation=rain_haze",
+                                          "--degradation_params=density_level=heavy"],
+    }
+    assert set(expected) == set(reproduce.TABLES)
+    for key, flags in expected.items():
+        assert reproduce.scale_data_flags("cpu", str(root), reproduce.TABLES[key]) == flags, key
+    # Every degradation named is registered and takes its parameters.
+    from erlrestore.data import synthetic
+
+    for flags in expected.values():
+        named = dict(flag[2:].split("=", 1) for flag in flags[1:])
+        if "degradation" in named:
+            synthetic.check_params(named["degradation"], **synthetic.parse_params(named.get("degradation_params")))
+    (root / "dehaze-train").rmdir()
+    with pytest.raises(ValueError, match="no training data in"):
+        reproduce.scale_data_flags("cpu", str(root), reproduce.TABLES["rethinking_table2_reside"])
+    with pytest.raises(ValueError, match="dehaze-train; pass --data_root"):
+        reproduce.scale_data_flags("cpu", "", reproduce.TABLES["rethinking_table1_dehaze"])
+    # Rain1200 trains exactly as the Rain800 column: the same run folders, trained once for both tables.
+    flags_dir, runs = str(REPO / "flags"), str(tmp_path / "runs")
+    rain800, rain1200 = reproduce.TABLES["rethinking_table2"], reproduce.TABLES["rethinking_table2_rain1200"]
+    for row in rain800.rows:
+        assert (reproduce.run_dir_for(rain800, row, "cpu", flags_dir, mixed, runs, 0)
+                == reproduce.run_dir_for(rain1200, rain1200.row(row.id), "cpu", flags_dir, mixed, runs, 0))
+
+
+def test_committed_records_keep_their_run_folders(shared_data):
+    # The records in results/ name the run folder they came from; the cpu data flags must still lead there.
+    from erlrestore import records
+
+    found = records.load_records(str(REPO / "results"))
+    checked = 0
+    for key, table_records in found.items():
+        table = reproduce.TABLES[key]
+        data = reproduce.scale_data_flags("cpu", str(shared_data), table)
+        shown = records.describe_data(data, str(shared_data))["flags"]
+        for record in table_records:
+            if record["scale"] != "cpu":
+                continue
+            # The committed records were trained on the scale's own data, flag for flag.
+            assert records.training_data_flags(record["data"]["flags"]) == shown, (key, record["row"])
+            folder = reproduce.run_dir_for(table, table.row(record["row"]), "cpu", str(REPO / "flags"), data,
+                                           "runs", record["seed"])
+            assert os.path.basename(folder) == record["run"], (key, record["row"], record["seed"])
+            checked += 1
+    if not checked:
+        pytest.skip("no committed cpu records")
+
+
+def test_table_groups_and_all(tmp_path):
+    from absl import app
+
+    from erlrestore.cli import reproduce as cli
+
+    assert [t.key for t in cli._tables(["rethinking_table2_all"])] == list(reproduce.paper_tables.TABLE2_COLUMNS)
+    assert [t.key for t in cli._tables(["rethinking_table1_all"])] == list(TABLE1)
+    assert [t.key for t in cli._tables(["all"])] == list(reproduce.TABLES)
+    # Each table once, in the order named.
+    assert [t.key for t in cli._tables(["rethinking_table2_sidd", "rethinking_table2_all"])] == [
+        "rethinking_table2_sidd", "rethinking_table2_reside", "rethinking_table2", "rethinking_table2_rain1200",
+        "rethinking_table2_raincityscapes", "rethinking_table2_outdoorrain"]
+    with pytest.raises(app.UsageError, match="unknown table nope"):
+        cli._tables(["nope"])
+
+
+def _photos(folder, count=2, size=(40, 56)):
+    import numpy as np
+
+    from erlrestore.data import image_files
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    for i in range(count):
+        image_files.write_image(str(folder / f"photo{i}.png"), rng.uniform(size=(*size, 3)))
+    return folder
+
+
+def _folder_bytes(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(pathlib.Path(folder).rglob("*"))
+            if p.is_file()}
+
+
+def test_synthetic_test_sets_are_deterministic_and_made_once(tmp_path, monkeypatch):
+    from erlrestore.data import synthetic
+
+    clean = _photos(tmp_path / "clean")
+    spec = reproduce.SyntheticSet("clean", "dense_rain", "density_level=light", 1)
+    first = reproduce.synthetic_set(spec, str(clean), str(tmp_path / "a"), "rain")
+    folder = pathlib.Path(first[0]).parent
+    assert folder.parent == tmp_path / "a" / "data" and folder.name.startswith("rain-")
+    assert first == (str(folder / "input"), str(folder / "target"))
+    made = _folder_bytes(folder)
+    assert sorted(made) == ["input/photo0.png", "input/photo1.png", "target/photo0.png", "target/photo1.png"]
+    assert made["input/photo0.png"] != made["target/photo0.png"]
+    assert not [p for p in (tmp_path / "a" / "data").iterdir() if p != folder]  # no scratch folder left
+    # Same inputs, same bytes, elsewhere.
+    again = reproduce.synthetic_set(spec, str(clean), str(tmp_path / "b"), "rain")
+    assert _folder_bytes(pathlib.Path(again[0]).parent) == made
+    # Another seed: other rain, same clean targets, another folder.
+    other = reproduce.synthetic_set(reproduce.SyntheticSet("clean", "dense_rain", "density_level=light", 2),
+                                    str(clean), str(tmp_path / "a"), "rain")
+    assert pathlib.Path(other[0]).parent != folder
+    other_bytes = _folder_bytes(pathlib.Path(other[0]).parent)
+    assert other_bytes["input/photo0.png"] != made["input/photo0.png"]
+    assert other_bytes["target/photo0.png"] == made["target/photo0.png"]
+    # Other parameters or other photos: another folder.
+    heavy = reproduce.SyntheticSet("clean", "dense_rain", "density_level=heavy", 1)
+    assert reproduce.synthetic_set_key(heavy, str(clean)) != reproduce.synthetic_set_key(spec, str(clean))
+    key = reproduce.synthetic_set_key(spec, str(clean))
+    _photos(tmp_path / "clean", count=3)
+    assert reproduce.synthetic_set_key(spec, str(clean)) != key
+    (clean / "photo2.png").unlink()
+    # The second call reuses the set: nothing is synthesised, nothing rewritten.
+    stamp = (folder / "input" / "photo0.png").stat().st_mtime_ns
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("synthesised again")
+
+    monkeypatch.setattr(synthetic, "synthesize_folder", refuse)
+    assert reproduce.synthetic_set(spec, str(clean), str(tmp_path / "a"), "rain") == first
+    assert (folder / "input" / "photo0.png").stat().st_mtime_ns == stamp
+
+
+def test_tables_make_their_synthetic_sets_and_records_say_how(tmp_path):
+    from erlrestore import results_page
+
+    root = _data_root(tmp_path)
+    _photos(root / "kodak24", count=2, size=(36, 48))
+    out = tmp_path / "out"
+    table = reproduce.TABLES["rethinking_table2_rain1200"]
+    sources, synthesized = {}, {}
+    sets = reproduce.resolve_eval_sets(table, "cpu", str(root), None, str(out), sources=sources,
+                                       synthesized=synthesized)
+    assert list(sets) == ["kodak24-rain-light", "kodak24-rain-medium", "kodak24-rain-heavy"]
+    assert {spec.params for spec in synthesized.values()} == {f"density_level={level}"
+                                                              for level in ("light", "medium", "heavy")}
+    assert len({spec.seed for spec in synthesized.values()}) == 3
+    for name, (input_dir, target_dir) in sets.items():
+        assert pathlib.Path(input_dir).parent.parent == out / "data" and pathlib.Path(input_dir).parent.name.startswith(
+            name + "-")
+        assert sorted(os.listdir(input_dir)) == sorted(os.listdir(target_dir)) == ["photo0.png", "photo1.png"]
+        assert sources[name] == str(root / "kodak24")
+    # The learning curve watches the first synthetic set.
+    assert reproduce.scale_val_flags(table, "cpu", str(root), sets) == [
+        f"--val_input_dir={sets['kodak24-rain-light'][0]}", "--val_max_images=4",
+        f"--val_target_dir={sets['kodak24-rain-light'][1]}"]
+    for key, degradation in (("rethinking_table2_raincityscapes", "rain_cityscapes"),
+                             ("rethinking_table2_outdoorrain", "rain_haze")):
+        made = {}
+        (name, _), = reproduce.resolve_eval_sets(reproduce.TABLES[key], "cpu", str(root), None, str(out),
+                                                 synthesized=made).items()
+        assert made[name].degradation == degradation and made[name].clean == "kodak24"
+    # A record says how each set was made; the page says it too.
+    run_dir = tmp_path / "runs" / "unet5_lsgan"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run_config.json").write_text(json.dumps({"model": "UNet", "strategy": "GAN"}), encoding="utf-8")
+    images = [{"name": f"photo{i}.png", "psnr": 20.0 + i, "ssim": 0.5} for i in range(2)]
+    result = reproduce.RowResult(table.row("unet5_lsgan"), str(run_dir), seed=0,
+                                 scores={name: (20.5, 0.5) for name in sets}, images={name: images for name in sets})
+    record = reproduce.make_record(table, result, scale="cpu", flags_dir=str(REPO / "flags"), data_root=str(root),
+                                   eval_sets=sets, sources=sources, synthesized=synthesized)
+    light = record["test_sets"]["kodak24-rain-light"]
+    assert light["folder"] == "$ERLRESTORE_DATA_ROOT/kodak24" and light["target_folder"] == ""
+    assert light["synthesis"] == {"clean_folder": "$ERLRESTORE_DATA_ROOT/kodak24", "degradation": "dense_rain",
+                                  "params": "density_level=light", "seed": synthesized["kodak24-rain-light"].seed,
+                                  "made_by": "erlrestore.data.synthetic.synthesize_folder (erlrestore-synth)"}
+    text = results_page.render_table(table, [record])
+    assert (f"kodak24-rain-heavy: `dense_rain` (density_level=heavy), seed "
+            f"{synthesized['kodak24-rain-heavy'].seed}, synthesised over $ERLRESTORE_DATA_ROOT/kodak24 (2 images)"
+            ) in text
+    # A record of a plain folder has no synthesis entry (the existing tables' records are unchanged).
+    rain12 = reproduce.TABLES["rethinking_table2"]
+    plain = reproduce.make_record(rain12, dataclasses.replace(result, row=rain12.row("unet5_lsgan"),
+                                                              scores={"rain12": (20.5, 0.5)},
+                                                              images={"rain12": images}),
+                                  scale="cpu", flags_dir=str(REPO / "flags"), data_root=str(root),
+                                  eval_sets={"rain12": (str(root / "rain12"), "")})
+    assert "synthesis" not in plain["test_sets"]["rain12"]
+
+
+def _level_record(key, row, seed, psnrs):
+    images = [{"name": f"im{i}.png", "psnr": p, "ssim": 0.8} for i, p in enumerate(psnrs)]
+    return {"table": key, "row": row, "seed": seed, "scale": "tiny", "data": {"flags": ["--procedural=4"]},
+            "precision": {"requested": "float32", "resolved": "float32"}, "budget": "split", "steps": 4,
+            "train_seconds": 1.0, "commit": {"hash": "a" * 40, "dirty": False},
+            "test_sets": {"a": {"folder": "a", "count": len(images), "images": images},
+                          "b": {"folder": "b", "count": 1, "images": images[:1]}}}
+
+
+def test_fig3_points_and_plot_from_records(tmp_path):
+    from erlrestore import table_reports
+
+    key = "rethinking_table1_derain"
+    found = {key: [_level_record(key, "unet2", 0, [20.0, 22.0]), _level_record(key, "unet2", 1, [24.0, 26.0]),
+                   _level_record(key, "unet4", 0, [30.0, 30.0])]}
+    table = reproduce.TABLES[key]
+    # Per record: the sets' means weighted equally ((21 + 20) / 2 = 20.5, (25 + 24) / 2 = 24.5); then over seeds.
+    assert table_reports.level_points(table, found[key]) == [(2, 22.5, pytest.approx(8.0 ** 0.5), 2),
+                                                             (4, 30.0, 0.0, 1)]
+    assert not table_reports.plot_levels(str(tmp_path / "none.png"), {})
+    pytest.importorskip("matplotlib")
+    assert table_reports.plot_levels(str(tmp_path / "fig3.png"), found)
+    assert (tmp_path / "fig3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_tiny_table1_run_records_renders_and_plots(tiny_test_set, tmp_path):
+    # Train two UNet-N rows at --scale=tiny, then: records, the table's report with Table I's claims, Fig. 3.
+    from erlrestore import records, results_page
+
+    out = tmp_path / "out"
+    args = ["--table=rethinking_table1_derain", "--scale=tiny", f"--output_dir={out}", "--rows=unet1,unet2",
+            "--seeds=0", f"--eval_sets=tiny={tiny_test_set}",
+            f"--train_flags=--procedural=4 --degradation=rain --val_input_dir={tiny_test_set}"]
+    result = _reproduce(*args, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    found = records.load_records(str(out / "records"))
+    assert sorted(r["row"] for r in found["rethinking_table1_derain"]) == ["unet1", "unet2"]
+    record = next(r for r in found["rethinking_table1_derain"] if r["row"] == "unet2")
+    assert record["settings"]["flagfiles"] == ["flags/table1/unet2.flags", "flags/reproduce/tiny_gan.flags"]
+    assert record["settings"]["run_config"]["levels"] == 2
+    report = (out / "rethinking_table1_derain" / "results.md").read_text(encoding="utf-8")
+    assert "## Rethinking Table I / Fig. 3, de-raining" in report
+    assert "| UNet-2 + LSGAN | — / — | " in report and "| UNet-6 + LSGAN | — / — | — | not run |" in report
+    assert "| UNet-3 + LSGAN > UNet-2 + LSGAN | Table I (" in report
+    text = results_page.render_table(reproduce.TABLES["rethinking_table1_derain"], found["rethinking_table1_derain"])
+    assert "UNet-4 + LSGAN no worse than UNet-6 + LSGAN" in text
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not (out / "rethinking_table1.png").exists()
+    else:
+        assert (out / "rethinking_table1.png").is_file()

@@ -2,14 +2,19 @@
 
     erlrestore-reproduce --table=erlnet_table2 --scale=cpu --seeds=0,1,2
     erlrestore-reproduce --table=all --scale=cpu
+    erlrestore-reproduce --table=rethinking_table2_all --scale=cpu   # Rethinking Table II, all six columns
     erlrestore-reproduce --table=erlnet_table3 --scale=paper \\
         --train_flags=--train_input_dir=Rain100H/train --eval_sets=rain100h=Rain100H/test
     erlrestore-reproduce --render_only          # docs/RESULTS.md from the committed records
     erlrestore-reproduce --render_only --check  # exit 1 when the page and the records disagree
 
-Tables: erlnet_table2, erlnet_table3, rethinking_table2, rethinking_table3
-(``all`` or a comma list). Scales: ``cpu`` (about an hour per table and
-seed on a 2-core CPU, data from the shared samples under ``--data_root``),
+Tables: erlnet_table2, erlnet_table3, rethinking_table1_{denoise,derain,dehaze}
+(Rethinking Table I / Fig. 3: UNet-1 to UNet-6 per task), rethinking_table2
+(Table II's Rain800 column), rethinking_table2_{sidd,reside,rain1200,
+raincityscapes,outdoorrain} (its other columns), rethinking_table3 (``all``,
+a group, ``rethinking_table1_all`` or ``rethinking_table2_all``, or a comma
+list). Scales: ``cpu`` (about an hour per table and seed on a 2-core CPU,
+data from the shared samples under ``--data_root``, each table its own),
 ``paper`` (the papers' settings; name the data) and ``tiny`` (tests).
 
 Every row trains once per seed (``--seeds``; a verdict needs three). Each
@@ -35,8 +40,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_list("table", None, "Tables to regenerate: " + ", ".join(reproduce.TABLES) + ", or all "
-                      "(required unless --render_only).")
+    flags.DEFINE_list("table", None, "Tables to regenerate: " + ", ".join(reproduce.TABLES) + "; a group: "
+                      + ", ".join(reproduce.GROUPS) + "; or all (required unless --render_only).")
     flags.DEFINE_enum("scale", "cpu", reproduce.SCALES,
                       "cpu: narrow nets and a fixed step budget (about an hour per table on 2 cores); "
                       "paper: the papers' settings (a GPU; give the data); tiny: seconds per row (tests).")
@@ -52,27 +57,39 @@ def define_flags():
                          "differs from what the records render to.")
     flags.DEFINE_string("results_page", "", "The page --render_only writes (default: the checkout's docs/RESULTS.md).")
     flags.DEFINE_string("data_root", reproduce.default_data_root(),
-                        "Folder of the shared samples (derain-train/, rain12/, rain100l-10/, rain100h-20/, kodak24/) "
-                        "used by --scale=cpu.")
+                        "Folder of the shared samples (derain-train/, dehaze-train/, rain12/, rain100l-10/, "
+                        "rain100h-20/, polyu-20/, sots-indoor-10/, kodak24/) used by --scale=cpu.")
     flags.DEFINE_list("eval_sets", [], "Test sets as name=input_dir[:target_dir] (default: the table's own at "
-                      "--scale=cpu: rain12, rain100l-10 and, for the ERL-Net tables, rain100h-20; kodak24 for the "
-                      "reconstruction table).")
+                      "--scale=cpu: rain12, rain100l-10 and, for the ERL-Net tables, rain100h-20; polyu-20 for "
+                      "de-noising; sots-indoor-10 for de-hazing; kodak24 for the reconstruction table; rain, "
+                      "rain and fog, and heavy rain synthesised once over kodak24 into <output_dir>/data/ for "
+                      "Rethinking Table II's Rain1200, RainCityScapes and OutdoorRain columns).")
     flags.DEFINE_string("train_flags", "", "Training-data flags for every row, space separated (default at "
-                        "--scale=cpu: light to heavy synthetic rain, --degradation=dense_rain "
-                        "--degradation_params=density_level=mixed, over <data_root>/derain-train/clean; the "
-                        "reconstruction table: the same photos).")
+                        "--scale=cpu: the table's own; for de-raining light to heavy synthetic rain, "
+                        "--degradation=dense_rain --degradation_params=density_level=mixed, over "
+                        "<data_root>/derain-train/clean; the reconstruction table: the same photos; de-noising: "
+                        "--degradation=camera_noise over them; de-hazing: the pairs of <data_root>/dehaze-train).")
     flags.DEFINE_list("rows", [], "Only these row ids (default: every row of the table).")
     flags.DEFINE_string("flags_dir", reproduce.repository_flags_dir(), "The repository's flags/ folder.")
     flags.DEFINE_boolean("dry_run", False, "Print each row's training command and exit.")
 
 
 def _tables(names):
-    if names == ["all"]:
-        return list(reproduce.TABLES.values())
-    unknown = [name for name in names if name not in reproduce.TABLES]
+    """The tables ``--table`` names, in its order, each once: table keys, group names and ``all``."""
+    keys, unknown = [], []
+    for name in names:
+        if name == "all":
+            keys += list(reproduce.TABLES)
+        elif name in reproduce.GROUPS:
+            keys += list(reproduce.GROUPS[name])
+        elif name in reproduce.TABLES:
+            keys.append(name)
+        else:
+            unknown.append(name)
     if unknown:
-        raise app.UsageError(f"unknown table {', '.join(unknown)}; choose from {', '.join(reproduce.TABLES)} or all")
-    return [reproduce.TABLES[name] for name in names]
+        raise app.UsageError(f"unknown table {', '.join(unknown)}; choose from {', '.join(reproduce.TABLES)}, a "
+                             f"group ({', '.join(reproduce.GROUPS)}) or all")
+    return [reproduce.TABLES[key] for key in dict.fromkeys(keys)]
 
 
 def _render(records_dir, page, check):
