@@ -288,16 +288,20 @@ def overlay_path(flags_dir, table, scale):
 
 
 def settings_lines(table, row, scale, flags_dir):
-    """The flags a row trains with before its data: the paper flagfile's then the scale overlay's lines."""
+    """The flags a row trains with before its data: the paper flagfile's, the scale overlay's, then the
+    table's own :attr:`~erlrestore.paper_tables.Table.train_flags`."""
     return (records.flag_lines(os.path.join(flags_dir, row.flagfile), os.path.dirname(flags_dir))
-            + records.flag_lines(overlay_path(flags_dir, table, scale), os.path.dirname(flags_dir)))
+            + records.flag_lines(overlay_path(flags_dir, table, scale), os.path.dirname(flags_dir))
+            + list(table.train_flags))
 
 
 def train_arguments(table, row, scale, flags_dir, data_flags, run_dir, seed=None):
-    """The ``erlrestore-train`` arguments of a row: paper flagfile, scale overlay, data, seed, model folder."""
+    """The ``erlrestore-train`` arguments of a row: paper flagfile, scale overlay, the table's own flags, data,
+    seed, model folder."""
     return [
         f"--flagfile={os.path.join(flags_dir, row.flagfile)}",
         f"--flagfile={overlay_path(flags_dir, table, scale)}",
+        *table.train_flags,
         *data_flags,
         *([] if seed is None else [f"--seed={int(seed)}"]),
         f"--model_dir={run_dir}",

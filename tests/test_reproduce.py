@@ -27,8 +27,8 @@ TABLE1 = ("rethinking_table1_denoise", "rethinking_table1_derain", "rethinking_t
 
 
 def test_every_row_names_a_flagfile_and_every_comparison_names_rows_of_its_table():
-    assert set(reproduce.TABLES) == {"erlnet_table2", "erlnet_table3", "rethinking_table2", "rethinking_table3",
-                                     *NEW_TABLE2, *TABLE1}
+    assert set(reproduce.TABLES) == {"erlnet_table2", "erlnet_table3", "erlnet_table3_each", "rethinking_table2",
+                                     "rethinking_table3", *NEW_TABLE2, *TABLE1}
     for table in reproduce.TABLES.values():
         ids = [row.id for row in table.rows]
         assert len(ids) == len(set(ids)), table.key
@@ -779,3 +779,26 @@ def test_tiny_table1_run_records_renders_and_plots(tiny_test_set, tmp_path):
         assert not (out / "rethinking_table1.png").exists()
     else:
         assert (out / "rethinking_table1.png").is_file()
+
+
+def test_table3_under_the_papers_budget_trains_each_stage_the_full_count_as_its_own_runs(tmp_path):
+    """erlnet_table3_each: Table 3's rows and claims with --stage_budget=each after the overlay; its runs are
+    keyed apart from erlnet_table3's (split), and its records say which budget they trained under."""
+    split, each = reproduce.TABLES["erlnet_table3"], reproduce.TABLES["erlnet_table3_each"]
+    assert [r.id for r in each.rows] == [r.id for r in split.rows]
+    assert [(c.better, c.worse, c.kind) for c in each.claims] == [(c.better, c.worse, c.kind) for c in split.claims]
+    assert all(c.table == "erlnet_table3_each" for c in each.claims)
+    flags_dir = str(REPO / "flags")
+    row = each.row("erlnet_ma_d_mlgd")
+    arguments = reproduce.train_arguments(each, row, "cpu", flags_dir, [], str(tmp_path), seed=0)
+    overlay = arguments.index(f"--flagfile={reproduce.overlay_path(flags_dir, each, 'cpu')}")
+    assert arguments[overlay + 1] == "--stage_budget=each"  # after the overlay's --stage_budget=split: it wins
+    assert "--stage_budget=each" not in reproduce.train_arguments(split, row, "cpu", flags_dir, [], str(tmp_path))
+    lines = reproduce.settings_lines(each, row, "cpu", flags_dir)
+    assert lines[-1] == "--stage_budget=each" and "--stage_budget=split" in lines
+    runs = str(tmp_path / "runs")
+    assert (reproduce.run_dir_for(each, row, "cpu", flags_dir, [], runs, 0)
+            != reproduce.run_dir_for(split, row, "cpu", flags_dir, [], runs, 0))
+    from erlrestore.cli import reproduce as cli
+
+    assert [t.key for t in cli._tables(["erlnet_table3_both"])] == ["erlnet_table3", "erlnet_table3_each"]
