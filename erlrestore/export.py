@@ -81,13 +81,18 @@ Choices where the spec is silent:
   convolution, faster on the CPU). The new model is
   run beside the original on a fixed random image (1 x 64 x 64 x 3, or the
   model's padding multiple when larger) and written only when their outputs
-  agree within :data:`erlrestore.inference_graph.TOLERANCE` (1e-5, max abs, float32);
-  otherwise the model is written as it is and a warning is logged (in
-  practice: mixed-precision models, whose bfloat16/float16 rounding differs
-  between the two). Models without such pairs (MEMD, ERL-Net, "instance"
-  norm) are written as they are. An ONNX model records the number of
-  folded layers in its metadata (``erlrestore.folded_batch_norms``); a
-  SavedModel has no place for it, the log line says it.
+  agree: within :data:`erlrestore.inference_graph.TOLERANCE` (1e-5, max abs)
+  for a float32 model; for a ``mixed_bfloat16`` / ``mixed_float16`` one,
+  first float32 copies of the model and of its rewrite within 1e-5 (the
+  rewrite's arithmetic), then the 16-bit graphs within the looser
+  :data:`erlrestore.inference_graph.TOLERANCES` entry (0.08 / 0.02, as
+  their rounding differs), or the 16-bit comparison alone, with a warning,
+  when no float32 copy can be built; otherwise the model is
+  written as it is and a warning is logged. Models without such pairs
+  (MEMD, ERL-Net, "instance" norm) are written as they are. An ONNX model
+  records the number of folded layers in its metadata
+  (``erlrestore.folded_batch_norms``); a SavedModel has no place for it,
+  the log line says it.
 * LiteRT (:func:`export_litert`, ``erlrestore-export --format=litert``)
   writes ``<base_dir>/<name>/<version>/model.tflite`` (default base folder
   ``litert``) and OpenVINO (:func:`export_openvino`, ``--format=openvino``)

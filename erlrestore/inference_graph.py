@@ -25,8 +25,16 @@ all on the deep, few-pixel levels; docs/BENCHMARKS.md).
 
 :func:`optimize` does both on a functional ``keras.Model``;
 :func:`optimize_verified` also checks on a fixed random input that the new
-model computes what the original computes (within :data:`TOLERANCE`) and
-falls back to the original otherwise. The exporters
+model computes what the original computes, and falls back to the original
+otherwise. A float32 model is compared with its rewrite within
+:data:`TOLERANCE` (1e-5). For a model that computes in 16 bits (the
+mixed-precision policies) that comparison cannot tell a subtly wrong
+rewrite from rounding, so the check has two steps: the rewrite's arithmetic
+is verified on float32 copies of the model and of its rewrite
+(:func:`float32_copy`) within :data:`TOLERANCE`, and only then is the
+16-bit rewrite compared with the 16-bit model, within the looser
+:data:`TOLERANCES` entry of its precision, which catches what breaks the
+16-bit graph itself (NaN, overflow, gross errors). The exporters
 (:func:`erlrestore.export.export_savedmodel`,
 :func:`erlrestore.export.export_onnx`) and the loader of ``.keras`` models
 (:func:`erlrestore.inference.load_restorer`) call :func:`optimize_verified`, so an
@@ -84,8 +92,75 @@ from absl import logging
 from erlrestore import layers
 
 # Largest max-abs difference (float32 outputs, inference mode) between the
-# folded and the original model on the check input for the folded one to be used.
+# folded and the original model on the check input for the folded one to be used,
+# for a model that computes in float32 (or float64).
 TOLERANCE = 1e-5
+
+# The tolerance of optimize_verified's comparison of a rewritten model with the
+# model itself, per compute dtype (the model's lowest precision, see
+# compute_precision). The two graphs do the same arithmetic in a different order
+# with differently rounded weights (a folded kernel is rounded to the compute
+# dtype after scaling, the original before; the original rounds the convolution
+# output before the batch norm, the folded graph does not), so their outputs
+# differ by a few roundings of the compute dtype, carried through the network. In
+# float32 (unit roundoff 2**-24) that stays below 1e-5.
+#
+# bfloat16 (8-bit significand, unit roundoff 2**-8 ~ 3.9e-3) and float16 (11-bit,
+# 2**-11 ~ 4.9e-4) were measured on small-width models of this package, weights
+# as at initialisation (pix2pix init, batch-norm statistics taken from the
+# model's own activations and perturbed as in tests/test_inference_graph.py), the
+# last layer scaled so that the pre-tanh output has std 0.5, 1 or 2 (no trained
+# model was at hand; 1 is a guess for one), max abs over check_inputs (64x64;
+# UNet-8: 256x256).
+# Correct rewrite vs original, bfloat16 / float16:
+#   UNet-5 + InfoAccum + SubPixUpsamp  0.012 / 0.020 / 0.032   0.0016 / 0.0028 / 0.0051
+#   pix2pix UNet-8                     0.011 / 0.019 / 0.040   0.0019 / 0.0030 / 0.0070
+#   En/Decoder-5                       0.049 / 0.094 / 0.173   0.0058 / 0.0104 / 0.0202
+#   MEMD / ERL-Net, depth 3, widths 8..32, output residual std 0.1 / 0.3 (phase
+#   convolutions only; optimize leaves these nested sub-models alone, so the
+#   decoder was rewritten by hand): 0 in bfloat16, <= 0.0022 in float16.
+# (A rerun of the same measurement moved the bfloat16 numbers by up to 15%.)
+# That is the models' own 16-bit noise: the original differs from the same
+# weights run in float32 by 0.010-0.032 (UNets) and 0.022-0.071 (En/Decoder) in
+# bfloat16, and the rewrite's RMS error against float32 is about the original's.
+# Deliberately wrong rewrites (one layer at a time, smallest over the layers and
+# the three output scales, both 16-bit dtypes):
+#   transposed-convolution kernel flipped (phase form)  >= 0.29 (UNets), >= 0.16 (ERL-Net)
+#   variance used as the standard deviation (no sqrt)   >= 0.50
+#   moving mean left out of the folded bias             >= 0.049
+#   one channel's variance doubled                      0.010-0.17: overlaps the correct range
+#   epsilon left out / one variance off by 10%          indistinguishable from rounding
+# So no 16-bit tolerance catches every wrong fold: small per-channel errors drown
+# in the rounding. In float32 they do not: the correct rewrites above differ by
+# <= 8e-6, a doubled variance by >= 9e-3. Hence the two steps of
+# optimize_verified for a model that computes in 16 bits:
+#   1. the rewrite's arithmetic: float32 copies of the model and of its rewrite
+#      (float32_copy: same architecture and weights, every layer in float32)
+#      are compared within TOLERANCE, which catches the algebra mistakes above;
+#   2. the 16-bit graph that will run: the rewrite of the model itself against
+#      the model, within the entry below, which only has to catch what goes
+#      wrong in 16 bits or breaks the graph (NaN, overflow, a flipped or
+#      mis-laid kernel, a missing square root) without refusing a correct
+#      rewrite's rounding.
+# Step 2 is all there is when no float32 copy can be built (optimize_verified
+# logs it); it then has the blind spots above (a left-out mean, from 0.049, can
+# pass in bfloat16). bfloat16: 0.08 (20 unit roundoffs), twice the pix2pix
+# generators' largest correct difference and half the smallest flipped kernel.
+# float16: 0.02 (40 unit roundoffs), 2.9 times the generators' largest correct
+# difference, 2.5 times below a left-out mean and 12 below a flipped kernel. An
+# En/Decoder with a large output scale can exceed them; it then keeps its
+# original graph, which computes the same, only slower.
+TOLERANCES = {"float64": TOLERANCE, "float32": TOLERANCE, "float16": 2e-2, "bfloat16": 8e-2}
+
+# Floating compute dtypes from the lowest precision to the highest.
+_PRECISION_ORDER = ("bfloat16", "float16", "float32", "float64")
+
+# The compute dtypes whose rewrites optimize_verified first checks on float32 copies.
+_SIXTEEN_BIT = ("bfloat16", "float16")
+
+# Dtype policy names (and dtypes) that float32_copy replaces by "float32" where a
+# configuration gives them as a plain string.
+_SIXTEEN_BIT_POLICIES = frozenset({"mixed_bfloat16", "mixed_float16", "bfloat16", "float16"})
 
 # The check input of optimize_verified: 1 x side x side x channels with side the
 # smallest multiple of the model's padding multiple that is at least this.
@@ -107,14 +182,26 @@ class InferenceGraph(NamedTuple):
       phased: names of the ``Conv2DTranspose`` layers that ``model`` runs as
         :class:`~erlrestore.layers.PhaseConv2DTranspose` (empty when none).
       max_difference: :func:`optimize_verified`'s measured max-abs difference
-        between the optimized and the original model's outputs on its check
-        input (None when nothing was compared).
+        between the outputs of the optimized graph of the input model (the
+        graph returned, or the one refused) and of the input model itself, on
+        its check input, both computing in the model's own precision (16-bit
+        for a mixed-precision model): for a returned rewrite, how far the
+        graph that runs is from its original. None when nothing was compared
+        (nothing to rewrite, an error, or a 16-bit model whose rewrite was
+        refused on its float32 copies before its own graph was compared).
+      float32_difference: for a model that computes in 16 bits, the same
+        difference between float32 copies of the model and of its rewrite
+        (:func:`float32_copy`), which :func:`optimize_verified` checks within
+        :data:`TOLERANCE` first. None for a float32 model (its
+        ``max_difference`` is already in float32) and when no float32 copy
+        could be built.
     """
 
     model: keras.Model
     folded: tuple = ()
     phased: tuple = ()
     max_difference: float = None
+    float32_difference: float = None
 
 
 def _graph_nodes(model):
@@ -342,7 +429,123 @@ def max_difference(model_a, model_b, inputs):
     return worst
 
 
-def optimize_verified(model, multiple=None, tolerance=TOLERANCE, source=None):
+def _computing_layers(model):
+    """The layers of ``model`` that compute: nested models' layers and sub-layers included, input layers and the
+    nested models themselves (whose policy is whatever was global when they were built) left out."""
+    flatten = getattr(model, "_flatten_layers", None)
+    for layer in flatten(include_self=False, recursive=True) if flatten else ():
+        if not isinstance(layer, (keras.layers.InputLayer, keras.Model)):
+            yield layer
+
+
+def compute_precision(model):
+    """The lowest-precision floating dtype that a layer of ``model`` computes in ("float32" when none).
+
+    Reads every layer's ``compute_dtype``, nested models' layers and
+    sub-layers included (input layers, and nested models themselves, whose
+    policy is whatever was global when they were built, are skipped: their
+    layers do the computing); a model mixing
+    float32 and bfloat16 layers (a mixed-precision model keeps its image
+    layers in float32) is "bfloat16". Dtypes outside :data:`TOLERANCES` are
+    ignored.
+    """
+    found = set()
+    for layer in _computing_layers(model):
+        dtype = getattr(layer, "compute_dtype", None)
+        if dtype is not None:
+            found.add(keras.backend.standardize_dtype(dtype))
+    for dtype in _PRECISION_ORDER:
+        if dtype in found:
+            return dtype
+    return "float32"
+
+
+def default_tolerance(model):
+    """``(precision, tolerance)``: :func:`compute_precision` of ``model`` and its entry in :data:`TOLERANCES`."""
+    precision = compute_precision(model)
+    return precision, TOLERANCES[precision]
+
+
+def _float32_config(value):
+    """A model configuration (nested dicts and lists) with every dtype policy float32 and no compile configuration."""
+    if isinstance(value, list):
+        return [_float32_config(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    kind = value.get("class_name")
+    if kind == "DTypePolicy" and isinstance(value.get("config"), dict):
+        return {**value, "config": {**value["config"], "name": "float32"}}
+    if isinstance(kind, str) and (kind.endswith("DTypePolicy") or kind == "DTypePolicyMap"):
+        raise ValueError(f"a {kind} (quantized or per-layer dtype policy) has no plain float32 form")
+    copied = {}
+    for key, item in value.items():
+        if key == "compile_config":
+            continue  # the copy is not compiled (a loss given as a lambda would not even deserialize)
+        if key == "dtype" and isinstance(item, str) and item in _SIXTEEN_BIT_POLICIES:
+            copied[key] = "float32"
+        else:
+            copied[key] = _float32_config(item)
+    return copied
+
+
+def float32_copy(model):
+    """A float32 twin of ``model``: the same architecture and the same weights, every layer computing in float32.
+
+    What :func:`optimize_verified` checks a 16-bit model's rewrite on. The
+    copy is rebuilt as ``type(model).from_config(model.get_config())``
+    (every layer's ``get_config``, nested models and this package's
+    registered custom layers included; not compiled) from a configuration in
+    which every dtype policy is float32: Keras 3 writes a layer's policy as
+    ``{"module": "keras", "class_name": "DTypePolicy", "config": {"name":
+    "mixed_bfloat16"}}``, and a 16-bit policy given as a plain string is
+    replaced too. It is rebuilt while float32 is the global policy (so a
+    sub-layer that a layer creates without a dtype is float32 as well) and
+    given ``model``'s weights (``get_weights`` / ``set_weights``; the
+    variables of a mixed-precision model are float32 already, a pure 16-bit
+    model's are widened exactly). ``model`` and the global dtype policy are
+    left as they were.
+
+    Raises (``ValueError``, ``TypeError``...) when no such copy can be made:
+    a layer Keras cannot deserialize (an unregistered custom class, a
+    ``Lambda`` in safe mode), a quantized dtype policy, weights that do not
+    fit the rebuilt model, or a layer that still computes in 16 bits.
+    """
+    config = _float32_config(model.get_config())  # not serialize_keras_object: that also serializes the compilation
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        copy = type(model).from_config(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if not isinstance(copy, keras.Model):
+        raise TypeError(f"the configuration of {model.name!r} rebuilt a {type(copy).__name__}, not a model")
+    copy.set_weights(model.get_weights())  # a different count or shape raises
+    narrow = sorted({layer.name for layer in _computing_layers(copy)
+                     if keras.backend.standardize_dtype(layer.compute_dtype) in _SIXTEEN_BIT})
+    if narrow:
+        raise ValueError(f"layers of the copy still compute in 16 bits: {', '.join(narrow)}")
+    return copy
+
+
+def _float32_check(model, result, inputs, precision):
+    """Step 1 of :func:`optimize_verified` for a 16-bit model: ``(difference, None)``, or ``(None, why)`` without one.
+
+    ``difference``: :func:`max_difference` of :func:`float32_copy` of
+    ``model`` and of that copy's :func:`optimize`, which must rewrite the
+    same layers as ``result`` (``model``'s rewrite) did.
+    """
+    try:
+        original = float32_copy(model)
+        rewritten = optimize(original)
+        if (rewritten.folded, rewritten.phased) != (result.folded, result.phased):
+            raise ValueError(f"the float32 copy's rewrite is not the {precision} model's (it folds "
+                             f"{list(rewritten.folded)} and rewrites {list(rewritten.phased)})")
+        return max_difference(original, rewritten.model, inputs), None
+    except Exception as error:  # pylint: disable=broad-except  # no copy: the 16-bit check alone
+        return None, f"{type(error).__name__}: {error}"
+
+
+def optimize_verified(model, multiple=None, tolerance=None, source=None):
     """:func:`optimize`, kept only when its numbers agree with the original; an :class:`InferenceGraph`.
 
     Both models run in inference mode on :func:`check_inputs` (``multiple``:
@@ -351,34 +554,101 @@ def optimize_verified(model, multiple=None, tolerance=TOLERANCE, source=None):
     as TF32 by default, whose inputs keep 10 mantissa bits (relative
     rounding near 1e-3), which would swamp the rewrites' own rounding; the
     check is about the rewritten arithmetic, which is the same on every
-    device. When the largest absolute difference of their float32 outputs
-    is at most ``tolerance`` (default :data:`TOLERANCE`), the optimized
-    model is returned and an info line logged; otherwise (including a NaN
-    difference or an error while rewriting or running the check) the
-    ORIGINAL model is returned with ``folded == phased == ()`` and a warning
-    says why: a different model is never used silently. A model with
-    nothing to rewrite is returned at once, without a check. ``source``
-    names the model in the log lines.
+    device. For a float32 model: when the largest absolute difference of
+    their (float32) outputs is at most ``tolerance``, the optimized model is
+    returned and an info line logged; otherwise (including a NaN difference
+    or an error while rewriting or running the check) the ORIGINAL model is
+    returned with ``folded == phased == ()`` and a warning says why: a
+    different model is never used silently. A model with nothing to rewrite
+    is returned at once, without a check. ``source`` names the model in the
+    log lines.
+
+    ``tolerance=None`` (the default) takes the tolerance of the precision
+    the model computes in (:func:`default_tolerance`): 1e-5
+    (:data:`TOLERANCE`) for a float32 model, the looser
+    :data:`TOLERANCES` entry for one built under ``mixed_bfloat16`` or
+    ``mixed_float16``; a number given here bounds the comparison in the
+    model's own precision whatever that is (step 2 below for a 16-bit
+    model). The log lines name the precision and the tolerance.
+
+    A model that computes in 16 bits is checked in two steps (the comment
+    above :data:`TOLERANCES` says why), and the log lines say which ran:
+
+    1. its rewrite's arithmetic: :func:`float32_copy` of the model and the
+       same :func:`optimize` of that copy (which must rewrite the same
+       layers) are compared within :data:`TOLERANCE` (whatever
+       ``tolerance`` says); a larger difference refuses the rewrite, and
+       the 16-bit graph is not compared (``max_difference`` None,
+       ``float32_difference`` the refused difference);
+    2. only then its 16-bit rewrite against the model, within
+       ``tolerance``: a guard against NaN, overflow and gross breakage of
+       the 16-bit graph, which is all that a 16-bit tolerance can see.
+
+    When no float32 copy can be made (an unknown layer, any error while
+    building, rewriting or running it), a warning says so and step 2 is the
+    only check. ``max_difference`` is always the difference of the 16-bit
+    rewrite (the graph returned, or the one refused) against the model;
+    ``float32_difference`` that of the float32 copies (see
+    :class:`InferenceGraph`).
     """
     name = source or f"model {getattr(model, 'name', model)!r}"
+    float32_difference = unusable = difference = None
     try:
         result = optimize(model)
         if result.model is model:
             return result
+        precision, default = default_tolerance(model)
         inputs = check_inputs(model, multiple)
         with keras.device("cpu:0"):  # not TF32: GPUs run float32 convolutions with 10-bit mantissas by default
-            difference = max_difference(model, result.model, inputs)
+            if precision in _SIXTEEN_BIT:
+                float32_difference, unusable = _float32_check(model, result, inputs, precision)
+            if float32_difference is None or float32_difference <= TOLERANCE:
+                difference = max_difference(model, result.model, inputs)
     except Exception as error:  # an optimisation: never let it break an export or a load
         logging.warning("%s: inference graph not optimized (%s: %s); using the model as it is",
                         name, type(error).__name__, error)
         return InferenceGraph(model)
     shape = "x".join(str(dim) for dim in inputs[0].shape)
+    if tolerance is None:
+        tolerance, rule = default, f"the {precision} tolerance"
+    else:
+        rule = f"the tolerance given; the model computes in {precision}"
+    if precision not in _SIXTEEN_BIT:
+        if not difference <= tolerance:  # also catches NaN
+            logging.warning(
+                "%s: inference graph not optimized: its output differs by %.3g (> %.3g, %s) on a %s check input; "
+                "using the model as it is", name, difference, tolerance, rule, shape)
+            return InferenceGraph(model, max_difference=difference)
+        logging.info("%s: folded %d batch-norm layers into their convolutions and rewrote %d transposed convolutions "
+                     "(max difference %.3g <= %.3g, %s, on a %s check input)", name, len(result.folded),
+                     len(result.phased), difference, tolerance, rule, shape)
+        return result._replace(max_difference=difference)
+    if unusable is not None:
+        logging.warning("%s: no float32 copy to verify the inference graph's arithmetic on (%s); checking its %s "
+                        "graph alone, which catches only gross errors", name, unusable, precision)
+        alone = f"the {precision} check alone, no float32 copy"
+        if not difference <= tolerance:  # also catches NaN
+            logging.warning(
+                "%s: inference graph not optimized: its %s output differs by %.3g (> %.3g, %s; %s) on a %s check "
+                "input; using the model as it is", name, precision, difference, tolerance, rule, alone, shape)
+            return InferenceGraph(model, max_difference=difference)
+        logging.info("%s: folded %d batch-norm layers into their convolutions and rewrote %d transposed convolutions "
+                     "(%s: max difference %.3g <= %.3g, %s, on a %s check input)", name, len(result.folded),
+                     len(result.phased), alone, difference, tolerance, rule, shape)
+        return result._replace(max_difference=difference)
+    if not float32_difference <= TOLERANCE:  # also catches NaN
+        logging.warning(
+            "%s: inference graph not optimized: on float32 copies of the model and of the graph their outputs differ "
+            "by %.3g (> %.3g, the float32 tolerance; the model computes in %s) on a %s check input; "
+            "using the model as it is", name, float32_difference, TOLERANCE, precision, shape)
+        return InferenceGraph(model, float32_difference=float32_difference)
+    verified = f"verified in float32 within {TOLERANCE:.3g} (max difference {float32_difference:.3g})"
     if not difference <= tolerance:  # also catches NaN
         logging.warning(
-            "%s: inference graph not optimized: its output differs by %.3g (> %.0e) on a %s check input; "
-            "using the model as it is", name, difference, tolerance, shape)
-        return InferenceGraph(model, max_difference=difference)
+            "%s: inference graph not optimized: %s, but its %s output differs by %.3g (> %.3g, %s) on a %s check "
+            "input; using the model as it is", name, verified, precision, difference, tolerance, rule, shape)
+        return InferenceGraph(model, max_difference=difference, float32_difference=float32_difference)
     logging.info("%s: folded %d batch-norm layers into their convolutions and rewrote %d transposed convolutions "
-                 "(max difference %.3g on a %s check input)", name, len(result.folded), len(result.phased),
-                 difference, shape)
-    return result._replace(max_difference=difference)
+                 "(%s, and the %s graph within %.3g (max difference %.3g, %s), on a %s check input)", name,
+                 len(result.folded), len(result.phased), verified, precision, tolerance, difference, rule, shape)
+    return result._replace(max_difference=difference, float32_difference=float32_difference)

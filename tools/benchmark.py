@@ -23,7 +23,10 @@ One entry point that measures, on whatever device TensorFlow computes on
   restoration network's inference time (``training=False``, the graph that
   ``erlrestore-restore`` and the exporters run:
   :func:`erlrestore.inference.verified_inference_graph`, i.e. batch norm
-  folded and phase convolutions where that is exact within 1e-5; the FLOPs
+  folded and phase convolutions where the check of
+  :func:`erlrestore.inference_graph.optimize_verified` passes (within 1e-5
+  in float32; a mixed-precision model on float32 copies, then within its
+  16-bit tolerance); the FLOPs
   are the network's, which the rewrite does not change), megapixels/s,
   its fraction of the peak, and peak memory.
 

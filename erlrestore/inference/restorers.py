@@ -176,11 +176,13 @@ class KerasRestorer(Restorer):
     graph as the exporters write it: batch norms folded into the
     convolutions before them, transposed convolutions as phase convolutions
     (:func:`erlrestore.inference_graph.optimize_verified`: only when the new
-    outputs stay within 1e-5 of the model's on a fixed check image, else the
-    model as it is, with a logged warning). The new model is a snapshot of
-    the rewritten layers' weights at this moment (it shares the other layers
-    with ``model``), so it is used for models loaded from files, which
-    nothing else changes; ``model`` itself is kept as it is (for
+    outputs stay close to the model's on a fixed check image -- within 1e-5
+    for a float32 model; for a ``mixed_bfloat16`` / ``mixed_float16`` one,
+    within 1e-5 on float32 copies of both and then within 0.08 / 0.02 in
+    its own precision --, else the model as it is, with a logged warning).
+    The new model is a snapshot of the rewritten layers' weights at this
+    moment (it shares the other layers with ``model``), so it is used for
+    models loaded from files, which nothing else changes; ``model`` itself is kept as it is (for
     :func:`erlrestore.inference.as_restorer` to rewrap in batch-statistics mode), which costs the
     memory of the rewritten convolutions' weights a second time.
 
@@ -216,10 +218,12 @@ class KerasRestorer(Restorer):
 
 
 def verified_inference_graph(model, source=None):
-    """``model``'s inference graph, checked within 1e-5 at its padding multiple (an ``InferenceGraph``).
+    """``model``'s inference graph, checked at its padding multiple (an ``InferenceGraph``).
 
     :func:`erlrestore.inference_graph.optimize_verified` with
-    :func:`pad_multiple` as the check image's multiple: what the exporters
+    :func:`pad_multiple` as the check image's multiple and its default
+    tolerances (1e-5 for a float32 model; a 16-bit one is checked on float32
+    copies within 1e-5, then in its precision): what the exporters
     write and what a restorer of a model file runs. ``source`` names the
     model in the log lines (default: its name).
     """
