@@ -11,7 +11,10 @@ the records, and ``docs/RESULTS.md`` lists every one with its verdict.
 Claims that compare things no table of ours trains (other papers' methods,
 other data sets, figures sweeping a setting we do not sweep, region
 metrics) are listed too, with ``table=""`` and the reason they are not run,
-so the page shows what is left untested.
+so the page shows what is left untested. Three of them are measured without a
+table (``figure``, :mod:`erlrestore.paper_figures`): ERL-Net Fig. 3's hard
+and easy images, ERL-Net Table 4's region metrics and Rethinking Fig. 7's
+loss curves; the page shows their outcome once their records exist.
 
 A claim that two sources support (a pair the table's numbers order and the
 text also states) is listed once, with both sources.
@@ -43,6 +46,9 @@ class Claim:
     metric: str = "psnr_y"
     text: str = ""
     not_run: str = ""
+    # For a claim without rows: the section of erlrestore.paper_figures that measures it ("erlnet_fig3",
+    # "erlnet_table4", "rethinking_fig7"); once its records exist the page shows their outcome, not "not run".
+    figure: str = ""
 
     @property
     def key(self):
@@ -171,8 +177,8 @@ def _rethinking_table3():
     ]
 
 
-def _not_run(paper, source, text, reason, kind="better"):
-    return Claim(paper, "", "", "", source, kind=kind, text=text, not_run=reason)
+def _not_run(paper, source, text, reason, kind="better", figure=""):
+    return Claim(paper, "", "", "", source, kind=kind, text=text, not_run=reason, figure=figure)
 
 
 _NO_ROW = "no table of ours trains these methods"
@@ -190,13 +196,15 @@ def _without_rows():
                  _NO_ROW + "; the state of the art is NLEDN's published number"),
         _not_run(ERLNET, "Sec. 4.3, Fig. 3 (right)",
                  "ERL-Net improves more of the hard test images (below MEMD's mean PSNR) than of the easy ones",
-                 "a comparison of two shares within one test set, which the verdict rule does not cover",
-                 kind="other"),
+                 "no records of both ERL-Net (MA_D + MLGD) and MEMD in Table 3 yet; once there, their per-image "
+                 "PSNRs give the shares (ERL-Net Fig. 3 section), without a verdict: two shares of different "
+                 "images are not a paired comparison",
+                 kind="other", figure="erlnet_fig3"),
         _not_run(ERLNET, "Table 4; Sec. 4.3 text",
                  "ERL-Net improves over MEMD in both rain and background regions, more in the rain (mIoR > mIoB)",
-                 "needs rain masks of the test sets (erlrestore-evaluate --rain_mask_dir), which the tables "
-                 "do not score",
-                 kind="other"),
+                 "needs both models' restorations: python -m tools.erlnet_table4 makes its records from the "
+                 "run folders of the Table 3 records",
+                 kind="other", figure="erlnet_table4"),
         _not_run(ERLNET, "Table 5; Sec. 4.4 text",
                  "ERL-Net beats DSC, GMM, DDN, JORDER, DID, NLEDN and PReNet on DDN-Data, DID-Data and Rain100H",
                  _NO_ROW),
@@ -220,10 +228,15 @@ def _without_rows():
         _not_run(RETHINKING, "App. H.B, Fig. 14",
                  "InfoAccum beats the Residual, ContextDilated, SCAN, Recursive, Attention and Dense modules",
                  _NO_ROW),
+        _not_run(RETHINKING, "Sec. VI.3, Fig. 7; App. F",
+                 "the training loss converges in two stages: fast at first, then suddenly slower",
+                 "a claim about loss curves, not a table's PSNR: python -m tools.rethinking_fig7 fits a run's "
+                 "logged losses",
+                 kind="other", figure="rethinking_fig7"),
         _not_run(RETHINKING, "Sec. VI.3, Fig. 7",
-                 "pre-training the generator on reconstruction eases convergence (two-stage loss curve)",
-                 "a claim about loss curves, not a table's PSNR; flags/"
-                 "unet5_lsgan_infoaccum15_subpix_recon_pretrain.flags trains the recipe, outside the tables",
+                 "pre-training the generator on reconstruction eases that convergence",
+                 "needs the same GAN trained with and without the pre-training and their loss curves compared; "
+                 "flags/unet5_lsgan_infoaccum15_subpix_recon_pretrain.flags trains the recipe, outside the tables",
                  kind="other"),
     ]
 

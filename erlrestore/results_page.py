@@ -7,7 +7,10 @@ the text between :data:`BEGIN` and :data:`END` in the page with
 precision and budget protocol the runs used, and the three-way verdict
 (:mod:`erlrestore.verdicts`) of every claim the paper makes about the
 table's rows (:mod:`erlrestore.claims`), then the claims no table of ours
-can run. Nothing in it depends on the time or the machine it is rendered
+can run, with the figures and tables measured without a table of rows
+(ERL-Net Fig. 3 and Table 4, Rethinking Fig. 7: :mod:`erlrestore.paper_figures`;
+their plots go to ``figures/`` beside the page, :func:`write_figures`).
+Nothing in the text depends on the time or the machine it is rendered
 on, so rendering again from the same records gives the same text;
 ``tests/test_results_page.py`` fails when the page and the records
 disagree.
@@ -19,7 +22,7 @@ import os
 import numpy as np
 
 from erlrestore import claims as claims_module
-from erlrestore import records, verdicts
+from erlrestore import paper_figures, records, verdicts
 from erlrestore.paper_tables import TABLES
 from erlrestore.table_reports import curve_verdict
 
@@ -264,13 +267,16 @@ def render_rule():
     ])
 
 
-def render_without_rows(level=3):
+def render_without_rows(level=3, figures=None):
+    """The claims no table runs; those a figure of :mod:`erlrestore.paper_figures` measures show its outcome
+    once ``figures`` (:func:`erlrestore.paper_figures.load`) has records for it."""
     hashes = "#" * level
     lines = [f"{hashes} Claims no table of ours runs", "",
              "| paper | source | claim | verdict |", "|---|---|---|---|"]
     for claim in claims_module.without_rows():
-        lines.append(f"| {_cell(claim.paper)} | {_cell(claim.source)} | {_cell(claim.text)} | "
-                     f"not run ({_cell(claim.not_run)}) |")
+        measured = paper_figures.claim_outcome(claim, figures) if figures is not None else None
+        shown = measured or f"not run ({claim.not_run})"
+        lines.append(f"| {_cell(claim.paper)} | {_cell(claim.source)} | {_cell(claim.text)} | {_cell(shown)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -293,7 +299,9 @@ def render_generated(records_dir=None):
     ]
     for key, table in TABLES.items():
         parts.append(render_table(table, found.get(key, []), level=3))
-    parts.append(render_without_rows(level=3))
+    figures = paper_figures.load(records_dir, found)
+    parts += paper_figures.render(figures, level=3)
+    parts.append(render_without_rows(level=3, figures=figures))
     unknown = sorted(set(found) - set(TABLES))
     if unknown:
         parts.append("Records of unknown tables (not rendered): " + ", ".join(f"`{k}`" for k in unknown) + "\n")
@@ -327,6 +335,20 @@ def update_page(page=None, records_dir=None):
 
     image_files.write_bytes_atomically(page, (before + new + after).encode("utf-8"))
     return True
+
+
+def figures_dir(page=None):
+    """Where the page's plots go: ``figures/`` beside it (``docs/figures/`` for ``docs/RESULTS.md``)."""
+    return os.path.join(os.path.dirname(os.path.abspath(page or default_page())), paper_figures.FIGURES_DIR)
+
+
+def write_figures(page=None, records_dir=None):
+    """Draws the plots the page links (ERL-Net Fig. 3 and Table 4, Rethinking Fig. 7) from the records into
+    :func:`figures_dir`; returns their paths, [] without matplotlib. The page's text does not depend on them
+    (``--check`` compares the text only)."""
+    records_dir = records_dir or records.default_records_dir()
+    figures = paper_figures.load(records_dir, records.load_records(records_dir))
+    return paper_figures.write_figures(figures, figures_dir(page))
 
 
 def page_matches(page=None, records_dir=None):

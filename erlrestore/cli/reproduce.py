@@ -5,7 +5,7 @@
     erlrestore-reproduce --table=rethinking_table2_all --scale=cpu   # Rethinking Table II, all six columns
     erlrestore-reproduce --table=erlnet_table3 --scale=paper \\
         --train_flags=--train_input_dir=Rain100H/train --eval_sets=rain100h=Rain100H/test
-    erlrestore-reproduce --render_only          # docs/RESULTS.md from the committed records
+    erlrestore-reproduce --render_only          # docs/RESULTS.md (and the plots in docs/figures/) from the records
     erlrestore-reproduce --render_only --check  # exit 1 when the page and the records disagree
 
 Tables: erlnet_table2, erlnet_table3, rethinking_table1_{denoise,derain,dehaze}
@@ -51,8 +51,9 @@ def define_flags():
                       "with seed k of another; a verdict needs at least 3).")
     flags.DEFINE_string("records_dir", "", "Where the per-run records go, <records_dir>/<table>/<row>-seed<k>.json "
                         "(default: the checkout's committed results/; <output_dir>/records at --scale=tiny).")
-    flags.DEFINE_boolean("render_only", False, "Train nothing: render the generated part of --results_page from the "
-                         "records in --records_dir (default: the committed results/).")
+    flags.DEFINE_boolean("render_only", False, "Train nothing: render the generated part of --results_page, and its "
+                         "plots into figures/ beside it (with matplotlib), from the records in --records_dir "
+                         "(default: the committed results/).")
     flags.DEFINE_boolean("check", False, "With --render_only: write nothing, exit 1 when the page's generated part "
                          "differs from what the records render to.")
     flags.DEFINE_string("results_page", "", "The page --render_only writes (default: the checkout's docs/RESULTS.md).")
@@ -106,9 +107,15 @@ def _render(records_dir, page, check):
                   "--render_only", file=sys.stderr)
             return 1
         changed = results_page.update_page(page, records_dir)
+        drawn = results_page.write_figures(page, records_dir)
     except (ValueError, OSError) as error:
         return fail(error)
     print(f"{page}: {'rendered again' if changed else 'already up to date'} from {records_dir}", flush=True)
+    if drawn:
+        print(f"plots: {', '.join(os.path.relpath(p) for p in drawn)}", flush=True)
+    else:
+        print(f"note: no plot drawn into {results_page.figures_dir(page)} (matplotlib is not installed, or no "
+              "record gives one; the page's text does not depend on them)", flush=True)
     return 0
 
 
