@@ -130,6 +130,9 @@ class Table:
     # Training flags after the scale overlay, at every scale: what sets this table apart from another table with
     # the same rows (e.g. the stage budget of ERL-Net Table 3's two protocols). Part of each run's identity.
     train_flags: tuple = ()
+    # Confounds of the comparisons between this table's rows that the protocol does not remove, in words: the
+    # page prints them under the table's title, beside its rows.
+    caveats: tuple = ()
 
     @property
     def claims(self):
@@ -233,6 +236,14 @@ def _table2_rows(key):
                  for (row_id, label, flagfile), pair in zip(_TABLE2_ROWS, numbers))
 
 
+# The cpu overlay's 96 px crops against UNet-8's multiple of 256 (flags/reproduce/cpu_gan.flags).
+UNET8_CANVAS_CAVEAT = (
+    "UNet-8 rows pad each 96 px training crop to 256 px inside the network (PadToMultiple, edge padding: 86% of "
+    "every training input and of its batch-norm statistics is smeared border), UNet-5 rows train on the 96 px "
+    "crop as it is, so the pix2pix (UNet-8) vs UNet-5 comparisons at --scale=cpu mix the depth with the canvas; "
+    "at --scale=paper both see 256 px crops.")
+
+
 def _table2(key, eval_sets, cpu_data):
     """One column of Rethinking Table II as a table: the five rows, the column's numbers, its data."""
     column, task, _ = TABLE2_COLUMNS[key]
@@ -248,6 +259,7 @@ def _table2(key, eval_sets, cpu_data):
         # dropout on) unless --eval is given; the paper builds on that code.
         eval_flags=("--norm_statistics=batch",),
         cpu_data=cpu_data,
+        caveats=(UNET8_CANVAS_CAVEAT,),
     )
 
 
@@ -343,6 +355,7 @@ TABLES = {
         eval_flags=("--norm_statistics=batch",),
         reconstruct=True,
         cpu_data=CPU_RECON_DATA,
+        caveats=(UNET8_CANVAS_CAVEAT,),
     ),
 }
 

@@ -167,6 +167,7 @@ def render_table(table, table_records, level=3):
     set_names = _set_names(table, by_row)
     labels = {row.id: row.label for row in table.rows}
     lines = [f"{hashes} {table.title}", ""]
+    lines += [f"**Caveat.** {caveat}" for caveat in table.caveats] + ([""] if table.caveats else [])
     protocol_labels = {}
     runs = sum(len(v) for v in by_row.values())
     if not runs:

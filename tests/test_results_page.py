@@ -311,3 +311,17 @@ def test_update_page_and_detect_a_page_that_disagrees(tmp_path):
     assert not results_page.page_matches(str(page), records_dir)
     with pytest.raises(ValueError, match="generated section"):
         results_page.split_page("no markers here")
+
+
+def test_a_tables_caveats_are_printed_beside_its_rows():
+    """The UNet-8 canvas confound (issue 25) is stated under every table with UNet-8 and UNet-5 rows."""
+    from erlrestore import paper_tables
+
+    for key, table in paper_tables.TABLES.items():
+        ids = {row.id for row in table.rows}
+        has_unet8 = any("unet8" in i for i in ids) and any("unet5" in i for i in ids)
+        assert (paper_tables.UNET8_CANVAS_CAVEAT in table.caveats) == has_unet8, key
+        text = results_page.render_table(table, [])
+        for caveat in table.caveats:
+            title = text.index(table.title)
+            assert text.index(f"**Caveat.** {caveat}") > title
