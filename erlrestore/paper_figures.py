@@ -33,7 +33,6 @@ Nothing here imports TensorFlow.
 
 import dataclasses
 import io
-import json
 import math
 import os
 import re
@@ -235,19 +234,9 @@ def load_table4(records_dir):
     """
     found = {}
     for table_key, folder_name in TABLE4_FOLDERS.items():
-        folder = os.path.join(records_dir, folder_name)
-        if not os.path.isdir(folder):
-            continue
-        for name in sorted(os.listdir(folder)):
-            match = _TABLE4_NAME.match(name)
-            if not match:
-                continue
-            path = os.path.join(folder, name)
-            with open(path, encoding="utf-8") as f:
-                record = json.load(f)
-            if (record.get("test_set"), record.get("seed"), record.get("table")) != (
-                    match.group("set"), int(match.group("seed")), table_key):
-                raise ValueError(f"{path}: its table, test set or seed do not match its name and folder")
+        for _, record in records.named_records(
+                os.path.join(records_dir, folder_name), _TABLE4_NAME,
+                lambda m, key=table_key: {"test_set": m.group("set"), "seed": int(m.group("seed")), "table": key}):
             found.setdefault(table_key, []).append(record)
     for key in found:
         found[key].sort(key=lambda r: (_set_order(r["test_set"]), r["seed"]))
@@ -466,20 +455,9 @@ def fig7_figure(record):
 
 def load_fig7(records_dir):
     """The Fig. 7 records under ``records_dir``, sorted by run name."""
-    folder = os.path.join(records_dir, FIG7_FOLDER)
-    found = []
-    if os.path.isdir(folder):
-        for name in sorted(os.listdir(folder)):
-            match = _FIG7_NAME.match(name)
-            if not match:
-                continue
-            path = os.path.join(folder, name)
-            with open(path, encoding="utf-8") as f:
-                record = json.load(f)
-            if (record.get("run"), record.get("seed")) != (match.group("run"), int(match.group("seed"))):
-                raise ValueError(f"{path}: its run or seed do not match its name")
-            found.append(record)
-    return found
+    return [record for _, record in records.named_records(
+        os.path.join(records_dir, FIG7_FOLDER), _FIG7_NAME,
+        lambda m: {"run": m.group("run"), "seed": int(m.group("seed"))})]
 
 
 # The order of a record's curves on the page: the generator's pixel term and total, then the discriminator's.

@@ -226,6 +226,31 @@ def write_record(path, record):
     image_files.write_bytes_atomically(path, text.encode("utf-8"))
 
 
+def named_records(folder, pattern, identity):
+    """``[(match, record), ...]`` of the JSON files directly in ``folder`` whose names ``pattern`` matches,
+    sorted by name ([] when there is no such folder).
+
+    ``identity(match)`` gives ``{field: value}`` that the record must hold
+    (what its name says it is); a record that disagrees is a ValueError (a
+    renamed or hand-edited record), which names the file.
+    """
+    found = []
+    if not os.path.isdir(folder):
+        return found
+    for name in sorted(os.listdir(folder)):
+        match = pattern.match(name)
+        if not match:
+            continue
+        path = os.path.join(folder, name)
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        expected = identity(match)
+        if {field: record.get(field) for field in expected} != expected:
+            raise ValueError(f"{path}: its {', '.join(expected)} do not match its name")
+        found.append((match, record))
+    return found
+
+
 def load_records(records_dir):
     """{table key: [record, ...]} of every ``<table>/<row>-seed<k>.json`` under ``records_dir``.
 
@@ -236,19 +261,9 @@ def load_records(records_dir):
     if not os.path.isdir(records_dir):
         return found
     for table_key in sorted(os.listdir(records_dir)):
-        folder = os.path.join(records_dir, table_key)
-        if not os.path.isdir(folder):
-            continue
-        for name in sorted(os.listdir(folder)):
-            match = RECORD_PATTERN.match(name)
-            if not match:
-                continue
-            path = os.path.join(folder, name)
-            with open(path, encoding="utf-8") as f:
-                record = json.load(f)
-            if (record.get("table"), record.get("row"), record.get("seed")) != (
-                    table_key, match.group("row"), int(match.group("seed"))):
-                raise ValueError(f"{path}: its table/row/seed do not match its name")
+        for _, record in named_records(
+                os.path.join(records_dir, table_key), RECORD_PATTERN,
+                lambda m, key=table_key: {"table": key, "row": m.group("row"), "seed": int(m.group("seed"))}):
             found.setdefault(table_key, []).append(record)
     return found
 

@@ -536,7 +536,7 @@ def test_cpu_data_of_every_table(tmp_path):
     mixed = [clean, "--degradation=dense_rain", "--degradation_params=density_level=mixed"]
     expected = {
         # The tables that existed before: their flags (and so their run folders and records) must not change.
-        "erlnet_table2": mixed, "erlnet_table3": mixed, "rethinking_table2": mixed,
+        "erlnet_table2": mixed, "erlnet_table3": mixed, "erlnet_table3_each": mixed, "rethinking_table2": mixed,
         "rethinking_table3": [clean, "--degradation=rain"],
         # Table II's other columns and Table I.
         "rethinking_table2_rain1200": mixed, "rethinking_table1_derain": mixed,
