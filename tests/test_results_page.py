@@ -325,3 +325,23 @@ def test_a_tables_caveats_are_printed_beside_its_rows():
         for caveat in table.caveats:
             title = text.index(table.title)
             assert text.index(f"**Caveat.** {caveat}") > title
+
+
+def test_table1_records_give_the_page_its_fig3_plot(tmp_path):
+    """Rethinking Fig. 3 (Table I's UNet-N sweep): linked by the page and drawn by write_figures once a Table I
+    record exists; neither without one."""
+    pytest.importorskip("matplotlib")
+    records_dir = tmp_path / "results"
+    page = tmp_path / "docs" / "RESULTS.md"
+    page.parent.mkdir()
+    page.write_text(f"intro\n\n{results_page.BEGIN}\n{results_page.END}\n", encoding="utf-8")
+    link = f"({results_page.paper_figures.FIGURES_DIR}/{results_page.TABLE1_FIGURE})"
+    assert link not in results_page.render_generated(str(records_dir))
+    assert not any(p.endswith(results_page.TABLE1_FIGURE)
+                   for p in results_page.write_figures(str(page), str(records_dir)))
+    for n, psnr in ((2, 25.0), (3, 27.0), (4, 27.1)):
+        _write(str(records_dir), _record("rethinking_table1_denoise", f"unet{n}", 0, [psnr, psnr + 1]))
+    assert link in results_page.render_generated(str(records_dir))
+    drawn = results_page.write_figures(str(page), str(records_dir))
+    plot = page.parent / results_page.paper_figures.FIGURES_DIR / results_page.TABLE1_FIGURE
+    assert str(plot) in drawn and plot.stat().st_size > 1000
