@@ -442,6 +442,26 @@ def run_row(table, row, scale, flags_dir, data_flags, eval_sets, runs_dir, log=p
 
 
 _MACHINE_LINE = []
+_INPUT_SCORES = {}  # (input_dir, target_dir, eval flags) -> input_scores(...), once per process
+
+
+def input_scores(input_dir, target_dir, eval_flags):
+    """``{"psnr_mean", "ssim_mean"}`` of a test set's degraded inputs against their clean images, scored as the
+    table scores a model (its ``erlrestore-evaluate`` flags: pairing, channel, border): the bar a restoration
+    has to clear, which the page prints under each table's rows. Measured once per set and process."""
+    key = (input_dir, target_dir, tuple(eval_flags))
+    if key not in _INPUT_SCORES:
+        from erlrestore import metrics, scoring
+        from erlrestore.data import pairing
+
+        settings = runner.evaluation_settings(eval_flags)
+        pairs = pairing.find_pairs(input_dir, target_dir or None, layout=settings.layout,
+                                   pair_order=settings.pair_order)
+        _, summary = scoring.measure_pairs(pairs, crop_border=settings.crop_border, show_progress=False,
+                                           channel=settings.channel)
+        _INPUT_SCORES[key] = {"psnr_mean": round(summary.psnr, metrics.get_metric("psnr").line_decimals),
+                              "ssim_mean": round(summary.ssim, metrics.get_metric("ssim").line_decimals)}
+    return dict(_INPUT_SCORES[key])
 
 
 def _machine_line():
@@ -487,6 +507,8 @@ def make_record(table, result, *, scale, flags_dir, data_root, eval_sets, source
         means = {"psnr": result.scores[name][0], "ssim": result.scores[name][1], **result.extra_means.get(name, {})}
         for metric, mean in means.items():  # psnr_mean, ssim_mean, then <metric>_mean of the registered ones
             entry[f"{metric}_mean"] = round(mean, _line_decimals(metric))
+        if not table.reconstruct:  # an autoencoder's input is its target: no bar to clear
+            entry["input"] = input_scores(input_dir, target_dir, table.eval_flags)
         entry["images"] = images
     return {
         "schema": records.SCHEMA,

@@ -163,6 +163,22 @@ def _test_set_text(test_set):
             f"{synthesis['clean_folder']}")
 
 
+def _input_cells(by_row, set_names):
+    """"PSNR / SSIM" of each test set's degraded input against its clean images, from the records that carry it
+    (``input`` of a test set, :func:`erlrestore.reproduce.input_scores`); [] when no record does. Records of
+    one set with different contents (another digest) could disagree: the first found is shown."""
+    cells, any_found = [], False
+    for name in set_names:
+        found = [r["test_sets"][name]["input"] for rs in by_row.values() for r in rs
+                 if "input" in r.get("test_sets", {}).get(name, {})]
+        if found:
+            any_found = True
+            cells.append(f"{found[0]['psnr_mean']:.2f} / {found[0]['ssim_mean']:.4f}")
+        else:
+            cells.append("—")
+    return cells if any_found else []
+
+
 def render_table(table, table_records, level=3):
     """One table: protocols, rows (paper beside ours, mean ± std over seeds), then every claim's verdict."""
     hashes = "#" * level
@@ -225,6 +241,10 @@ def render_table(table, table_records, level=3):
         curves = "; ".join(curve_verdict(r.get("curve") or []) for r in found)
         lines.append(f"| {_cell(row.label)} | " + " | ".join(cells)
                      + f" | {seeds} | {', '.join(used)} | {steps} | {time_text} | {_cell(curves)} |")
+    inputs = _input_cells(by_row, set_names)
+    if inputs:
+        lines.append("| the degraded input, unrestored (the bar a row must clear) | — | " + " | ".join(inputs)
+                     + " | — | — | — | — | — |")
     lines += ["", f"Claims the paper makes about these rows (PSNR, Y channel; ours: mean over images of A − B, "
               f"± standard deviation over seeds):", "",
               "| paper says | source | paper gap | " + " | ".join(f"ours: {_cell(n)}" for n in set_names)

@@ -324,6 +324,8 @@ def test_tiny_table_records_seeds_resumes_and_survives_a_failing_row(tiny_test_s
     assert scores["count"] == 2 and len(scores["images"]) == 2
     assert {"name", "psnr", "ssim"} == set(scores["images"][0])
     assert scores["psnr_mean"] == pytest.approx(sum(i["psnr"] for i in scores["images"]) / 2, abs=1e-3)
+    # The unrestored input's score, the bar the page prints under the rows, measured the same way.
+    assert scores["input"] == reproduce.input_scores(str(tiny_test_set), "", ())
     # Each seed has its own run folder (the training seed is the flag after the overlay's).
     runs = sorted(p.name for p in (out / "runs" / "tiny" / "memd").iterdir())
     assert len(runs) == 2 and runs[0].startswith("seed0-") and runs[1].startswith("seed1-")

@@ -345,3 +345,27 @@ def test_table1_records_give_the_page_its_fig3_plot(tmp_path):
     drawn = results_page.write_figures(str(page), str(records_dir))
     plot = page.parent / results_page.paper_figures.FIGURES_DIR / results_page.TABLE1_FIGURE
     assert str(plot) in drawn and plot.stat().st_size > 1000
+
+
+def test_each_table_shows_its_test_sets_unrestored_input_as_the_bar(tmp_path):
+    """The degraded input's score (a record's test set ``input``) is printed under the rows; none without it."""
+    table = reproduce.TABLES["erlnet_table2"]
+    plain = _record("erlnet_table2", "memd", 0, [30.0, 31.0])
+    assert "the degraded input, unrestored" not in results_page.render_table(table, [plain])
+    with_input = copy.deepcopy(plain)
+    with_input["test_sets"]["set"]["input"] = {"psnr_mean": 25.12345, "ssim_mean": 0.71234}
+    row = _line(results_page.render_table(table, [with_input]), "| the degraded input, unrestored")
+    assert "| 25.12 / 0.7123 |" in row
+
+
+def test_input_scores_are_the_inputs_y_psnr_against_the_clean_images(tmp_path):
+    """Golden value: a grey image off by 10 grey levels in every channel is off by 219 * 10 / 255 on Y
+    (BT.601, 16-235), so its Y-PSNR is 20 log10(255 / (2190 / 255))."""
+    import cv2
+
+    for part, value in (("input", 110), ("target", 100)):
+        (tmp_path / part).mkdir()
+        cv2.imwrite(str(tmp_path / part / "a.png"), np.full((32, 32, 3), value, np.uint8))
+    scores = reproduce.input_scores(str(tmp_path), "", ())
+    assert scores["psnr_mean"] == pytest.approx(20 * np.log10(255 / (2190 / 255)), abs=1e-4)
+    assert scores["ssim_mean"] <= 1.0
