@@ -278,6 +278,8 @@ class RowResult:
     curve: list = dataclasses.field(default_factory=list)  # validation psnr_y per checkpoint interval
     error: str = ""
     scored_at: dict = dataclasses.field(default_factory=dict)  # set name -> git state when it was scored
+    # set name -> {"psnr_mean", "ssim_mean"} of its unrestored inputs (input_scores; none for autoencoders)
+    inputs: dict = dataclasses.field(default_factory=dict)
     record: dict = None
     record_path: str = ""
 
@@ -432,6 +434,9 @@ def run_row(table, row, scale, flags_dir, data_flags, eval_sets, runs_dir, log=p
                                         if metric not in ("psnr", "ssim") and f"{metric}_y" in score}
             result.scored_at[name] = score.get("scored_at")
             result.images[name] = read_image_scores(csv_paths[name])
+            if not table.reconstruct:  # an autoencoder's input is its target: no bar to clear
+                input_dir, target_dir = eval_sets[name]
+                result.inputs[name] = input_scores(input_dir, target_dir, table.eval_flags)
         result.train_seconds = state.get("train_seconds", 0.0)
         result.steps = total_steps(run_dir)
         result.curve = learning_curve(run_dir)
@@ -507,8 +512,8 @@ def make_record(table, result, *, scale, flags_dir, data_root, eval_sets, source
         means = {"psnr": result.scores[name][0], "ssim": result.scores[name][1], **result.extra_means.get(name, {})}
         for metric, mean in means.items():  # psnr_mean, ssim_mean, then <metric>_mean of the registered ones
             entry[f"{metric}_mean"] = round(mean, _line_decimals(metric))
-        if not table.reconstruct:  # an autoencoder's input is its target: no bar to clear
-            entry["input"] = input_scores(input_dir, target_dir, table.eval_flags)
+        if name in result.inputs:
+            entry["input"] = result.inputs[name]
         entry["images"] = images
     return {
         "schema": records.SCHEMA,
