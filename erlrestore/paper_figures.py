@@ -39,7 +39,9 @@ import re
 
 import numpy as np
 
-from erlrestore import records, verdicts
+from erlrestore import page_parts, records, verdicts
+from erlrestore.page_parts import cell as _cell
+from erlrestore.page_parts import mean_std as _mean_std
 
 MODEL_ROW = "erlnet_ma_d_mlgd"  # "ERL-Net" in the paper's Sec. 4.3 (footnote 2: MA_D + MLGD)
 BASELINE_ROW = "memd"
@@ -59,19 +61,6 @@ PAPER_SET_OF = {"rain100h-20": "Rain100H"}
 
 _TABLE4_NAME = re.compile(r"^(?P<set>.+)-seed(?P<seed>\d+)\.miou\.json$")
 _FIG7_NAME = re.compile(r"^(?P<run>.+)-seed(?P<seed>\d+)\.fit\.json$")
-
-
-def _mean_std(values, digits):
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
-
-
-def _cell(text):
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 # --------------------------------------------------------------------------
@@ -561,17 +550,6 @@ def render(figures, level=3):
     return [render_fig3(figures.fig3, level), render_table4(figures.table4, level), render_fig7(figures.fig7, level)]
 
 
-def _pyplot():
-    try:
-        import matplotlib  # pylint: disable=import-outside-toplevel
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return None
-    return pyplot
-
-
 def _save(pyplot, figure, path):
     """Writes the figure as PNG without the version stamp, and only when its bytes changed; returns path."""
     buffer = io.BytesIO()
@@ -688,7 +666,7 @@ def write_figures(figures, figures_dir):
 
     A PNG whose bytes would not change is left as it is.
     """
-    pyplot = _pyplot()
+    pyplot = page_parts.pyplot()
     if pyplot is None:
         return []
     written = [plot_fig3(pyplot, figures.fig3, os.path.join(figures_dir, FIG3_FIGURE)),

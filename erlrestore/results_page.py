@@ -23,6 +23,8 @@ import numpy as np
 
 from erlrestore import claims as claims_module
 from erlrestore import paper_figures, records, verdicts
+from erlrestore.page_parts import cell as _cell
+from erlrestore.page_parts import mean_std as _mean_std
 from erlrestore.paper_tables import TABLE1_KEYS, TABLES
 from erlrestore.table_reports import curve_verdict, plot_levels
 
@@ -39,20 +41,8 @@ def default_page():
     return os.path.join(records.repository_root(), "docs", "RESULTS.md")
 
 
-def _cell(text):
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def _number(value, digits):
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _mean_std(values, digits):
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
 def _by_row(table, table_records):

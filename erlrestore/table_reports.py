@@ -16,7 +16,7 @@ import math
 import os
 import time
 
-from erlrestore import machine
+from erlrestore import machine, page_parts
 from erlrestore.paper_tables import TABLES
 
 
@@ -56,12 +56,8 @@ def write_csv(path, table, results):
 def plot(path, table, results, set_names):
     """Bars (paper, and ours as the mean over seeds, PSNR) and every run's validation learning curve;
     returns False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = page_parts.pyplot()
+    if plt is None:
         return False
     by_row = {}
     for r in results:
@@ -135,12 +131,8 @@ def plot_levels(path, records_by_table):
     lines = [(table, points) for table, points in lines if points]
     if not lines:
         return False
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = page_parts.pyplot()
+    if plt is None:
         return False
     fig, axis = plt.subplots(figsize=(6.4, 4.4))
     for table, points in lines:
