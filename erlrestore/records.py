@@ -34,6 +34,8 @@ import os
 import re
 import subprocess
 
+import numpy as np
+
 SCHEMA = 1
 RECORD_PATTERN = re.compile(r"^(?P<row>.+)-seed(?P<seed>\d+)\.json$")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -266,6 +268,12 @@ def load_records(records_dir):
                 lambda m, key=table_key: {"table": key, "row": m.group("row"), "seed": int(m.group("seed"))}):
             found.setdefault(table_key, []).append(record)
     return found
+
+
+def set_means(record, test_set):
+    """``(psnr, ssim)``: the means over the images of one record's test set, from its per-image scores."""
+    images = record["test_sets"][test_set]["images"]
+    return (float(np.mean([i["psnr"] for i in images])), float(np.mean([i["ssim"] for i in images])))
 
 
 def per_image_scores(record, test_set, metric="psnr"):

@@ -19,7 +19,6 @@ disagree.
 import math
 import os
 
-import numpy as np
 
 from erlrestore import claims as claims_module
 from erlrestore import paper_figures, records, verdicts
@@ -74,11 +73,6 @@ def _protocols(table, by_row):
             if key not in labels:
                 labels[key] = f"P{len(labels) + 1}"
     return labels
-
-
-def _set_means(record, name):
-    images = record["test_sets"][name]["images"]
-    return (float(np.mean([i["psnr"] for i in images])), float(np.mean([i["ssim"] for i in images])))
 
 
 def _claim_words(claim, labels):
@@ -215,7 +209,7 @@ def render_table(table, table_records, level=3):
         cells = [f"{_number(row.paper_psnr, 2)} / {_number(row.paper_ssim, 4)}"]
         found = by_row.get(row.id, [])
         for name in set_names:
-            means = [_set_means(r, name) for r in found if name in r.get("test_sets", {})]
+            means = [records.set_means(r, name) for r in found if name in r.get("test_sets", {})]
             if means:
                 cells.append(f"{_mean_std([m[0] for m in means], 2)} / {_mean_std([m[1] for m in means], 4)}")
             else:

@@ -16,7 +16,7 @@ import math
 import os
 import time
 
-from erlrestore import machine, page_parts
+from erlrestore import machine, page_parts, records
 from erlrestore.paper_tables import TABLES
 
 
@@ -108,8 +108,7 @@ def level_points(table, table_records):
             sets = record.get("test_sets", {})
             if record.get("row") != row.id or not sets:
                 continue
-            values.append(sum(sum(i["psnr"] for i in s["images"]) / len(s["images"]) for s in sets.values())
-                          / len(sets))
+            values.append(sum(records.set_means(record, name)[0] for name in sets) / len(sets))
         if values:
             mean = sum(values) / len(values)
             std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
