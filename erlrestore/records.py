@@ -119,6 +119,16 @@ def folder_listing_digest(folder):
     return len(images), digest.hexdigest()
 
 
+def local_path(shown, data_root=""):
+    """The inverse of :func:`display_path` for a record's folder: ``$ERLRESTORE_DATA_ROOT/...`` under
+    ``data_root`` on this machine (ValueError without one), anything else as written."""
+    if shown == DATA_ROOT_NAME or shown.startswith(DATA_ROOT_NAME + "/"):
+        if not data_root:
+            raise ValueError(f"the record's test set is {shown}: pass --data_root")
+        return os.path.join(data_root, shown[len(DATA_ROOT_NAME) + 1:])
+    return shown
+
+
 def display_path(path, data_root=""):
     """``path`` for a committed record: under the data root as ``$ERLRESTORE_DATA_ROOT/...``, else relative
     paths as given and absolute ones as ``.../<parent>/<name>`` (no machine paths in git)."""

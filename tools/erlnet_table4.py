@@ -44,15 +44,6 @@ def _rounded(value, digits=6):
     return None if value != value else round(value, digits)  # nan -> null
 
 
-def _folder(shown, data_root):
-    """A record's folder (``$ERLRESTORE_DATA_ROOT/...``) on this machine."""
-    if shown == records.DATA_ROOT_NAME or shown.startswith(records.DATA_ROOT_NAME + "/"):
-        if not data_root:
-            raise ValueError(f"the record's test set is {shown}: pass --data_root")
-        return os.path.join(data_root, shown[len(records.DATA_ROOT_NAME) + 1:])
-    return shown
-
-
 def _check_psnrs(label, scores, record, name, tolerance):
     """Largest |PSNR measured - PSNR recorded| of one model on one set; ValueError above ``tolerance``."""
     recorded = records.per_image_psnr(record, name)
@@ -156,8 +147,8 @@ def measure(records_dir, runs_dir, data_root, table="erlnet_table3", seeds=(), s
                 continue
             if test_set.get("synthesis") or other.get("contents") != test_set.get("contents"):
                 raise ValueError(f"seed {seed}: the two records' {name} are not the same folder of images")
-            input_dir = _folder(test_set["folder"], data_root)
-            target_dir = _folder(test_set["target_folder"], data_root) if test_set.get("target_folder") else ""
+            input_dir = records.local_path(test_set["folder"], data_root)
+            target_dir = records.local_path(test_set["target_folder"], data_root) if test_set.get("target_folder") else ""
             if not os.path.isdir(input_dir):
                 raise ValueError(f"{name}: no folder {input_dir} (pass --data_root)")
             if records.test_set_key(input_dir, target_dir, ()) != test_set.get("contents"):
