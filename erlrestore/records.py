@@ -179,9 +179,12 @@ def run_key(seed, settings_lines, data_flags):
     """``seed<k>-<12 hex>``: a run's identity from its seed, settings and training data.
 
     The digest covers the flag lines (row and overlay), the training-data
-    flags with every named path made absolute, and the listing (relative
-    names and sizes) of every folder they name; validation flags are left
-    out (they do not change the model).
+    flags, and the contents of every file or folder they name (a folder's
+    listing of relative names and sizes, a file's sha256) but not where it
+    lies: the same data under another path (a fresh clone, another
+    machine, a moved data root) keeps its runs and the committed records'
+    run folders. Validation flags are left out (they do not change the
+    model).
     """
     identity = {"seed": int(seed), "settings": list(settings_lines), "data": []}
     for flag in training_data_flags(data_flags):
@@ -190,7 +193,7 @@ def run_key(seed, settings_lines, data_flags):
             identity["data"].append(flag)
             continue
         name, value = named
-        entry = {"flag": name, "path": os.path.realpath(value)}
+        entry = {"flag": name}
         if os.path.isdir(value):
             entry["images"], entry["listing"] = folder_listing_digest(value)
         else:

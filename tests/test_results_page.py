@@ -161,6 +161,11 @@ def test_run_identity_covers_seed_settings_and_data(tmp_path):
     assert records.run_key(0, settings, data[:1] + ["--degradation=haze"]) != key
     # Validation flags only draw the learning curve: the model is the same.
     assert records.run_key(0, settings, data + [f"--val_input_dir={folder}"]) == key
+    # The same data elsewhere (a fresh clone, another machine) is the same run: the committed records'
+    # run folders must not depend on where the data lies.
+    moved = tmp_path / "elsewhere" / "photos"
+    shutil.copytree(folder, moved)
+    assert records.run_key(0, settings, [f"--synthetic_clean_dir={moved}", "--degradation=rain"]) == key
     # The same folder with another image in it is other data.
     (folder / "b.png").write_bytes(b"y" * 10)
     assert records.run_key(0, settings, data) != key
