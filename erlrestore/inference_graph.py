@@ -42,8 +42,9 @@ exported model and the ``.keras`` file it came from run the same graph.
 
 Choices made here:
 
-* What is folded: a ``keras.layers.BatchNormalization`` (exactly that
-  class) called once in the model on one tensor, without ``training`` or a
+* What is folded: a ``keras.layers.BatchNormalization`` or
+  :class:`erlrestore.layers.FusedBatchNormalization` (exactly those
+  classes: the second differs only in training mode) called once in the model on one tensor, without ``training`` or a
   mask, normalising the channel axis, whose input is the output of a
   ``keras.layers.Conv2D`` or ``keras.layers.Conv2DTranspose`` (exactly those
   classes) that is called once in the model, has a linear activation, no
@@ -168,6 +169,7 @@ CHECK_SIZE = 64
 CHECK_SEED = 0
 
 _CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+_BATCH_NORMS = (keras.layers.BatchNormalization, layers.FusedBatchNormalization)
 
 
 class InferenceGraph(NamedTuple):
@@ -225,7 +227,7 @@ def _plain_linear(conv):
 
 def _foldable(conv, bn, rank):
     """Whether ``bn`` (reading only ``conv``'s output) can be absorbed into ``conv``."""
-    if type(conv) not in _CONVOLUTIONS or type(bn) is not keras.layers.BatchNormalization:
+    if type(conv) not in _CONVOLUTIONS or type(bn) not in _BATCH_NORMS:
         return False
     if not _plain_linear(conv) or not bn.built:
         return False  # (an activation: the batch norm reads the activated output)
@@ -243,7 +245,7 @@ def _find_pairs(model):
     pairs = []
     for node in nodes:
         bn = node.operation
-        if type(bn) is not keras.layers.BatchNormalization or calls[id(bn)] != 1:
+        if type(bn) not in _BATCH_NORMS or calls[id(bn)] != 1:
             continue
         arguments = node.arguments
         if len(arguments.args) != 1 or len(node.input_tensors) != 1:

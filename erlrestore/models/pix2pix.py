@@ -52,7 +52,8 @@ import re
 import keras
 import numpy as np
 
-from erlrestore.layers import IMAGE_DTYPE, NORMS, CropToMatch, InfoAccum, PadToMultiple, SubPixelUpsample
+from erlrestore.layers import (IMAGE_DTYPE, NORMS, CropToMatch, FusedBatchNormalization, InfoAccum, PadToMultiple,
+                               SubPixelUpsample)
 
 KINDS = ("unet", "endec")
 # The normalisations of the generators and the PatchGAN (erlrestore.layers.NORMS), listed from pix2pix's
@@ -238,7 +239,7 @@ def generator_config(name, **overrides):
 def _norm_layer(norm, name):
     """The normalisation layer for ``norm`` ("batch" / "instance"), or None."""
     if norm == "batch":
-        return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+        return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
     if norm == "instance":
         return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
     return None
