@@ -21,6 +21,14 @@ Rethinking Fig. 7. Their sections of ``docs/RESULTS.md`` and their plots under `
   ``results/rethinking_fig7/<run>-seed<k>.fit.json``, read by :func:`load_fig7`; the
   rule that calls a curve two-stage is :func:`two_stage_outcome`.
 
+It also draws the plots of two Rethinking figures that are tables of rows
+(:mod:`erlrestore.paper_tables`): **Fig. 6** (Y-PSNR against the depth L of
+the InfoAccum module, :func:`plot_fig6`) and **Fig. 13** (Y-PSNR per
+position of InfoAccum-15, :func:`plot_fig13`), from the records of the
+tables ``rethinking_fig6`` and ``rethinking_fig13``
+(:func:`row_points`); ``docs/RESULTS.md`` links them under those tables
+(:mod:`erlrestore.results_page`).
+
 The record names are chosen so that :func:`erlrestore.records.load_records`
 (``<row>-seed<k>.json``) never takes them for table records, while the
 repository's ``.gitignore`` (which admits ``results/*/*-seed*.json``) lets
@@ -39,7 +47,7 @@ import re
 
 import numpy as np
 
-from erlrestore import page_parts, records, verdicts
+from erlrestore import page_parts, paper_tables, records, verdicts
 from erlrestore.page_parts import cell as _cell
 from erlrestore.page_parts import mean_std as _mean_std
 
@@ -515,6 +523,88 @@ def render_fig7(fig7, level=3):
                   f"{fig7_record_name(record['run'], record['seed'])}` "
                   "and renders this page).", ""]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
+# Rethinking Fig. 6 and Fig. 13: plots of the records of two tables of rows.
+# --------------------------------------------------------------------------
+
+
+def row_points(table, table_records):
+    """{test set: [(row id, mean, std, seeds)]} of one table's records, rows in the table's order.
+
+    A record's value on a set is its mean Y-PSNR over the set's images
+    (:func:`erlrestore.records.set_means`); mean and standard deviation
+    (sample, 0 for one seed) are over the row's seeds, as in the Table I
+    plot, but each test set is kept apart: Fig. 6 and Fig. 13 are per data
+    set in the paper, and our light-rain sets need not move together.
+    Rows without a record on a set are left out of it; test sets are in
+    the order the rows' records first name them.
+    """
+    by_row = {row.id: [r for r in table_records if r.get("row") == row.id] for row in table.rows}
+    names = list(dict.fromkeys(name for found in by_row.values() for r in found for name in r.get("test_sets", {})))
+    points = {}
+    for name in names:
+        for row_id, found in by_row.items():
+            values = [records.set_means(r, name)[0] for r in found if name in r.get("test_sets", {})]
+            if values:
+                mean, std = _bar_stats(values)
+                points.setdefault(name, []).append((row_id, mean, std, len(values)))
+    return points
+
+
+def plot_fig6(pyplot, table, table_records, path):
+    """Rethinking Fig. 6 from the ``rethinking_fig6`` records: Y-PSNR against the InfoAccum depth L
+    (:data:`erlrestore.paper_tables.FIG6_LAYERS`, the table's rows in order), one line per test set, mean ±
+    standard deviation over seeds; returns the path, None without records."""
+    points = row_points(table, table_records)
+    if not points:
+        return None
+    layers = {row.id: n for n, row in zip(paper_tables.FIG6_LAYERS, table.rows)}
+    figure, axis = pyplot.subplots(figsize=(6.4, 4.4))
+    for name, found in points.items():
+        axis.errorbar([layers[p[0]] for p in found], [p[1] for p in found], yerr=[p[2] for p in found], marker="o",
+                      capsize=3, label=name)
+    axis.set_xticks(paper_tables.FIG6_LAYERS)
+    axis.set_xlabel("L, layers of the InfoAccum module before the generator (0: none)")
+    axis.set_ylabel("Y-PSNR (dB), mean over seeds")
+    axis.set_title("Rethinking Fig. 6 (ours): UNet-5 + LSGAN + InfoAccum-L, ± std over seeds", fontsize=10)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return _save(pyplot, figure, path)
+
+
+def plot_fig13(pyplot, table, table_records, path):
+    """Rethinking Fig. 13 from the ``rethinking_fig13`` records: a group of bars per position of
+    InfoAccum-15 (:data:`erlrestore.paper_tables.FIG13_POSITIONS`, named as the paper names them, "none"
+    first), one bar per test set, mean ± standard deviation over seeds; the axis starts 1 dB under the lowest
+    bar, so that differences of tenths of a dB show. Returns the path, None without records."""
+    points = row_points(table, table_records)
+    if not points:
+        return None
+    ids = [row.id for row in table.rows]
+    words = [paper_tables.position_words(positions) for positions in paper_tables.FIG13_POSITIONS]
+    width = 0.8 / len(points)
+    figure, axis = pyplot.subplots(figsize=(7.2, 4.4))
+    for i, (name, found) in enumerate(points.items()):
+        x = [ids.index(p[0]) + (i - (len(points) - 1) / 2) * width for p in found]
+        axis.bar(x, [p[1] for p in found], width, yerr=[p[2] for p in found], capsize=3, color=f"C{i}", label=name)
+    low = min(p[1] - p[2] for found in points.values() for p in found)
+    high = max(p[1] + p[2] for found in points.values() for p in found)
+    axis.set_ylim(low - 1.0, high + 0.5)
+    axis.set_xticks(range(len(ids)))
+    axis.set_xticklabels(words)
+    axis.set_xlabel("position of InfoAccum-15 (1st: before the generator; k-th: before encoder level k - 1)")
+    axis.set_ylabel("Y-PSNR (dB), mean over seeds")
+    axis.set_title("Rethinking Fig. 13 (ours): UNet-5 + LSGAN + InfoAccum-15 by position, ± std over seeds",
+                   fontsize=10)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return _save(pyplot, figure, path)
+
+
+# The plot of each table of rows drawn here, by table key.
+TABLE_PLOTS = {"rethinking_fig6": plot_fig6, "rethinking_fig13": plot_fig13}
 
 
 # --------------------------------------------------------------------------

@@ -12,7 +12,9 @@ degrade it) and test sets that are folders of the samples or
 :class:`SyntheticSet` (a degradation applied to a folder of clean photos
 with a fixed seed). Rethinking Table II is one table per column (the same
 rows, each column's numbers) and Table I / Fig. 3 one per task (UNet-1 to
-UNet-6); :data:`GROUPS` names each family of tables for ``--table``.
+UNet-6); Fig. 6 (InfoAccum depth) and Fig. 13 (InfoAccum position) are
+tables too, whose rows are Table II's UNet-5 + LSGAN rows and variants of
+them. :data:`GROUPS` names each family of tables for ``--table``.
 """
 
 import dataclasses
@@ -294,6 +296,86 @@ def _table1(task, words, eval_sets, cpu_data):
     )
 
 
+# Rethinking Fig. 6 / App. G: UNet-5 + LSGAN with an InfoAccum module of L layers before the generator, de-raining
+# on Rain800. The paper plots its L values without listing them; these are ours (tools/sweep.py's default list).
+FIG6_LAYERS = (0, 1, 3, 5, 10, 15, 20)
+# Rethinking Fig. 13 / App. H.A: InfoAccum-15 at these positions of the generator (none: the plain UNet-5 + LSGAN).
+# Position k sits before encoder level k, so 0 (on the image, before the generator) is the paper's "1st" and k its
+# (k+1)-th; (0, 1) is its "1st - 2nd". UNet-5 has positions 0..4.
+FIG13_POSITIONS = ((), (0,), (1,), (2,), (3,), (4,), (0, 1))
+# Table II's rows that Fig. 6 and Fig. 13 share: the same id and flagfile give the same run folder
+# (erlrestore.reproduce.run_dir_for), so each trains once for every table that lists it. --info_accum_layers
+# defaults to 0 and --info_accum_positions to 0 (erlrestore/training/gan_family.py), so unet5_lsgan is L = 0 and
+# unet5_lsgan_infoaccum15 is both L = 15 and InfoAccum-15 at the "1st" position.
+_UNET5_LSGAN = Row("unet5_lsgan", "UNet-5 + LSGAN", "unet5_lsgan.flags")
+_UNET5_LSGAN_INFOACCUM15 = Row("unet5_lsgan_infoaccum15", "UNet-5 + LSGAN + InfoAccum-15",
+                               "unet5_lsgan_infoaccum15.flags")
+
+
+def ordinal(position):
+    """The paper's name of our InfoAccum position ``k``: "1st" for 0 (before the generator), "2nd" for 1..."""
+    n = position + 1
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def position_words(positions):
+    """The paper's name of a tuple of our positions: "none", "1st", "1st - 2nd" (the first and the last, as the
+    paper's "1st - 8th" names all eight)."""
+    if not positions:
+        return "none"
+    if len(positions) == 1:
+        return ordinal(positions[0])
+    return f"{ordinal(positions[0])} - {ordinal(positions[-1])}"
+
+
+def _fig6_row(layers):
+    """The Fig. 6 row of InfoAccum depth ``layers`` (Table II's own rows at 0 and 15)."""
+    if layers == 0:
+        return _UNET5_LSGAN
+    if layers == 15:
+        return _UNET5_LSGAN_INFOACCUM15
+    return Row(f"unet5_lsgan_infoaccum{layers}", f"UNet-5 + LSGAN + InfoAccum-{layers}",
+               f"fig6/unet5_lsgan_infoaccum{layers}.flags")
+
+
+def _fig13_row(positions):
+    """The Fig. 13 row of InfoAccum-15 at ``positions`` (Table II's own rows for none and the "1st")."""
+    if not positions:
+        return dataclasses.replace(_UNET5_LSGAN, label="UNet-5 + LSGAN (no InfoAccum)")
+    if positions == (0,):
+        return dataclasses.replace(_UNET5_LSGAN_INFOACCUM15, label="UNet-5 + LSGAN + InfoAccum-15 at 1st (before "
+                                   "the generator)")
+    where = " and ".join(f"encoder level {k}" if k else "the generator" for k in positions)
+    return Row(f"unet5_lsgan_infoaccum15_at{'+'.join(str(k) for k in positions)}",
+               f"UNet-5 + LSGAN + InfoAccum-15 at {position_words(positions)} (before {where})",
+               f"fig13/unet5_lsgan_infoaccum15_at{'+'.join(str(k) for k in positions)}.flags")
+
+
+# The paper's Fig. 13 backbone against ours, under that table's rows.
+FIG13_BACKBONE_CAVEAT = (
+    "The paper inserts InfoAccum-15 before the encoder layers of pix2pix's UNet-8 (positions 1st to 8th, and 1st - "
+    "8th) and trains the pix2pix model; we use the Fig. 6 / Table II backbone, UNet-5 + LSGAN, to stay within the "
+    "cpu budget, so our positions are 1st to 5th and 1st - 2nd, and a deep position of ours sits nearer the "
+    "bottleneck than the same ordinal of the paper's (our 5th, before encoder level 4, reads the 16x down-sampled "
+    "features).")
+
+
+def _derain_figure(key, title, words, rows, caveats=()):
+    """A Rethinking figure measured as a table of rows: de-raining, trained and scored as Table II's Rain800
+    column (the same data, test sets and evaluation flags), so rows it shares with Table II are the same runs."""
+    return Table(
+        key=key,
+        title=title,
+        paper_column=f"Rain800 de-raining (Rethinking generative methods, {words}: a plot, no number printed)",
+        family="gan",
+        rows=rows,
+        eval_sets=_DERAIN_SETS,
+        eval_flags=("--norm_statistics=batch",),
+        cpu_data=CPU_DERAIN_DATA,
+        caveats=caveats,
+    )
+
+
 TABLES = {
     "erlnet_table2": Table(
         key="erlnet_table2",
@@ -355,6 +437,13 @@ TABLES = {
         cpu_data=CPU_RECON_DATA,
         caveats=(UNET8_CANVAS_CAVEAT,),
     ),
+    # Fig. 6 and Fig. 13 (App. G and H.A): de-raining as the Rain800 column, their shared rows the same runs.
+    "rethinking_fig6": _derain_figure(
+        "rethinking_fig6", "Rethinking Fig. 6, InfoAccum depth", "Sec. VI.2, Fig. 6 and App. G",
+        tuple(_fig6_row(layers) for layers in FIG6_LAYERS)),
+    "rethinking_fig13": _derain_figure(
+        "rethinking_fig13", "Rethinking Fig. 13, InfoAccum position", "App. H.A, Fig. 13",
+        tuple(_fig13_row(positions) for positions in FIG13_POSITIONS), caveats=(FIG13_BACKBONE_CAVEAT,)),
 }
 
 TABLE1_KEYS = ("rethinking_table1_denoise", "rethinking_table1_derain", "rethinking_table1_dehaze")
@@ -364,4 +453,5 @@ GROUPS = {
     "erlnet_table3_both": ("erlnet_table3", "erlnet_table3_each"),
     "rethinking_table1_all": TABLE1_KEYS,
     "rethinking_table2_all": tuple(TABLE2_COLUMNS),
+    "rethinking_figs_6_13": ("rethinking_fig6", "rethinking_fig13"),
 }

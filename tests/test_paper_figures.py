@@ -321,6 +321,52 @@ def test_fig7_tool_writes_a_record_the_page_renders(tmp_path):
 
 
 # --------------------------------------------------------------------------
+# Rethinking Fig. 6 and Fig. 13: plots of two tables' records.
+# --------------------------------------------------------------------------
+
+
+def test_fig6_and_fig13_points_per_test_set_and_their_plots(tmp_path):
+    from erlrestore import paper_tables
+
+    fig6, fig13 = paper_tables.TABLES["rethinking_fig6"], paper_tables.TABLES["rethinking_fig13"]
+    found = [_record("unet5_lsgan_infoaccum3", 0, [20.0, 22.0], table=fig6.key, set_name="a"),
+             _record("unet5_lsgan_infoaccum3", 1, [24.0, 26.0], table=fig6.key, set_name="a"),
+             _record("unet5_lsgan", 0, [18.0, 18.0], table=fig6.key, set_name="a"),
+             _record("unet5_lsgan_infoaccum20", 0, [30.0, 31.0], table=fig6.key, set_name="b"),
+             _record("not_a_row", 0, [99.0], table=fig6.key, set_name="c")]
+    # Per record the mean over its images (21, 25), then mean and sample std over the seeds; rows in the table's
+    # order, sets in the order the rows' records name them, rows the table lacks left out.
+    assert paper_figures.row_points(fig6, found) == {
+        "a": [("unet5_lsgan", 18.0, 0.0, 1), ("unet5_lsgan_infoaccum3", 23.0, pytest.approx(8.0 ** 0.5), 2)],
+        "b": [("unet5_lsgan_infoaccum20", 30.5, 0.0, 1)]}
+    assert paper_figures.row_points(fig6, []) == {}
+    pyplot = paper_figures.page_parts.pyplot()
+    if pyplot is None:
+        pytest.skip("matplotlib is not installed")
+    assert paper_figures.plot_fig6(pyplot, fig6, [], str(tmp_path / "none.png")) is None
+    path = paper_figures.plot_fig6(pyplot, fig6, found, str(tmp_path / "fig6.png"))
+    assert path == str(tmp_path / "fig6.png") and pathlib.Path(path).read_bytes().startswith(b"\x89PNG")
+    stamp = os.path.getmtime(path)
+    paper_figures.plot_fig6(pyplot, fig6, found, path)  # the same records draw the same bytes: left as they are
+    assert os.path.getmtime(path) == stamp
+    # Fig. 13: one group per position, "none" and the 1st - 2nd included; a row without records draws no bar.
+    found = [_record(row.id, seed, [25.0 + i + seed, 26.0], table=fig13.key, set_name=name)
+             for i, row in enumerate(fig13.rows) if row.id != "unet5_lsgan_infoaccum15_at3"
+             for seed in (0, 1, 2) for name in ("rain12", "rain100l-10")]
+    points = paper_figures.row_points(fig13, found)
+    assert list(points) == ["rain12", "rain100l-10"]
+    assert [p[0] for p in points["rain12"]] == [r.id for r in fig13.rows if r.id != "unet5_lsgan_infoaccum15_at3"]
+    # The 1st - 2nd (row 6): (25 + 6 + seed + 26) / 2 for seeds 0, 1, 2 = 28.5, 29, 29.5.
+    assert points["rain12"][-1] == ("unet5_lsgan_infoaccum15_at0+1", 29.0, 0.5, 3)
+    assert paper_figures.plot_fig13(pyplot, fig13, [], str(tmp_path / "none.png")) is None
+    assert not (tmp_path / "none.png").exists()
+    path = paper_figures.plot_fig13(pyplot, fig13, found, str(tmp_path / "fig13.png"))
+    assert pathlib.Path(path).read_bytes().startswith(b"\x89PNG")
+    assert paper_figures.TABLE_PLOTS == {"rethinking_fig6": paper_figures.plot_fig6,
+                                         "rethinking_fig13": paper_figures.plot_fig13}
+
+
+# --------------------------------------------------------------------------
 # The page.
 # --------------------------------------------------------------------------
 

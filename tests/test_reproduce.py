@@ -24,11 +24,12 @@ PAPERS = REPO.parent / "shared" / "papers"
 NEW_TABLE2 = ("rethinking_table2_sidd", "rethinking_table2_reside", "rethinking_table2_rain1200",
               "rethinking_table2_raincityscapes", "rethinking_table2_outdoorrain")
 TABLE1 = ("rethinking_table1_denoise", "rethinking_table1_derain", "rethinking_table1_dehaze")
+FIGURES = ("rethinking_fig6", "rethinking_fig13")
 
 
 def test_every_row_names_a_flagfile_and_every_comparison_names_rows_of_its_table():
     assert set(reproduce.TABLES) == {"erlnet_table2", "erlnet_table3", "erlnet_table3_each", "rethinking_table2",
-                                     "rethinking_table3", *NEW_TABLE2, *TABLE1}
+                                     "rethinking_table3", *NEW_TABLE2, *TABLE1, *FIGURES}
     for table in reproduce.TABLES.values():
         ids = [row.id for row in table.rows]
         assert len(ids) == len(set(ids)), table.key
@@ -532,6 +533,94 @@ def test_unet_n_flagfiles_build_every_level_at_the_tiny_and_cpu_crops(monkeypatc
             assert networks["discriminator.keras"]([image, image], training=False).shape[0] == 1
 
 
+def test_fig6_and_fig13_tables_sweep_infoaccum_depth_and_position_as_the_rain800_column():
+    from erlrestore import paper_tables, records
+
+    rain800 = reproduce.TABLES["rethinking_table2"]
+    fig6, fig13 = reproduce.TABLES["rethinking_fig6"], reproduce.TABLES["rethinking_fig13"]
+    for table in (fig6, fig13):
+        # Trained and scored as the Rain800 column: its data, test sets and evaluation flags; no paper numbers.
+        assert (table.family, table.eval_sets, table.eval_flags, table.cpu_data, table.train_flags) == (
+            "gan", rain800.eval_sets, rain800.eval_flags, rain800.cpu_data, rain800.train_flags), table.key
+        assert all(r.paper_psnr is None and r.paper_ssim is None for r in table.rows), table.key
+        # The rows shared with Table II are Table II's own: the same id and flagfile.
+        for row_id in ("unet5_lsgan", "unet5_lsgan_infoaccum15"):
+            assert table.row(row_id).flagfile == rain800.row(row_id).flagfile, (table.key, row_id)
+    assert reproduce.GROUPS["rethinking_figs_6_13"] == ("rethinking_fig6", "rethinking_fig13")
+
+    def lines(flagfile):
+        return records.flag_lines(str(REPO / "flags" / flagfile), str(REPO))
+
+    # Fig. 6: L = 0, 1, 3, 5, 10, 15, 20; the new rows are the UNet-5 + LSGAN flagfile with --info_accum_layers=L.
+    assert paper_tables.FIG6_LAYERS == (0, 1, 3, 5, 10, 15, 20)
+    assert [r.id for r in fig6.rows] == ["unet5_lsgan", "unet5_lsgan_infoaccum1", "unet5_lsgan_infoaccum3",
+                                         "unet5_lsgan_infoaccum5", "unet5_lsgan_infoaccum10",
+                                         "unet5_lsgan_infoaccum15", "unet5_lsgan_infoaccum20"]
+    base = lines("unet5_lsgan.flags")
+    for layers, row in zip(paper_tables.FIG6_LAYERS, fig6.rows):
+        assert records.last_flag(lines(row.flagfile), "info_accum_layers", "0") == str(layers), row.id
+        if layers not in (0, 15):
+            assert row.flagfile == f"fig6/unet5_lsgan_infoaccum{layers}.flags"
+            assert lines(row.flagfile) == base + [f"--info_accum_layers={layers}"], row.id
+    # Fig. 13: none, then InfoAccum-15 at positions 0 (the paper's 1st, Table II's row) to 4, then 0 and 1.
+    assert [r.id for r in fig13.rows] == [
+        "unet5_lsgan", "unet5_lsgan_infoaccum15", "unet5_lsgan_infoaccum15_at1", "unet5_lsgan_infoaccum15_at2",
+        "unet5_lsgan_infoaccum15_at3", "unet5_lsgan_infoaccum15_at4", "unet5_lsgan_infoaccum15_at0+1"]
+    assert [paper_tables.position_words(p) for p in paper_tables.FIG13_POSITIONS] == [
+        "none", "1st", "2nd", "3rd", "4th", "5th", "1st - 2nd"]
+    infoaccum15 = lines("unet5_lsgan_infoaccum15.flags")
+    assert records.last_flag(infoaccum15, "info_accum_positions") is None  # the default, 0: see the parse test
+    for positions, row in zip(paper_tables.FIG13_POSITIONS[2:], fig13.rows[2:]):
+        value = ",".join(str(k) for k in positions)
+        assert row.flagfile == f"fig13/unet5_lsgan_infoaccum15_at{'+'.join(str(k) for k in positions)}.flags"
+        assert lines(row.flagfile) == infoaccum15 + [f"--info_accum_positions={value}"], row.id
+        assert paper_tables.position_words(positions) in row.label, row.id
+    # The paper's Fig. 13 backbone is UNet-8; ours UNet-5: said under the table.
+    assert len(fig13.caveats) == 1 and "UNet-8" in fig13.caveats[0] and "UNet-5" in fig13.caveats[0]
+    assert not fig6.caveats
+    # Every flagfile of the two tables, and only those, is in flags/fig6 and flags/fig13.
+    named = {r.flagfile for t in (fig6, fig13) for r in t.rows if "/" in r.flagfile}
+    assert named == {str(p.relative_to(REPO / "flags")) for d in ("fig6", "fig13")
+                     for p in (REPO / "flags" / d).glob("*.flags")}
+
+
+def test_fig6_and_fig13_flagfiles_parse_and_place_infoaccum(monkeypatch):
+    """Every row of the two tables through erlrestore-train's own parser with both overlays: the depth and the
+    positions the paper's figure asks for (the Table II rows included: --info_accum_positions defaults to 0, so
+    InfoAccum-15 there is the paper's "1st"); the generators of the new rows built at the tiny scale, with their
+    modules where the row says."""
+    from erlrestore import paper_tables
+    from erlrestore.training import experiment
+
+    monkeypatch.chdir(REPO)  # the nested flagfiles are named from the repository root
+    wanted = {}
+    for layers, row in zip(paper_tables.FIG6_LAYERS, reproduce.TABLES["rethinking_fig6"].rows):
+        wanted[row.id] = (layers, (0,), row.flagfile)
+    for positions, row in zip(paper_tables.FIG13_POSITIONS, reproduce.TABLES["rethinking_fig13"].rows):
+        assert wanted.setdefault(row.id, (15 if positions else 0, positions or (0,), row.flagfile)) == (
+            15 if positions else 0, positions or (0,), row.flagfile), row.id
+    assert len(wanted) == 7 + 5
+    for row_id, (layers, positions, flagfile) in wanted.items():
+        for scale, crop in (("tiny", 32), ("cpu", 96)):
+            settings = experiment.settings_from_argv([
+                f"--flagfile=flags/{flagfile}", f"--flagfile=flags/reproduce/{scale}_gan.flags",
+                "--procedural=4", "--model_dir=unused"])
+            experiment.check_settings(settings)
+            assert (settings.model, settings.levels, settings.gan_loss, settings.data.crop_size) == (
+                "UNet", 5, "lsgan", crop), (row_id, scale)
+            assert (settings.info_accum_layers, tuple(settings.info_accum_positions)) == (layers, positions), (
+                row_id, scale)
+        if "/" not in flagfile:
+            continue  # Table II's rows: built by its own tests
+        settings = experiment.settings_from_argv([
+            f"--flagfile=flags/{flagfile}", "--flagfile=flags/reproduce/tiny_gan.flags", "--procedural=4",
+            "--model_dir=unused", "--gen_filters=2", "--d_filters=2"])
+        generator = experiment.build_networks(settings)["final.keras"]
+        placed = sorted(int(layer.name.rsplit("_", 1)[1]) for layer in generator.layers
+                        if layer.name.startswith("info_accum_"))
+        assert placed == list(positions if layers else ()), row_id
+
+
 def test_cpu_data_of_every_table(tmp_path):
     root = _data_root(tmp_path)
     clean = f"--synthetic_clean_dir={root / 'derain-train' / 'clean'}"
@@ -550,6 +639,8 @@ def test_cpu_data_of_every_table(tmp_path):
                                              "--degradation_params=density_level=medium"],
         "rethinking_table2_outdoorrain": [clean, "--degradation=rain_haze",
                                           "--degradation_params=density_level=heavy"],
+        # Fig. 6 and Fig. 13: the Rain800 column's data.
+        "rethinking_fig6": mixed, "rethinking_fig13": mixed,
     }
     assert set(expected) == set(reproduce.TABLES)
     for key, flags in expected.items():
@@ -572,6 +663,24 @@ def test_cpu_data_of_every_table(tmp_path):
     for row in rain800.rows:
         assert (reproduce.run_dir_for(rain800, row, "cpu", flags_dir, mixed, runs, 0)
                 == reproduce.run_dir_for(rain1200, rain1200.row(row.id), "cpu", flags_dir, mixed, runs, 0))
+    # Fig. 6 and Fig. 13 share Table II's UNet-5 + LSGAN rows (L = 0 / no InfoAccum, and InfoAccum-15 before the
+    # generator): the same run folders, trained once for the three tables; their other rows are runs of their own.
+    folders = {reproduce.run_dir_for(rain800, row, "cpu", flags_dir, mixed, runs, seed)
+               for row in rain800.rows for seed in (0, 1)}
+    for key, shared in (("rethinking_fig6", {"unet5_lsgan", "unet5_lsgan_infoaccum15"}),
+                        ("rethinking_fig13", {"unet5_lsgan", "unet5_lsgan_infoaccum15"})):
+        table = reproduce.TABLES[key]
+        for row in table.rows:
+            for seed in (0, 1):
+                folder = reproduce.run_dir_for(table, row, "cpu", flags_dir, mixed, runs, seed)
+                assert (folder in folders) == (row.id in shared), (key, row.id, seed)
+                if row.id in shared:
+                    assert folder == reproduce.run_dir_for(rain800, rain800.row(row.id), "cpu", flags_dir, mixed,
+                                                           runs, seed), (key, row.id, seed)
+    fig6, fig13 = reproduce.TABLES["rethinking_fig6"], reproduce.TABLES["rethinking_fig13"]
+    new_folders = [reproduce.run_dir_for(t, r, "cpu", flags_dir, mixed, runs, 0) for t in (fig6, fig13)
+                   for r in t.rows if r.id not in ("unet5_lsgan", "unet5_lsgan_infoaccum15")]
+    assert len(set(new_folders)) == len(new_folders) == 5 + 5
 
 
 def test_committed_records_keep_their_run_folders(shared_data):
@@ -604,6 +713,7 @@ def test_table_groups_and_all(tmp_path):
 
     assert [t.key for t in cli._tables(["rethinking_table2_all"])] == list(reproduce.paper_tables.TABLE2_COLUMNS)
     assert [t.key for t in cli._tables(["rethinking_table1_all"])] == list(TABLE1)
+    assert [t.key for t in cli._tables(["rethinking_figs_6_13"])] == list(FIGURES)
     assert [t.key for t in cli._tables(["all"])] == list(reproduce.TABLES)
     # Each table once, in the order named.
     assert [t.key for t in cli._tables(["rethinking_table2_sidd", "rethinking_table2_all"])] == [

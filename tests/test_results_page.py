@@ -72,8 +72,8 @@ def test_every_claim_agrees_with_the_papers_own_numbers():
     for table in reproduce.TABLES.values():
         for claim in table.claims:
             a, b = table.row(claim.better).paper_psnr, table.row(claim.worse).paper_psnr
-            if claim.table.startswith("rethinking_table1_"):
-                assert a is None and b is None, claim  # Fig. 3 is a plot: no number to check against
+            if claim.table.startswith("rethinking_table1_") or claim.table in ("rethinking_fig6", "rethinking_fig13"):
+                assert a is None and b is None, claim  # Fig. 3, 6 and 13 are plots: no number to check against
                 continue
             gap = a - b
             if claim.kind in ("better", "majority"):
@@ -117,6 +117,31 @@ def test_table2_columns_claim_only_what_the_paper_numbers_and_table1_claims_its_
     # What stays untested: En/Decoder's sweep and UNet-7/8.
     assert any("En/Decoder" in c.text for c in claims.without_rows())
     assert not any("SIDD" in c.source for c in claims.without_rows())
+
+
+def test_fig6_and_fig13_claim_the_papers_trends_and_leave_the_rowless_list():
+    # Fig. 6: each InfoAccum depth beats the one before it, and the deepest beats none.
+    depth = [f"unet5_lsgan_infoaccum{n}" for n in (1, 3, 5, 10, 15, 20)]
+    assert [(c.better, c.worse, c.kind) for c in claims.for_table("rethinking_fig6")] == [
+        (deeper, shallower, "better") for shallower, deeper in zip(["unet5_lsgan"] + depth, depth)] + [
+        ("unet5_lsgan_infoaccum20", "unet5_lsgan", "better")]
+    assert all(c.source.startswith("Sec. VI.2 text (") and "App. G text (" in c.source and c.source.endswith("Fig. 6")
+               for c in claims.for_table("rethinking_fig6"))
+    # Fig. 13: the 1st position (ours 0, Table II's InfoAccum-15 row) beats none and every single deeper position;
+    # the 2nd (ours 1) still beats none.
+    first = "unet5_lsgan_infoaccum15"
+    found = claims.for_table("rethinking_fig13")
+    assert [(c.better, c.worse, c.kind) for c in found] == [(first, "unet5_lsgan", "better")] + [
+        (first, f"unet5_lsgan_infoaccum15_at{k}", "better") for k in (1, 2, 3, 4)] + [
+        ("unet5_lsgan_infoaccum15_at1", "unet5_lsgan", "better")]
+    assert all(c.source.startswith("App. H.A text (") and c.source.endswith("Fig. 13") for c in found)
+    assert "minor improvement" in found[-1].source and "greatest improvement" in found[0].source
+    # Every claim names rows of its table (claims.check), and neither figure is left among the claims without rows.
+    claims.check(reproduce.TABLES)
+    for key in ("rethinking_fig6", "rethinking_fig13"):
+        ids = {row.id for row in reproduce.TABLES[key].rows}
+        assert all({c.better, c.worse} <= ids for c in claims.for_table(key)), key
+    assert not any("Fig. 6" in c.source or "Fig. 13" in c.source for c in claims.without_rows())
 
 
 def test_a_table_without_paper_numbers_renders_dashes_and_not_run(tmp_path):
@@ -350,6 +375,51 @@ def test_table1_records_give_the_page_its_fig3_plot(tmp_path):
     drawn = results_page.write_figures(str(page), str(records_dir))
     plot = page.parent / results_page.paper_figures.FIGURES_DIR / results_page.TABLE1_FIGURE
     assert str(plot) in drawn and plot.stat().st_size > 1000
+
+
+def test_fig6_and_fig13_records_give_the_page_their_plots(tmp_path):
+    """Rethinking Fig. 6 and Fig. 13: each linked under its table and drawn by write_figures once the table has a
+    record of one of its rows; neither without one (as the Table I plot)."""
+    pytest.importorskip("matplotlib")
+    records_dir = tmp_path / "results"
+    page = tmp_path / "docs" / "RESULTS.md"
+    page.parent.mkdir()
+    page.write_text(f"intro\n\n{results_page.BEGIN}\n{results_page.END}\n", encoding="utf-8")
+    figures = page.parent / results_page.paper_figures.FIGURES_DIR
+    links = {key: f"({results_page.paper_figures.FIGURES_DIR}/{name})"
+             for key, (name, _) in results_page.TABLE_FIGURES.items()}
+    assert set(links) == {"rethinking_fig6", "rethinking_fig13"}
+    text = results_page.render_generated(str(records_dir))
+    assert not any(link in text for link in links.values())
+    assert results_page.write_figures(str(page), str(records_dir)) == []
+    # Fig. 6 only: three seeds of L = 0 and L = 1 on two test sets, L = 1 one dB above on every image.
+    for seed in (0, 1, 2):
+        for row, offset in (("unet5_lsgan", 0.0), ("unet5_lsgan_infoaccum1", 1.0)):
+            record = _record("rethinking_fig6", row, seed, np.arange(6) + 20.0 + offset + 0.1 * seed,
+                             set_name="rain12")
+            record["test_sets"]["rain100l-10"] = copy.deepcopy(record["test_sets"]["rain12"])
+            _write(str(records_dir), record)
+    text = results_page.render_generated(str(records_dir))
+    assert links["rethinking_fig6"] in text and links["rethinking_fig13"] not in text
+    # The link comes under its own table, before the next one.
+    assert (text.index("### Rethinking Fig. 6, InfoAccum depth") < text.index(links["rethinking_fig6"])
+            < text.index("### Rethinking Fig. 13, InfoAccum position"))
+    assert _line(text, "| UNet-5 + LSGAN + InfoAccum-1 > UNet-5 + LSGAN |").endswith("**reproduced** |")
+    assert "**not run (no records of `unet5_lsgan_infoaccum3`)**" in _line(
+        text, "| UNet-5 + LSGAN + InfoAccum-3 > UNet-5 + LSGAN + InfoAccum-1 |")
+    drawn = results_page.write_figures(str(page), str(records_dir))
+    assert [os.path.basename(p) for p in drawn] == [results_page.FIG6_FIGURE]
+    assert (figures / results_page.FIG6_FIGURE).read_bytes().startswith(b"\x89PNG")
+    # Then Fig. 13: one seed of InfoAccum-15 at the 3rd position; the caveat stays under its title.
+    _write(str(records_dir), _record("rethinking_fig13", "unet5_lsgan_infoaccum15_at2", 0, [25.0, 26.0],
+                                     set_name="rain12"))
+    text = results_page.render_generated(str(records_dir))
+    assert links["rethinking_fig13"] in text
+    assert (text.index("### Rethinking Fig. 13, InfoAccum position") < text.index("**Caveat.** The paper inserts")
+            < text.index(links["rethinking_fig13"]))
+    drawn = results_page.write_figures(str(page), str(records_dir))
+    assert sorted(os.path.basename(p) for p in drawn) == sorted([results_page.FIG6_FIGURE, results_page.FIG13_FIGURE])
+    assert (figures / results_page.FIG13_FIGURE).stat().st_size > 1000
 
 
 def test_each_table_shows_its_test_sets_unrestored_input_as_the_bar(tmp_path):
