@@ -43,7 +43,7 @@ exported model and the ``.keras`` file it came from run the same graph.
 Choices made here:
 
 * What is folded: a ``keras.layers.BatchNormalization`` or
-  :class:`erlrestore.layers.FusedBatchNormalization` (exactly those
+  :class:`erlrestore.layers.BatchNormalization` (exactly those
   classes: the second differs only in training mode) called once in the model on one tensor, without ``training`` or a
   mask, normalising the channel axis, whose input is the output of a
   ``keras.layers.Conv2D`` or ``keras.layers.Conv2DTranspose`` (exactly those
@@ -169,7 +169,7 @@ CHECK_SIZE = 64
 CHECK_SEED = 0
 
 _CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
-_BATCH_NORMS = (keras.layers.BatchNormalization, layers.FusedBatchNormalization)
+_BATCH_NORMS = (keras.layers.BatchNormalization, layers.BatchNormalization)
 
 
 class InferenceGraph(NamedTuple):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from erlrestore.layers import FusedBatchNormalization, InfoAccum, SubPixelUpsample
+from erlrestore.layers import BatchNormalization, InfoAccum, SubPixelUpsample
 from erlrestore.models import (
     GeneratorConfig,
     build_generator,
@@ -130,7 +130,7 @@ def test_pix2pix_unet8_layout():
     assert [conv.filters for conv in decoder] == [512, 512, 512, 512, 256, 128, 64, 3]
     assert all(type(conv) is keras.layers.Conv2DTranspose and conv.strides == (2, 2) for conv in decoder)
     # Norm on encoder levels 1..6 only (not the first, not the innermost), on every inner decoder block.
-    norms = sorted(layer.name for layer in _layers_of(model, FusedBatchNormalization))
+    norms = sorted(layer.name for layer in _layers_of(model, BatchNormalization))
     assert norms == sorted([f"enc_{k}_norm" for k in range(1, 7)] + [f"dec_{k}_norm" for k in range(1, 8)])
     assert [layer.negative_slope for layer in _layers_of(model, keras.layers.LeakyReLU)] == [0.2] * 7
     assert count_params(model) == 54_424_387
@@ -332,7 +332,7 @@ def test_patchgan_layout_and_patch_map_on_64px():
     assert [c.strides for c in convs] == [(2, 2), (2, 2), (2, 2), (1, 1), (1, 1)]
     assert all(c.kernel_size == (4, 4) for c in convs)
     assert convs[-1].activation is keras.activations.linear
-    assert sorted(layer.name for layer in _layers_of(model, FusedBatchNormalization)) == [
+    assert sorted(layer.name for layer in _layers_of(model, BatchNormalization)) == [
         "norm_1",
         "norm_2",
         "norm_3",

@@ -15,7 +15,7 @@ channels-last on float32 tensors and accepts dynamic spatial sizes
 - :class:`PhaseConv2DTranspose` -- a trained transposed convolution run as a
   forward convolution and ``depth_to_space`` (the inference graph's form,
   :mod:`erlrestore.inference_graph`).
-- :class:`FusedBatchNormalization` -- Keras' batch normalization (same
+- :class:`BatchNormalization` -- Keras' batch normalization (same
   weights, config and arithmetic) whose training step is TensorFlow's fused
   kernel; every batch norm of the models is one.
 
@@ -24,7 +24,7 @@ for the ERL-Net feature entanglement).
 
 Each layer lives in a module of its own (``dense_block``, ``feature_fusion``,
 ``pad_to_multiple``, ``crop_to_match``, ``info_accum``, ``subpixel_upsample``,
-``phase_conv2d_transpose``, ``fused_batch_norm``; shared helpers in ``_common``); import them from
+``phase_conv2d_transpose``, ``batch_normalization``; shared helpers in ``_common``); import them from
 here. Their ``__module__`` is set to this package, the path they had as one
 module, so that ``keras.saving.serialize_keras_object`` writes the same
 ``"module": "erlrestore.layers"`` as the configs already shipped and saved
@@ -36,7 +36,7 @@ from erlrestore.layers._common import IMAGE_DTYPE, NORMS, PYTORCH_NORM
 from erlrestore.layers.crop_to_match import CropToMatch
 from erlrestore.layers.dense_block import DenseBlock
 from erlrestore.layers.feature_fusion import FeatureFusion
-from erlrestore.layers.fused_batch_norm import FusedBatchNormalization
+from erlrestore.layers.batch_normalization import BatchNormalization
 from erlrestore.layers.info_accum import InfoAccum
 from erlrestore.layers.pad_to_multiple import PadToMultiple
 from erlrestore.layers.phase_conv2d_transpose import PhaseConv2DTranspose, phase_form_applies, phase_kernel
@@ -44,7 +44,7 @@ from erlrestore.layers.subpixel_upsample import SubPixelUpsample
 
 # Every custom layer, in the order of the docstring (the tests check each one with layer_testing.check_layer).
 LAYERS = (DenseBlock, FeatureFusion, PadToMultiple, CropToMatch, InfoAccum, SubPixelUpsample, PhaseConv2DTranspose,
-          FusedBatchNormalization)
+          BatchNormalization)
 
 for _layer in LAYERS:
     _layer.__module__ = __name__
@@ -58,7 +58,7 @@ __all__ = [
     "CropToMatch",
     "DenseBlock",
     "FeatureFusion",
-    "FusedBatchNormalization",
+    "BatchNormalization",
     "InfoAccum",
     "PadToMultiple",
     "PhaseConv2DTranspose",

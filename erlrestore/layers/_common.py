@@ -37,7 +37,7 @@ def norm_layer(norm, name, dtype_policy, pytorch_defaults=False):
     if norm == "instance":
         epsilon = {"epsilon": PYTORCH_NORM["epsilon"]} if pytorch_defaults else {}
         return keras.layers.GroupNormalization(groups=-1, dtype=dtype_policy, name=name, **epsilon)
-    from erlrestore.layers.fused_batch_norm import FusedBatchNormalization  # imports this module
+    from erlrestore.layers.batch_normalization import BatchNormalization  # imports this module
 
     settings = PYTORCH_NORM if pytorch_defaults else {}
-    return FusedBatchNormalization(dtype=dtype_policy, name=name, **settings)
+    return BatchNormalization(dtype=dtype_policy, name=name, **settings)

@@ -52,7 +52,7 @@ import re
 import keras
 import numpy as np
 
-from erlrestore.layers import (IMAGE_DTYPE, NORMS, CropToMatch, FusedBatchNormalization, InfoAccum, PadToMultiple,
+from erlrestore.layers import (IMAGE_DTYPE, NORMS, BatchNormalization, CropToMatch, InfoAccum, PadToMultiple,
                                SubPixelUpsample)
 
 KINDS = ("unet", "endec")
@@ -239,7 +239,7 @@ def generator_config(name, **overrides):
 def _norm_layer(norm, name):
     """The normalisation layer for ``norm`` ("batch" / "instance"), or None."""
     if norm == "batch":
-        return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+        return BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
     if norm == "instance":
         return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
     return None

@@ -1,17 +1,17 @@
-"""FusedBatchNormalization: Keras' batch normalization, computed by TensorFlow's fused kernel in training."""
+"""BatchNormalization: Keras' batch normalization, computed by TensorFlow's fused kernel in training."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from erlrestore.layers import FusedBatchNormalization
+from erlrestore.layers import BatchNormalization
 from layer_testing import check_layer
 
 
-def test_fused_batch_norm_standard_checks():
+def test_batch_normalization_standard_checks():
     check_layer(
-        FusedBatchNormalization,
+        BatchNormalization,
         {"momentum": 0.9, "epsilon": 1e-5},
         input_shape=(2, 6, 5, 4),
         expected_output_shape=(2, 6, 5, 4),
@@ -22,7 +22,7 @@ def test_fused_batch_norm_standard_checks():
 def _pair(policy, channels, **kwargs):
     """A Keras layer and a fused one with the same (non-trivial) weights."""
     keras_bn = keras.layers.BatchNormalization(dtype=policy, **kwargs)
-    fused_bn = FusedBatchNormalization(dtype=policy, **kwargs)
+    fused_bn = BatchNormalization(dtype=policy, **kwargs)
     rng = np.random.default_rng(3)
     for layer in (keras_bn, fused_bn):
         layer.build((None, None, None, channels))
@@ -74,7 +74,7 @@ def _op_types(layer, x, training):
 
 
 def test_training_mode_runs_the_fused_kernel_and_inference_keras_ops():
-    layer = FusedBatchNormalization()
+    layer = BatchNormalization()
     x = np.zeros((2, 4, 4, 3), "float32")
     layer(x)
     assert "FusedBatchNormV3" in _op_types(layer, x, True)
@@ -88,7 +88,7 @@ def test_what_it_does_not_fuse_is_keras_batch_norm(case):
     shape = {"rank2": (6, 4), "axis1": (2, 4, 3, 3)}.get(case, (2, 3, 3, 4))
     kwargs = {"axis": 1} if case == "axis1" else {}
     keras_bn = keras.layers.BatchNormalization(**kwargs)
-    fused_bn = FusedBatchNormalization(**kwargs)
+    fused_bn = BatchNormalization(**kwargs)
     x = np.random.default_rng(1).normal(size=shape).astype("float32")
     mask = np.ones(shape[:-1], bool) if case == "mask" else None
     for layer in (keras_bn, fused_bn):
@@ -97,3 +97,28 @@ def test_what_it_does_not_fuse_is_keras_batch_norm(case):
     expected = keras_bn(x, training=True, mask=mask)
     np.testing.assert_allclose(fused_bn(x, training=True, mask=mask), expected, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(fused_bn.moving_variance.numpy(), keras_bn.moving_variance.numpy(), rtol=1e-6)
+
+
+def test_models_saved_with_keras_batch_norm_load_into_this_one(tmp_path, monkeypatch):
+    # A .keras file keys a listed layer's weights by its class name (batch_normalization_<k>): a generator saved
+    # when its norms (InfoAccum's nested ones, the functional model's own) were Keras' class must load unchanged.
+    from erlrestore.layers import batch_normalization
+    from erlrestore.models import pix2pix
+
+    config = pix2pix.GeneratorConfig(levels=3, base_filters=4, max_filters=8, norm="batch", info_accum_layers=2,
+                                     info_accum_growth=3)
+    with monkeypatch.context() as patch:
+        patch.setattr(batch_normalization, "BatchNormalization", keras.layers.BatchNormalization)
+        patch.setattr(pix2pix, "BatchNormalization", keras.layers.BatchNormalization)
+        old = pix2pix.build_generator(config)
+        assert not any(type(layer) is BatchNormalization for layer in old._flatten_layers())
+    rng = np.random.default_rng(0)
+    for weight in old.weights:
+        weight.assign(rng.uniform(0.5, 1.5, size=tuple(weight.shape)).astype("float32"))
+    path = str(tmp_path / "old.keras")
+    old.save(path)
+    loaded = keras.models.load_model(path)
+    nested = [layer for layer in loaded._flatten_layers() if type(layer) is BatchNormalization]
+    assert nested, "InfoAccum rebuilds its norms as erlrestore's layer"
+    x = rng.uniform(0.0, 1.0, size=(1, 16, 16, 3)).astype("float32")
+    np.testing.assert_array_equal(loaded(x, training=False), old(x, training=False))

@@ -1,4 +1,4 @@
-"""FusedBatchNormalization: Keras' batch normalization, trained through TensorFlow's fused kernel."""
+"""BatchNormalization: Keras' batch normalization, trained through TensorFlow's fused kernel."""
 
 import keras
 import tensorflow as tf
@@ -10,8 +10,16 @@ _FUSED_DTYPES = (tf.float32, tf.bfloat16, tf.float16)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class FusedBatchNormalization(keras.layers.BatchNormalization):
+class BatchNormalization(keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` whose training-mode step is one fused kernel.
+
+    The class has Keras' name on purpose: a ``.keras`` file keys the weights
+    of a layer held in a list (the norms inside :class:`DenseBlock` and
+    :class:`InfoAccum`, every layer of a functional model) by its class name
+    in snake case, ``batch_normalization_<k>``. With the same name, models
+    saved before this layer existed (with Keras' class inside) load into it,
+    and models saved with it load where the ``erlrestore`` package is
+    registered; a class of another name would make both fail.
 
     The same constructor arguments, weights (``gamma``, ``beta``,
     ``moving_mean``, ``moving_variance``), config and arithmetic as Keras'
