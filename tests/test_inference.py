@@ -327,6 +327,28 @@ def test_batch_statistics_keras_only(model, tmp_path):
         inference.as_restorer(3)
 
 
+def test_batch_statistics_dropout_is_seeded_per_call(tmp_path):
+    # pix2pix's test mode turns dropout on; its masks come from fixed seeds set before every call, so an image
+    # restores the same way in every process and whatever was restored before it (and unlike inference mode).
+    import keras
+
+    from erlrestore.models import pix2pix
+
+    config = pix2pix.GeneratorConfig(levels=3, base_filters=4, max_filters=8, norm="batch", dropout=0.5,
+                                     dropout_blocks=1)
+    model = pix2pix.build_generator(config)
+    assert any(isinstance(layer, keras.layers.Dropout) for layer in model._flatten_layers())
+    model.save(tmp_path / "g.keras")
+    image, other = random_image(16, 24)[np.newaxis], random_image(16, 24, seed=5)[np.newaxis]
+    first = inference.load_restorer(tmp_path / "g.keras", batch_statistics=True)
+    alone = first(image)
+    first(other)
+    np.testing.assert_array_equal(first(image), alone)
+    # Another load (other seed-generator states at load) gives the same output.
+    np.testing.assert_array_equal(inference.load_restorer(tmp_path / "g.keras", batch_statistics=True)(image), alone)
+    assert not np.allclose(inference.load_restorer(tmp_path / "g.keras")(image), alone, atol=1e-4)
+
+
 def test_whole_image_mode_is_one_call(restorer):
     image = random_image(40, 70)
     counting, calls = recording(restorer)

@@ -53,7 +53,8 @@ ambiguous, unreadable or wrongly sized mask is an error naming the file.
 ``--norm_statistics=batch`` evaluates as pix2pix's ``test.py`` does by
 default (without ``--eval``): the model is called with ``training=True``, so
 batch normalisation uses each image's own statistics and, in Keras, dropout
-is on too (random outputs where the model has dropout, pix2pix's noise).
+is on too (pix2pix's noise), its masks drawn from fixed seeds set before
+every call, so a score is the same in every run (``KerasRestorer``).
 The default, ``running``, is Keras' inference mode (moving statistics, no
 dropout; pix2pix's ``--eval``). Models without batch norm or dropout give the
 same result either way. Batch statistics need a Keras model (``.keras``, run

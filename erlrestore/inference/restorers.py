@@ -126,6 +126,11 @@ def _moving_statistics(model):
     return [w for w in model.non_trainable_weights if w.path.rsplit("/", 1)[-1].startswith("moving_")]
 
 
+def _seed_states(model):
+    """The states of the model's random-number generators (Keras' ``SeedGenerator``: dropout's), in model order."""
+    return [v for v in model.non_trainable_variables if v.path.rsplit("/", 1)[-1] == "seed_generator_state"]
+
+
 # model -> {training: its traced, clipped function}. A Keras model's function
 # is traced once per model (and mode) and shared by every KerasRestorer of it,
 # so that wrapping one model again and again (evaluating it several times)
@@ -166,10 +171,16 @@ class KerasRestorer(Restorer):
     pix2pix's default test mode (its ``test.py`` without ``--eval`` leaves the
     networks in PyTorch's train mode): batch norm normalises with the
     statistics of the batch itself (one image, or one tile, per call as the
-    tools run it), and Keras also turns dropout on, so the output is random
-    where the model has dropout, pix2pix's noise source. The moving
-    statistics that a training-mode call updates are put back after every
-    call, so restoring never changes the model. Exported SavedModels and ONNX,
+    tools run it), and Keras also turns dropout on, pix2pix's noise source.
+    Choice: the dropout masks are drawn from fixed seeds, set again before
+    every call (generator ``k`` of the model starts at ``[k + 1, 0]``), so
+    a model restores an image the same way every time and in any company
+    (a score does not depend on the run or on the other images evaluated;
+    unseeded, a pix2pix UNet-8's mean Y-PSNR on ten images moved by 0.05 dB
+    between runs). pix2pix's ``test.py`` leaves its masks unseeded; the
+    expected score is the same. The moving statistics that a training-mode
+    call updates are put back after every call, so restoring never changes
+    the model. Exported SavedModels and ONNX,
     LiteRT and OpenVINO models are frozen in inference mode and cannot do this.
 
     ``optimize_graph=True`` (inference mode only) runs the model's inference
@@ -210,6 +221,8 @@ class KerasRestorer(Restorer):
         if not self.batch_statistics:
             return super().__call__(batch)
         kept = [(weight, weight.numpy()) for weight in _moving_statistics(self.model)]
+        for k, state in enumerate(_seed_states(self.model)):
+            state.assign(np.array([k + 1, 0], dtype=state.dtype))
         try:
             return super().__call__(batch)
         finally:
