@@ -216,13 +216,17 @@ class KerasRestorer(Restorer):
             running, self.folded_batch_norms, self.phased_convolutions = graph.model, graph.folded, graph.phased
         self._keep_alive = running
         self._function = _keras_function(running, self.batch_statistics)
+        # Batch-statistics mode: the moving statistics to put back and the dropout seeds to set, found once.
+        self._moving = _moving_statistics(model) if self.batch_statistics else []
+        self._seeds = [(state, np.array([k + 1, 0], dtype=state.dtype))
+                       for k, state in enumerate(_seed_states(model))] if self.batch_statistics else []
 
     def __call__(self, batch):
         if not self.batch_statistics:
             return super().__call__(batch)
-        kept = [(weight, weight.numpy()) for weight in _moving_statistics(self.model)]
-        for k, state in enumerate(_seed_states(self.model)):
-            state.assign(np.array([k + 1, 0], dtype=state.dtype))
+        kept = [(weight, weight.numpy()) for weight in self._moving]
+        for state, start in self._seeds:
+            state.assign(start)
         try:
             return super().__call__(batch)
         finally:
