@@ -46,8 +46,8 @@ Choices made here:
   :class:`erlrestore.layers.BatchNormalization` (exactly those
   classes: the second differs only in training mode) called once in the model on one tensor, without ``training`` or a
   mask, normalising the channel axis, whose input is the output of a
-  ``keras.layers.Conv2D`` or ``keras.layers.Conv2DTranspose`` (exactly those
-  classes) that is called once in the model, has a linear activation, no
+  ``Conv2D`` or ``Conv2DTranspose``, Keras' or erlrestore's (exactly those
+  classes: erlrestore's differ only in training mode) that is called once in the model, has a linear activation, no
   LoRA and no quantisation and the batch norm's compute dtype, and whose
   output nothing else reads (no other layer, not a model output).
   Everything else (batch norm after other layers, ``GroupNormalization``,
@@ -168,7 +168,8 @@ _SIXTEEN_BIT_POLICIES = frozenset({"mixed_bfloat16", "mixed_float16", "bfloat16"
 CHECK_SIZE = 64
 CHECK_SEED = 0
 
-_CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+_CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, layers.Conv2D, layers.Conv2DTranspose)
+_TRANSPOSED_CONVOLUTIONS = (keras.layers.Conv2DTranspose, layers.Conv2DTranspose)
 _BATCH_NORMS = (keras.layers.BatchNormalization, layers.BatchNormalization)
 
 
@@ -271,7 +272,7 @@ def _folded_weights(conv, bn):
     float32 (one rounding per element, and no float64 copy of a big kernel).
     """
     kernel = np.array(conv.kernel.numpy(), np.float32)
-    channels = kernel.shape[-1] if type(conv) is keras.layers.Conv2D else kernel.shape[-2]
+    channels = kernel.shape[-2] if type(conv) in _TRANSPOSED_CONVOLUTIONS else kernel.shape[-1]
 
     def vector(variable, default):
         if variable is None:
@@ -284,16 +285,16 @@ def _folded_weights(conv, bn):
     variance = vector(bn.moving_variance, 1.0)
     bias = vector(conv.bias if conv.use_bias else None, 0.0)
     scale = gamma / np.sqrt(variance + float(bn.epsilon))
-    if type(conv) is keras.layers.Conv2D:
-        kernel *= scale.astype(np.float32)  # (kh, kw, in, out): the last axis is the output channel
-    else:
+    if type(conv) in _TRANSPOSED_CONVOLUTIONS:
         kernel *= scale.astype(np.float32)[:, np.newaxis]  # (kh, kw, out, in): axis 2 is the output channel
+    else:
+        kernel *= scale.astype(np.float32)  # (kh, kw, in, out): the last axis is the output channel
     return kernel, (bias - mean) * scale + beta
 
 
 def _phase_ready(conv):
     """Whether ``conv`` is a ``Conv2DTranspose`` that :class:`~erlrestore.layers.PhaseConv2DTranspose` computes."""
-    if type(conv) is not keras.layers.Conv2DTranspose or not _plain_linear(conv):
+    if type(conv) not in _TRANSPOSED_CONVOLUTIONS or not _plain_linear(conv):
         return False
     (kernel, kernel_w), (stride, stride_w) = conv.kernel_size, conv.strides
     if kernel != kernel_w or stride != stride_w or tuple(conv.dilation_rate) != (1, 1):

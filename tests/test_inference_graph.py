@@ -6,12 +6,12 @@ import pytest
 import tensorflow as tf
 
 from erlrestore import export, inference, inference_graph
-from erlrestore.layers import PhaseConv2DTranspose
+from erlrestore.layers import Conv2D, Conv2DTranspose, PhaseConv2DTranspose
 from erlrestore.models import erlnet, memd, pix2pix
 from erlrestore.training import devices
 
 TOLERANCE = inference_graph.TOLERANCE
-CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, Conv2D, Conv2DTranspose)
 
 
 def batch_norms(model):
@@ -102,7 +102,7 @@ def test_unet_folds_every_batch_norm_after_a_convolution(unet, odd_batch):
         assert layer is not unet.get_layer(name) and layer.use_bias and not unet.get_layer(name).use_bias
     # Both kinds were folded: Conv2D in the encoder, Conv2DTranspose in the decoder (which became phase
     # convolutions, the top one with its own bias and no batch norm too).
-    assert type(folded.get_layer("enc_1_conv")) is keras.layers.Conv2D
+    assert type(folded.get_layer("enc_1_conv")) is Conv2D
     assert result.phased == ("dec_3_up", "dec_2_up", "dec_1_up", "dec_0_up")
     assert all(type(folded.get_layer(name)) is PhaseConv2DTranspose for name in result.phased)
     # Unchanged layers are shared, with their weights (the dropout and the custom padding layer among them).

@@ -18,13 +18,16 @@ channels-last on float32 tensors and accepts dynamic spatial sizes
 - :class:`BatchNormalization` -- Keras' batch normalization (same
   weights, config and arithmetic) whose training step is TensorFlow's fused
   kernel; every batch norm of the models is one.
+- :class:`Conv2D` / :class:`Conv2DTranspose` -- Keras' convolutions (same
+  weights, config and arithmetic) whose training step on a tiny image (the
+  innermost levels of a U-Net) is one matrix product; pix2pix's U-Net uses them.
 
 Plain Keras layers are used wherever they suffice (e.g. ``keras.layers.Add``
 for the ERL-Net feature entanglement).
 
 Each layer lives in a module of its own (``dense_block``, ``feature_fusion``,
 ``pad_to_multiple``, ``crop_to_match``, ``info_accum``, ``subpixel_upsample``,
-``phase_conv2d_transpose``, ``batch_normalization``; shared helpers in ``_common``); import them from
+``phase_conv2d_transpose``, ``batch_normalization``, ``conv2d``, ``conv2d_transpose``; shared helpers in ``_common``); import them from
 here. Their ``__module__`` is set to this package, the path they had as one
 module, so that ``keras.saving.serialize_keras_object`` writes the same
 ``"module": "erlrestore.layers"`` as the configs already shipped and saved
@@ -37,6 +40,8 @@ from erlrestore.layers.crop_to_match import CropToMatch
 from erlrestore.layers.dense_block import DenseBlock
 from erlrestore.layers.feature_fusion import FeatureFusion
 from erlrestore.layers.batch_normalization import BatchNormalization
+from erlrestore.layers.conv2d import Conv2D
+from erlrestore.layers.conv2d_transpose import Conv2DTranspose
 from erlrestore.layers.info_accum import InfoAccum
 from erlrestore.layers.pad_to_multiple import PadToMultiple
 from erlrestore.layers.phase_conv2d_transpose import PhaseConv2DTranspose, phase_form_applies, phase_kernel
@@ -44,7 +49,7 @@ from erlrestore.layers.subpixel_upsample import SubPixelUpsample
 
 # Every custom layer, in the order of the docstring (the tests check each one with layer_testing.check_layer).
 LAYERS = (DenseBlock, FeatureFusion, PadToMultiple, CropToMatch, InfoAccum, SubPixelUpsample, PhaseConv2DTranspose,
-          BatchNormalization)
+          BatchNormalization, Conv2D, Conv2DTranspose)
 
 for _layer in LAYERS:
     _layer.__module__ = __name__
@@ -59,6 +64,8 @@ __all__ = [
     "DenseBlock",
     "FeatureFusion",
     "BatchNormalization",
+    "Conv2D",
+    "Conv2DTranspose",
     "InfoAccum",
     "PadToMultiple",
     "PhaseConv2DTranspose",

@@ -52,8 +52,8 @@ import re
 import keras
 import numpy as np
 
-from erlrestore.layers import (IMAGE_DTYPE, NORMS, BatchNormalization, CropToMatch, InfoAccum, PadToMultiple,
-                               SubPixelUpsample)
+from erlrestore.layers import (IMAGE_DTYPE, NORMS, BatchNormalization, Conv2D, Conv2DTranspose, CropToMatch,
+                               InfoAccum, PadToMultiple, SubPixelUpsample)
 
 KINDS = ("unet", "endec")
 # The normalisations of the generators and the PatchGAN (erlrestore.layers.NORMS), listed from pix2pix's
@@ -285,7 +285,7 @@ def _unet(x, config):
         if k > 0:
             h = keras.layers.LeakyReLU(0.2, name=f"enc_{k}_act")(h)
         norm = config.norm if 0 < k < n - 1 else "none"
-        h = keras.layers.Conv2D(
+        h = Conv2D(
             widths[k], 4, strides=2, padding="same", use_bias=norm == "none", name=f"enc_{k}_conv"
         )(h)
         h = _maybe_norm(h, norm, f"enc_{k}_norm")
@@ -293,7 +293,7 @@ def _unet(x, config):
     dropout_levels = config.dropout_levels()
     for k in range(n - 1, 0, -1):
         h = keras.layers.ReLU(name=f"dec_{k}_act")(h)
-        h = keras.layers.Conv2DTranspose(
+        h = Conv2DTranspose(
             widths[k - 1], 4, strides=2, padding="same", use_bias=config.norm == "none", name=f"dec_{k}_up"
         )(h)
         h = _maybe_norm(h, config.norm, f"dec_{k}_norm")
@@ -304,7 +304,7 @@ def _unet(x, config):
     if config.subpixel:
         h = SubPixelUpsample(3, scale=2, kernel_size=3, name="dec_0_up")(h)
     else:
-        h = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="dec_0_up")(h)
+        h = Conv2DTranspose(3, 4, strides=2, padding="same", name="dec_0_up")(h)
     return keras.layers.Activation("tanh", name="tanh", dtype=IMAGE_DTYPE)(h)
 
 
@@ -422,7 +422,7 @@ def build_patchgan(base_filters=64, num_layers=5, norm="batch", name="discrimina
         stride = 2 if i < num_layers - 2 else 1
         layer_norm = norm if i > 0 else "none"
         h = keras.layers.ZeroPadding2D(1, name=f"pad_{i}")(h)
-        h = keras.layers.Conv2D(
+        h = Conv2D(
             min(base_filters * 2**i, 8 * base_filters), 4, strides=stride, use_bias=layer_norm == "none", name=f"conv_{i}"
         )(h)
         h = _maybe_norm(h, layer_norm, f"norm_{i}")
