@@ -17,7 +17,10 @@ in a child process that returns the results as data), and writes:
   records: paper beside ours as mean +- std over seeds, and a three-way
   verdict, :mod:`erlrestore.verdicts`, for every claim the paper makes
   about its rows, :mod:`erlrestore.claims`) and ``curves.png`` (when
-  matplotlib is installed) (:mod:`erlrestore.table_reports`);
+  matplotlib is installed) (:mod:`erlrestore.table_reports`); the tables
+  that are figures of the paper (Rethinking Fig. 6 and Fig. 13) add their
+  plot, ``rethinking_fig6.png`` / ``rethinking_fig13.png``, drawn from the
+  records as the page draws it;
 * when the records went to the committed ``results/``, the generated part
   of ``docs/RESULTS.md`` (:mod:`erlrestore.results_page`).
 
@@ -615,4 +618,7 @@ def reproduce_table(table, scale, output_dir, *, flags_dir=None, data_root="", t
         figure = os.path.join(output_dir, "rethinking_table1.png")
         if plot_levels(figure, records.load_records(records_dir)):
             log(f"  Fig. 3 (PSNR against the number of levels): {figure}")
+    figure = results_page.draw_table_figure(table.key, stored, table_dir)  # Fig. 6 / Fig. 13, beside results.md
+    if figure:
+        log(f"  {table.title}: {figure}")
     return results

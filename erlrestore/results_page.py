@@ -386,12 +386,25 @@ def write_figures(page=None, records_dir=None):
         os.makedirs(figures_dir(page), exist_ok=True)
     if plot_levels(table1, found):  # False without matplotlib or without Table I records
         drawn.append(table1)
-    plotted = [key for key in TABLE_FIGURES if paper_figures.row_points(TABLES[key], found.get(key, []))]
-    pyplot = page_parts.pyplot() if plotted else None
-    for key in plotted if pyplot is not None else ():
-        drawn.append(paper_figures.TABLE_PLOTS[key](pyplot, TABLES[key], found[key],
-                                                    os.path.join(figures_dir(page), TABLE_FIGURES[key][0])))
+    for key in TABLE_FIGURES:
+        path = draw_table_figure(key, found.get(key, []), figures_dir(page))
+        if path:
+            drawn.append(path)
     return drawn
+
+
+def draw_table_figure(key, table_records, directory):
+    """Draws the plot of table ``key`` (one of :data:`TABLE_FIGURES`) from its records into ``directory``,
+    under the page's file name; returns its path, or None (another table, no record of a row, or no
+    matplotlib)."""
+    if key not in TABLE_FIGURES or not paper_figures.row_points(TABLES[key], table_records):
+        return None
+    pyplot = page_parts.pyplot()
+    if pyplot is None:
+        return None
+    os.makedirs(directory, exist_ok=True)
+    return paper_figures.TABLE_PLOTS[key](pyplot, TABLES[key], table_records,
+                                          os.path.join(directory, TABLE_FIGURES[key][0]))
 
 
 def page_matches(page=None, records_dir=None):

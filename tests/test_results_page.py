@@ -444,3 +444,28 @@ def test_input_scores_are_the_inputs_y_psnr_against_the_clean_images(tmp_path):
     scores = reproduce.input_scores(str(tmp_path), "", ())
     assert scores["psnr_mean"] == pytest.approx(20 * np.log10(255 / (2190 / 255)), abs=1e-4)
     assert scores["ssim_mean"] <= 1.0
+
+
+def test_reproducing_a_figure_table_draws_its_plot_beside_its_report(tmp_path):
+    """erlrestore-reproduce --table=rethinking_fig6 writes rethinking_fig6.png into <output_dir>/rethinking_fig6/,
+    drawn from every record of the table (here none trained by this call: --rows names none)."""
+    pytest.importorskip("matplotlib")
+    records_dir = tmp_path / "records"
+    for seed in (0, 1):
+        for row, offset in (("unet5_lsgan", 0.0), ("unet5_lsgan_infoaccum1", 1.0)):
+            _write(str(records_dir), _record("rethinking_fig6", row, seed, np.arange(4) + 20.0 + offset,
+                                             set_name="rain12"))
+    folder = tmp_path / "set"
+    folder.mkdir()
+    out = tmp_path / "out"
+    reproduce.reproduce_table(reproduce.TABLES["rethinking_fig6"], "tiny", str(out), rows=("no_such_row",),
+                              eval_sets={"rain12": (str(folder), str(folder))}, records_dir=str(records_dir),
+                              log=lambda *_: None)
+    figure = out / "rethinking_fig6" / results_page.FIG6_FIGURE
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    assert (out / "rethinking_fig6" / "results.md").is_file()
+    # A table that is not a figure draws none.
+    reproduce.reproduce_table(reproduce.TABLES["erlnet_table2"], "tiny", str(out), rows=("no_such_row",),
+                              eval_sets={"rain12": (str(folder), str(folder))}, records_dir=str(records_dir),
+                              log=lambda *_: None)
+    assert not list((out / "erlnet_table2").glob("rethinking_*.png"))
