@@ -63,7 +63,6 @@ MATMUL_MAX_TRANSPOSE_PIXELS = 64
 SPACE_TO_DEPTH_MIN_CONV_PIXELS = 64 * 64
 
 
-
 def strided_4x4(layer, inputs, training, paddings):
     """Whether a call is a training-mode 4 x 4 / stride 2 convolution of a static-size image the faster forms take."""
     shape = inputs.shape
@@ -74,7 +73,7 @@ def strided_4x4(layer, inputs, training, paddings):
 
 
 def _conv_form(layer, inputs, training):
-    """"product", "space_to_depth" or None (Keras' call) for a :class:`Conv2D` call."""
+    """The form a :class:`Conv2D` call takes: "product", "space_to_depth", or None for Keras' own call."""
     if not strided_4x4(layer, inputs, training, ("same", "valid")):
         return None
     height, width = inputs.shape[1], inputs.shape[2]
@@ -86,6 +85,7 @@ def _conv_form(layer, inputs, training):
 
 
 def finish(layer, outputs):
+    """``outputs`` of a faster form plus the layer's bias, through its activation, as Keras' call ends."""
     if layer.use_bias:
         outputs = outputs + tf.cast(layer.bias, outputs.dtype)
     return outputs if layer.activation is None else layer.activation(outputs)
