@@ -289,3 +289,24 @@ def test_rescore_card_replaces_and_drops_scores_and_keeps_the_weights(tmp_path):
                      "input_psnr_y": round(degraded.psnr, 4), "input_ssim_y": round(degraded.ssim, 5),
                      "rescored": True}
     assert entry["psnr_y"] != entry["input_psnr_y"]
+    # A classical baseline's record quoted beside a set scored here; a record of other images, or of a set not
+    # scored here, is refused before anything is written.
+    import json
+    record = tmp_path / "cbm3d.json"  # the shape of a tools.classical_baselines record
+    record.write_text(json.dumps({"method": "cbm3d", "settings": "sigma=15", "channel": "y", "count": 2,
+                                  "mean": {"psnr_y": 30.123456, "ssim_y": 0.9}}))
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"method": "cbm3d", "settings": "sigma=15", "channel": "y", "count": 3,
+                                 "mean": {"psnr_y": 30.0, "ssim_y": 0.9}}))
+    with pytest.raises(ValueError, match="scored 3 images on channel y; new-set has 2"):
+        rescore_card.rescore("tiny-memd", {"new-set": (str(data), "")}, folder=folder,
+                             baselines={"new-set": str(wrong)})
+    with pytest.raises(ValueError, match="not scored here: kept"):
+        rescore_card.rescore("tiny-memd", {"new-set": (str(data), "")}, folder=folder,
+                             baselines={"kept": str(record)})
+    assert pretrained.info("tiny-memd", folder=folder) == after
+    rescore_card.rescore("tiny-memd", {"new-set": (str(data), "")}, folder=folder, log=lambda line: None,
+                         baselines={"new-set": str(record)})
+    quoted = pretrained.info("tiny-memd", folder=folder)["scores"]["new-set"]
+    assert quoted == {**entry, "baseline": {"method": "cbm3d", "settings": "sigma=15", "psnr_y": 30.1235,
+                                            "ssim_y": 0.9}}

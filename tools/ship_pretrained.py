@@ -150,6 +150,19 @@ def eval_sets_flag(values):
         raise app.UsageError(f"--eval_sets entries look like name=path: {error}") from None
 
 
+def baselines_flag(values, sets):
+    """``--baselines`` parsed ({set name: record path}); app.UsageError for a malformed entry or a set that
+    ``--eval_sets`` (``sets``) does not score (a baseline is quoted beside the model's score on the same images)."""
+    try:
+        baselines = dict(entry.split("=", 1) for entry in values)
+    except ValueError as error:
+        raise app.UsageError(f"--baselines entries look like name=path: {error}") from None
+    unknown = sorted(set(baselines) - set(sets))
+    if unknown:
+        raise app.UsageError(f"--baselines names sets not in --eval_sets: {', '.join(unknown)}")
+    return baselines
+
+
 def report_written(paths):
     for path in paths:
         print(f"wrote {path} ({os.path.getsize(path) / 2**20:.2f} MiB)")
@@ -159,13 +172,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     sets = eval_sets_flag(FLAGS.eval_sets)
-    try:
-        baselines = dict(entry.split("=", 1) for entry in FLAGS.baselines)
-    except ValueError as error:
-        raise app.UsageError(f"--baselines entries look like name=path: {error}") from None
-    unknown = sorted(set(baselines) - set(sets))
-    if unknown:
-        raise app.UsageError(f"--baselines names sets not in --eval_sets: {', '.join(unknown)}")
+    baselines = baselines_flag(FLAGS.baselines, sets)
     paths = ship(FLAGS.run_dir, FLAGS.name, FLAGS.description, FLAGS.use, sets, FLAGS.max_db_change, FLAGS.folder,
                  task=FLAGS.task, channel=FLAGS.channel, baselines=baselines,
                  trained_short_side=FLAGS.trained_short_side)
