@@ -19,15 +19,17 @@ channels-last on float32 tensors and accepts dynamic spatial sizes
   weights, config and arithmetic) whose training step is TensorFlow's fused
   kernel; every batch norm of the models is one.
 - :class:`Conv2D` / :class:`Conv2DTranspose` -- Keras' convolutions (same
-  weights, config and arithmetic) whose training step on a tiny image (the
-  innermost levels of a U-Net) is one matrix product; pix2pix's U-Net uses them.
+  weights, config and arithmetic) whose training step takes a faster form at
+  the ends of a U-Net (one matrix product on a tiny image, ``space_to_depth``
+  on a large one); pix2pix's U-Net and PatchGAN use them.
 
 Plain Keras layers are used wherever they suffice (e.g. ``keras.layers.Add``
 for the ERL-Net feature entanglement).
 
 Each layer lives in a module of its own (``dense_block``, ``feature_fusion``,
 ``pad_to_multiple``, ``crop_to_match``, ``info_accum``, ``subpixel_upsample``,
-``phase_conv2d_transpose``, ``batch_normalization``, ``conv2d``, ``conv2d_transpose``; shared helpers in ``_common``); import them from
+``phase_conv2d_transpose``, ``batch_normalization``, ``conv2d``,
+``conv2d_transpose``; shared helpers in ``_common``); import them from
 here. Their ``__module__`` is set to this package, the path they had as one
 module, so that ``keras.saving.serialize_keras_object`` writes the same
 ``"module": "erlrestore.layers"`` as the configs already shipped and saved
