@@ -307,9 +307,9 @@ FIG13_POSITIONS = ((), (0,), (1,), (2,), (3,), (4,), (0, 1))
 # (erlrestore.reproduce.run_dir_for), so each trains once for every table that lists it. --info_accum_layers
 # defaults to 0 and --info_accum_positions to 0 (erlrestore/training/gan_family.py), so unet5_lsgan is L = 0 and
 # unet5_lsgan_infoaccum15 is both L = 15 and InfoAccum-15 at the "1st" position.
-_UNET5_LSGAN = Row("unet5_lsgan", "UNet-5 + LSGAN", "unet5_lsgan.flags")
-_UNET5_LSGAN_INFOACCUM15 = Row("unet5_lsgan_infoaccum15", "UNet-5 + LSGAN + InfoAccum-15",
-                               "unet5_lsgan_infoaccum15.flags")
+_TABLE2_ROW = {row_id: Row(row_id, label, flagfile) for row_id, label, flagfile in _TABLE2_ROWS}
+_UNET5_LSGAN = _TABLE2_ROW["unet5_lsgan"]
+_UNET5_LSGAN_INFOACCUM15 = _TABLE2_ROW["unet5_lsgan_infoaccum15"]
 
 
 def ordinal(position):
@@ -362,18 +362,12 @@ FIG13_BACKBONE_CAVEAT = (
 
 def _derain_figure(key, title, words, rows, caveats=()):
     """A Rethinking figure measured as a table of rows: de-raining, trained and scored as Table II's Rain800
-    column (the same data, test sets and evaluation flags), so rows it shares with Table II are the same runs."""
-    return Table(
-        key=key,
-        title=title,
+    column (that table with other rows: the same data, test sets and evaluation flags), so rows it shares with
+    Table II are the same runs."""
+    return dataclasses.replace(
+        _table2("rethinking_table2", _DERAIN_SETS, CPU_DERAIN_DATA), key=key, title=title,
         paper_column=f"Rain800 de-raining (Rethinking generative methods, {words}: a plot, no number printed)",
-        family="gan",
-        rows=rows,
-        eval_sets=_DERAIN_SETS,
-        eval_flags=("--norm_statistics=batch",),
-        cpu_data=CPU_DERAIN_DATA,
-        caveats=caveats,
-    )
+        rows=rows, caveats=caveats)
 
 
 TABLES = {

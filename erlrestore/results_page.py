@@ -326,7 +326,7 @@ def render_generated(records_dir=None):
                          f"± standard deviation over seeds, against N):\n\n"
                          f"![Rethinking Fig. 3 / Table I from our records]({paper_figures.FIGURES_DIR}/"
                          f"{TABLE1_FIGURE})\n")
-        if key in TABLE_FIGURES and paper_figures.row_points(table, found.get(key, [])):  # as write_figures draws
+        if has_table_figure(key, found.get(key, [])):
             figure, words = TABLE_FIGURES[key]
             parts.append(f"{words}:\n\n![{words.split(' from ')[0]} from our records]({paper_figures.FIGURES_DIR}/"
                          f"{figure})\n")
@@ -393,11 +393,17 @@ def write_figures(page=None, records_dir=None):
     return drawn
 
 
+def has_table_figure(key, table_records):
+    """Whether table ``key`` is one of :data:`TABLE_FIGURES` and its records give its plot a point (the page
+    links the plot, and :func:`draw_table_figure` draws it, exactly then)."""
+    return key in TABLE_FIGURES and bool(paper_figures.row_points(TABLES[key], table_records))
+
+
 def draw_table_figure(key, table_records, directory):
     """Draws the plot of table ``key`` (one of :data:`TABLE_FIGURES`) from its records into ``directory``,
     under the page's file name; returns its path, or None (another table, no record of a row, or no
     matplotlib)."""
-    if key not in TABLE_FIGURES or not paper_figures.row_points(TABLES[key], table_records):
+    if not has_table_figure(key, table_records):
         return None
     pyplot = page_parts.pyplot()
     if pyplot is None:
